@@ -1,0 +1,113 @@
+"""Loads the arch table (data/arches.yaml) into frozen dataclasses."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from importlib import resources
+from typing import Mapping
+
+import yaml
+
+from .errors import ExitCode, OrchestratorError
+
+
+@dataclasses.dataclass(frozen=True)
+class QemuSpec:
+    binary: str
+    package: str
+    machine: str
+    cpu: str
+    memory: str
+    smp: int
+    bios: str | None
+    extra_args: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class KvmSpec:
+    cpu: str
+    host_machines: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class BusyboxSpec:
+    path: str
+    package: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    name: str
+    kernel_arch: str
+    srcarch: str
+    cross_compile: str
+    llvm: str | None
+    toolchain: Mapping[str, str]
+    build_target: str
+    kernel_image: str
+    qemu: QemuSpec
+    kvm: KvmSpec
+    console: str
+    cmdline: str
+    busybox: BusyboxSpec
+    halt_command: str | None
+
+    def make_vars(self) -> list[str]:
+        """The ARCH/CROSS_COMPILE/LLVM variables for every make call of this arch."""
+        out = [f"ARCH={self.kernel_arch}"]
+        if self.cross_compile:
+            out.append(f"CROSS_COMPILE={self.cross_compile}")
+        if self.llvm is not None:
+            out.append(f"LLVM={self.llvm}")
+        return out
+
+    @property
+    def compiler(self) -> str:
+        if self.llvm is not None:
+            return "clang" + (self.llvm if self.llvm.startswith("-") else "")
+        return f"{self.cross_compile}gcc"
+
+
+def _arch_from_row(name: str, row: dict) -> Arch:
+    try:
+        q = row["qemu"]
+        return Arch(
+            name=name,
+            kernel_arch=row["kernel_arch"],
+            srcarch=row["srcarch"],
+            cross_compile=row.get("cross_compile") or "",
+            llvm=row.get("llvm"),
+            toolchain=dict(row.get("toolchain") or {}),
+            build_target=row["build_target"],
+            kernel_image=row["kernel_image"],
+            qemu=QemuSpec(
+                binary=q["binary"], package=q["package"], machine=q["machine"],
+                cpu=q["cpu"], memory=str(q.get("memory", "1G")), smp=int(q.get("smp", 2)),
+                bios=q.get("bios"), extra_args=tuple(q.get("extra_args") or ()),
+            ),
+            kvm=KvmSpec(cpu=row["kvm"]["cpu"], host_machines=tuple(row["kvm"]["host_machines"])),
+            console=row["console"],
+            cmdline=row.get("cmdline") or "",
+            busybox=BusyboxSpec(**row["busybox"]),
+            halt_command=row.get("halt_command"),
+        )
+    except (KeyError, TypeError) as exc:
+        raise OrchestratorError(
+            f"The arch table row '{name}' is missing or has a malformed field ({exc}); "
+            "fix orchestrator/data/arches.yaml.", ExitCode.INFRA_ERROR) from exc
+
+
+@functools.cache
+def load_table() -> dict[str, Arch]:
+    text = resources.files("orchestrator").joinpath("data/arches.yaml").read_text()
+    rows = yaml.safe_load(text) or {}
+    return {name: _arch_from_row(name, row) for name, row in rows.items()}
+
+
+def get_arch(name: str) -> Arch:
+    table = load_table()
+    if name not in table:
+        raise OrchestratorError(
+            f"Unknown arch '{name}'; valid arch names are: {', '.join(sorted(table))}.",
+            ExitCode.BAD_INPUT)
+    return table[name]

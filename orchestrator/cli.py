@@ -1,0 +1,101 @@
+"""Command line: `orchestrator test --arch x86_64 [--kernel DIR] [--suite S]...`."""
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import signal
+import sys
+
+from . import __version__
+from .cache import default_cache_root
+from .errors import ExitCode, OrchestratorError
+from .progress import Progress
+from .suites import DEFAULT_SUITES
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP, handled like Ctrl-C so every finally block runs (no QEMU left)."""
+
+
+def _on_signal(signum, frame):
+    raise _Terminated(signal.Signals(signum).name)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be more than 0 seconds")
+    return value
+
+
+def _split_list(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out.extend(x for x in v.replace(",", " ").split() if x)
+    return out
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one sentence and the bad-input exit code
+        self.print_usage(sys.stderr)
+        print(f"orchestrator: error: {message}; see `orchestrator {self.prog.split()[-1]} --help`.",
+              file=sys.stderr)
+        sys.exit(ExitCode.BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="orchestrator", description=__doc__)
+    p.add_argument("--version", action="version", version=f"orchestrator {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    t = sub.add_parser("test", help="build, boot and test one arch")
+    t.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64",
+                   help="arch name from the arch table (default x86_64)")
+    t.add_argument("--kernel", default=None,
+                   help="kernel tree to test (git or plain dir); default: Debian's linux-source-6.12")
+    t.add_argument("--suite", action="append", default=None, metavar="NAME[,NAME]",
+                   help=f"ftracetest test.d dirs, 'ftrace-all' or 'tcscripts' (default {','.join(DEFAULT_SUITES)})")
+    t.add_argument("--kconfig", action="append", default=None, metavar="FRAGMENT",
+                   help="extra kconfig fragment (path, or a name in kconfigs/), applied last")
+    t.add_argument("--results-dir", default=str(PROJECT_ROOT / "results"))
+    t.add_argument("--cache-dir", default=None, help="default $ORCHESTRATOR_CACHE or ~/.cache/orchestrator")
+    t.add_argument("--case-timeout", type=_positive_seconds, default=300.0,
+                   help="seconds one case may take before it is ERROR (default 300)")
+    t.add_argument("--boot-timeout", type=_positive_seconds, default=180.0,
+                   help="seconds from QEMU start to the guest shell (default 180)")
+    t.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    progress = Progress()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    try:
+        if args.command == "test":
+            from .pipeline import TestOptions, run_test
+            opts = TestOptions(
+                arch=args.arch, kernel=args.kernel or None,
+                suites=_split_list(args.suite) or list(DEFAULT_SUITES),
+                extra_kconfigs=_split_list(args.kconfig),
+                results_root=pathlib.Path(args.results_dir).resolve(),
+                cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
+                case_timeout=args.case_timeout, boot_timeout=args.boot_timeout, accel=args.accel)
+            return run_test(opts, progress)
+    except OrchestratorError as exc:
+        progress.clear()
+        print(f"orchestrator: {exc.message}", file=sys.stderr)
+        return int(exc.code)
+    except KeyboardInterrupt as exc:
+        progress.clear()
+        what = str(exc) or "SIGINT"
+        print(f"orchestrator: interrupted ({what}); QEMU and make were stopped, results so far are kept.",
+              file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    return int(ExitCode.BAD_INPUT)

@@ -1,0 +1,199 @@
+"""Drives a guest over its serial console with pexpect.
+
+Everything QEMU prints is appended to console.log byte for byte, and every line is
+passed to an observer (the splat detector) as it arrives. Commands are framed by
+markers that carry a per-boot nonce and a sequence number, so output and exit status
+are unambiguous even when the kernel prints to the same console.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+import time
+from typing import BinaryIO, Callable
+
+import pexpect
+
+from .splats import kernel_text
+
+READY = re.compile(r"KTO:READY:([^:\s]*):(\d+)")
+
+
+class GuestDied(Exception):
+    """QEMU exited (panic with panic=-1, killed from outside, or a failed start)."""
+
+
+class GuestTimeout(Exception):
+    """No marker within the deadline: the guest hangs or the command runs too long."""
+
+
+@dataclasses.dataclass
+class CommandResult:
+    output: list[str]        # the command's own lines (kernel lines taken out)
+    kernel_lines: list[str]  # kernel messages printed while it ran
+    exit_status: int
+    taint: int
+    seconds: float
+
+
+class ConsoleSession:
+    def __init__(self, argv: list[str], console_log: BinaryIO,
+                 observer: Callable[[str], None] | None = None, tail_lines: int = 80):
+        self.argv = argv
+        self.console_log = console_log
+        self.observer = observer
+        self.nonce = secrets.token_hex(4)
+        self.seq = 0
+        self._buf = b""
+        self._tail: list[str] = []
+        self._tail_max = tail_lines
+        self.kernel_release = ""
+        self.boot_taint = 0
+        self.child: pexpect.spawn | None = None
+        self.started_at = 0.0
+
+    # -- process ---------------------------------------------------------
+    def start(self) -> None:
+        self.started_at = time.monotonic()
+        self.child = pexpect.spawn(self.argv[0], self.argv[1:], timeout=None, echo=False,
+                                   maxread=65536)
+
+    @property
+    def alive(self) -> bool:
+        return self.child is not None and self.child.isalive()
+
+    def kill(self) -> None:
+        """End QEMU now. Safe to call twice."""
+        if self.child is None:
+            return
+        try:
+            self._drain()
+        except Exception:
+            pass
+        try:
+            self.child.terminate(force=True)
+        except Exception:
+            pass
+        try:
+            self.child.close(force=True)
+        except Exception:
+            pass
+        self.child = None
+
+    def halt(self, command: str | None, timeout: float = 15.0) -> None:
+        """Ask the guest to end QEMU (reboot -f with -no-reboot); kill it if it does not."""
+        if self.child is not None and command and self.alive:
+            try:
+                self.child.send((command + "\n").encode())
+                self._pump(time.monotonic() + timeout, lambda line: False)
+            except (GuestDied, GuestTimeout):
+                pass
+        self.kill()
+
+    # -- reading ---------------------------------------------------------
+    def _emit(self, raw: bytes) -> str:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        self._tail.append(line)
+        if len(self._tail) > self._tail_max:
+            del self._tail[0]
+        if self.observer:
+            self.observer(line)
+        return line
+
+    def _read_chunk(self, timeout: float) -> bytes:
+        assert self.child is not None
+        try:
+            data = self.child.read_nonblocking(65536, timeout=max(0.0, timeout))
+        except pexpect.TIMEOUT:
+            return b""
+        except pexpect.EOF:
+            raise GuestDied("QEMU exited")
+        if data:
+            self.console_log.write(data)
+            self.console_log.flush()
+        return data
+
+    def _drain(self) -> None:
+        """Collect what QEMU printed last (a panic message) before it is gone."""
+        if self.child is None:
+            return
+        for _ in range(50):
+            try:
+                data = self._read_chunk(0.05)
+            except GuestDied:
+                break
+            if not data:
+                break
+            self._buf += data
+        if self._buf:
+            self._emit(self._buf)
+            self._buf = b""
+
+    def _pump(self, deadline: float, until: Callable[[str], bool],
+              deadline_hook: Callable[[float], float] | None = None) -> str:
+        """Read lines until one satisfies `until`; GuestTimeout at the deadline."""
+        while True:
+            while b"\n" in self._buf:
+                raw, self._buf = self._buf.split(b"\n", 1)
+                line = self._emit(raw)
+                if until(line):
+                    return line
+            if deadline_hook:
+                deadline = deadline_hook(deadline)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise GuestTimeout()
+            try:
+                data = self._read_chunk(min(remaining, 1.0))
+            except GuestDied:
+                if self._buf:
+                    self._emit(self._buf)
+                    self._buf = b""
+                raise
+            self._buf += data
+
+    def tail(self, n: int = 40) -> list[str]:
+        return self._tail[-n:]
+
+    # -- protocol --------------------------------------------------------
+    def wait_ready(self, timeout: float) -> None:
+        line = self._pump(time.monotonic() + timeout, lambda l: READY.search(l) is not None)
+        m = READY.search(line)
+        assert m
+        self.kernel_release, self.boot_taint = m.group(1), int(m.group(2))
+
+    def run(self, command: str, timeout: float,
+            deadline_hook: Callable[[float], float] | None = None) -> CommandResult:
+        """Run one shell command line in the guest; raises GuestTimeout / GuestDied."""
+        assert self.child is not None
+        self.seq += 1
+        seq = self.seq
+        begin = re.compile(rf"KTO:BEGIN:{self.nonce}:{seq}\b")
+        end = re.compile(rf"KTO:END:{self.nonce}:{seq}:(\d+):(\d+)")
+        # printf's format hides the marker words, so an echo of this line never matches.
+        line = (f"printf 'KTO:%s:{self.nonce}:{seq}\\n' BEGIN; {command}; "
+                f"printf 'KTO:%s:{self.nonce}:{seq}:%d:%s\\n' END $? "
+                f"\"$(cat /proc/sys/kernel/tainted)\"\n")
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        self.child.send(line.encode())
+        self._pump(deadline, lambda l: begin.search(l) is not None, deadline_hook)
+        output: list[str] = []
+        kernel: list[str] = []
+
+        def collect(l: str) -> bool:
+            m = end.search(l)
+            if m:
+                before = l[:m.start()]
+                if before.strip():
+                    output.append(before)
+                return True
+            (kernel if kernel_text(l) else output).append(l)
+            return False
+
+        last = self._pump(deadline, collect, deadline_hook)
+        m = end.search(last)
+        assert m
+        return CommandResult(output, kernel, int(m.group(1)), int(m.group(2)),
+                             time.monotonic() - t0)

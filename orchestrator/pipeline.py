@@ -1,0 +1,184 @@
+"""The `test` job for one arch: source -> config -> build -> image -> boot -> suites -> results."""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import platform
+import shutil
+import subprocess
+
+from . import __version__, build, hosttools, image, junit, qemu, source, summary
+from .arches import Arch, get_arch
+from .console import ConsoleSession, GuestDied, GuestTimeout
+from .errors import ExitCode, OrchestratorError
+from .kconfig import ConfigFailed, parse_fragment
+from .ktap import FAILING
+from .progress import Progress, fmt_duration
+from .results import Recorder, new_run_id
+from .splats import SplatDetector
+from .suites import GuestRunner, list_cases
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+KCONFIGS = PROJECT_ROOT / "kconfigs"
+
+
+@dataclasses.dataclass
+class TestOptions:
+    arch: str
+    kernel: str | None
+    suites: list[str]
+    extra_kconfigs: list[str]
+    results_root: pathlib.Path
+    cache_root: pathlib.Path
+    case_timeout: float
+    boot_timeout: float
+    accel: str            # auto | kvm | tcg
+
+
+def fragments_for(arch: Arch, extra: list[str]) -> list[pathlib.Path]:
+    paths = [KCONFIGS / "base.config", KCONFIGS / "tracing.config", KCONFIGS / f"{arch.name}.config"]
+    for e in extra:
+        p = pathlib.Path(e).expanduser()
+        if not p.exists() and (KCONFIGS / e).exists():
+            p = KCONFIGS / e
+        if not p.exists() and (KCONFIGS / f"{e}.config").exists():
+            p = KCONFIGS / f"{e}.config"
+        paths.append(p)
+    for p in paths:
+        if not p.is_file():
+            raise OrchestratorError(f"The kconfig fragment {p} does not exist; give a path or a "
+                                    f"name from kconfigs/ ({', '.join(sorted(x.stem for x in KCONFIGS.glob('*.config')))}).")
+        parse_fragment(p)  # malformed lines are bad input before any work starts
+    return paths
+
+
+def _project_revision() -> str:
+    out = subprocess.run(["git", "-C", str(PROJECT_ROOT), "describe", "--always", "--dirty"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
+def run_test(opts: TestOptions, progress: Progress) -> int:
+    arch = get_arch(opts.arch)
+    fragments = fragments_for(arch, opts.extra_kconfigs)
+    hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
+    hosttools.require({arch.qemu.binary: arch.qemu.package}, f"booting {arch.name} guests")
+    tree = (source.user_tree(opts.kernel) if opts.kernel
+            else source.default_tree(opts.cache_root, say=progress.say))
+    cases = list_cases(tree.path, opts.suites)
+
+    recorder = Recorder(opts.results_root, new_run_id(arch.name), {
+        "arch": arch.name,
+        "kernel": {"version": tree.version, "origin": str(tree.origin), "path": str(tree.path),
+                   "tree_id": tree.tree_id, "git_commit": tree.git_commit, "release": None},
+        "series": None,
+        "suites": opts.suites,
+        "fragments": [str(p) for p in fragments],
+        "host": {"machine": platform.machine(), "kernel": platform.release()},
+        "versions": {"orchestrator": f"{__version__} ({_project_revision()})",
+                     "qemu": hosttools.version_line((arch.qemu.binary, "--version"))},
+        "accel": None, "config": None, "build": None, "image": None, "taint": None,
+    })
+    progress.say(f"{arch.name}: Linux {tree.version} from {tree.origin}; {len(cases)} cases; "
+                 f"results in {recorder.dir}")
+    console_log = open(recorder.dir / "console.log", "wb")
+    runner: GuestRunner | None = None
+    try:
+        # -- config + build ------------------------------------------------
+        recorder.stage_started("build")
+        try:
+            b = build.configure_and_build(tree, arch, fragments, opts.cache_root, progress)
+        except ConfigFailed as exc:
+            recorder.set("config", {"dropped": [d.as_dict() for d in exc.dropped]})
+            recorder.stage_finished("build", "failed", error=exc.message)
+            raise
+        except build.BuildFailed as exc:
+            build.copy_log(recorder.dir, exc.log)
+            recorder.stage_finished("build", "failed", error=exc.message, first_errors=exc.first_errors)
+            raise
+        build.copy_log(recorder.dir, b.log)
+        shutil.copyfile(b.dotconfig, recorder.dir / "config")
+        recorder.data["versions"].update(b.toolchain)
+        recorder.set("config", {"dropped": [d.as_dict() for d in b.dropped]})
+        recorder.stage_finished("build", reused=b.reused, build_dir=str(b.build_dir),
+                                steps=b.steps, config_seconds=round(b.config_seconds, 1))
+        progress.say(f"build: {'reused ' + str(b.build_dir) if b.reused else f'{b.steps} steps in ' + fmt_duration(b.build_seconds)}")
+        for d in b.dropped:
+            progress.say(f"config: {d.option}={d.asked} is {d.got} in the final .config ({d.kind}): {d.reason}")
+
+        # -- image ---------------------------------------------------------
+        recorder.stage_started("image")
+        img = image.build_image(tree, arch, opts.cache_root, b.modules)
+        recorder.data["versions"]["busybox"] = img.busybox
+        recorder.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
+
+        # -- boot ----------------------------------------------------------
+        accel = qemu.choose_accel(arch, b.kernel_image, opts.cache_root, opts.accel, say=progress.say)
+        recorder.set("accel", {"name": accel.name, "reason": accel.reason})
+        detector = SplatDetector()
+        argv = qemu.qemu_argv(arch, b.kernel_image, img.path, accel)
+        recorder.set("qemu_argv", argv)
+        runner = GuestRunner(lambda: ConsoleSession(argv, console_log, detector.feed), detector,
+                             progress, opts.case_timeout, opts.boot_timeout, arch.halt_command)
+        recorder.stage_started("boot")
+        progress.status(f"boot {arch.name} under {accel.name.upper()}")
+        try:
+            session = runner.boot()
+        except (GuestTimeout, GuestDied) as exc:
+            tail = runner.session.tail(40) if runner.session else []
+            why = "QEMU exited" if isinstance(exc, GuestDied) else f"no shell within {opts.boot_timeout:.0f}s"
+            recorder.stage_finished("boot", "failed", error=why, console_tail=tail)
+            detector.flush()
+            recorder.add_splats([s.as_dict() for s in detector.splats])
+            raise OrchestratorError(
+                f"The {arch.name} guest did not boot ({why}); the console tail is in "
+                f"{recorder.dir / 'console.log'}: check the console= setting and kconfigs/{arch.name}.config.",
+                ExitCode.BOOT_FAILED) from exc
+        facts = session.run("busybox 2>&1 | head -n 1; cat /proc/version", 60).output
+        recorder.data["kernel"]["release"] = session.kernel_release
+        recorder.data["versions"]["busybox_guest"] = facts[0] if facts else "unknown"
+        recorder.data["versions"]["kernel_banner"] = facts[1] if len(facts) > 1 else "unknown"
+        recorder.data["taint"] = {"boot": session.boot_taint, "end": None}
+        recorder.stage_finished("boot", seconds_to_shell=runner.boot_seconds[-1])
+
+        # -- suites --------------------------------------------------------
+        recorder.stage_started("suites")
+        taint = session.boot_taint
+        for index, spec in enumerate(cases, 1):
+            for result in runner.run_case(spec, index, len(cases), f"/tmp/kto/{index}"):
+                result.taint_before = taint
+                if result.taint_after is not None:
+                    taint = result.taint_after
+                recorder.add_case(result)
+                if result.status != "PASS":
+                    progress.say(f"  {result.status:<11} {result.id}  {result.reason[:90]}")
+        progress.clear()
+        recorder.data["taint"]["end"] = taint
+        recorder.stage_finished("suites", boots=runner.boots)
+        runner.stop()
+        detector.flush()
+        recorder.add_splats([s.as_dict() for s in detector.splats])
+
+        failing = [c for c in recorder.cases if c["status"] in FAILING]
+        if failing or detector.splats:
+            verdict = (f"{len(failing)} failing case(s)" if failing else "no failing case") + \
+                      (f", {len(detector.splats)} kernel splat(s)" if detector.splats else "")
+            code = ExitCode.TEST_FAILURES
+        else:
+            verdict, code = "all cases passed or were skipped with a reason", ExitCode.OK
+        recorder.finish("complete", verdict, int(code))
+        return int(code)
+    except OrchestratorError as exc:
+        recorder.finish("failed", exc.message, int(exc.code))
+        raise
+    except BaseException:
+        recorder.finish("incomplete", "interrupted before the end; the cases listed are all that ran",
+                        int(ExitCode.INTERRUPTED))
+        raise
+    finally:
+        if runner is not None:
+            runner.kill()
+        console_log.close()
+        junit.write(recorder.data, recorder.dir / "junit.xml")
+        progress.clear()
+        print(summary.render(recorder.data, str(recorder.dir)))

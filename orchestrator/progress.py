@@ -1,0 +1,52 @@
+"""One live status line on a terminal; plain, rate-limited lines when output is a log."""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from typing import TextIO
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Progress:
+    def __init__(self, stream: TextIO | None = None, plain_interval: float = 30.0):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.plain_interval = plain_interval
+        self._last_plain = 0.0
+        self._shown = False
+
+    def status(self, text: str) -> None:
+        """Replace the status line (terminal) or print it now and then (log)."""
+        if self.tty:
+            width = max(20, shutil.get_terminal_size((100, 20)).columns - 1)
+            self.stream.write("\r" + text[:width] + "\x1b[K")
+            self.stream.flush()
+            self._shown = True
+        else:
+            now = time.monotonic()
+            if now - self._last_plain >= self.plain_interval:
+                self._last_plain = now
+                self.stream.write(text + "\n")
+                self.stream.flush()
+
+    def clear(self) -> None:
+        if self.tty and self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._shown = False
+
+    def say(self, text: str) -> None:
+        """A line that stays."""
+        self.clear()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self._last_plain = 0.0

@@ -1,0 +1,134 @@
+"""Console splat detection: WARN, BUG, Oops, panic, ftrace bug, lockdep, RCU stalls...
+
+The catalogue is data (as syzkaller's pkg/report and BPF CI's deny list are): each
+entry is a kind, a regex for the line that starts or titles a report, and whether
+that line is only a header (the title comes from a later line). Only kernel lines
+(those carrying a printk timestamp) are matched, so a test that merely prints
+"BUG:" is not a splat.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+# (kind, pattern, is_header)
+CATALOGUE: tuple[tuple[str, str, bool], ...] = (
+    ("warning", r"------------\[ cut here \]------------", True),
+    ("ftrace-bug", r"------------\[ ftrace bug \]------------", True),
+    ("warning", r"WARNING: CPU: \d+ PID: \d+ at ", False),
+    ("warning", r"WARNING: .* at .*\+0x", False),
+    ("kasan", r"BUG: KASAN: ", False),
+    ("stall", r"watchdog: BUG: soft lockup", False),
+    ("bug", r"kernel BUG at ", False),
+    ("bug", r"BUG: ", False),
+    ("oops", r"\bOops\b", False),
+    ("oops", r"Unable to handle kernel ", False),
+    ("oops", r"Internal error: ", False),
+    ("panic", r"Kernel panic - not syncing", False),
+    ("ftrace-bug", r"ftrace failed to modify", False),
+    ("ftrace-bug", r"ftrace faulted on", False),
+    ("rethook", r"(?:rethook|kretprobe): Return address not found", False),
+    ("stall", r"rcu: INFO: .*stall", False),
+    ("stall", r"rcu: INFO: ", False),
+    ("stall", r"INFO: task .* blocked for more than", False),
+    ("lockdep", r"possible recursive locking detected", False),
+    ("lockdep", r"possible circular locking dependency", False),
+    ("lockdep", r"suspicious RCU usage", False),
+    ("ubsan", r"UBSAN: ", False),
+)
+_COMPILED = tuple((kind, re.compile(pat), header) for kind, pat, header in CATALOGUE)
+_KERNEL_LINE = re.compile(r"\[\s*(\d+\.\d+)\]\s?(.*)$")
+_END = re.compile(r"---\[ end (trace|Kernel panic)")
+# A report without an end marker (stalls, ftrace bug) is closed by this much kernel time.
+_QUIET_GAP = 5.0
+_MAX_LINES = 120
+# Kinds that mean the guest is hung: the case gets only a short grace after them.
+HANG_KINDS = frozenset({"stall"})
+
+
+@dataclasses.dataclass
+class Splat:
+    kind: str
+    title: str
+    kernel_time: float
+    console_line: int
+    lines: list[str]
+    case: str | None = None
+    count: int = 1
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def kernel_text(line: str) -> tuple[float, str] | None:
+    """(timestamp, message) when the line carries a printk timestamp."""
+    m = _KERNEL_LINE.search(line)
+    if not m:
+        return None
+    return float(m.group(1)), m.group(2)
+
+
+def classify(message: str) -> tuple[str, bool] | None:
+    for kind, rx, header in _COMPILED:
+        if rx.search(message):
+            return kind, header
+    return None
+
+
+def _normalize(title: str) -> str:
+    """Titles that differ only in numbers (PID, CPU, jiffies, addresses) are the same report."""
+    return re.sub(r"0x[0-9a-f]+|\d+", "N", title)
+
+
+class SplatDetector:
+    def __init__(self) -> None:
+        self.splats: list[Splat] = []
+        self.current_case: str | None = None
+        self._open: Splat | None = None
+        self._titled = False
+        self._line_no = 0
+
+    def feed(self, line: str) -> None:
+        self._line_no += 1
+        parsed = kernel_text(line)
+        if parsed is None:
+            return
+        ts, msg = parsed
+        if self._open is not None and ts - self._open.kernel_time > _QUIET_GAP:
+            self._close()
+        hit = classify(msg)
+        if self._open is None:
+            if hit is None:
+                return
+            kind, header = hit
+            self._open = Splat(kind, msg.strip(), ts, self._line_no, [msg], self.current_case)
+            self._titled = not header
+            return
+        self._open.lines.append(msg)
+        if hit is not None and not self._titled:
+            kind, header = hit
+            if not header:
+                self._open.title = msg.strip()
+                # An ftrace bug header stays an ftrace bug whatever WARN follows it.
+                if self._open.kind == "warning":
+                    self._open.kind = kind
+                self._titled = True
+        if _END.search(msg) or len(self._open.lines) >= _MAX_LINES:
+            self._close()
+
+    def _close(self) -> None:
+        splat, self._open = self._open, None
+        if splat is None:
+            return
+        for prev in self.splats:
+            if prev.case == splat.case and _normalize(prev.title) == _normalize(splat.title):
+                prev.count += 1
+                return
+        self.splats.append(splat)
+
+    def flush(self) -> None:
+        """Close a report still being collected (end of a case, end of the run)."""
+        self._close()
+
+    def open_kind(self) -> str | None:
+        return self._open.kind if self._open else None

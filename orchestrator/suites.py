@@ -1,0 +1,191 @@
+"""Suites: which ftracetest cases exist, and running them one by one in the guest.
+
+Each case is its own ftracetest invocation. That costs a little guest time per case,
+and buys what a kernel developer needs: a per-case timeout, a splat attributed to the
+case that was running, a hung or panicked guest that costs one case (ERROR, VM
+restarted) instead of the run, and a progress line that knows what is running.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from typing import Callable
+
+from . import caselog, ktap
+from .console import ConsoleSession, GuestDied, GuestTimeout
+from .errors import OrchestratorError
+from .image import FTRACE_SELFTESTS, GUEST_FTRACE, GUEST_TCSCRIPTS, TCSCRIPTS_DIR
+from .progress import Progress, fmt_duration
+from .results import CaseResult
+from .splats import HANG_KINDS, SplatDetector
+
+DEFAULT_SUITES = ("dynevent", "kprobe", "tcscripts")
+ALL_FTRACE = "ftrace-all"
+# After a stall/lockup report the guest rarely recovers: give the case this long.
+HANG_GRACE_SECONDS = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseSpec:
+    id: str            # dynevent/add_remove_kprobe.tc, tcscripts/fprobe_cycles.tc
+    suite: str
+    guest_path: str
+
+
+def available_suites(tree_path: pathlib.Path) -> list[str]:
+    test_d = tree_path / FTRACE_SELFTESTS / "test.d"
+    names = sorted(p.name for p in test_d.iterdir() if p.is_dir()) if test_d.is_dir() else []
+    return names + [ALL_FTRACE, "tcscripts"]
+
+
+def list_cases(tree_path: pathlib.Path, suites: list[str]) -> list[CaseSpec]:
+    valid = available_suites(tree_path)
+    unknown = [s for s in suites if s not in valid]
+    if unknown:
+        raise OrchestratorError(
+            f"Unknown suite {', '.join(unknown)}; valid suites for this tree are: {', '.join(valid)}.")
+    test_d = tree_path / FTRACE_SELFTESTS / "test.d"
+    cases: list[CaseSpec] = []
+    seen: set[str] = set()
+    for suite in suites:
+        if suite == "tcscripts":
+            files = sorted(TCSCRIPTS_DIR.rglob("*.tc")) if TCSCRIPTS_DIR.is_dir() else []
+            specs = [CaseSpec(f"tcscripts/{f.relative_to(TCSCRIPTS_DIR)}", "tcscripts",
+                              f"{GUEST_TCSCRIPTS}/{f.relative_to(TCSCRIPTS_DIR)}") for f in files]
+        else:
+            top = test_d if suite == ALL_FTRACE else test_d / suite
+            # ftracetest's own order: find | sort on the path.
+            files = sorted(top.rglob("*.tc"), key=lambda p: str(p))
+            specs = [CaseSpec(str(f.relative_to(test_d)), str(f.relative_to(test_d)).split("/")[0],
+                              f"{GUEST_FTRACE}/test.d/{f.relative_to(test_d)}") for f in files]
+        for spec in specs:
+            if spec.id not in seen:
+                seen.add(spec.id)
+                cases.append(spec)
+    return cases
+
+
+class GuestRunner:
+    """Runs cases in a guest, restarting the guest after it dies or hangs."""
+
+    def __init__(self, start_guest: Callable[[], ConsoleSession], detector: SplatDetector,
+                 progress: Progress, case_timeout: float, boot_timeout: float,
+                 halt_command: str | None, max_restarts: int = 5):
+        self.start_guest = start_guest
+        self.detector = detector
+        self.progress = progress
+        self.case_timeout = case_timeout
+        self.boot_timeout = boot_timeout
+        self.halt_command = halt_command
+        self.max_restarts = max_restarts
+        self.session: ConsoleSession | None = None
+        self.boots = 0
+        self.boot_seconds: list[float] = []
+
+    def boot(self) -> ConsoleSession:
+        """Start a guest and wait for /init's READY line; GuestDied/GuestTimeout on failure."""
+        self.boots += 1
+        session = self.start_guest()
+        self.session = session
+        t0 = time.monotonic()
+        session.start()
+        session.wait_ready(self.boot_timeout)
+        self.boot_seconds.append(round(time.monotonic() - t0, 2))
+        return session
+
+    def stop(self) -> None:
+        if self.session is not None:
+            self.session.halt(self.halt_command)
+            self.session = None
+
+    def kill(self) -> None:
+        if self.session is not None:
+            self.session.kill()
+            self.session = None
+
+    def _hang_reported(self, splats_before: int) -> bool:
+        return self.detector.open_kind() in HANG_KINDS or any(
+            s.kind in HANG_KINDS for s in self.detector.splats[splats_before:])
+
+    def run_case(self, spec: CaseSpec, index: int, total: int, logdir: str) -> list[CaseResult]:
+        """Run one case; always returns results (ERROR on a hang or a dead guest)."""
+        self.detector.current_case = spec.id
+        splats_before = len(self.detector.splats)
+        t0 = time.monotonic()
+        hang_seen_at: list[float] = []
+
+        def hook(deadline: float) -> float:
+            """Called while waiting: refresh the status line, shorten the wait after a stall."""
+            if not hang_seen_at and self._hang_reported(splats_before):
+                hang_seen_at.append(time.monotonic())
+            self.progress.status(f"[{index}/{total}] {spec.id}  {fmt_duration(time.monotonic() - t0)}")
+            return min(deadline, hang_seen_at[0] + HANG_GRACE_SECONDS) if hang_seen_at else deadline
+
+        self.progress.status(f"[{index}/{total}] {spec.id}")
+        session = self.session
+        results: list[CaseResult]
+        try:
+            if session is None:
+                try:
+                    session = self.boot()
+                except (GuestTimeout, GuestDied):
+                    tail = self.session.tail(60) if self.session else []
+                    self.kill()
+                    return [CaseResult(spec.id, spec.suite, spec.id, "ERROR",
+                                       round(time.monotonic() - t0, 2),
+                                       reason="the guest did not boot again after the previous case",
+                                       log="\n".join(tail))]
+            res = session.run(f"/kto/run-case {spec.guest_path} {logdir}", self.case_timeout, hook)
+            results = self._from_output(spec, res.output, res.seconds)
+            for r in results:
+                r.taint_after = res.taint
+        except GuestTimeout:
+            elapsed = time.monotonic() - t0
+            tail = session.tail(60) if session else []
+            results = [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(elapsed, 2),
+                                  reason=f"no result after {fmt_duration(elapsed)}: the guest hangs "
+                                         "or the case runs too long (guest restarted)",
+                                  log="\n".join(tail))]
+            self.kill()
+        except GuestDied:
+            elapsed = time.monotonic() - t0
+            tail = session.tail(60) if session else []
+            results = [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(elapsed, 2),
+                                  reason="the guest died during the case (QEMU exited; "
+                                         "a kernel panic ends it) and was restarted",
+                                  log="\n".join(tail))]
+            self.kill()
+        self.detector.flush()
+        new_splats = [s for s in self.detector.splats[splats_before:]]
+        if new_splats:
+            titles = "; ".join(s.title for s in new_splats)
+            for r in results:
+                r.splats = [s.as_dict() for s in new_splats]
+                if r.status in ("PASS", "XFAIL", "UNSUPPORTED", "UNTESTED", "SKIP"):
+                    r.test_status = r.status
+                    r.status = "FAIL"
+                    r.reason = f"the test said {r.test_status}, but the kernel splatted: {titles}"
+        self.detector.current_case = None
+        return results
+
+    def _from_output(self, spec: CaseSpec, output: list[str], seconds: float) -> list[CaseResult]:
+        doc = ktap.parse(output)
+        verdicts = ktap.ftracetest_verdicts(output)
+        if not doc.results:
+            return [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(seconds, 2),
+                               reason="ftracetest printed no KTAP result", log="\n".join(output))]
+        log = caselog.excerpt(ktap.case_log(output))
+        out = []
+        for r in doc.results:
+            status = verdicts.get(r.number, r.status)
+            instance = "(instance)" in r.description
+            desc = r.description.replace("(instance)", "").strip()
+            reason = ""
+            if status != "PASS":
+                reason = caselog.reason(log, status)
+            out.append(CaseResult(spec.id + (" (instance)" if instance else ""), spec.suite, desc,
+                                  status, round(seconds / len(doc.results), 2), reason=reason,
+                                  log=log if status != "PASS" else ""))
+        return out
+
