@@ -27,6 +27,10 @@ class GuestDied(Exception):
 class GuestTimeout(Exception):
     """No marker within the deadline: the guest hangs or the command runs too long."""
 
+    def __init__(self, partial: list[str] | None = None):
+        super().__init__("timeout")
+        self.partial = partial or []   # what the command printed before the deadline
+
 
 @dataclasses.dataclass
 class CommandResult:
@@ -192,7 +196,10 @@ class ConsoleSession:
             (kernel if kernel_text(l) else output).append(l)
             return False
 
-        last = self._pump(deadline, collect, deadline_hook)
+        try:
+            last = self._pump(deadline, collect, deadline_hook)
+        except GuestTimeout:
+            raise GuestTimeout(output) from None
         m = end.search(last)
         assert m
         return CommandResult(output, kernel, int(m.group(1)), int(m.group(2)),

@@ -42,8 +42,9 @@ _END = re.compile(r"---\[ end (trace|Kernel panic)")
 # A report without an end marker (stalls, ftrace bug) is closed by this much kernel time.
 _QUIET_GAP = 5.0
 _MAX_LINES = 120
-# Kinds that mean the guest is hung: the case gets only a short grace after them.
-HANG_KINDS = frozenset({"stall"})
+# Kinds after which a guest rarely finishes the case (a task died holding locks, or
+# a CPU is stuck): the case gets only a short grace after them instead of its timeout.
+WEDGING_KINDS = frozenset({"stall", "oops", "bug", "panic"})
 
 
 @dataclasses.dataclass

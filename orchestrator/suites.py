@@ -18,12 +18,12 @@ from .errors import OrchestratorError
 from .image import FTRACE_SELFTESTS, GUEST_FTRACE, GUEST_TCSCRIPTS, TCSCRIPTS_DIR
 from .progress import Progress, fmt_duration
 from .results import CaseResult
-from .splats import HANG_KINDS, SplatDetector
+from .splats import WEDGING_KINDS, SplatDetector
 
 DEFAULT_SUITES = ("dynevent", "kprobe", "tcscripts")
 ALL_FTRACE = "ftrace-all"
-# After a stall/lockup report the guest rarely recovers: give the case this long.
-HANG_GRACE_SECONDS = 30.0
+# After an Oops or a stall the guest rarely finishes the case: give it this long.
+WEDGED_GRACE_SECONDS = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,8 +105,8 @@ class GuestRunner:
             self.session = None
 
     def _hang_reported(self, splats_before: int) -> bool:
-        return self.detector.open_kind() in HANG_KINDS or any(
-            s.kind in HANG_KINDS for s in self.detector.splats[splats_before:])
+        return self.detector.open_kind() in WEDGING_KINDS or any(
+            s.kind in WEDGING_KINDS for s in self.detector.splats[splats_before:])
 
     def run_case(self, spec: CaseSpec, index: int, total: int, logdir: str) -> list[CaseResult]:
         """Run one case; always returns results (ERROR on a hang or a dead guest)."""
@@ -120,7 +120,7 @@ class GuestRunner:
             if not hang_seen_at and self._hang_reported(splats_before):
                 hang_seen_at.append(time.monotonic())
             self.progress.status(f"[{index}/{total}] {spec.id}  {fmt_duration(time.monotonic() - t0)}")
-            return min(deadline, hang_seen_at[0] + HANG_GRACE_SECONDS) if hang_seen_at else deadline
+            return min(deadline, hang_seen_at[0] + WEDGED_GRACE_SECONDS) if hang_seen_at else deadline
 
         self.progress.status(f"[{index}/{total}] {spec.id}")
         session = self.session
@@ -140,12 +140,14 @@ class GuestRunner:
             results = self._from_output(spec, res.output, res.seconds)
             for r in results:
                 r.taint_after = res.taint
-        except GuestTimeout:
+        except GuestTimeout as exc:
             elapsed = time.monotonic() - t0
             tail = session.tail(60) if session else []
+            said = ktap.parse(exc.partial).results
+            before = (f"the test reported {said[-1].status}, then " if said else "")
             results = [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(elapsed, 2),
-                                  reason=f"no result after {fmt_duration(elapsed)}: the guest hangs "
-                                         "or the case runs too long (guest restarted)",
+                                  reason=f"{before}no end of the case after {fmt_duration(elapsed)}: "
+                                         "the guest hangs or the case runs too long (guest restarted)",
                                   log="\n".join(tail))]
             self.kill()
         except GuestDied:

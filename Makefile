@@ -1,0 +1,53 @@
+# The user-facing verbs. Variables: ARCH, KERNEL, SUITES, KCONFIG, TIMEOUT, ACCEL.
+#   make test                      x86_64, Debian's linux-source-6.12, dynevent+kprobe+tcscripts
+#   make test KERNEL=~/linux SUITES=dynevent,kprobe
+#   make check                     the project's own tests (unit + one real x86_64 boot)
+ARCH    ?= x86_64
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+# Debian packages for x86_64: QEMU, kernel build tools, pahole (dwarves), ccache,
+# a static busybox for the guest, and the default kernel tree.
+APT_PACKAGES := qemu-system-x86 qemu-system-data gcc make flex bison bc libelf-dev \
+	libssl-dev dwarves cpio ccache busybox-static linux-source-6.12 git xz-utils kmod \
+	python3 python3-venv
+
+.PHONY: deps test check unit clean help
+help:
+	@sed -n '1,5p' Makefile
+
+deps: $(VENV)/.installed
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing $$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@command -v python3 >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 python3-venv; }
+	python3 -m venv $(VENV) || { $(SUDO) apt-get install -y -qq python3-venv && python3 -m venv $(VENV); }
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e .
+	@touch $@
+
+test: deps
+	$(PY) -m orchestrator test --arch "$(ARCH)" \
+		$(if $(KERNEL),--kernel "$(KERNEL)") $(if $(SUITES),--suite "$(SUITES)") \
+		$(if $(KCONFIG),--kconfig "$(KCONFIG)") $(if $(TIMEOUT),--case-timeout "$(TIMEOUT)") \
+		$(if $(ACCEL),--accel "$(ACCEL)")
+
+# pytest exits 5 when it collected no tests: that is not a failure of the suite,
+# every other non-zero status is.
+check: deps
+	@$(PY) -m pytest -v -rs tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "check: pytest collected no tests"; exit 0; fi; exit $$rc
+
+unit: deps
+	@$(PY) -m pytest -v -m "not e2e" tests; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache
+	@echo "Kernel trees, build dirs and images stay in the cache (~/.cache/orchestrator); remove it by hand."
