@@ -15,6 +15,9 @@ from .errors import ExitCode, OrchestratorError
 from . import kconfig_deps
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(\S+)$")
+# CONFIG_X=value, the value a "quoted string" (which may hold #) or a bare word,
+# then an optional comment; "required" in the comment marks the option required.
+_FRAGMENT_LINE = re.compile(r'^(CONFIG_[A-Za-z0-9_]+)=("(?:[^"\\]|\\.)*"|[^\s#"]+)\s*(?:#(.*))?$')
 _UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 
 
@@ -32,7 +35,7 @@ def parse_fragment(path: pathlib.Path) -> list[Option]:
         lines = path.read_text().splitlines()
     except OSError as exc:
         raise OrchestratorError(f"Cannot read kconfig fragment {path}: {exc.strerror}; "
-                                "check the path given to --kconfig / KCONFIGS.") from exc
+                                "check the path given to --kconfig / KCONFIG=.") from exc
     options = []
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
@@ -43,25 +46,14 @@ def parse_fragment(path: pathlib.Path) -> list[Option]:
             continue
         if not line or line.startswith("#"):
             continue
-        body, _, comment = line.partition("#") if not line.split("=", 1)[-1].startswith('"') \
-            else _split_quoted(line)
-        m = _SET.match(body.strip())
+        m = _FRAGMENT_LINE.match(line)
         if not m:
             raise OrchestratorError(
-                f"{path}:{number}: '{raw.strip()}' is not a kconfig line; write it as "
+                f"{path}:{number}: '{line}' is not a kconfig line; write it as "
                 "CONFIG_NAME=value (or '# CONFIG_NAME is not set'), with an optional "
                 "'# required' comment.")
-        options.append(Option(m.group(1), m.group(2), "required" in comment.lower(), where))
+        options.append(Option(m.group(1), m.group(2), "required" in (m.group(3) or "").lower(), where))
     return options
-
-
-def _split_quoted(line: str) -> tuple[str, str, str]:
-    """Split CONFIG_X="a # b"  # comment at the first # outside the quotes."""
-    end = line.find('"', line.index('"') + 1)
-    hash_at = line.find("#", end + 1) if end != -1 else -1
-    if hash_at == -1:
-        return line, "", ""
-    return line[:hash_at], "#", line[hash_at + 1:]
 
 
 def merge(fragments: list[pathlib.Path]) -> dict[str, Option]:

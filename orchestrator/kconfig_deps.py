@@ -227,18 +227,19 @@ class KconfigIndex:
         return kind, reason
 
     def _unmet_leaves(self, conds: list[str], values: dict[str, str], depth: int) -> set[str]:
-        """Symbols that are n in the unmet conditions, followed through promptless symbols
-        down to user-settable ones: a user can set a leaf with a prompt; an arch cannot
-        be given a HAVE_* by a fragment."""
+        """The symbols at the bottom of the unmet conditions. A symbol that is off although
+        its own conditions hold is a leaf; one whose conditions fail is followed down, so
+        FPROBE_EVENTS -> FPROBE -> HAVE_RETHOOK ends at the arch capability. The caller
+        asks whether any leaf is something a fragment could turn on."""
         leaves: set[str] = set()
         for cond in conds:
             for sym in symbols_in(cond):
                 if evaluate(sym, values) != 0:
                     continue
-                if self.user_settable(sym) or depth > 4 or sym not in self.entries:
-                    leaves.add(sym)
-                    continue
-                sub = [c for e in self.entries[sym] for c in e.conditions
+                sub = [c for e in self.entries.get(sym, []) for c in e.conditions
                        if evaluate(c, values) == 0]
-                leaves |= self._unmet_leaves(sub, values, depth + 1) if sub else {sym}
+                if sub and depth < 6:
+                    leaves |= self._unmet_leaves(sub, values, depth + 1)
+                else:
+                    leaves.add(sym)
         return leaves

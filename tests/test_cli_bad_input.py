@@ -1,0 +1,99 @@
+"""Bad input ends with one sentence naming the cause and the fix, and a distinct exit
+code, before any work starts. Each case runs the real command line."""
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run(*args, env=None, results=None):
+    cmd = [sys.executable, "-m", "orchestrator", "test", *args]
+    if results is not None:
+        cmd += ["--results-dir", str(results)]
+    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
+    assert "Traceback" not in p.stderr, p.stderr
+    return p
+
+
+@pytest.fixture
+def fake_tree(tmp_path):
+    """Just enough of a kernel tree's shape to pass the tree check."""
+    t = tmp_path / "linux"
+    for d in ("arch/x86", "kernel/trace", "tools/testing/selftests/ftrace/test.d/dynevent"):
+        (t / d).mkdir(parents=True)
+    (t / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 99\nSUBLEVEL = 0\nEXTRAVERSION = -rc1\n")
+    (t / "Kconfig").write_text("")
+    (t / "tools/testing/selftests/ftrace/ftracetest").write_text("#!/bin/sh\n")
+    return t
+
+
+def test_unknown_arch(tmp_path):
+    p = run("--arch", "sparc", results=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.strip() == "orchestrator: Unknown arch 'sparc'; valid arch names are: x86_64."
+    assert not any(tmp_path.iterdir())  # nothing started, nothing half-written
+
+
+def test_kernel_path_that_does_not_exist(tmp_path):
+    p = run("--kernel", str(tmp_path / "nope"), results=tmp_path)
+    assert p.returncode == 2
+    assert "does not exist or is not a directory; point KERNEL= at" in p.stderr
+
+
+def test_kernel_path_that_is_not_a_tree(tmp_path):
+    p = run("--kernel", str(tmp_path), results=tmp_path / "r")
+    assert p.returncode == 2
+    assert "is not a Linux source tree (no Makefile, Kconfig, arch, kernel/trace)" in p.stderr
+
+
+def test_tree_built_in_place_is_refused_with_the_fix(fake_tree, tmp_path):
+    (fake_tree / ".config").write_text("CONFIG_X=y\n")
+    p = run("--kernel", str(fake_tree), results=tmp_path / "r")
+    assert p.returncode == 2
+    assert f"run `make -C {fake_tree} mrproper`" in p.stderr
+
+
+def test_malformed_fragment_line(tmp_path):
+    frag = tmp_path / "extra.config"
+    frag.write_text("CONFIG_KPROBES=y\nKPROBE_EVENTS=y\n")
+    p = run("--kconfig", str(frag), results=tmp_path / "r")
+    assert p.returncode == 2
+    assert f"{frag}:2: 'KPROBE_EVENTS=y' is not a kconfig line" in p.stderr
+
+
+def test_missing_fragment_names_the_known_ones(tmp_path):
+    p = run("--kconfig", "nosuch", results=tmp_path / "r")
+    assert p.returncode == 2
+    assert "does not exist; give a path or a name from kconfigs/ (base, tracing, x86_64)" in p.stderr
+
+
+def test_timeout_that_is_not_a_number(tmp_path):
+    p = run("--case-timeout", "soon", results=tmp_path / "r")
+    assert p.returncode == 2
+    assert "'soon' is not a number of seconds" in p.stderr
+
+
+def test_unknown_suite_lists_the_valid_ones(fake_tree, tmp_path):
+    p = run("--kernel", str(fake_tree), "--suite", "dynevent,nosuch", results=tmp_path / "r")
+    assert p.returncode == 2
+    assert ("Unknown suite nosuch; valid suites for this tree are: dynevent, ftrace-all, tcscripts."
+            in p.stderr)
+
+
+def test_missing_qemu_names_the_package(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("gcc", "make", "flex", "bison", "bc", "pahole", "ccache", "git", "tar", "xz"):
+        found = shutil.which(tool)
+        if found:
+            (bindir / tool).symlink_to(found)
+    env = dict(os.environ, PATH=str(bindir))
+    p = run(env=env, results=tmp_path / "r")
+    assert p.returncode == 3
+    assert ("qemu-system-x86_64 not found, needed for booting x86_64 guests; install it with "
+            "`apt-get install qemu-system-x86`") in p.stderr

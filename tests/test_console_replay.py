@@ -1,0 +1,114 @@
+"""The console protocol, the suite runner and the splat detector, driven by real
+console output: each test replays a console.log captured from a real TCG guest run
+through a process that prints it like QEMU would, then stays silent."""
+from __future__ import annotations
+
+import io
+import pathlib
+import re
+
+import pytest
+
+from orchestrator.console import ConsoleSession, GuestTimeout
+from orchestrator.progress import Progress
+from orchestrator.splats import SplatDetector
+from orchestrator.suites import CaseSpec, GuestRunner
+
+from conftest import split_boots
+
+NONET = "x86_64-6.12.117-nonet.console.log"
+OOPS = "x86_64-6.12.117-tprobe-oops.console.log"
+
+
+def _case_ids(data_dir: pathlib.Path, name: str) -> list[str]:
+    """The case files the captured run ran, in order (saved beside its console.log)."""
+    return (data_dir / name.replace(".console.log", ".cases")).read_text().split()
+
+
+def _replayer(tmp_path: pathlib.Path, boots: list[bytes]):
+    """start_guest for GuestRunner: boot N prints the Nth captured boot, with its nonce."""
+    sessions = []
+
+    def start() -> ConsoleSession:
+        part = boots[len(sessions)]
+        f = tmp_path / f"boot{len(sessions)}.log"
+        f.write_bytes(part)
+        s = ConsoleSession(["sh", "-c", f'cat "$0"; exec sleep 60', str(f)], io.BytesIO(), detector.feed)
+        s.nonce = re.search(rb"KTO:BEGIN:([0-9a-f]+):", part).group(1).decode()
+        sessions.append(s)
+        return s
+
+    detector = SplatDetector()
+    return start, detector, sessions
+
+
+def _run_all(tmp_path, data_dir, name, case_timeout=5.0):
+    console = (data_dir / name).read_bytes()
+    boots = split_boots(console)
+    start, detector, sessions = _replayer(tmp_path, boots)
+    runner = GuestRunner(start, detector, Progress(io.StringIO()), case_timeout, 10.0, None)
+    session = runner.boot()
+    session.run("facts", 10)  # the pipeline's first command (busybox version, /proc/version)
+    results = []
+    specs = [CaseSpec(i, i.split("/")[0], f"/kto/ftrace/test.d/{i}") for i in _case_ids(data_dir, name)]
+    for n, spec in enumerate(specs, 1):
+        results += runner.run_case(spec, n, len(specs), f"/tmp/kto/{n}")
+    runner.kill()
+    return results, detector, runner
+
+
+def test_replay_of_a_clean_run(tmp_path, data_dir):
+    results, detector, runner = _run_all(tmp_path, data_dir, NONET)
+    by_id = {r.id: r for r in results}
+    assert len(results) == 43
+    counts = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    # What this kernel (6.12.117, no NET, no sample modules) really did.
+    assert counts == {"PASS": 38, "FAIL": 2, "UNRESOLVED": 2, "UNSUPPORTED": 1}
+    assert by_id["dynevent/add_remove_kprobe.tc"].status == "PASS"
+    assert by_id["kprobe/kprobe_non_uniq_symbol.tc"].status == "UNSUPPORTED"
+    assert by_id["kprobe/kretprobe_maxactive.tc"].reason == "sh: write error: Invalid argument"
+    assert "CONFIG_SAMPLE_TRACE_PRINTK" in by_id["kprobe/kprobe_module.tc"].reason
+    assert by_id["kprobe/kprobe_module.tc"].log.startswith("+ . /kto/ftrace/test.d/kprobe/kprobe_module.tc")
+    assert by_id["dynevent/add_remove_kprobe.tc"].log == ""
+    assert all(r.taint_after == 0 for r in results)
+    assert detector.splats == []
+    assert runner.boots == 1
+
+
+def test_replay_of_a_run_where_the_kernel_oopsed(tmp_path, data_dir):
+    results, detector, runner = _run_all(tmp_path, data_dir, OOPS, case_timeout=3.0)
+    by_id = {r.id: r for r in results}
+    assert len(results) == 43
+    hung = by_id["dynevent/add_remove_tprobe_module.tc"]
+    # The test printed "not ok", then its shell never came back: ERROR, with both facts.
+    assert hung.status == "ERROR"
+    assert hung.reason.startswith("the test reported FAIL, then no end of the case")
+    kinds_titles = [(s["kind"], s["title"]) for s in hung.splats]
+    assert kinds_titles == [
+        ("warning", "WARNING: CPU: 1 PID: 1017 at kernel/trace/ftrace.c:387 "
+                    "__unregister_ftrace_function+0x92/0xa0"),
+        ("bug", "BUG: kernel NULL pointer dereference, address: 0000000000000026")]
+    assert any("trace_fprobe_release" in line for line in hung.splats[1]["lines"])
+    # The guest was restarted and every later case still ran.
+    assert runner.boots == 2
+    assert by_id["dynevent/add_remove_uprobe.tc"].status == "PASS"
+    assert by_id["kprobe/kretprobe_maxactive.tc"].status == "PASS"
+    assert by_id["kprobe/kprobe_args_user.tc"].status == "FAIL"
+    assert all(s.case == "dynevent/add_remove_tprobe_module.tc" for s in detector.splats)
+
+
+def test_a_guest_that_goes_silent_times_out(tmp_path, data_dir):
+    console = (data_dir / NONET).read_bytes()
+    boot = console[:console.index(b"KTO:READY:")] + b"KTO:READY:6.12.117+:0\n"
+    f = tmp_path / "boot.log"
+    f.write_bytes(boot)
+    s = ConsoleSession(["sh", "-c", 'cat "$0"; exec sleep 60', str(f)], io.BytesIO())
+    s.start()
+    s.wait_ready(10)
+    assert s.kernel_release == "6.12.117+"
+    with pytest.raises(GuestTimeout):
+        s.run("true", 1.0)
+    s.kill()
+    assert not s.alive

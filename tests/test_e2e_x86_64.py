@@ -1,0 +1,83 @@
+"""End to end on a real kernel: Debian's 6.12 tree, built, booted under QEMU, with the
+default suites. The first run on a machine builds the kernel (~6 min on 2 cores);
+later runs reuse the cached build."""
+import json
+import pathlib
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.e2e
+
+
+def _run(results: pathlib.Path, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64",
+                        "--results-dir", str(results), *extra],
+                       cwd=REPO, capture_output=True, text=True, timeout=3600)
+    return p, time.monotonic() - t0
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    p, seconds = _run(results)
+    print(f"\n--- first run ({seconds:.0f}s, exit {p.returncode}) ---\n{p.stdout}\n{p.stderr[-3000:]}")
+    return p, results / "latest"
+
+
+def test_run_completes_with_every_case(first_run):
+    p, latest = first_run
+    data = json.loads((latest / "results.json").read_text())
+    assert data["state"] == "complete", p.stderr
+    assert data["accel"]["name"] in ("kvm", "tcg")
+    ids = [c["id"] for c in data["cases"]]
+    assert len([i for i in ids if i.split("/")[0] in ("dynevent", "kprobe")]) >= 43
+    assert "tcscripts/fprobe_add_remove_cycles.tc" in ids
+    for name in ("results.json", "junit.xml", "console.log", "build.log", "config"):
+        assert (latest / name).stat().st_size > 0, name
+    assert b"Linux version 6.12" in (latest / "console.log").read_bytes()
+    assert "CONFIG_KPROBE_EVENTS=y" in (latest / "config").read_text()
+    assert data["versions"]["kernel_banner"].startswith("Linux version 6.12.117")
+    assert data["taint"]["boot"] == 0
+
+
+def test_known_statuses(first_run):
+    _, latest = first_run
+    status = {c["id"]: c["status"] for c in json.loads((latest / "results.json").read_text())["cases"]}
+    assert status["dynevent/add_remove_kprobe.tc"] == "PASS"
+    assert status["kprobe/kprobe_syntax_errors.tc"] == "PASS"
+    assert status["tcscripts/fprobe_add_remove_cycles.tc"] == "PASS"
+    # name_show has a single definition in this kernel: the test says so, it is no pass.
+    assert status["kprobe/kprobe_non_uniq_symbol.tc"] == "UNSUPPORTED"
+
+
+def test_exit_code_and_junit_agree_with_results(first_run):
+    p, latest = first_run
+    data = json.loads((latest / "results.json").read_text())
+    failing = [c for c in data["cases"] if c["status"] in ("FAIL", "UNRESOLVED", "ERROR")]
+    assert p.returncode == (1 if failing or data["splats"] else 0)
+    assert data["exit_code"] == p.returncode
+    suites = ET.parse(latest / "junit.xml").getroot()
+    cases = suites.findall("./testsuite/testcase")
+    assert len(cases) == len(data["cases"])
+    assert len(suites.findall("./testsuite/testcase/failure")) + \
+        len(suites.findall("./testsuite/testcase/error")) == len(failing)
+    for c in failing:
+        assert c["id"] in p.stdout  # the terminal summary names every failing case
+
+
+def test_unchanged_second_run_reuses_the_build(first_run, tmp_path):
+    p, seconds = _run(tmp_path, "--suite", "tcscripts")
+    data = json.loads((tmp_path / "latest" / "results.json").read_text())
+    print(f"\n--- second run, tcscripts only: {seconds:.1f}s wall, stages "
+          f"{ {k: v['seconds'] for k, v in data['stages'].items()} }")
+    assert data["stages"]["build"]["reused"] is True
+    assert data["stages"]["image"]["reused"] is True
+    assert data["stages"]["build"]["seconds"] < 30
+    assert [c["status"] for c in data["cases"]] == ["PASS"]
+    assert p.returncode == 0

@@ -1,0 +1,67 @@
+"""The splat detector on real console output and on the catalogue's edge cases."""
+from orchestrator.splats import SplatDetector, classify
+
+OOPS = "x86_64-6.12.117-tprobe-oops.console.log"
+NONET = "x86_64-6.12.117-nonet.console.log"
+
+
+def _feed(text: str, case: str | None = None) -> SplatDetector:
+    d = SplatDetector()
+    d.current_case = case
+    for line in text.splitlines():
+        d.feed(line.rstrip("\r"))
+    d.flush()
+    return d
+
+
+def test_clean_run_has_no_splat(data_dir):
+    assert _feed((data_dir / NONET).read_text(errors="replace")).splats == []
+
+
+def test_warning_then_oops_are_two_titled_reports(data_dir):
+    d = _feed((data_dir / OOPS).read_text(errors="replace"), case="dynevent/add_remove_tprobe_module.tc")
+    assert [(s.kind, s.title) for s in d.splats] == [
+        ("warning", "WARNING: CPU: 1 PID: 1017 at kernel/trace/ftrace.c:387 "
+                    "__unregister_ftrace_function+0x92/0xa0"),
+        ("bug", "BUG: kernel NULL pointer dereference, address: 0000000000000026")]
+    warn, bug = d.splats
+    assert warn.lines[0] == "------------[ cut here ]------------"
+    assert warn.lines[-1].startswith("---[ end trace")
+    assert any(l.startswith("RIP: 0010:trace_fprobe_release") for l in bug.lines)
+    assert warn.kernel_time == 12.986676
+    # The TSC watchdog messages later in that log are not splats.
+    assert len(d.splats) == 2
+
+
+def test_only_kernel_lines_count():
+    d = _feed("BUG: this is a test printing the word\n"
+              "[    5.000000] trace_kprobe: Could not probe notrace function _raw_spin_lock\n")
+    assert d.splats == []
+
+
+def test_repeated_stall_reports_fold_into_one_with_a_count():
+    lines = []
+    for t in (30.0, 51.0, 72.0):
+        lines += [f"[{t:12.6f}] rcu: INFO: rcu_sched self-detected stall on CPU",
+                  f"[{t + 0.1:12.6f}] rcu:     0-....: (5250 ticks this GP) idle=1234",
+                  f"[{t + 0.2:12.6f}] Comm: ftracetest"]
+    d = _feed("\n".join(lines), case="kprobe/kprobe_args.tc")
+    assert len(d.splats) == 1
+    assert d.splats[0].kind == "stall" and d.splats[0].count == 3
+
+
+def test_ftrace_bug_header_keeps_its_kind():
+    d = _feed("[   1.000000] ------------[ ftrace bug ]------------\n"
+              "[   1.000001] ftrace failed to modify\n"
+              "[   1.000002] [<9000000000237f00>] kernel_clone+0x0/0x300\n"
+              "[   1.000003] actual:   2c:00:15:00\n")
+    assert [(s.kind, s.title) for s in d.splats] == [("ftrace-bug", "ftrace failed to modify")]
+
+
+def test_catalogue_entries():
+    assert classify("Kernel panic - not syncing: sysrq triggered crash")[0] == "panic"
+    assert classify("watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [sh:1]")[0] == "stall"
+    assert classify("WARNING: possible recursive locking detected")[0] == "lockdep"
+    assert classify("Unable to handle kernel paging request at virtual address 0")[0] == "oops"
+    assert classify("kretprobe: Return address not found, not execute handler.")[0] == "rethook"
+    assert classify("Freeing unused kernel image (initmem) memory: 964K") is None
