@@ -83,6 +83,7 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
                  f"results in {recorder.dir}")
     console_log = open(recorder.dir / "console.log", "wb")
     runner: GuestRunner | None = None
+    detector = SplatDetector()
     try:
         # -- config + build ------------------------------------------------
         recorder.stage_started("build")
@@ -115,7 +116,6 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
         # -- boot ----------------------------------------------------------
         accel = qemu.choose_accel(arch, b.kernel_image, opts.cache_root, opts.accel, say=progress.say)
         recorder.set("accel", {"name": accel.name, "reason": accel.reason})
-        detector = SplatDetector()
         argv = qemu.qemu_argv(arch, b.kernel_image, img.path, accel)
         recorder.set("qemu_argv", argv)
         runner = GuestRunner(lambda: ConsoleSession(argv, console_log, detector.feed), detector,
@@ -128,8 +128,6 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
             tail = runner.session.tail(40) if runner.session else []
             why = "QEMU exited" if isinstance(exc, GuestDied) else f"no shell within {opts.boot_timeout:.0f}s"
             recorder.stage_finished("boot", "failed", error=why, console_tail=tail)
-            detector.flush()
-            recorder.add_splats([s.as_dict() for s in detector.splats])
             raise OrchestratorError(
                 f"The {arch.name} guest did not boot ({why}); the console tail is in "
                 f"{recorder.dir / 'console.log'}: check the console= setting and kconfigs/{arch.name}.config.",
@@ -157,7 +155,7 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
         recorder.stage_finished("suites", boots=runner.boots)
         runner.stop()
         detector.flush()
-        recorder.add_splats([s.as_dict() for s in detector.splats])
+        recorder.set("splats", [s.as_dict() for s in detector.splats])
 
         failing = [c for c in recorder.cases if c["status"] in FAILING]
         if failing or detector.splats:
@@ -178,6 +176,10 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
     finally:
         if runner is not None:
             runner.kill()
+        detector.flush()
+        # Splats seen before a failure or an interrupt are results too.
+        if len(recorder.data["splats"]) != len(detector.splats):
+            recorder.set("splats", [s.as_dict() for s in detector.splats])
         console_log.close()
         junit.write(recorder.data, recorder.dir / "junit.xml")
         progress.clear()

@@ -95,10 +95,6 @@ class Recorder:
         self.cases.append(case.as_dict())
         self.flush()
 
-    def add_splats(self, splats: list[dict]) -> None:
-        self.data["splats"].extend(splats)
-        self.flush()
-
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for c in self.cases:

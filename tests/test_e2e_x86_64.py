@@ -81,3 +81,47 @@ def test_unchanged_second_run_reuses_the_build(first_run, tmp_path):
     assert data["stages"]["build"]["seconds"] < 30
     assert [c["status"] for c in data["cases"]] == ["PASS"]
     assert p.returncode == 0
+
+
+def _qemu_pids_using(path: str) -> list[int]:
+    pids = []
+    for proc in pathlib.Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and b"qemu-system" in cmdline[0] and path.encode() in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_sigint_mid_run_leaves_no_qemu_and_keeps_results(first_run, tmp_path):
+    """Ctrl-C while the suites run: exit 130, QEMU gone, the finished cases kept."""
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64",
+                             "--suite", "kprobe", "--results-dir", str(tmp_path)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = tmp_path / "latest" / "results.json"
+    deadline = time.monotonic() + 300
+    data = {}
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            data = json.loads(results.read_text())
+        except (OSError, ValueError):
+            continue
+        if len(data.get("cases", [])) >= 3:
+            break
+    image = data["stages"]["image"]["path"]
+    assert _qemu_pids_using(image), "the guest should be running before the interrupt"
+    proc.send_signal(subprocess.signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted (SIGINT)" in err
+    time.sleep(0.5)
+    assert _qemu_pids_using(image) == []
+    data = json.loads(results.read_text())
+    assert data["state"] == "incomplete" and data["exit_code"] == 130
+    assert len(data["cases"]) >= 3
+    assert ET.parse(tmp_path / "latest" / "junit.xml").getroot().findall("./testsuite/testcase")
