@@ -7,11 +7,11 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-# Debian packages for x86_64: QEMU, kernel build tools, pahole (dwarves), ccache,
-# a static busybox for the guest, and the default kernel tree.
-APT_PACKAGES := qemu-system-x86 qemu-system-data gcc make flex bison bc libelf-dev \
-	libssl-dev dwarves cpio ccache busybox-static linux-source-6.12 git xz-utils kmod \
-	python3 python3-venv
+# Debian packages every arch needs: kernel build tools, pahole (dwarves), ccache and
+# the default kernel tree. Each arch's own (cross compiler, QEMU, busybox) come from
+# the arch table through `orchestrator deps`.
+APT_PACKAGES := gcc make flex bison bc libelf-dev libssl-dev dwarves cpio ccache \
+	linux-source-6.12 git xz-utils kmod python3 python3-venv
 
 .PHONY: deps test check unit clean help
 help:
@@ -25,6 +25,7 @@ deps: $(VENV)/.installed
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@$(PY) -m orchestrator deps --arch "$(ARCH)"
 
 $(VENV)/.installed: pyproject.toml
 	@command -v python3 >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 python3-venv; }

@@ -31,8 +31,11 @@ class KvmSpec:
 
 @dataclasses.dataclass(frozen=True)
 class BusyboxSpec:
-    path: str
+    """Where the guest's static busybox comes from: the host's own binary (`path`), or
+    Debian's package for another architecture (`deb_arch`), unpacked into the cache."""
     package: str
+    path: str | None = None
+    deb_arch: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,15 @@ class Arch:
     cmdline: str
     busybox: BusyboxSpec
     halt_command: str | None
+    packages: tuple[str, ...]   # Debian packages beyond toolchain/qemu/busybox
+
+    def host_packages(self) -> list[str]:
+        """Every Debian package this arch needs on the host (what `deps` installs)."""
+        pkgs = [*self.toolchain.values(), self.qemu.package, *self.packages]
+        # A foreign busybox-static is downloaded, never installed: it would replace the host's.
+        if self.busybox.deb_arch is None:
+            pkgs.append(self.busybox.package)
+        return list(dict.fromkeys(pkgs))
 
     def make_vars(self) -> list[str]:
         """The ARCH/CROSS_COMPILE/LLVM variables for every make call of this arch."""
@@ -90,6 +102,7 @@ def _arch_from_row(name: str, row: dict) -> Arch:
             cmdline=row.get("cmdline") or "",
             busybox=BusyboxSpec(**row["busybox"]),
             halt_command=row.get("halt_command"),
+            packages=tuple(row.get("packages") or ()),
         )
     except (KeyError, TypeError) as exc:
         raise OrchestratorError(
@@ -102,6 +115,13 @@ def load_table() -> dict[str, Arch]:
     text = resources.files("orchestrator").joinpath("data/arches.yaml").read_text()
     rows = yaml.safe_load(text) or {}
     return {name: _arch_from_row(name, row) for name, row in rows.items()}
+
+
+def select(names: str) -> list[Arch]:
+    """'arm64', 'x86_64,arm64' or 'all' -> arches, in table order for 'all'."""
+    if names.strip() == "all":
+        return list(load_table().values())
+    return [get_arch(n) for n in names.replace(",", " ").split()]
 
 
 def get_arch(name: str) -> Arch:

@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--boot-timeout", type=_positive_seconds, default=180.0,
                    help="seconds from QEMU start to the guest shell (default 180)")
     t.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    d = sub.add_parser("deps", help="install the host packages the arches need (apt-get)")
+    d.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64",
+                   help="arch name(s), comma-separated, or 'all'")
+    d.add_argument("--cache-dir", default=None)
     return p
 
 
@@ -88,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                 cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
                 case_timeout=args.case_timeout, boot_timeout=args.boot_timeout, accel=args.accel)
             return run_test(opts, progress)
+        if args.command == "deps":
+            from . import arches, deps
+            cache_root = pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root()
+            deps.install(arches.select(args.arch), cache_root, say=progress.say)
+            return int(ExitCode.OK)
     except OrchestratorError as exc:
         progress.clear()
         print(f"orchestrator: {exc.message}", file=sys.stderr)

@@ -9,10 +9,10 @@ import dataclasses
 import os
 import pathlib
 
-from . import cache
+from . import cache, userland
 from .arches import Arch
 from .cpio import CpioWriter
-from .errors import ExitCode, OrchestratorError
+from .errors import OrchestratorError
 from .source import KernelTree
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -61,11 +61,7 @@ def _add_tree(cpio: CpioWriter, src: pathlib.Path, dest: str) -> None:
 def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
                 modules: pathlib.Path | None = None) -> ImageResult:
     """modules: a modules_install tree (.../lib/modules) to ship, for tests that modprobe."""
-    busybox = pathlib.Path(arch.busybox.path)
-    if not busybox.is_file():
-        raise OrchestratorError(
-            f"No static busybox for {arch.name} at {busybox}; install it with "
-            f"`apt-get install {arch.busybox.package}` (or `make deps`).", ExitCode.MISSING_HOST_TOOL)
+    busybox = userland.busybox_for(arch, cache_root)
     ftrace_dir = tree.path / FTRACE_SELFTESTS
     if not (ftrace_dir / "ftracetest").is_file():
         raise OrchestratorError(
