@@ -13,7 +13,7 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_PACKAGES := gcc make flex bison bc libelf-dev libssl-dev dwarves cpio ccache \
 	linux-source-6.12 git xz-utils kmod python3 python3-venv
 
-.PHONY: deps test check unit clean help
+.PHONY: deps test matrix check unit clean help
 help:
 	@sed -n '1,5p' Makefile
 
@@ -39,6 +39,10 @@ test: deps
 		$(if $(KERNEL),--kernel "$(KERNEL)") $(if $(SUITES),--suite "$(SUITES)") \
 		$(if $(KCONFIG),--kconfig "$(KCONFIG)") $(if $(TIMEOUT),--case-timeout "$(TIMEOUT)") \
 		$(if $(ACCEL),--accel "$(ACCEL)")
+
+# Every arch of the table, one after another, one table at the end.
+matrix:
+	$(MAKE) test ARCH=all
 
 # pytest exits 5 when it collected no tests: that is not a failure of the suite,
 # every other non-zero status is.

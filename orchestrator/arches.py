@@ -31,11 +31,15 @@ class KvmSpec:
 
 @dataclasses.dataclass(frozen=True)
 class BusyboxSpec:
-    """Where the guest's static busybox comes from: the host's own binary (`path`), or
-    Debian's package for another architecture (`deb_arch`), unpacked into the cache."""
+    """Where the guest's static busybox comes from: the host's own binary (`path`),
+    Debian's package for another architecture (`deb_arch`), unpacked into the cache, or
+    Debian's busybox source built with zig's musl (`zig_target`, `zig_cpu`) for arches
+    bookworm has no binaries for."""
     package: str
     path: str | None = None
     deb_arch: str | None = None
+    zig_target: str | None = None
+    zig_cpu: str | None = None   # -mcpu for zig cc; None: the target's default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +64,9 @@ class Arch:
         """Every Debian package this arch needs on the host (what `deps` installs)."""
         pkgs = [*self.toolchain.values(), self.qemu.package, *self.packages]
         # A foreign busybox-static is downloaded, never installed: it would replace the host's.
-        if self.busybox.deb_arch is None:
+        if self.busybox.zig_target:
+            pkgs.append("dpkg-dev")  # dpkg-source, to unpack busybox's source package
+        elif self.busybox.deb_arch is None:
             pkgs.append(self.busybox.package)
         return list(dict.fromkeys(pkgs))
 

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     t = sub.add_parser("test", help="build, boot and test one arch")
     t.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64",
-                   help="arch name from the arch table (default x86_64)")
+                   help="arch name from the arch table (default x86_64); several, comma-separated, "
+                        "or 'all' run one after another with one table at the end")
     t.add_argument("--kernel", default=None,
                    help="kernel tree to test (git or plain dir); default: Debian's linux-source-6.12")
     t.add_argument("--suite", action="append", default=None, metavar="NAME[,NAME]",
@@ -83,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _on_signal)
     try:
         if args.command == "test":
+            from . import arches, matrix
             from .pipeline import TestOptions, run_test
+            selected = arches.select(args.arch)
             opts = TestOptions(
                 arch=args.arch, kernel=args.kernel or None,
                 suites=_split_list(args.suite) or list(DEFAULT_SUITES),
@@ -91,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                 results_root=pathlib.Path(args.results_dir).resolve(),
                 cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
                 case_timeout=args.case_timeout, boot_timeout=args.boot_timeout, accel=args.accel)
+            if len(selected) > 1 or args.arch.strip() == "all":
+                return matrix.run(selected, opts, progress)
             return run_test(opts, progress)
         if args.command == "deps":
             from . import arches, deps

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import subprocess
+import sys
 
 from .arches import Arch
 from .errors import ExitCode, OrchestratorError
@@ -39,12 +41,49 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print) -> None:
             _run(["dpkg", "--add-architecture", deb_arch], say)
             foreign.add(deb_arch)
             need_update = True
+    if any(a.busybox.zig_target for a in arches):
+        need_update |= _ensure_deb_src(say)
     missing = [p for a in arches for p in a.host_packages() if not _installed(p)]
     missing = list(dict.fromkeys(missing))
     if missing or need_update:
         _run(["apt-get", "update", "-qq"], say)
     if missing:
         _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], say)
+    if any(a.busybox.zig_target for a in arches) and subprocess.run(
+            [sys.executable, "-m", "ziglang", "version"], capture_output=True).returncode:
+        say("deps: pip install ziglang (the C compiler for riscv64/loongarch64 guest userland)")
+        if subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ziglang"]).returncode:
+            raise OrchestratorError("`pip install ziglang` failed; run it by hand to see why.",
+                                    ExitCode.MISSING_HOST_TOOL)
     for arch in arches:
-        path = userland.busybox_for(arch, cache_root)
+        path = userland.busybox_for(arch, cache_root, say)
         say(f"deps: {arch.name}: busybox {path}")
+
+
+DEB_SRC_FILE = pathlib.Path("/etc/apt/sources.list.d/orchestrator-deb-src.sources")
+
+
+def _ensure_deb_src(say) -> bool:
+    """Add deb-src twins of the machine's deb822 'Types: deb' stanzas (for busybox's
+    source package). Returns True when apt needs an update."""
+    if DEB_SRC_FILE.exists():
+        return False
+    stanzas = []
+    for f in sorted(pathlib.Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for block in f.read_text().split("\n\n"):
+            if re.search(r"^Types:.*\bdeb\b", block, re.M) and "deb-src" not in block:
+                lines = [l for l in block.splitlines() if l.strip() and not l.startswith("#")]
+                stanzas.append("\n".join("Types: deb-src" if l.startswith("Types:") else l for l in lines))
+    if not stanzas:
+        raise OrchestratorError(
+            "No deb822 apt source found to derive a deb-src entry from; add a deb-src line for "
+            "bookworm to your apt sources by hand and run `apt-get update`.", ExitCode.MISSING_HOST_TOOL)
+    text = "# Added by orchestrator deps: busybox's source package for riscv64/loongarch64 guests.\n"
+    text += "\n\n".join(stanzas) + "\n"
+    say(f"deps: writing {DEB_SRC_FILE}")
+    if os.geteuid() == 0:
+        DEB_SRC_FILE.write_text(text)
+    else:
+        subprocess.run(["sudo", "tee", str(DEB_SRC_FILE)], input=text.encode(), check=True,
+                       stdout=subprocess.DEVNULL)
+    return True

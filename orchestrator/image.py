@@ -59,9 +59,9 @@ def _add_tree(cpio: CpioWriter, src: pathlib.Path, dest: str) -> None:
 
 
 def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
-                modules: pathlib.Path | None = None) -> ImageResult:
+                modules: pathlib.Path | None = None, say=print) -> ImageResult:
     """modules: a modules_install tree (.../lib/modules) to ship, for tests that modprobe."""
-    busybox = userland.busybox_for(arch, cache_root)
+    busybox = userland.busybox_for(arch, cache_root, say)
     ftrace_dir = tree.path / FTRACE_SELFTESTS
     if not (ftrace_dir / "ftracetest").is_file():
         raise OrchestratorError(

@@ -58,6 +58,10 @@ def _project_revision() -> str:
     return out.stdout.strip() or "unknown"
 
 
+# The data of the last completed run, for callers that tabulate several (matrix).
+last_results: dict = {}
+
+
 def run_test(opts: TestOptions, progress: Progress) -> int:
     arch = get_arch(opts.arch)
     fragments = fragments_for(arch, opts.extra_kconfigs)
@@ -109,7 +113,7 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
 
         # -- image ---------------------------------------------------------
         recorder.stage_started("image")
-        img = image.build_image(tree, arch, opts.cache_root, b.modules)
+        img = image.build_image(tree, arch, opts.cache_root, b.modules, say=progress.say)
         recorder.data["versions"]["busybox"] = img.busybox
         recorder.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
 
@@ -165,9 +169,12 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
         else:
             verdict, code = "all cases passed or were skipped with a reason", ExitCode.OK
         recorder.finish("complete", verdict, int(code))
+        last_results.clear()
+        last_results.update(recorder.data)
         return int(code)
     except OrchestratorError as exc:
         recorder.finish("failed", exc.message, int(exc.code))
+        exc.results = recorder.data  # type: ignore[attr-defined]  # for the matrix table
         raise
     except BaseException:
         recorder.finish("incomplete", "interrupted before the end; the cases listed are all that ran",

@@ -1,10 +1,15 @@
-"""The guest's static busybox for an arch: the host's own binary, or Debian's package
-for another architecture, downloaded with `apt-get download` and unpacked into the cache."""
+"""The guest's static busybox for an arch: the host's own binary, Debian's package for
+another architecture (downloaded with `apt-get download`, unpacked into the cache), or
+Debian's busybox source built with zig's musl for arches bookworm ships no binary for
+(riscv64, loong64). Whatever is made is cached; nothing is committed."""
 from __future__ import annotations
 
+import os
 import pathlib
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 
 from . import cache
@@ -12,8 +17,21 @@ from .arches import Arch
 from .errors import ExitCode, OrchestratorError
 
 
-def busybox_for(arch: Arch, cache_root: pathlib.Path) -> pathlib.Path:
+# busybox options that need glibc extensions (GNU regex syntax bits, ...).
+MUSL_UNSUPPORTED = (
+    "CONFIG_FEATURE_VI_REGEX_SEARCH",
+)
+
+
+def busybox_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
     spec = arch.busybox
+    if spec.zig_target:
+        dest = cache_root / "userland" / arch.name / "busybox"
+        if not dest.is_file():
+            with cache.file_lock(dest.with_name("busybox.lock"), f"busybox for {arch.name}"):
+                if not dest.is_file():
+                    _build_with_zig(arch, cache_root, dest, say)
+        return dest
     if spec.deb_arch is None:
         path = pathlib.Path(spec.path or "/bin/busybox")
         if not path.is_file():
@@ -52,3 +70,63 @@ def _unpack_deb(package: str, member: str, dest: pathlib.Path, arch_name: str) -
         shutil.copyfile(src, partial)
         partial.chmod(0o755)
         partial.replace(dest)
+
+
+def _busybox_source(cache_root: pathlib.Path, say) -> pathlib.Path:
+    """Debian's busybox source package, unpacked once (needs a deb-src entry: `make deps`)."""
+    root = cache_root / "userland" / "busybox-src"
+    tree = root / "tree"
+    if (tree / "Makefile").is_file():
+        return tree
+    root.mkdir(parents=True, exist_ok=True)
+    say("userland: fetching Debian's busybox source package (once)")
+    got = subprocess.run(["apt-get", "source", "--download-only", "busybox"], cwd=root,
+                         capture_output=True, text=True)
+    dscs = sorted(root.glob("busybox_*.dsc"))
+    if got.returncode != 0 or not dscs:
+        raise OrchestratorError(
+            "Cannot fetch busybox's source package (" + (got.stderr.strip().splitlines() or ["?"])[-1]
+            + "); run `make deps ARCH=<arch>` (it adds a deb-src entry and updates apt).",
+            ExitCode.MISSING_HOST_TOOL)
+    shutil.rmtree(tree, ignore_errors=True)
+    subprocess.run(["dpkg-source", "--no-check", "-x", str(dscs[-1]), str(tree)], cwd=root,
+                   check=True, capture_output=True)
+    return tree
+
+
+def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, say) -> None:
+    spec = arch.busybox
+    if subprocess.run([sys.executable, "-m", "ziglang", "version"], capture_output=True).returncode:
+        raise OrchestratorError(
+            f"zig is not installed in this Python; run `make deps ARCH={arch.name}` "
+            "(it runs `pip install ziglang`).", ExitCode.MISSING_HOST_TOOL)
+    src = _busybox_source(cache_root, say)
+    build = dest.parent / "busybox-build"
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    # Debian's own busybox-static configuration (the applets ftracetest relies on), less
+    # the features that need glibc-only interfaces musl does not have.
+    config = (src / "debian/config/pkg/static").read_text()
+    for option in MUSL_UNSUPPORTED:
+        config = re.sub(rf"^{option}=.*$", f"# {option} is not set", config, flags=re.M)
+    (build / ".config").write_text(config)
+    cc = f"{sys.executable} -m orchestrator.zigcc {spec.zig_target} {spec.zig_cpu or '-'}"
+    make = ["make", "-C", str(src), f"O={build}", f"CC={cc}", "HOSTCC=gcc",
+            f"AR={sys.executable} -m ziglang ar", "STRIP=true", "SKIP_STRIP=y"]
+    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parent.parent))
+    log = dest.parent / "busybox-build.log"
+    say(f"userland: building busybox for {arch.name} with zig ({spec.zig_target}), about 2 minutes")
+    with open(log, "w") as out:
+        steps = [make + ["oldconfig"], make + [f"-j{os.cpu_count() or 1}", "busybox_unstripped"]]
+        for argv in steps:
+            # oldconfig asks about options Debian's config does not set: take every default.
+            rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                input=b"\n" * 4000 if argv[-1] == "oldconfig" else None).returncode
+            if rc:
+                raise OrchestratorError(
+                    f"Building busybox for {arch.name} with zig failed (make exit {rc}); see {log}.",
+                    ExitCode.BUILD_FAILED)
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.copyfile(build / "busybox_unstripped", partial)
+    partial.chmod(0o755)
+    partial.replace(dest)
