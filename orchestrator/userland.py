@@ -20,6 +20,8 @@ from .errors import ExitCode, OrchestratorError
 # busybox options that need glibc extensions (GNU regex syntax bits, ...).
 MUSL_UNSUPPORTED = (
     "CONFIG_FEATURE_VI_REGEX_SEARCH",
+    "CONFIG_EXTRA_COMPAT",
+    "CONFIG_TC",  # CBQ is gone from the kernel headers zig ships
 )
 
 

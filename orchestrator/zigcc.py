@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
-_DROP_EXACT = {"-static-libgcc", "-Wl,--warn-common", "-Wl,--sort-common", "-Wl,--sort-section,alignment"}
+_DROP_EXACT = {"-static-libgcc", "-Wl,--warn-common", "-Wl,--sort-common", "-Wl,--sort-section,alignment",
+               "-Wl,--verbose"}
 _DROP_PREFIX = ("-Wl,-Map", "-Wl,--sort-section")
 
 
@@ -22,7 +23,8 @@ def filtered(args: list[str]) -> list[str]:
             continue
         if a.startswith("-Wl,"):
             parts = [p for p in a[4:].split(",")
-                     if p not in ("--warn-common", "--sort-common") and not p.startswith(("-Map", "--sort-section"))]
+                     if p not in ("--warn-common", "--sort-common", "--verbose")
+                     and not p.startswith(("-Map", "--sort-section"))]
             # "-Wl,-Map,file" splits into -Map and file: drop the file too.
             if "-Map" in a[4:].split(","):
                 parts = []
