@@ -59,6 +59,10 @@ class Arch:
     busybox: BusyboxSpec
     halt_command: str | None
     packages: tuple[str, ...]   # Debian packages beyond toolchain/qemu/busybox
+    # "direct": QEMU -kernel/-initrd/-append. "builtin": DTB (command line inside) and
+    # initramfs built into the kernel, for machines QEMU cannot direct-boot (bootroute.py).
+    boot_route: str = "direct"
+    builtin_dtb: str | None = None   # the .dts template in images/, for "builtin"
 
     def host_packages(self) -> list[str]:
         """Every Debian package this arch needs on the host (what `deps` installs)."""
@@ -109,6 +113,8 @@ def _arch_from_row(name: str, row: dict) -> Arch:
             busybox=BusyboxSpec(**row["busybox"]),
             halt_command=row.get("halt_command"),
             packages=tuple(row.get("packages") or ()),
+            boot_route=row.get("boot_route", "direct"),
+            builtin_dtb=row.get("builtin_dtb"),
         )
     except (KeyError, TypeError) as exc:
         raise OrchestratorError(

@@ -147,11 +147,17 @@ def first_errors(log: pathlib.Path, limit: int = 8) -> list[str]:
 
 
 def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Path],
-                        cache_root: pathlib.Path, progress: Progress) -> BuildResult:
+                        cache_root: pathlib.Path, progress: Progress,
+                        route_options: dict[str, str] | None = None, route_digest: str = "",
+                        build_modules: bool = True) -> BuildResult:
+    """route_options: config the boot route adds (required); route_digest: changes when
+    what the route builds in (DTB, initramfs) changes, so the stamp stops matching."""
     merged = kconfig.merge(fragments)
+    for name, value in (route_options or {}).items():
+        merged[name] = kconfig.Option(name, value, True, "boot route")
     allconfig_text = kconfig.render_allconfig(merged)
     toolchain = toolchain_versions(arch)
-    key = cache.digest(BUILD_RECIPE, tree.tree_id, allconfig_text, arch.name,
+    key = cache.digest(BUILD_RECIPE, tree.tree_id, allconfig_text, route_digest, arch.name,
                        " ".join(arch.make_vars()), *sorted(f"{k}={v}" for k, v in toolchain.items()))
     build_dir = build_dir_for(cache_root, tree, arch)
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -192,7 +198,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
             dropped = kconfig.compare(merged, dotconfig, tree.path, arch.srcarch)
             kconfig.check_required(dropped)
             t1 = time.monotonic()
-            modular = dotconfig.get("CONFIG_MODULES") == "y"
+            modular = build_modules and dotconfig.get("CONFIG_MODULES") == "y"
             targets = [arch.build_target, "vmlinux"] + (["modules"] if modular else [])
             rc, steps = _run_make(_make_argv(tree, arch, build_dir, *targets),
                                   env, log_file, progress, f"build {arch.name}",

@@ -7,7 +7,7 @@ import platform
 import shutil
 import subprocess
 
-from . import __version__, build, hosttools, image, junit, qemu, source, summary
+from . import __version__, bootroute, build, hosttools, image, junit, qemu, source, summary
 from .arches import Arch, get_arch
 from .console import ConsoleSession, GuestDied, GuestTimeout
 from .errors import ExitCode, OrchestratorError
@@ -89,10 +89,27 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
     runner: GuestRunner | None = None
     detector = SplatDetector()
     try:
+        # -- image first when the boot route builds it into the kernel --------
+        route = None
+        img = None
+        if arch.boot_route == "builtin":
+            recorder.stage_started("image")
+            # No modules: they come from the build the image is linked into.
+            img = image.build_image(tree, arch, opts.cache_root, None, say=progress.say)
+            recorder.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
+            route = bootroute.prepare(arch, tree, build.build_dir_for(opts.cache_root, tree, arch),
+                                      img.path, qemu.kernel_cmdline(arch))
+            recorder.set("boot_route", {"name": "builtin", "what": route.description})
+        else:
+            recorder.set("boot_route", {"name": "direct", "what": "QEMU -kernel/-initrd/-append"})
+
         # -- config + build ------------------------------------------------
         recorder.stage_started("build")
         try:
-            b = build.configure_and_build(tree, arch, fragments, opts.cache_root, progress)
+            b = build.configure_and_build(tree, arch, fragments, opts.cache_root, progress,
+                                          route.config if route else None,
+                                          route.digest if route else "",
+                                          build_modules=route is None)
         except ConfigFailed as exc:
             recorder.set("config", {"dropped": [d.as_dict() for d in exc.dropped]})
             recorder.stage_finished("build", "failed", error=exc.message)
@@ -112,10 +129,11 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
             progress.say(f"config: {d.option}={d.asked} is {d.got} in the final .config ({d.kind}): {d.reason}")
 
         # -- image ---------------------------------------------------------
-        recorder.stage_started("image")
-        img = image.build_image(tree, arch, opts.cache_root, b.modules, say=progress.say)
+        if img is None:
+            recorder.stage_started("image")
+            img = image.build_image(tree, arch, opts.cache_root, b.modules, say=progress.say)
+            recorder.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
         recorder.data["versions"]["busybox"] = img.busybox
-        recorder.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
 
         # -- boot ----------------------------------------------------------
         accel = qemu.choose_accel(arch, b.kernel_image, opts.cache_root, opts.accel, say=progress.say)

@@ -43,7 +43,7 @@ def qemu_argv(arch: Arch, kernel: pathlib.Path, initrd: pathlib.Path | None, acc
     if q.bios:
         argv += ["-bios", q.bios]
     argv += ["-kernel", str(kernel)]
-    if initrd is not None:
+    if initrd is not None and arch.boot_route == "direct":
         argv += ["-initrd", str(initrd)]
     argv += ["-append", kernel_cmdline(arch, extra_cmdline), *q.extra_args]
     return argv

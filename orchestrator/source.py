@@ -82,6 +82,8 @@ def _plain_tree_id(path: pathlib.Path) -> str:
     for root, dirs, files in os.walk(path):
         dirs[:] = sorted(d for d in dirs if d != ".git")
         for name in sorted(files):
+            if name.startswith("orchestrator-"):
+                continue  # boot plumbing the orchestrator itself writes (bootroute.py)
             p = os.path.join(root, name)
             try:
                 st = os.lstat(p)
