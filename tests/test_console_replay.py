@@ -112,3 +112,36 @@ def test_a_guest_that_goes_silent_times_out(tmp_path, data_dir):
         s.run("true", 1.0)
     s.kill()
     assert not s.alive
+
+
+def test_replay_of_arm64_where_the_tree_has_no_fprobe(tmp_path, data_dir):
+    results, detector, runner = _run_all(tmp_path, data_dir, "arm64-6.12.117.console.log")
+    by_id = {r.id: r for r in results}
+    counts = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    assert counts == {"PASS": 32, "FAIL": 2, "UNSUPPORTED": 10}
+    fprobe = by_id["dynevent/add_remove_fprobe.tc"]
+    assert fprobe.status == "UNSUPPORTED"
+    assert fprobe.reason.startswith('Required feature pattern "f[:[<group>/][<event>]]')
+    assert by_id["tcscripts/fprobe_add_remove_cycles.tc"].status == "UNSUPPORTED"
+    assert detector.splats == [] and runner.boots == 1
+
+
+def test_replay_of_s390x_where_a_kprobe_hangs_the_guest(tmp_path, data_dir):
+    results, detector, runner = _run_all(tmp_path, data_dir, "s390x-6.12.117.console.log",
+                                         case_timeout=3.0)
+    by_id = {r.id: r for r in results}
+    hung = by_id["kprobe/kprobe_insn_boundary.tc"]
+    assert hung.status == "ERROR"
+    assert [s["kind"] for s in hung.splats] == ["stall"]
+    assert hung.splats[0]["title"] == "rcu: INFO: rcu_sched self-detected stall on CPU"
+    assert any("kprobe_exceptions_notify" in l for l in hung.splats[0]["lines"])
+    # The test said PASS, but WARNs fired while it ran: it is not reported as a pass.
+    tprobe = by_id["dynevent/add_remove_tprobe_module.tc"]
+    assert tprobe.status == "FAIL" and tprobe.test_status == "PASS"
+    assert {s["title"].split(" at ")[1].split()[0] for s in tprobe.splats} == {
+        "kernel/trace/ftrace.c:387", "kernel/tracepoint.c:406"}
+    assert runner.boots == 2
+    assert by_id["kprobe/kprobe_module.tc"].status == "PASS"  # the first case after the restart
+    assert len(results) == 44
