@@ -14,7 +14,7 @@ from .errors import ExitCode, OrchestratorError
 from .kconfig import ConfigFailed, parse_fragment
 from .ktap import FAILING
 from .progress import Progress, fmt_duration
-from .results import Recorder, new_run_id
+from .results import Recorder, failures_after_poisoning_splat, new_run_id
 from .splats import SplatDetector
 from .suites import GuestRunner, list_cases
 
@@ -178,6 +178,7 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
         runner.stop()
         detector.flush()
         recorder.set("splats", [s.as_dict() for s in detector.splats])
+        recorder.set("first_cause", failures_after_poisoning_splat(recorder.data))
 
         failing = [c for c in recorder.cases if c["status"] in FAILING]
         if failing or detector.splats:

@@ -28,6 +28,7 @@ class CaseResult:
     splats: list[dict] = dataclasses.field(default_factory=list)
     taint_before: int | None = None
     taint_after: int | None = None
+    boot: int = 1              # which guest boot of the run it ran in (restarts count up)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -110,3 +111,19 @@ class Recorder:
 
 def failing_cases(data: dict) -> list[dict]:
     return [c for c in data.get("cases", []) if c["status"] in FAILING]
+
+
+def failures_after_poisoning_splat(data: dict) -> dict | None:
+    """The first splat that poisons the kernel (ftrace bug, Oops...) and the failing cases
+    that ran after it in the same boot: a developer should look at it first."""
+    from .splats import POISONING_KINDS
+    ids = [c["id"] for c in data.get("cases", [])]
+    for splat in data.get("splats", []):
+        if splat["kind"] in POISONING_KINDS and splat.get("case") in ids:
+            start = ids.index(splat["case"])
+            boot = data["cases"][start].get("boot", 1)
+            later = [c["id"] for c in data["cases"][start + 1:]
+                     if c["status"] in FAILING and c.get("boot", 1) == boot]
+            return {"case": splat["case"], "kind": splat["kind"], "title": splat["title"],
+                    "failing_after": later}
+    return None

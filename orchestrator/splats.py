@@ -42,6 +42,11 @@ _END = re.compile(r"---\[ end (trace|Kernel panic)")
 # A report without an end marker (stalls, ftrace bug) is closed by this much kernel time.
 _QUIET_GAP = 5.0
 _MAX_LINES = 120
+# Kinds after which the kernel is not trustworthy for the rest of the boot: an ftrace
+# bug disables ftrace, an Oops may leave locks held. Later failures are reported as
+# possibly following from the first of them.
+POISONING_KINDS = frozenset({"ftrace-bug", "oops", "bug", "panic", "kasan"})
+
 # Kinds after which a guest rarely finishes the case (a task died holding locks, or
 # a CPU is stuck): the case gets only a short grace after them instead of its timeout.
 WEDGING_KINDS = frozenset({"stall", "oops", "bug", "panic"})

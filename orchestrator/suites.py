@@ -169,6 +169,8 @@ class GuestRunner:
                     r.status = "FAIL"
                     r.reason = f"the test said {r.test_status}, but the kernel splatted: {titles}"
         self.detector.current_case = None
+        for r in results:
+            r.boot = self.boots
         return results
 
     def _from_output(self, spec: CaseSpec, output: list[str], seconds: float) -> list[CaseResult]:

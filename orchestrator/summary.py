@@ -33,6 +33,11 @@ def render(data: dict, results_dir: str) -> str:
         for s in splats:
             times = f" x{s['count']}" if s.get("count", 1) > 1 else ""
             out.append(f"    {s['kind']}{times} during {s.get('case') or 'boot/idle'}: {s['title'][:110]}")
+    cause = data.get("first_cause")
+    if cause and cause.get("failing_after"):
+        n = len(cause["failing_after"])
+        out.append(f"  look first at the {cause['kind']} during {cause['case']}: {n} failing case(s) ran "
+                   f"after it and may follow from it ({cause['title'][:80]})")
     dropped = (data.get("config") or {}).get("dropped", [])
     if dropped:
         out.append(f"  config: {len(dropped)} asked option(s) not in the final .config")

@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.console import ConsoleSession, GuestTimeout
 from orchestrator.progress import Progress
+from orchestrator.results import failures_after_poisoning_splat
 from orchestrator.splats import SplatDetector
 from orchestrator.suites import CaseSpec, GuestRunner
 
@@ -97,6 +98,12 @@ def test_replay_of_a_run_where_the_kernel_oopsed(tmp_path, data_dir):
     assert by_id["kprobe/kretprobe_maxactive.tc"].status == "PASS"
     assert by_id["kprobe/kprobe_args_user.tc"].status == "FAIL"
     assert all(s.case == "dynevent/add_remove_tprobe_module.tc" for s in detector.splats)
+    # The failure after the Oops ran in a fresh boot: it is not blamed on the Oops.
+    data = {"cases": [r.as_dict() for r in results], "splats": [s.as_dict() for s in detector.splats]}
+    cause = failures_after_poisoning_splat(data)
+    assert cause["kind"] == "bug" and cause["case"] == "dynevent/add_remove_tprobe_module.tc"
+    assert by_id["kprobe/kprobe_args_user.tc"].boot == 2
+    assert cause["failing_after"] == []
 
 
 def test_a_guest_that_goes_silent_times_out(tmp_path, data_dir):
