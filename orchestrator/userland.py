@@ -25,12 +25,20 @@ MUSL_UNSUPPORTED = (
 )
 
 
+# busybox writes through pointers it declares const (ptr_to_globals); clang assumes
+# they never change and awk, ash & co. segfault. Its own escape hatch turns that off.
+GLOBAL_CONST_FIX = 'CONFIG_EXTRA_CFLAGS="-DBB_GLOBAL_CONST="'
+
+
 def busybox_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
     spec = arch.busybox
     if spec.zig_target:
-        dest = cache_root / "userland" / arch.name / "busybox"
+        # Keyed by the recipe, so a changed recipe never reuses an older binary.
+        recipe = cache.digest(spec.zig_target, spec.zig_cpu or "", *MUSL_UNSUPPORTED, GLOBAL_CONST_FIX,
+                              pathlib.Path(__file__).with_name("zigcc.py").read_text())
+        dest = cache_root / "userland" / arch.name / f"busybox-{recipe[:12]}"
         if not dest.is_file():
-            with cache.file_lock(dest.with_name("busybox.lock"), f"busybox for {arch.name}"):
+            with cache.file_lock(dest.with_name("busybox-zig.lock"), f"busybox for {arch.name}"):
                 if not dest.is_file():
                     _build_with_zig(arch, cache_root, dest, say)
         return dest
@@ -111,6 +119,7 @@ def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, sa
     config = (src / "debian/config/pkg/static").read_text()
     for option in MUSL_UNSUPPORTED:
         config = re.sub(rf"^{option}=.*$", f"# {option} is not set", config, flags=re.M)
+    config = re.sub(r'^CONFIG_EXTRA_CFLAGS=.*$', GLOBAL_CONST_FIX, config, flags=re.M)
     (build / ".config").write_text(config)
     cc = f"{sys.executable} -m orchestrator.zigcc {spec.zig_target} {spec.zig_cpu or '-'}"
     make = ["make", "-C", str(src), f"O={build}", f"CC={cc}", "HOSTCC=gcc",

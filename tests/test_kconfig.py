@@ -87,3 +87,11 @@ def test_missing_required_option_fails_the_config_stage(data_dir, kconfig_tree, 
         kconfig.check_required(dropped)
     assert exc.value.code == ExitCode.CONFIG_FAILED
     assert "CONFIG_FPROBE (depends on DYNAMIC_FTRACE_WITH_REGS [=n]; HAVE_RETHOOK [=n])" in exc.value.message
+
+
+def test_riscv64_limits_of_6_12_are_unavailable_not_dropped(data_dir, kconfig_tree):
+    d = _compare(data_dir, kconfig_tree, "riscv64-6.12.117", "riscv")
+    assert set(d) == {"CONFIG_KPROBES_ON_FTRACE", "CONFIG_FPROBE", "CONFIG_HIST_TRIGGERS"}
+    assert {x.kind for x in d.values()} == {"unavailable"}
+    assert "HAVE_KPROBES_ON_FTRACE [=n]" in d["CONFIG_KPROBES_ON_FTRACE"].reason
+    assert d["CONFIG_HIST_TRIGGERS"].reason == "depends on ARCH_HAVE_NMI_SAFE_CMPXCHG [=n]"
