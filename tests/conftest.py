@@ -26,6 +26,13 @@ def kconfig_tree(tmp_path_factory) -> pathlib.Path:
     return top
 
 
+def read_log(path: pathlib.Path) -> bytes:
+    """A captured console log; the large ones are stored gzip-compressed."""
+    import gzip
+    gz = path.with_name(path.name + ".gz")
+    return gzip.decompress(gz.read_bytes()) if not path.exists() and gz.exists() else path.read_bytes()
+
+
 def split_boots(console_log: bytes) -> list[bytes]:
     """A run's console.log holds every boot; each starts at QEMU's first output."""
     marker = b"KTO:READY:"

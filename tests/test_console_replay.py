@@ -15,7 +15,7 @@ from orchestrator.results import failures_after_poisoning_splat
 from orchestrator.splats import SplatDetector
 from orchestrator.suites import CaseSpec, GuestRunner
 
-from conftest import split_boots
+from conftest import read_log, split_boots
 
 NONET = "x86_64-6.12.117-nonet.console.log"
 OOPS = "x86_64-6.12.117-tprobe-oops.console.log"
@@ -44,7 +44,7 @@ def _replayer(tmp_path: pathlib.Path, boots: list[bytes]):
 
 
 def _run_all(tmp_path, data_dir, name, case_timeout=5.0):
-    console = (data_dir / name).read_bytes()
+    console = read_log(data_dir / name)
     boots = split_boots(console)
     start, detector, sessions = _replayer(tmp_path, boots)
     runner = GuestRunner(start, detector, Progress(io.StringIO()), case_timeout, 10.0, None)
@@ -152,3 +152,19 @@ def test_replay_of_s390x_where_a_kprobe_hangs_the_guest(tmp_path, data_dir):
     assert runner.boots == 2
     assert by_id["kprobe/kprobe_module.tc"].status == "PASS"  # the first case after the restart
     assert len(results) == 44
+
+
+def test_replay_of_riscv64_where_entry_kprobes_are_refused(tmp_path, data_dir):
+    results, detector, runner = _run_all(tmp_path, data_dir, "riscv64-6.12.117.console.log")
+    by_id = {r.id: r for r in results}
+    counts = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    assert counts == {"PASS": 4, "FAIL": 27, "UNSUPPORTED": 13}
+    # 6.12 riscv64 has no KPROBES_ON_FTRACE and its ftrace site is the function entry.
+    assert by_id["dynevent/add_remove_kprobe.tc"].reason == "sh: write error: Invalid argument"
+    assert "+ echo 'p:myevent1 kernel_clone'" in by_id["dynevent/add_remove_kprobe.tc"].log
+    # The guest's awk (busybox built by zig/musl) crashed: a userland fault, not a splat.
+    assert by_id["dynevent/add_remove_uprobe.tc"].reason == "Segmentation fault"
+    assert detector.splats == []
+    assert by_id["dynevent/add_remove_synth.tc"].status == "UNSUPPORTED"  # no HIST_TRIGGERS
