@@ -58,6 +58,15 @@ def _project_revision() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def _image_stage(recorder: Recorder, tree: source.KernelTree, arch: Arch,
+                 cache_root: pathlib.Path, modules: pathlib.Path | None,
+                 progress: Progress) -> image.ImageResult:
+    recorder.stage_started("image")
+    img = image.build_image(tree, arch, cache_root, modules, say=progress.say)
+    recorder.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
+    return img
+
+
 # The data of the last completed run, for callers that tabulate several (matrix).
 last_results: dict = {}
 
@@ -81,7 +90,7 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
         "host": {"machine": platform.machine(), "kernel": platform.release()},
         "versions": {"orchestrator": f"{__version__} ({_project_revision()})",
                      "qemu": hosttools.version_line((arch.qemu.binary, "--version"))},
-        "accel": None, "config": None, "build": None, "image": None, "taint": None,
+        "accel": None, "config": None, "taint": None,
     })
     progress.say(f"{arch.name}: Linux {tree.version} from {tree.origin}; {len(cases)} cases; "
                  f"results in {recorder.dir}")
@@ -93,10 +102,8 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
         route = None
         img = None
         if arch.boot_route == "builtin":
-            recorder.stage_started("image")
             # No modules: they come from the build the image is linked into.
-            img = image.build_image(tree, arch, opts.cache_root, None, say=progress.say)
-            recorder.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
+            img = _image_stage(recorder, tree, arch, opts.cache_root, None, progress)
             route = bootroute.prepare(arch, tree, build.build_dir_for(opts.cache_root, tree, arch),
                                       img.path, qemu.kernel_cmdline(arch))
             recorder.set("boot_route", {"name": "builtin", "what": route.description})
@@ -130,9 +137,7 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
 
         # -- image ---------------------------------------------------------
         if img is None:
-            recorder.stage_started("image")
-            img = image.build_image(tree, arch, opts.cache_root, b.modules, say=progress.say)
-            recorder.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
+            img = _image_stage(recorder, tree, arch, opts.cache_root, b.modules, progress)
         recorder.data["versions"]["busybox"] = img.busybox
 
         # -- boot ----------------------------------------------------------
