@@ -5,6 +5,7 @@ import dataclasses
 import pathlib
 import platform
 import shutil
+import signal
 import subprocess
 
 from . import __version__, bootroute, build, hosttools, image, junit, qemu, source, summary
@@ -201,6 +202,10 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
         exc.results = recorder.data  # type: ignore[attr-defined]  # for the matrix table
         raise
     except BaseException:
+        # A second Ctrl-C (or a signal forwarded by a wrapper such as timeout(1)) must not
+        # cut the write of what was measured: the process is on its way out anyway.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         recorder.finish("incomplete", "interrupted before the end; the cases listed are all that ran",
                         int(ExitCode.INTERRUPTED))
         raise

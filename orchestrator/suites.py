@@ -18,7 +18,7 @@ from .errors import OrchestratorError
 from .image import FTRACE_SELFTESTS, GUEST_FTRACE, GUEST_TCSCRIPTS, TCSCRIPTS_DIR
 from .progress import Progress, fmt_duration
 from .results import CaseResult
-from .splats import WEDGING_KINDS, SplatDetector
+from .splats import POISONING_KINDS, WEDGING_KINDS, SplatDetector
 
 DEFAULT_SUITES = ("dynevent", "kprobe", "tcscripts")
 ALL_FTRACE = "ftrace-all"
@@ -171,6 +171,10 @@ class GuestRunner:
         self.detector.current_case = None
         for r in results:
             r.boot = self.boots
+        if self.session is not None and any(s.kind in POISONING_KINDS for s in new_splats):
+            # An ftrace bug disables ftrace for the rest of the boot, an Oops may leave
+            # locks held: the next case gets a fresh kernel, not this one's aftermath.
+            self.stop()
         return results
 
     def _from_output(self, spec: CaseSpec, output: list[str], seconds: float) -> list[CaseResult]:

@@ -65,3 +65,14 @@ def test_catalogue_entries():
     assert classify("Unable to handle kernel paging request at virtual address 0")[0] == "oops"
     assert classify("kretprobe: Return address not found, not execute handler.")[0] == "rethook"
     assert classify("Freeing unused kernel image (initmem) memory: 964K") is None
+
+
+def test_loongarch64_ftrace_bug_is_one_report_titled_by_its_cause(data_dir):
+    from conftest import read_log
+    text = read_log(data_dir / "loongarch64-6.12.117-ftrace-bug.console.log").decode(errors="replace")
+    d = _feed(text, case="kprobe/kprobe_insn_boundary.tc")
+    assert [(s.kind, s.title) for s in d.splats] == [("ftrace-bug", "ftrace failed to modify")]
+    lines = d.splats[0].lines
+    assert lines[0] == "------------[ ftrace bug ]------------"
+    assert any("kernel_clone+0x0/0x380" in l for l in lines)
+    assert any("WARNING: CPU: 0 PID: 5857 at kernel/trace/ftrace.c:2235 ftrace_bug" in l for l in lines)
