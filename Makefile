@@ -1,4 +1,4 @@
-# The user-facing verbs. Variables: ARCH, KERNEL, SUITES, KCONFIG, TIMEOUT, ACCEL.
+# The user-facing verbs. Variables: ARCH, KERNEL, SUITES, KCONFIG, TIMEOUT, ACCEL, LLVM, CROSS_COMPILE.
 #   make test                      x86_64, Debian's linux-source-6.12, dynevent+kprobe+tcscripts
 #   make test KERNEL=~/linux SUITES=dynevent,kprobe
 #   make check                     the project's own tests (unit + one real x86_64 boot)
@@ -38,7 +38,8 @@ test: deps
 	$(PY) -m orchestrator test --arch "$(ARCH)" \
 		$(if $(KERNEL),--kernel "$(KERNEL)") $(if $(SUITES),--suite "$(SUITES)") \
 		$(if $(KCONFIG),--kconfig "$(KCONFIG)") $(if $(TIMEOUT),--case-timeout "$(TIMEOUT)") \
-		$(if $(ACCEL),--accel "$(ACCEL)")
+		$(if $(ACCEL),--accel "$(ACCEL)") $(if $(LLVM),--llvm "$(LLVM)") \
+		$(if $(CROSS_COMPILE),--cross-compile "$(CROSS_COMPILE)")
 
 # Every arch of the table, one after another, one table at the end.
 matrix:

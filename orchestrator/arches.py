@@ -129,6 +129,28 @@ def load_table() -> dict[str, Arch]:
     return {name: _arch_from_row(name, row) for name, row in rows.items()}
 
 
+# Host tools every kernel build needs whatever the compiler: kept when it is overridden.
+_BUILD_TOOLS = ("make", "flex", "bison", "bc", "pahole", "ccache")
+
+
+def with_toolchain(arch: Arch, llvm: str | None = None, cross_compile: str | None = None) -> Arch:
+    """The arch built with another toolchain than its row says: LLVM=1 / LLVM=-19 (clang
+    for every arch), or another CROSS_COMPILE prefix. The host check follows the choice."""
+    if llvm is None and cross_compile is None:
+        return arch
+    new = dataclasses.replace(arch, llvm=llvm if llvm is not None else arch.llvm,
+                              cross_compile=arch.cross_compile if cross_compile is None else cross_compile)
+    tools = {exe: pkg for exe, pkg in arch.toolchain.items() if exe in _BUILD_TOOLS}
+    if new.llvm is not None:
+        suffix = new.llvm if new.llvm.startswith("-") else ""
+        for exe, pkg in (("clang", "clang"), ("ld.lld", "lld"), ("llvm-ar", "llvm")):
+            tools[exe + suffix] = pkg + suffix
+    else:
+        prefix = new.cross_compile
+        tools[f"{prefix}gcc"] = f"gcc-{prefix.rstrip('-')}" if prefix else "gcc"
+    return dataclasses.replace(new, toolchain=tools)
+
+
 def select(names: str) -> list[Arch]:
     """'arm64', 'x86_64,arm64' or 'all' -> arches, in table order for 'all'."""
     if names.strip() == "all":

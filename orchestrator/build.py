@@ -68,7 +68,13 @@ def toolchain_versions(arch: Arch) -> dict[str, str]:
 
 
 def build_dir_for(cache_root: pathlib.Path, tree: KernelTree, arch: Arch) -> pathlib.Path:
-    return cache_root / "build" / tree.slug / arch.name
+    """One dir per tree and arch; a toolchain other than the table's gets its own, so
+    switching LLVM=1 on and off does not rebuild everything each time."""
+    from .arches import get_arch
+    name = arch.name
+    if arch.make_vars() != get_arch(arch.name).make_vars():
+        name += "-" + cache.digest(*arch.make_vars())[:8]
+    return cache_root / "build" / tree.slug / name
 
 
 def _make_argv(tree: KernelTree, arch: Arch, build_dir: pathlib.Path, *targets: str) -> list[str]:

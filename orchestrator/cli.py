@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--boot-timeout", type=_positive_seconds, default=180.0,
                    help="seconds from QEMU start to the guest shell (default 180)")
     t.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    t.add_argument("--llvm", default=None, metavar="1|-19",
+                   help="build with clang/LLVM for every arch (kbuild's LLVM=), instead of the table's toolchain")
+    t.add_argument("--cross-compile", default=None, metavar="PREFIX",
+                   help="another CROSS_COMPILE prefix than the table's")
     d = sub.add_parser("deps", help="install the host packages the arches need (apt-get)")
     d.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64",
                    help="arch name(s), comma-separated, or 'all'")
@@ -93,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 extra_kconfigs=_split_list(args.kconfig),
                 results_root=pathlib.Path(args.results_dir).resolve(),
                 cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
-                case_timeout=args.case_timeout, boot_timeout=args.boot_timeout, accel=args.accel)
+                case_timeout=args.case_timeout, boot_timeout=args.boot_timeout, accel=args.accel,
+                llvm=args.llvm or None, cross_compile=args.cross_compile)
             if len(selected) > 1 or args.arch.strip() == "all":
                 return matrix.run(selected, opts, progress)
             return run_test(opts, progress)

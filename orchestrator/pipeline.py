@@ -9,7 +9,7 @@ import signal
 import subprocess
 
 from . import __version__, bootroute, build, hosttools, image, junit, qemu, source, summary
-from .arches import Arch, get_arch
+from .arches import Arch, get_arch, with_toolchain
 from .console import ConsoleSession, GuestDied, GuestTimeout
 from .errors import ExitCode, OrchestratorError
 from .kconfig import ConfigFailed, parse_fragment
@@ -34,6 +34,8 @@ class TestOptions:
     case_timeout: float
     boot_timeout: float
     accel: str            # auto | kvm | tcg
+    llvm: str | None = None           # LLVM= for every arch (overrides the table)
+    cross_compile: str | None = None  # CROSS_COMPILE= prefix (overrides the table)
 
 
 def fragments_for(arch: Arch, extra: list[str]) -> list[pathlib.Path]:
@@ -73,7 +75,7 @@ last_results: dict = {}
 
 
 def run_test(opts: TestOptions, progress: Progress) -> int:
-    arch = get_arch(opts.arch)
+    arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
     fragments = fragments_for(arch, opts.extra_kconfigs)
     hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
     hosttools.require({arch.qemu.binary: arch.qemu.package}, f"booting {arch.name} guests")

@@ -36,3 +36,20 @@ def test_zig_wrapper_drops_only_the_flags_zig_refuses():
             "-o", "busybox_unstripped"]
     assert zigcc.filtered(args) == ["-static", "-Wl,--gc-sections,--start-group", "-o",
                                     "busybox_unstripped"]
+
+
+def test_toolchain_override_changes_compiler_checks_and_build_dir(tmp_path):
+    import pathlib as _p
+    from orchestrator.build import build_dir_for
+    from orchestrator.source import KernelTree
+    arm64 = arches.get_arch("arm64")
+    llvm = arches.with_toolchain(arm64, llvm="-19")
+    assert llvm.compiler == "clang-19"
+    assert llvm.make_vars() == ["ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-", "LLVM=-19"]
+    assert llvm.toolchain["ld.lld-19"] == "lld-19" and "aarch64-linux-gnu-gcc" not in llvm.toolchain
+    other = arches.with_toolchain(arm64, cross_compile="aarch64-none-linux-gnu-")
+    assert other.toolchain["aarch64-none-linux-gnu-gcc"] == "gcc-aarch64-none-linux-gnu"
+    tree = KernelTree(_p.Path("/src/linux"), "git:x", "6.12", "test", None)
+    assert build_dir_for(tmp_path, tree, arm64).name == "arm64"
+    assert build_dir_for(tmp_path, tree, llvm).name.startswith("arm64-")
+    assert arches.with_toolchain(arm64) is arm64
