@@ -9,7 +9,7 @@ from . import cache, pipeline
 from .arches import Arch
 from .errors import ExitCode, OrchestratorError
 from .ktap import FAILING
-from .progress import Progress
+from .progress import Progress, fmt_duration
 
 _UNSUPPORTED = {"UNSUPPORTED", "UNTESTED", "SKIP"}
 
@@ -34,7 +34,7 @@ class Row:
                 return "FAILED"
             if st.get("reused"):
                 return "reused"
-            return f"{st['seconds'] / 60:.1f}m" if st.get("seconds") is not None else st.get("state", "?")
+            return fmt_duration(st["seconds"]) if st.get("seconds") is not None else st.get("state", "?")
 
         minutes = "-"
         if d.get("started_at") and d.get("finished_at"):

@@ -53,3 +53,21 @@ def test_toolchain_override_changes_compiler_checks_and_build_dir(tmp_path):
     assert build_dir_for(tmp_path, tree, arm64).name == "arm64"
     assert build_dir_for(tmp_path, tree, llvm).name.startswith("arm64-")
     assert arches.with_toolchain(arm64) is arm64
+
+
+def test_matrix_table_from_real_runs(data_dir):
+    from orchestrator.matrix import Row, render
+    data = {"stages": {"build": {"state": "done", "seconds": 455.46, "reused": False},
+                       "boot": {"state": "done", "seconds": 0.9}},
+            "cases": [{"status": "PASS"}] * 39 + [{"status": "FAIL"}] * 2 + [{"status": "ERROR"}]
+            + [{"status": "UNSUPPORTED"}] * 2,
+            "splats": [{}, {}, {}], "started_at": "2026-11-22T21:44:53+00:00",
+            "finished_at": "2026-11-22T21:57:07+00:00", "verdict": "3 failing case(s), 3 kernel splat(s)"}
+    failed = Row("riscv64", 5, {"stages": {"build": {"state": "failed", "seconds": 12.0}}},
+                 "The riscv64 kernel build failed")
+    lines = render([Row("s390x", 1, data), failed]).splitlines()
+    assert lines[0].split() == ["arch", "build", "boot", "passed", "failed", "unsupported", "splats",
+                                "minutes", "verdict"]
+    assert lines[1].split()[:8] == ["s390x", "7m35s", "0s", "39", "3", "2", "3", "12.2"]
+    assert lines[2].split()[:3] == ["riscv64", "FAILED", "-"]
+    assert "The riscv64 kernel build failed" in lines[2]
