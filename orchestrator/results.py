@@ -109,10 +109,6 @@ class Recorder:
         self.flush()
 
 
-def failing_cases(data: dict) -> list[dict]:
-    return [c for c in data.get("cases", []) if c["status"] in FAILING]
-
-
 def failures_after_poisoning_splat(data: dict) -> dict | None:
     """The first splat that poisons the kernel (ftrace bug, Oops...) and the failing cases
     that ran after it in the same boot: a developer should look at it first."""

@@ -58,13 +58,18 @@ def _run_all(tmp_path, data_dir, name, case_timeout=5.0):
     return results, detector, runner
 
 
+def _counts(results) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in results:
+        out[r.status] = out.get(r.status, 0) + 1
+    return out
+
+
 def test_replay_of_a_clean_run(tmp_path, data_dir):
     results, detector, runner = _run_all(tmp_path, data_dir, NONET)
     by_id = {r.id: r for r in results}
     assert len(results) == 43
-    counts = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
+    counts = _counts(results)
     # What this kernel (6.12.117, no NET, no sample modules) really did.
     assert counts == {"PASS": 38, "FAIL": 2, "UNRESOLVED": 2, "UNSUPPORTED": 1}
     assert by_id["dynevent/add_remove_kprobe.tc"].status == "PASS"
@@ -124,9 +129,7 @@ def test_a_guest_that_goes_silent_times_out(tmp_path, data_dir):
 def test_replay_of_arm64_where_the_tree_has_no_fprobe(tmp_path, data_dir):
     results, detector, runner = _run_all(tmp_path, data_dir, "arm64-6.12.117.console.log")
     by_id = {r.id: r for r in results}
-    counts = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
+    counts = _counts(results)
     assert counts == {"PASS": 32, "FAIL": 2, "UNSUPPORTED": 10}
     fprobe = by_id["dynevent/add_remove_fprobe.tc"]
     assert fprobe.status == "UNSUPPORTED"
@@ -157,9 +160,7 @@ def test_replay_of_s390x_where_a_kprobe_hangs_the_guest(tmp_path, data_dir):
 def test_replay_of_riscv64_where_entry_kprobes_are_refused(tmp_path, data_dir):
     results, detector, runner = _run_all(tmp_path, data_dir, "riscv64-6.12.117.console.log")
     by_id = {r.id: r for r in results}
-    counts = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
+    counts = _counts(results)
     assert counts == {"PASS": 4, "FAIL": 27, "UNSUPPORTED": 13}
     # 6.12 riscv64 has no KPROBES_ON_FTRACE and its ftrace site is the function entry.
     assert by_id["dynevent/add_remove_kprobe.tc"].reason == "sh: write error: Invalid argument"
