@@ -66,6 +66,10 @@ def list_cases(tree_path: pathlib.Path, suites: list[str]) -> list[CaseSpec]:
     return cases
 
 
+class _RebootFailed(Exception):
+    """The guest restarted for this case did not reach its shell."""
+
+
 class GuestRunner:
     """Runs cases in a guest, restarting the guest after it dies or hangs."""
 
@@ -129,17 +133,18 @@ class GuestRunner:
             if session is None:
                 try:
                     session = self.boot()
-                except (GuestTimeout, GuestDied):
-                    tail = self.session.tail(60) if self.session else []
-                    self.kill()
-                    return [CaseResult(spec.id, spec.suite, spec.id, "ERROR",
-                                       round(time.monotonic() - t0, 2),
-                                       reason="the guest did not boot again after the previous case",
-                                       log="\n".join(tail))]
+                except (GuestTimeout, GuestDied) as exc:
+                    raise _RebootFailed() from exc
             res = session.run(f"/kto/run-case {spec.guest_path} {logdir}", self.case_timeout, hook)
             results = self._from_output(spec, res.output, res.seconds)
             for r in results:
                 r.taint_after = res.taint
+        except _RebootFailed:
+            tail = self.session.tail(60) if self.session else []
+            results = [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(time.monotonic() - t0, 2),
+                                  reason="the guest did not boot again after the previous case",
+                                  log="\n".join(tail))]
+            self.kill()
         except GuestTimeout as exc:
             elapsed = time.monotonic() - t0
             tail = session.tail(60) if session else []

@@ -169,3 +169,19 @@ def test_replay_of_riscv64_where_entry_kprobes_are_refused(tmp_path, data_dir):
     assert by_id["dynevent/add_remove_uprobe.tc"].reason == "Segmentation fault"
     assert detector.splats == []
     assert by_id["dynevent/add_remove_synth.tc"].status == "UNSUPPORTED"  # no HIST_TRIGGERS
+
+
+def test_a_guest_that_does_not_come_back_makes_the_case_error(tmp_path, data_dir):
+    """The kernel part of a real boot, cut before /init's READY line, then silence."""
+    console = read_log(data_dir / NONET)
+    f = tmp_path / "no-init.log"
+    f.write_bytes(console[:console.index(b"Run /init as init process")])
+    detector = SplatDetector()
+    runner = GuestRunner(lambda: ConsoleSession(["sh", "-c", 'cat "$0"; exec sleep 60', str(f)],
+                                                io.BytesIO(), detector.feed),
+                         detector, Progress(io.StringIO()), 5.0, 1.0, None)
+    (result,) = runner.run_case(CaseSpec("kprobe/profile.tc", "kprobe", "/x.tc"), 1, 1, "/tmp/kto/1")
+    assert result.status == "ERROR"
+    assert result.reason == "the guest did not boot again after the previous case"
+    assert "Freeing unused kernel image" in result.log
+    assert runner.session is None
