@@ -52,6 +52,8 @@ def test_known_statuses(first_run):
     assert status["dynevent/add_remove_kprobe.tc"] == "PASS"
     assert status["kprobe/kprobe_syntax_errors.tc"] == "PASS"
     assert status["tcscripts/fprobe_add_remove_cycles.tc"] == "PASS"
+    assert status["tcscripts/fprobe_and_kprobe_same_function.tc"] == "PASS"
+    assert status["tcscripts/fprobe_under_function_graph.tc"] == "PASS"
     # name_show has a single definition in this kernel: the test says so, it is no pass.
     assert status["kprobe/kprobe_non_uniq_symbol.tc"] == "UNSUPPORTED"
 
@@ -79,7 +81,10 @@ def test_unchanged_second_run_reuses_the_build(first_run, tmp_path):
     assert data["stages"]["build"]["reused"] is True
     assert data["stages"]["image"]["reused"] is True
     assert data["stages"]["build"]["seconds"] < 30
-    assert [c["status"] for c in data["cases"]] == ["PASS"]
+    assert {c["id"] for c in data["cases"]} == {
+        "tcscripts/fprobe_add_remove_cycles.tc", "tcscripts/fprobe_and_kprobe_same_function.tc",
+        "tcscripts/fprobe_under_function_graph.tc"}
+    assert {c["status"] for c in data["cases"]} == {"PASS"}
     assert p.returncode == 0
 
 
