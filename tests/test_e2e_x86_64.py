@@ -54,6 +54,7 @@ def test_known_statuses(first_run):
     assert status["tcscripts/fprobe_add_remove_cycles.tc"] == "PASS"
     assert status["tcscripts/fprobe_and_kprobe_same_function.tc"] == "PASS"
     assert status["tcscripts/fprobe_under_function_graph.tc"] == "PASS"
+    assert status["tcscripts/fprobe_args_retval.tc"] == "PASS"
     # name_show has a single definition in this kernel: the test says so, it is no pass.
     assert status["kprobe/kprobe_non_uniq_symbol.tc"] == "UNSUPPORTED"
 
@@ -83,7 +84,7 @@ def test_unchanged_second_run_reuses_the_build(first_run, tmp_path):
     assert data["stages"]["build"]["seconds"] < 30
     assert {c["id"] for c in data["cases"]} == {
         "tcscripts/fprobe_add_remove_cycles.tc", "tcscripts/fprobe_and_kprobe_same_function.tc",
-        "tcscripts/fprobe_under_function_graph.tc"}
+        "tcscripts/fprobe_under_function_graph.tc", "tcscripts/fprobe_args_retval.tc"}
     assert {c["status"] for c in data["cases"]} == {"PASS"}
     assert p.returncode == 0
 
