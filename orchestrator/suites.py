@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import shlex
 import time
 from typing import Callable
 
@@ -135,7 +136,9 @@ class GuestRunner:
                     session = self.boot()
                 except (GuestTimeout, GuestDied) as exc:
                     raise _RebootFailed() from exc
-            res = session.run(f"/kto/run-case {spec.guest_path} {logdir}", self.case_timeout, hook)
+            # Case paths come from the tree under test: quoted for the guest's shell.
+            command = f"/kto/run-case {shlex.quote(spec.guest_path)} {shlex.quote(logdir)}"
+            res = session.run(command, self.case_timeout, hook)
             results = self._from_output(spec, res.output, res.seconds)
             for r in results:
                 r.taint_after = res.taint
