@@ -13,6 +13,12 @@ _CASE_START = re.compile(r"^\+ \. /\S+\.tc$")
 _EXIT = re.compile(r"^\+ exit_(unsupported|unresolved|untested|xfail|fail)\b")
 
 
+def from_output(lines: list[str]) -> str:
+    """The case's log as run-case prints it ('# | ' lines, '# log:' headers)."""
+    return "\n".join(l[4:] if l.startswith("# | ") else l for l in lines
+                     if l.startswith(("# | ", "# log: ")))
+
+
 def excerpt(log: str) -> str:
     """The case's own lines (from `+ . case.tc` on), or the tail when there is no such line."""
     lines = log.splitlines()

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 llvm=args.llvm or None, cross_compile=args.cross_compile)
             if len(selected) > 1 or args.arch.strip() == "all":
                 return matrix.run(selected, opts, progress)
-            return run_test(opts, progress)
+            return run_test(opts, progress)[0]
         if args.command == "deps":
             from . import arches, deps
             cache_root = pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root()

@@ -7,6 +7,7 @@ are unambiguous even when the kernel prints to the same console.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import re
 import secrets
@@ -50,16 +51,13 @@ class ConsoleSession:
         self.nonce = secrets.token_hex(4)
         self.seq = 0
         self._buf = b""
-        self._tail: list[str] = []
-        self._tail_max = tail_lines
+        self._tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
         self.kernel_release = ""
         self.boot_taint = 0
         self.child: pexpect.spawn | None = None
-        self.started_at = 0.0
 
     # -- process ---------------------------------------------------------
     def start(self) -> None:
-        self.started_at = time.monotonic()
         self.child = pexpect.spawn(self.argv[0], self.argv[1:], timeout=None, echo=False,
                                    maxread=65536)
 
@@ -99,8 +97,6 @@ class ConsoleSession:
     def _emit(self, raw: bytes) -> str:
         line = raw.decode("utf-8", errors="replace").rstrip("\r")
         self._tail.append(line)
-        if len(self._tail) > self._tail_max:
-            del self._tail[0]
         if self.observer:
             self.observer(line)
         return line
@@ -158,7 +154,7 @@ class ConsoleSession:
             self._buf += data
 
     def tail(self, n: int = 40) -> list[str]:
-        return self._tail[-n:]
+        return list(self._tail)[-n:]
 
     # -- protocol --------------------------------------------------------
     def wait_ready(self, timeout: float) -> None:

@@ -195,8 +195,8 @@ class KconfigIndex:
                     m = re.search(r'"\s+if\s+(.+)$', rest)
                     if m:
                         entry.conditions.append(m.group(1))
-            elif word in ("source", "comment", "mainmenu", "endchoice"):
-                entry = None if word != "comment" else entry
+            elif word in ("source", "comment", "mainmenu"):
+                entry = None  # what follows no longer belongs to the last config entry
 
     def has_prompt(self, symbol: str) -> bool:
         return any(e.has_prompt for e in self.entries.get(symbol, []))

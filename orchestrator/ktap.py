@@ -89,9 +89,3 @@ def ftracetest_verdicts(lines: list[str]) -> dict[int, str]:
             out[int(m.group(1))] = "ERROR"
     return out
 
-
-def case_log(lines: list[str]) -> str:
-    """The case's own log as run-case prints it ('# | ' lines), or all output."""
-    logged = [l[4:] if l.startswith("# | ") else l for l in lines
-              if l.startswith(("# | ", "# log: "))]
-    return "\n".join(logged)

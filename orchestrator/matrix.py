@@ -66,8 +66,8 @@ def run(arches: list[Arch], base: pipeline.TestOptions, progress: Progress) -> i
         progress.say(f"=== matrix: {arch.name} ({len(rows) + 1}/{len(arches)}) ===")
         opts = dataclasses.replace(base, arch=arch.name)
         try:
-            code = pipeline.run_test(opts, progress)
-            rows.append(Row(arch.name, code, dict(pipeline.last_results)))
+            code, data = pipeline.run_test(opts, progress)
+            rows.append(Row(arch.name, code, data))
         except OrchestratorError as exc:
             progress.say(f"orchestrator: {arch.name}: {exc.message}")
             rows.append(Row(arch.name, int(exc.code), getattr(exc, "results", {}), exc.message[:90]))

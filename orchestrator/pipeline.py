@@ -70,11 +70,9 @@ def _image_stage(recorder: Recorder, tree: source.KernelTree, arch: Arch,
     return img
 
 
-# The data of the last completed run, for callers that tabulate several (matrix).
-last_results: dict = {}
-
-
-def run_test(opts: TestOptions, progress: Progress) -> int:
+def run_test(opts: TestOptions, progress: Progress) -> tuple[int, dict]:
+    """Exit code and the run's results data. A failing stage raises OrchestratorError
+    with the data so far as `.results` (for the matrix table)."""
     arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
     fragments = fragments_for(arch, opts.extra_kconfigs)
     hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
@@ -196,9 +194,7 @@ def run_test(opts: TestOptions, progress: Progress) -> int:
         else:
             verdict, code = "all cases passed or were skipped with a reason", ExitCode.OK
         recorder.finish("complete", verdict, int(code))
-        last_results.clear()
-        last_results.update(recorder.data)
-        return int(code)
+        return int(code), recorder.data
     except OrchestratorError as exc:
         recorder.finish("failed", exc.message, int(exc.code))
         exc.results = recorder.data  # type: ignore[attr-defined]  # for the matrix table

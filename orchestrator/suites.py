@@ -143,31 +143,18 @@ class GuestRunner:
             for r in results:
                 r.taint_after = res.taint
         except _RebootFailed:
-            tail = self.session.tail(60) if self.session else []
-            results = [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(time.monotonic() - t0, 2),
-                                  reason="the guest did not boot again after the previous case",
-                                  log="\n".join(tail))]
-            self.kill()
+            results = [self._guest_error(spec, t0, "the guest did not boot again after the previous case")]
         except GuestTimeout as exc:
-            elapsed = time.monotonic() - t0
-            tail = session.tail(60) if session else []
             said = ktap.parse(exc.partial).results
-            before = (f"the test reported {said[-1].status}, then " if said else "")
-            results = [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(elapsed, 2),
-                                  reason=f"{before}no end of the case after {fmt_duration(elapsed)}: "
-                                         "the guest hangs or the case runs too long (guest restarted)",
-                                  log="\n".join(tail))]
-            self.kill()
+            before = f"the test reported {said[-1].status}, then " if said else ""
+            results = [self._guest_error(
+                spec, t0, f"{before}no end of the case after {fmt_duration(time.monotonic() - t0)}: "
+                          "the guest hangs or the case runs too long (guest restarted)")]
         except GuestDied:
-            elapsed = time.monotonic() - t0
-            tail = session.tail(60) if session else []
-            results = [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(elapsed, 2),
-                                  reason="the guest died during the case (QEMU exited; "
-                                         "a kernel panic ends it) and was restarted",
-                                  log="\n".join(tail))]
-            self.kill()
+            results = [self._guest_error(spec, t0, "the guest died during the case (QEMU exited; "
+                                                   "a kernel panic ends it) and was restarted")]
         self.detector.flush()
-        new_splats = [s for s in self.detector.splats[splats_before:]]
+        new_splats = self.detector.splats[splats_before:]
         if new_splats:
             titles = "; ".join(s.title for s in new_splats)
             for r in results:
@@ -185,13 +172,21 @@ class GuestRunner:
             self.stop()
         return results
 
+    def _guest_error(self, spec: CaseSpec, t0: float, reason: str) -> CaseResult:
+        """ERROR for a case the guest did not finish, with the console tail; the guest is
+        killed so the next case boots a fresh one."""
+        tail = self.session.tail(60) if self.session else []
+        self.kill()
+        return CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(time.monotonic() - t0, 2),
+                          reason=reason, log="\n".join(tail))
+
     def _from_output(self, spec: CaseSpec, output: list[str], seconds: float) -> list[CaseResult]:
         doc = ktap.parse(output)
         verdicts = ktap.ftracetest_verdicts(output)
         if not doc.results:
             return [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(seconds, 2),
                                reason="ftracetest printed no KTAP result", log="\n".join(output))]
-        log = caselog.excerpt(ktap.case_log(output))
+        log = caselog.excerpt(caselog.from_output(output))
         out = []
         for r in doc.results:
             status = verdicts.get(r.number, r.status)
