@@ -61,6 +61,14 @@ class Arch:
     packages: tuple[str, ...]   # Debian packages beyond toolchain/qemu/busybox
     # "direct": QEMU -kernel/-initrd/-append. "builtin": DTB (command line inside) and
     # initramfs built into the kernel, for machines QEMU cannot direct-boot (bootroute.py).
+    # The target triple for clang (--target) when the arch is built with LLVM.
+    triple: str = ""
+    # What the arch puts before a syscall's name in its entry function
+    # (__x64_sys_getpid): the BPF checks in the guest probe those by name.
+    syscall_prefix: str = "sys_"
+    # Extra compiler flags for the guest programs (guestprog.py), e.g. an ISA level
+    # QEMU emulates.
+    guest_cflags: tuple[str, ...] = ()
     boot_route: str = "direct"
     builtin_dtb: str | None = None   # the .dts template in images/, for "builtin"
 
@@ -113,6 +121,9 @@ def _arch_from_row(name: str, row: dict) -> Arch:
             busybox=BusyboxSpec(**row["busybox"]),
             halt_command=row.get("halt_command"),
             packages=tuple(row.get("packages") or ()),
+            triple=row["triple"],
+            syscall_prefix=row["syscall_prefix"],
+            guest_cflags=tuple(row.get("guest_cflags") or ()),
             boot_route=row.get("boot_route", "direct"),
             builtin_dtb=row.get("builtin_dtb"),
         )

@@ -1,7 +1,8 @@
 """Image stage: a small initramfs per arch, cached by the hash of everything in it.
 
 Holds a static busybox (as a real /bin/sh), the tree's own ftracetest directory,
-the project's tcscripts/ and the guest helpers from images/.
+the project's tcscripts/, the guest helpers from images/ and the project's C guest
+programs (guestprog.py) at /kto/bin.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import dataclasses
 import os
 import pathlib
 
-from . import cache, userland
+from . import cache, guestprog, userland
 from .arches import Arch
 from .cpio import CpioWriter
 from .errors import OrchestratorError
@@ -22,7 +23,7 @@ FTRACE_SELFTESTS = "tools/testing/selftests/ftrace"
 GUEST_ROOT = "/kto"
 GUEST_FTRACE = f"{GUEST_ROOT}/ftrace"
 GUEST_TCSCRIPTS = f"{GUEST_ROOT}/tcscripts"
-IMAGE_RECIPE = "1"  # bump when the layout below changes
+IMAGE_RECIPE = "2"  # bump when the layout below changes
 
 
 @dataclasses.dataclass
@@ -59,16 +60,19 @@ def _add_tree(cpio: CpioWriter, src: pathlib.Path, dest: str) -> None:
 
 
 def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
-                modules: pathlib.Path | None = None, say=print) -> ImageResult:
-    """modules: a modules_install tree (.../lib/modules) to ship, for tests that modprobe."""
+                modules: pathlib.Path | None = None, programs: tuple[str, ...] = (),
+                say=print) -> ImageResult:
+    """modules: a modules_install tree (.../lib/modules) to ship, for tests that modprobe;
+    programs: the guest programs (guestprog.PROGRAM_SOURCES) the suites run."""
     busybox = userland.busybox_for(arch, cache_root, say)
+    binaries = {name: guestprog.build_program(name, tree, arch, cache_root, say) for name in programs}
     ftrace_dir = tree.path / FTRACE_SELFTESTS
     if not (ftrace_dir / "ftracetest").is_file():
         raise OrchestratorError(
             f"The kernel tree {tree.path} has no {FTRACE_SELFTESTS}/ftracetest; use a tree "
             "that ships the ftrace selftests (Linux 4.1 or newer).")
     inputs = [busybox, *_tree_files(IMAGES_DIR), *_tree_files(ftrace_dir), *_tree_files(TCSCRIPTS_DIR),
-              *(_tree_files(modules) if modules else [])]
+              *(_tree_files(modules) if modules else []), *binaries.values()]
     key = cache.digest(IMAGE_RECIPE, arch.name, *(f"{p}\0{cache.file_digest(p)}" for p in inputs))
     out = cache_root / "images" / f"{arch.name}-{key[:16]}.cpio"
     bb_digest = cache.file_digest(busybox)[:16]
@@ -85,6 +89,10 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
     cpio.symlink("bin/busybox", "sh")
     cpio.file("init", (IMAGES_DIR / "init").read_bytes(), 0o755)
     cpio.file(f"{GUEST_ROOT}/run-case", (IMAGES_DIR / "run-case").read_bytes(), 0o755)
+    if binaries:
+        cpio.directory(guestprog.GUEST_BIN)
+    for name, path in binaries.items():
+        cpio.file(f"{guestprog.GUEST_BIN}/{name}", path.read_bytes(), 0o755)
     cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
     cpio.file("etc/group", b"root:x:0:\n")
     _add_tree(cpio, ftrace_dir, GUEST_FTRACE)

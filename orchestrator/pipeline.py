@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 
-from . import __version__, bootroute, build, hosttools, image, junit, qemu, source, summary
+from . import __version__, bootroute, build, guestprog, hosttools, image, junit, qemu, source, summary
 from .arches import Arch, get_arch, with_toolchain
 from .console import ConsoleSession, GuestDied, GuestTimeout
 from .errors import ExitCode, OrchestratorError
@@ -63,9 +63,13 @@ def _project_revision() -> str:
 
 def _image_stage(recorder: Recorder, tree: source.KernelTree, arch: Arch,
                  cache_root: pathlib.Path, modules: pathlib.Path | None,
-                 progress: Progress) -> image.ImageResult:
+                 programs: tuple[str, ...], progress: Progress) -> image.ImageResult:
     recorder.stage_started("image")
-    img = image.build_image(tree, arch, cache_root, modules, say=progress.say)
+    try:
+        img = image.build_image(tree, arch, cache_root, modules, programs, say=progress.say)
+    except OrchestratorError as exc:
+        recorder.stage_finished("image", "failed", error=exc.message)
+        raise
     recorder.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
     return img
 
@@ -79,7 +83,8 @@ def run_test(opts: TestOptions, progress: Progress) -> tuple[int, dict]:
     hosttools.require({arch.qemu.binary: arch.qemu.package}, f"booting {arch.name} guests")
     tree = (source.user_tree(opts.kernel) if opts.kernel
             else source.default_tree(opts.cache_root, say=progress.say))
-    cases = list_cases(tree.path, opts.suites)
+    cases = list_cases(tree.path, opts.suites, arch.syscall_prefix)
+    programs = guestprog.programs_for(opts.suites, tree.path)
 
     recorder = Recorder(opts.results_root, new_run_id(arch.name), {
         "arch": arch.name,
@@ -104,7 +109,7 @@ def run_test(opts: TestOptions, progress: Progress) -> tuple[int, dict]:
         img = None
         if arch.boot_route == "builtin":
             # No modules: they come from the build the image is linked into.
-            img = _image_stage(recorder, tree, arch, opts.cache_root, None, progress)
+            img = _image_stage(recorder, tree, arch, opts.cache_root, None, programs, progress)
             route = bootroute.prepare(arch, tree, build.build_dir_for(opts.cache_root, tree, arch),
                                       img.path, qemu.kernel_cmdline(arch))
             recorder.set("boot_route", {"name": "builtin", "what": route.description})
@@ -138,7 +143,7 @@ def run_test(opts: TestOptions, progress: Progress) -> tuple[int, dict]:
 
         # -- image ---------------------------------------------------------
         if img is None:
-            img = _image_stage(recorder, tree, arch, opts.cache_root, b.modules, progress)
+            img = _image_stage(recorder, tree, arch, opts.cache_root, b.modules, programs, progress)
         recorder.data["versions"]["busybox"] = img.busybox
 
         # -- boot ----------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Suites: which ftracetest cases exist, and running them one by one in the guest.
+"""Suites: which cases exist (ftracetest's, tcscripts/, the C guest programs'), and
+running them one by one in the guest.
 
 Each case is its own ftracetest invocation. That costs a little guest time per case,
 and buys what a kernel developer needs: a per-case timeout, a splat attributed to the
@@ -10,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import shlex
+import signal
 import time
 from typing import Callable
 
-from . import caselog, ktap
+from . import caselog, guestprog, ktap
 from .console import ConsoleSession, GuestDied, GuestTimeout
 from .errors import OrchestratorError
 from .image import FTRACE_SELFTESTS, GUEST_FTRACE, GUEST_TCSCRIPTS, TCSCRIPTS_DIR
@@ -21,8 +23,10 @@ from .progress import Progress, fmt_duration
 from .results import CaseResult
 from .splats import POISONING_KINDS, WEDGING_KINDS, SplatDetector
 
-DEFAULT_SUITES = ("dynevent", "kprobe", "tcscripts")
+DEFAULT_SUITES = ("dynevent", "kprobe", "tcscripts", "kprobe_multi")
 ALL_FTRACE = "ftrace-all"
+# Suites run by a guest program of ours rather than by ftracetest.
+PROGRAM_SUITES = guestprog.PROGRAM_SUITES
 # After an Oops or a stall the guest rarely finishes the case: give it this long.
 WEDGED_GRACE_SECONDS = 30.0
 
@@ -31,16 +35,28 @@ WEDGED_GRACE_SECONDS = 30.0
 class CaseSpec:
     id: str            # dynevent/add_remove_kprobe.tc, tcscripts/fprobe_cycles.tc
     suite: str
-    guest_path: str
+    guest_path: str    # the .tc file in the guest, or the guest program
+    program_args: tuple[str, ...] = ()   # for a guest program: its arguments
+
+    @property
+    def is_program(self) -> bool:
+        return self.suite in PROGRAM_SUITES
+
+    def guest_command(self, logdir: str) -> str:
+        # Case paths come from the tree under test: quoted for the guest's shell.
+        if self.is_program:
+            return " ".join(shlex.quote(a) for a in (self.guest_path, *self.program_args))
+        return f"/kto/run-case {shlex.quote(self.guest_path)} {shlex.quote(logdir)}"
 
 
 def available_suites(tree_path: pathlib.Path) -> list[str]:
     test_d = tree_path / FTRACE_SELFTESTS / "test.d"
     names = sorted(p.name for p in test_d.iterdir() if p.is_dir()) if test_d.is_dir() else []
-    return names + [ALL_FTRACE, "tcscripts"]
+    return names + [ALL_FTRACE, "tcscripts", *PROGRAM_SUITES]
 
 
-def list_cases(tree_path: pathlib.Path, suites: list[str]) -> list[CaseSpec]:
+def list_cases(tree_path: pathlib.Path, suites: list[str], syscall_prefix: str = "sys_") -> list[CaseSpec]:
+    """syscall_prefix: the arch's (arches.yaml), for the programs that probe syscalls."""
     valid = available_suites(tree_path)
     unknown = [s for s in suites if s not in valid]
     if unknown:
@@ -50,7 +66,11 @@ def list_cases(tree_path: pathlib.Path, suites: list[str]) -> list[CaseSpec]:
     cases: list[CaseSpec] = []
     seen: set[str] = set()
     for suite in suites:
-        if suite == "tcscripts":
+        if suite in PROGRAM_SUITES:
+            binary = f"{guestprog.GUEST_BIN}/{suite}"
+            specs = [CaseSpec(f"{suite}/{name}", suite, binary, ("--prefix", syscall_prefix, name))
+                     for name in guestprog.program_cases(suite)]
+        elif suite == "tcscripts":
             files = sorted(TCSCRIPTS_DIR.rglob("*.tc")) if TCSCRIPTS_DIR.is_dir() else []
             specs = [CaseSpec(f"tcscripts/{f.relative_to(TCSCRIPTS_DIR)}", "tcscripts",
                               f"{GUEST_TCSCRIPTS}/{f.relative_to(TCSCRIPTS_DIR)}") for f in files]
@@ -136,10 +156,8 @@ class GuestRunner:
                     session = self.boot()
                 except (GuestTimeout, GuestDied) as exc:
                     raise _RebootFailed() from exc
-            # Case paths come from the tree under test: quoted for the guest's shell.
-            command = f"/kto/run-case {shlex.quote(spec.guest_path)} {shlex.quote(logdir)}"
-            res = session.run(command, self.case_timeout, hook)
-            results = self._from_output(spec, res.output, res.seconds)
+            res = session.run(spec.guest_command(logdir), self.case_timeout, hook)
+            results = self._from_output(spec, res.output, res.seconds, res.exit_status)
             for r in results:
                 r.taint_after = res.taint
         except _RebootFailed:
@@ -180,7 +198,10 @@ class GuestRunner:
         return CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(time.monotonic() - t0, 2),
                           reason=reason, log="\n".join(tail))
 
-    def _from_output(self, spec: CaseSpec, output: list[str], seconds: float) -> list[CaseResult]:
+    def _from_output(self, spec: CaseSpec, output: list[str], seconds: float,
+                     exit_status: int) -> list[CaseResult]:
+        if spec.is_program:
+            return _program_results(spec, output, seconds, exit_status)
         doc = ktap.parse(output)
         verdicts = ktap.ftracetest_verdicts(output)
         if not doc.results:
@@ -200,3 +221,35 @@ class GuestRunner:
                                   log=log if status != "PASS" else ""))
         return out
 
+
+
+def _program_results(spec: CaseSpec, output: list[str], seconds: float,
+                     exit_status: int) -> list[CaseResult]:
+    """One KTAP result from a guest program: its output is the log; the reason is the
+    SKIP directive's text, else its first 'wrong:' line, else its last '#' line."""
+    doc = ktap.parse(output)
+    log = "\n".join(output)
+    if len(doc.results) != 1:
+        return [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(seconds, 2),
+                           reason=f"{spec.guest_path} exited {exit_status}{_signal_name(exit_status)} "
+                                  f"after {len(doc.results)} KTAP results (1 expected)"
+                                  + (f": {output[-1].strip()[:120]}" if output else ""),
+                           log=log)]
+    (r,) = doc.results
+    notes = [l[1:].strip() for l in r.diagnostics if l.startswith("#")]
+    reason = ""
+    if r.status != "PASS":
+        wrong = [n for n in notes if n.startswith("wrong: ")]
+        reason = r.reason or (wrong[0] if wrong else notes[-1] if notes else r.status)
+    return [CaseResult(spec.id, spec.suite, r.description, r.status, round(seconds, 2),
+                       reason=reason[:200], log=log if r.status != "PASS" else "")]
+
+
+def _signal_name(exit_status: int) -> str:
+    """The shell reports death by signal N as 128 + N."""
+    if exit_status > 128:
+        try:
+            return f" ({signal.Signals(exit_status - 128).name})"
+        except ValueError:
+            pass
+    return ""

@@ -85,7 +85,7 @@ def test_timeout_that_is_not_a_number(tmp_path):
 def test_unknown_suite_lists_the_valid_ones(fake_tree, tmp_path):
     p = run("--kernel", str(fake_tree), "--suite", "dynevent,nosuch", results=tmp_path / "r")
     assert p.returncode == 2
-    assert ("Unknown suite nosuch; valid suites for this tree are: dynevent, ftrace-all, tcscripts."
+    assert ("Unknown suite nosuch; valid suites for this tree are: dynevent, ftrace-all, tcscripts, kprobe_multi."
             in p.stderr)
 
 

@@ -13,7 +13,7 @@ from orchestrator.console import ConsoleSession, GuestTimeout
 from orchestrator.progress import Progress
 from orchestrator.results import failures_after_poisoning_splat
 from orchestrator.splats import SplatDetector
-from orchestrator.suites import CaseSpec, GuestRunner
+from orchestrator.suites import PROGRAM_SUITES, CaseSpec, GuestRunner
 
 from conftest import read_log, split_boots
 
@@ -24,6 +24,13 @@ OOPS = "x86_64-6.12.117-tprobe-oops.console.log"
 def _case_ids(data_dir: pathlib.Path, name: str) -> list[str]:
     """The case files the captured run ran, in order (saved beside its console.log)."""
     return (data_dir / name.replace(".console.log", ".cases")).read_text().split()
+
+
+def _spec(case_id: str) -> CaseSpec:
+    suite, name = case_id.split("/", 1)
+    if suite in PROGRAM_SUITES:
+        return CaseSpec(case_id, suite, f"/kto/bin/{suite}", ("--prefix", "sys_", name))
+    return CaseSpec(case_id, suite, f"/kto/ftrace/test.d/{case_id}")
 
 
 def _replayer(tmp_path: pathlib.Path, boots: list[bytes]):
@@ -51,7 +58,7 @@ def _run_all(tmp_path, data_dir, name, case_timeout=5.0):
     session = runner.boot()
     session.run("facts", 10)  # the pipeline's first command (busybox version, /proc/version)
     results = []
-    specs = [CaseSpec(i, i.split("/")[0], f"/kto/ftrace/test.d/{i}") for i in _case_ids(data_dir, name)]
+    specs = [_spec(i) for i in _case_ids(data_dir, name)]
     for n, spec in enumerate(specs, 1):
         results += runner.run_case(spec, n, len(specs), f"/tmp/kto/{n}")
     runner.kill()
@@ -185,3 +192,33 @@ def test_a_guest_that_does_not_come_back_makes_the_case_error(tmp_path, data_dir
     assert result.reason == "the guest did not boot again after the previous case"
     assert "Freeing unused kernel image" in result.log
     assert runner.session is None
+
+
+def test_replay_of_the_guest_programs_and_tcscripts_on_x86_64(tmp_path, data_dir):
+    results, detector, runner = _run_all(tmp_path, data_dir, "x86_64-6.12.117-programs.console.log")
+    assert [(r.id, r.status) for r in results if r.status != "PASS"] == []
+    ids = [r.id for r in results]
+    assert len(ids) == 15 and "kprobe_multi/cookies" in ids and "tcscripts/fprobe_args_six.tc" in ids
+    cookies = next(r for r in results if r.id == "kprobe_multi/cookies")
+    assert cookies.suite == "kprobe_multi" and cookies.description == "kprobe_multi/cookies"
+    assert detector.splats == [] and runner.boots == 1
+
+
+def test_replay_of_the_guest_programs_on_arm64_without_fprobe(tmp_path, data_dir):
+    results, detector, runner = _run_all(tmp_path, data_dir, "arm64-6.12.117-programs.console.log")
+    multi = [r for r in results if r.suite == "kprobe_multi"]
+    assert len(multi) == 9
+    # EOPNOTSUPP from link create: SKIP with the reason, never PASS or FAIL.
+    assert {(r.status, r.reason) for r in multi} == {("SKIP", "kernel has no fprobe for kprobe_multi")}
+    assert {r.status for r in results if r.suite == "tcscripts"} == {"UNSUPPORTED"}
+
+
+def test_a_guest_program_killed_by_a_signal_is_an_error_with_the_signal(tmp_path, data_dir):
+    """Real: the first loongarch64 build of kprobe_multi used LSX, which QEMU 7.2 lacks."""
+    results, detector, runner = _run_all(tmp_path, data_dir, "loongarch64-6.12.117-sigill.console.log")
+    assert len(results) == 9
+    assert {r.status for r in results} == {"ERROR"}
+    assert results[0].reason == ("/kto/bin/kprobe_multi exited 132 (SIGILL) after 0 KTAP results "
+                                 "(1 expected): Illegal instruction")
+    # What it printed before dying is kept.
+    assert "# sys_getpid at 9000000000239340" in results[1].log
