@@ -1,6 +1,8 @@
-# The user-facing verbs. Variables: ARCH, KERNEL, SUITES, KCONFIG, TIMEOUT, ACCEL, LLVM, CROSS_COMPILE.
-#   make test                      x86_64, Debian's linux-source-6.12, dynevent+kprobe+tcscripts
+# The user-facing verbs. Variables: ARCH, KERNEL, SUITES, KCONFIG, TIMEOUT, ACCEL, LLVM, CROSS_COMPILE,
+# SERIES, BASE, COMPARE, EACH_PATCH, BISECT.
+#   make test                      x86_64, Debian's linux-source-6.12, the default suites
 #   make test KERNEL=~/linux SUITES=dynevent,kprobe
+#   make test ARCH=arm64 SERIES=v4.mbx COMPARE=1 BISECT=1   base vs base+series, first bad patch
 #   make check                     the project's own tests (unit + one real x86_64 boot)
 ARCH    ?= x86_64
 VENV    ?= .venv
@@ -15,7 +17,7 @@ APT_PACKAGES := gcc make flex bison bc libelf-dev libssl-dev dwarves cpio ccache
 
 .PHONY: deps test matrix check unit clean help
 help:
-	@sed -n '1,5p' Makefile
+	@sed -n '1,7p' Makefile
 
 deps: $(VENV)/.installed
 	@missing=$$(for p in $(APT_PACKAGES); do \
@@ -39,7 +41,10 @@ test: deps
 		$(if $(KERNEL),--kernel "$(KERNEL)") $(if $(SUITES),--suite "$(SUITES)") \
 		$(if $(KCONFIG),--kconfig "$(KCONFIG)") $(if $(TIMEOUT),--case-timeout "$(TIMEOUT)") \
 		$(if $(ACCEL),--accel "$(ACCEL)") $(if $(LLVM),--llvm "$(LLVM)") \
-		$(if $(CROSS_COMPILE),--cross-compile "$(CROSS_COMPILE)")
+		$(if $(CROSS_COMPILE),--cross-compile "$(CROSS_COMPILE)") \
+		$(if $(SERIES),--series "$(SERIES)") $(if $(BASE),--base "$(BASE)") \
+		$(if $(filter 1 yes,$(COMPARE)),--compare-base) $(if $(filter 1 yes,$(EACH_PATCH)),--each-patch) \
+		$(if $(filter 1 yes,$(BISECT)),--bisect)
 
 # Every arch of the table, one after another, one table at the end.
 matrix:

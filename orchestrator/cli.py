@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import pathlib
 import signal
@@ -74,6 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build with clang/LLVM for every arch (kbuild's LLVM=), instead of the table's toolchain")
     t.add_argument("--cross-compile", default=None, metavar="PREFIX",
                    help="another CROSS_COMPILE prefix than the table's")
+    t.add_argument("--series", default=None, metavar="MBOX|DIR|BASE..TIP|BRANCH",
+                   help="patch series to apply (b4 am / git format-patch mbox, a directory of "
+                        "*.patch, or a git range of the tree) on a worktree of the base")
+    t.add_argument("--base", default=None, metavar="REV",
+                   help="the commit the series goes on (default: the tree's HEAD, or the range's base)")
+    t.add_argument("--compare-base", action="store_true",
+                   help="also run the base (cached when unchanged) and report what the series changed")
+    t.add_argument("--each-patch", action="store_true",
+                   help="build every commit of the series and report the first that does not build")
+    t.add_argument("--bisect", action="store_true",
+                   help="when the series adds failures or splats, find the first patch that does "
+                        "(implies --compare-base)")
     d = sub.add_parser("deps", help="install the host packages the arches need (apt-get)")
     d.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64",
                    help="arch name(s), comma-separated, or 'all'")
@@ -99,6 +112,16 @@ def main(argv: list[str] | None = None) -> int:
                 cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
                 case_timeout=args.case_timeout, boot_timeout=args.boot_timeout, accel=args.accel,
                 llvm=args.llvm or None, cross_compile=args.cross_compile)
+            if args.series:
+                from .abrun import SeriesOptions, run_series
+                sopts = SeriesOptions(args.series, args.base, args.compare_base or args.bisect,
+                                      args.each_patch, args.bisect)
+                codes = [run_series(dataclasses.replace(opts, arch=a.name), sopts, progress)
+                         for a in selected]
+                return max(codes)
+            if args.base or args.compare_base or args.each_patch or args.bisect:
+                raise OrchestratorError("--base, --compare-base, --each-patch and --bisect need a "
+                                        "series; give it with --series (SERIES=).")
             if len(selected) > 1 or args.arch.strip() == "all":
                 return matrix.run(selected, opts, progress)
             return run_test(opts, progress)[0]

@@ -13,6 +13,7 @@ class ExitCode(enum.IntEnum):
     BUILD_FAILED = 5
     BOOT_FAILED = 6
     INFRA_ERROR = 7        # disk full, cache corruption, an internal bug
+    SERIES_DOES_NOT_APPLY = 8  # a patch conflicts, or the series is already in the base
     INTERRUPTED = 130
 
 

@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 
-from . import __version__, bootroute, build, guestprog, hosttools, image, junit, qemu, source, summary
+from . import __version__, bootroute, build, buildwarn, guestprog, hosttools, image, junit, qemu, source, summary
 from .arches import Arch, get_arch, with_toolchain
 from .console import ConsoleSession, GuestDied, GuestTimeout
 from .errors import ExitCode, OrchestratorError
@@ -74,23 +74,58 @@ def _image_stage(recorder: Recorder, tree: source.KernelTree, arch: Arch,
     return img
 
 
-def run_test(opts: TestOptions, progress: Progress) -> tuple[int, dict]:
+def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -> build.BuildResult:
+    """Config and build as run_test does them (with the boot route's part), no boot."""
+    arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
+    fragments = fragments_for(arch, opts.extra_kconfigs)
+    route = None
+    if arch.boot_route == "builtin":
+        img = image.build_image(tree, arch, opts.cache_root, None,
+                                guestprog.programs_for(opts.suites, tree.path), say=progress.say)
+        route = bootroute.prepare(arch, tree, build.build_dir_for(opts.cache_root, tree, arch),
+                                  img.path, qemu.kernel_cmdline(arch))
+    return build.configure_and_build(tree, arch, fragments, opts.cache_root, progress,
+                                     route.config if route else None, route.digest if route else "",
+                                     build_modules=route is None)
+
+
+def source_tree(opts: TestOptions, progress: Progress) -> source.KernelTree:
+    return (source.user_tree(opts.kernel) if opts.kernel
+            else source.default_tree(opts.cache_root, say=progress.say))
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What a series run adds to a plain one (abrun.py)."""
+    tree: source.KernelTree | None = None     # built instead of the opts' tree
+    label: str = ""                           # base | series | bisect-3, in the run id
+    series: dict | None = None                # recorded as results.json "series"
+    only_cases: frozenset[str] | None = None  # run just these case ids (bisect steps)
+    warning_files: tuple[str, ...] = ()       # compile these again for their warnings
+
+
+def run_test(opts: TestOptions, progress: Progress,
+             ctx: RunContext | None = None) -> tuple[int, dict]:
     """Exit code and the run's results data. A failing stage raises OrchestratorError
     with the data so far as `.results` (for the matrix table)."""
+    ctx = ctx or RunContext()
     arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
     fragments = fragments_for(arch, opts.extra_kconfigs)
     hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
     hosttools.require({arch.qemu.binary: arch.qemu.package}, f"booting {arch.name} guests")
-    tree = (source.user_tree(opts.kernel) if opts.kernel
-            else source.default_tree(opts.cache_root, say=progress.say))
+    tree = ctx.tree or source_tree(opts, progress)
     cases = list_cases(tree.path, opts.suites, arch.syscall_prefix)
+    if ctx.only_cases is not None:
+        cases = [c for c in cases if c.id in ctx.only_cases or c.id.split(" (")[0] in ctx.only_cases]
     programs = guestprog.programs_for(opts.suites, tree.path)
 
-    recorder = Recorder(opts.results_root, new_run_id(arch.name), {
+    run_id = new_run_id(arch.name) + (f"-{ctx.label}" if ctx.label else "")
+    recorder = Recorder(opts.results_root, run_id, {
         "arch": arch.name,
+        "label": ctx.label or None,
         "kernel": {"version": tree.version, "origin": str(tree.origin), "path": str(tree.path),
                    "tree_id": tree.tree_id, "git_commit": tree.git_commit, "release": None},
-        "series": None,
+        "series": ctx.series,
         "suites": opts.suites,
         "fragments": [str(p) for p in fragments],
         "host": {"machine": platform.machine(), "kernel": platform.release()},
@@ -137,6 +172,9 @@ def run_test(opts: TestOptions, progress: Progress) -> tuple[int, dict]:
         recorder.set("config", {"dropped": [d.as_dict() for d in b.dropped]})
         recorder.stage_finished("build", reused=b.reused, build_dir=str(b.build_dir),
                                 steps=b.steps, config_seconds=round(b.config_seconds, 1))
+        if ctx.warning_files:
+            progress.status(f"compiler warnings of {len(ctx.warning_files)} file(s) the series touches")
+            recorder.set("build_warnings", buildwarn.warnings_for(b.build_dir, ctx.warning_files))
         progress.say(f"build: {'reused ' + str(b.build_dir) if b.reused else f'{b.steps} steps in ' + fmt_duration(b.build_seconds)}")
         for d in b.dropped:
             progress.say(f"config: {d.option}={d.asked} is {d.got} in the final .config ({d.kind}): {d.reason}")

@@ -38,6 +38,18 @@ def new_run_id(arch: str) -> str:
     return f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{arch}-{os.getpid()}"
 
 
+def point_latest(root: pathlib.Path, run_id: str) -> None:
+    """results/latest -> the newest run (replaced atomically)."""
+    link = root / "latest"
+    tmp = root / f".latest.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_id)
+        os.replace(tmp, link)
+    except OSError:
+        pass
+
+
 class Recorder:
     """Owns results/<run-id>/ and rewrites results.json atomically on every change."""
 
@@ -59,7 +71,7 @@ class Recorder:
         }
         self._stage_t0: dict[str, float] = {}
         self.flush()
-        self._point_latest(results_root, run_id)
+        point_latest(results_root, run_id)
 
     @property
     def cases(self) -> list[dict]:
@@ -68,15 +80,6 @@ class Recorder:
     def flush(self) -> None:
         cache.atomic_write_json(self.dir / "results.json", self.data)
 
-    def _point_latest(self, root: pathlib.Path, run_id: str) -> None:
-        link = root / "latest"
-        tmp = root / f".latest.{os.getpid()}"
-        try:
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(run_id)
-            os.replace(tmp, link)
-        except OSError:
-            pass
 
     def stage_started(self, name: str) -> None:
         self._stage_t0[name] = time.monotonic()

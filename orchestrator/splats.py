@@ -81,7 +81,7 @@ def classify(message: str) -> tuple[str, bool] | None:
     return None
 
 
-def _normalize(title: str) -> str:
+def normalize_title(title: str) -> str:
     """Titles that differ only in numbers (PID, CPU, jiffies, addresses) are the same report."""
     return re.sub(r"0x[0-9a-f]+|\d+", "N", title)
 
@@ -127,7 +127,7 @@ class SplatDetector:
         if splat is None:
             return
         for prev in self.splats:
-            if prev.case == splat.case and _normalize(prev.title) == _normalize(splat.title):
+            if prev.case == splat.case and normalize_title(prev.title) == normalize_title(splat.title):
                 prev.count += 1
                 return
         self.splats.append(splat)
