@@ -11,7 +11,7 @@ import dataclasses
 import os
 import pathlib
 
-from . import build, cache, compare, series as series_mod
+from . import build, buildwarn, cache, compare, series as series_mod
 from .arches import get_arch, with_toolchain
 from .errors import ExitCode, OrchestratorError
 from .ktap import FAILING
@@ -154,6 +154,19 @@ def _bisect(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSe
     return out
 
 
+def _fill_base_warnings(b_data: dict, files: list[str]) -> None:
+    """A cached base was compiled for the files its first series touched; this series may
+    touch others. Its build dir still holds the base when its stamp says so."""
+    if not isinstance(b_data.get("build_warnings"), dict):
+        b_data["build_warnings"] = {}
+    known = b_data["build_warnings"]
+    missing = [f for f in files if f.endswith(".c") and f not in known]
+    build_dir = pathlib.Path((b_data.get("stages", {}).get("build") or {}).get("build_dir", "/nonexistent"))
+    stamp = cache.read_json(build_dir / build.STAMP) or {}
+    if missing and stamp.get("tree_id") == b_data["kernel"]["tree_id"]:
+        known.update(buildwarn.warnings_for(build_dir, missing))
+
+
 def _link(parent: pathlib.Path, name: str, target: pathlib.Path) -> None:
     link = parent / name
     link.unlink(missing_ok=True)
@@ -206,6 +219,7 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> i
             return s_code
 
         b_data, b_dir = base
+        _fill_base_warnings(b_data, ser.touched_files())
         diff = compare.compare(b_data, s_data, b_dir, s_dir)
         step_dirs: list[pathlib.Path] = []
         bis = None

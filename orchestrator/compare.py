@@ -69,11 +69,15 @@ def compare(base: dict, series: dict, base_dir: pathlib.Path | None = None,
 
     b_warn = base.get("build_warnings") or {}
     s_warn = series.get("build_warnings") or {}
-    added = []
+    added, unchecked = [], []
     for path, entries in s_warn.items():
-        old = {buildwarn.message_key(e) for e in b_warn.get(path, [])}
+        if path not in b_warn:
+            unchecked.append(path)   # the base was not compiled for it: no claim either way
+            continue
+        old = {buildwarn.message_key(e) for e in b_warn[path]}
         added += [f"{path}:{e}" for e in entries if buildwarn.message_key(e) not in old]
     out["warnings_added"] = added
+    out["warnings_unchecked"] = unchecked
     out["regressed"] = bool(out["new_failures"] or out["new_splats"] or added)
     return out
 

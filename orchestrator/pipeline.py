@@ -173,7 +173,7 @@ def run_test(opts: TestOptions, progress: Progress,
         recorder.stage_finished("build", reused=b.reused, build_dir=str(b.build_dir),
                                 steps=b.steps, config_seconds=round(b.config_seconds, 1))
         if ctx.warning_files:
-            progress.status(f"compiler warnings of {len(ctx.warning_files)} file(s) the series touches")
+            progress.status("compiler warnings of the .c files the series touches")
             recorder.set("build_warnings", buildwarn.warnings_for(b.build_dir, ctx.warning_files))
         progress.say(f"build: {'reused ' + str(b.build_dir) if b.reused else f'{b.steps} steps in ' + fmt_duration(b.build_seconds)}")
         for d in b.dropped:

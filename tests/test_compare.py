@@ -1,0 +1,130 @@
+"""Base vs series comparison, on the results of a real A/B run on x86_64: Debian's 6.12.117
+and a 3-patch series (a comment; a kprobe_multi cookie lookup that always returns the
+first cookie; a selftest that expects a removed event's directory to stay)."""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+
+import pytest
+
+from orchestrator import compare
+
+AB = "ab-x86_64-v2"
+
+
+@pytest.fixture
+def ab(data_dir, tmp_path):
+    src = data_dir / AB
+    dirs = {}
+    for side in ("base", "series"):
+        d = tmp_path / side
+        d.mkdir()
+        shutil.copy(src / side / "results.json", d / "results.json")
+        shutil.copy(src / "config", d / "config")   # the series changes no option
+        dirs[side] = d
+    load = lambda side: json.loads((dirs[side] / "results.json").read_text())  # noqa: E731
+    return load("base"), load("series"), dirs
+
+
+def test_the_real_series_adds_exactly_two_failures(ab):
+    base, series, dirs = ab
+    diff = compare.compare(base, series, dirs["base"], dirs["series"])
+    assert [(e["id"], e["base"], e["series"]) for e in diff["new_failures"]] == [
+        ("dynevent/add_remove_kprobe.tc", "PASS", "FAIL"),
+        ("kprobe_multi/cookies", "PASS", "FAIL")]
+    assert diff["new_failures"][1]["reason"] == "wrong: cookie 1 on __x64_sys_getpid: 15 hits, expected 3"
+    for key in ("fixed", "newly_supported", "newly_unsupported", "other_changes", "only_in_base",
+                "only_in_series", "new_splats", "gone_splats", "warnings_added", "warnings_unchecked"):
+        assert diff[key] == [], key
+    # Both runs hit the same Oops in add_remove_tprobe_module.tc (numbers differ): not new.
+    assert len(base["splats"]) == len(series["splats"]) == 2
+    assert diff["config"] == {"gained": [], "lost": [], "changed": []}
+    assert diff["regressed"] is True
+
+
+def test_the_other_way_round_they_are_fixed(ab):
+    base, series, dirs = ab
+    diff = compare.compare(series, base, dirs["series"], dirs["base"])
+    assert [e["id"] for e in diff["fixed"]] == ["dynevent/add_remove_kprobe.tc", "kprobe_multi/cookies"]
+    assert diff["new_failures"] == [] and diff["regressed"] is False
+
+
+def test_support_changes_and_cases_on_one_side(ab):
+    base, series, _ = ab
+    series = copy.deepcopy(series)
+    by_id = {c["id"]: c for c in series["cases"]}
+    by_id["dynevent/add_remove_fprobe.tc"]["status"] = "UNSUPPORTED"
+    base = copy.deepcopy(base)
+    next(c for c in base["cases"] if c["id"] == "kprobe/kprobe_non_uniq_symbol.tc")["status"] = "UNSUPPORTED"
+    next(c for c in series["cases"] if c["id"] == "kprobe/kprobe_non_uniq_symbol.tc")["status"] = "PASS"
+    series["cases"] = [c for c in series["cases"] if c["id"] != "kprobe_multi/session"]
+    series["cases"].append({"id": "tcscripts/new_case.tc", "status": "PASS", "reason": ""})
+    diff = compare.compare(base, series)
+    assert [e["id"] for e in diff["newly_unsupported"]] == ["dynevent/add_remove_fprobe.tc"]
+    assert [e["id"] for e in diff["newly_supported"]] == ["kprobe/kprobe_non_uniq_symbol.tc"]
+    assert diff["only_in_base"] == [{"id": "kprobe_multi/session", "base": "PASS"}]
+    assert diff["only_in_series"] == [{"id": "tcscripts/new_case.tc", "series": "PASS", "reason": ""}]
+
+
+def test_a_new_splat_is_told_from_the_same_one_with_other_numbers(ab):
+    base, series, _ = ab
+    series = copy.deepcopy(series)
+    renumbered = copy.deepcopy(series["splats"][0])
+    renumbered["title"] = renumbered["title"].replace("CPU: 0", "CPU: 1").replace("PID: 1", "PID: 9")
+    series["splats"] = [renumbered, series["splats"][1],
+                        {"kind": "warning", "title": "WARNING: CPU: 1 PID: 77 at kernel/trace/trace_kprobe.c:496 "
+                                                      "__register_trace_kprobe+0x1c/0x120",
+                         "case": "dynevent/add_remove_btfarg.tc", "lines": []}]
+    diff = compare.compare(base, series)
+    assert [s["title"] for s in diff["new_splats"]] == [
+        "WARNING: CPU: 1 PID: 77 at kernel/trace/trace_kprobe.c:496 __register_trace_kprobe+0x1c/0x120"]
+    assert diff["new_splats"][0]["case"] == "dynevent/add_remove_btfarg.tc"
+    assert diff["gone_splats"] == [] and diff["regressed"] is True
+
+
+def test_config_gained_lost_and_changed(ab):
+    base, series, dirs = ab
+    cfg = (dirs["series"] / "config").read_text()
+    assert "CONFIG_FPROBE=y" in cfg and "CONFIG_HZ=250" in cfg
+    cfg = cfg.replace("CONFIG_FPROBE=y", "# CONFIG_FPROBE is not set").replace("CONFIG_HZ=250", "CONFIG_HZ=1000")
+    (dirs["series"] / "config").write_text(cfg + "CONFIG_KTO_NEW_OPTION=y\n")
+    diff = compare.compare(base, series, dirs["base"], dirs["series"])
+    assert diff["config"]["gained"] == ["CONFIG_KTO_NEW_OPTION=y"]
+    assert "CONFIG_FPROBE=y" in diff["config"]["lost"]
+    assert "CONFIG_HZ=250->1000" in diff["config"]["changed"]
+
+
+def test_warnings_compared_without_line_numbers(ab):
+    base, series, _ = ab
+    base, series = copy.deepcopy(base), copy.deepcopy(series)
+    base["build_warnings"] = {"kernel/trace/bpf_trace.c": ["120: unused variable 'x' [-Wunused-variable]"]}
+    series["build_warnings"] = {
+        "kernel/trace/bpf_trace.c": ["124: unused variable 'x' [-Wunused-variable]",   # moved: old
+                                     "2730: 'addr' set but not used [-Wunused-but-set-variable]"],
+        "kernel/trace/trace_kprobe.c": ["10: something"]}   # the base was not compiled for it
+    diff = compare.compare(base, series)
+    assert diff["warnings_added"] == [
+        "kernel/trace/bpf_trace.c:2730: 'addr' set but not used [-Wunused-but-set-variable]"]
+    assert diff["warnings_unchecked"] == ["kernel/trace/trace_kprobe.c"]
+
+
+def test_mail_summary_of_the_real_run(ab, data_dir):
+    base, series, dirs = ab
+    report = json.loads((data_dir / AB / "compare.json").read_text())
+    text = compare.mail_summary(compare.compare(base, series, dirs["base"], dirs["series"]),
+                                base, series, report["bisect"], report["each_patch"])
+    assert text == (data_dir / AB / "summary.txt").read_text().rstrip("\n")
+    lines = text.splitlines()
+    assert lines[0].startswith("x86_64 (QEMU TCG), Linux 6.12.117, base 72d0408916ec, series: "
+                               "[PATCH v2 0/3] tracing: probe argument fixes (3 patch(es))")
+    assert "    kprobe_multi/cookies: first bad patch 2/3 [PATCH v2 2/3] bpf: Simplify kprobe_multi cookie lookup" in lines
+    assert not any("Signed-off-by" in l or "Tested-by" in l for l in lines)
+
+
+def test_no_difference_is_said(ab):
+    base, _, dirs = ab
+    diff = compare.compare(base, base, dirs["base"], dirs["base"])
+    assert diff["regressed"] is False
+    assert compare.mail_summary(diff, base, base).endswith("  no difference between base and series")

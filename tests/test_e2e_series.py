@@ -1,0 +1,107 @@
+"""End to end: a real series on Debian's 6.12 tree, base vs series on x86_64, bisected.
+
+The series is written here against the default tree: a comment (no effect), a WARN on
+the kprobe-event registration path (a splat, and a case that passes while it fires),
+and a selftest change that breaks dynevent/add_remove_kprobe.tc. The first run of this
+module builds the series' worktree cold (~6-9 min on 2 cores); the dynevent suite only.
+"""
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from orchestrator import cache, source
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.e2e
+ID = ["-c", "user.name=Test Author", "-c", "user.email=author@example.org"]
+BROKEN_CASE = "dynevent/add_remove_kprobe.tc"
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *ID, *args], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def _edit(root: pathlib.Path, rel: str, old: str, new: str) -> None:
+    p = root / rel
+    text = p.read_text()
+    assert old in text, (rel, old)
+    p.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture(scope="module")
+def series_files(tmp_path_factory):
+    tree = source.default_tree(cache.default_cache_root(), say=lambda *_: None)
+    out = tmp_path_factory.mktemp("series")
+    scratch = out / "scratch"
+    git(tree.path, "worktree", "add", "-q", "--detach", str(scratch), "HEAD")
+    try:
+        _edit(scratch, "kernel/trace/trace_probe.c", "static int parse_btf_arg(char *varname,",
+              "/* Resolve a BTF-named argument and its fields into fetch insns. */\n"
+              "static int parse_btf_arg(char *varname,")
+        git(scratch, "commit", "-qam", "tracing/probes: Say what parse_btf_arg() resolves")
+        (out / "comment.mbx").write_text(git(scratch, "format-patch", "--stdout", "HEAD~1") + "\n")
+        _edit(scratch, "kernel/trace/trace_kprobe.c",
+              "\tif (trace_kprobe_is_registered(tk))\n\t\treturn -EINVAL;\n",
+              "\tif (trace_kprobe_is_registered(tk))\n\t\treturn -EINVAL;\n\n"
+              "\tWARN_ONCE(1, \"kprobe event %s registered\\n\", trace_probe_name(&tk->tp));\n")
+        git(scratch, "commit", "-qam", "tracing/kprobes: Warn when a kprobe event is registered")
+        _edit(scratch, f"tools/testing/selftests/ftrace/test.d/{BROKEN_CASE}",
+              "! grep -q myevent2 dynamic_events\n",
+              "! grep -q myevent2 dynamic_events\ntest -d events/kprobes/myevent2\n")
+        git(scratch, "commit", "-qam", "selftests/ftrace: Check the event directory after removing a kretprobe")
+        (out / "v1.mbx").write_text(git(scratch, "format-patch", "--cover-letter", "--stdout", "HEAD~3") + "\n")
+    finally:
+        git(tree.path, "worktree", "remove", "--force", str(scratch))
+    return out
+
+
+def _run(results: pathlib.Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64",
+                           "--suite", "dynevent", "--results-dir", str(results), *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=5400)
+
+
+def test_series_that_breaks_a_case_is_bisected_to_its_patch(series_files, tmp_path):
+    p = _run(tmp_path, "--series", str(series_files / "v1.mbx"), "--bisect", "--each-patch")
+    print(p.stdout[-6000:], p.stderr[-3000:])
+    latest = (tmp_path / "latest").resolve()
+    assert latest.name.endswith("-compare")
+    report = json.loads((latest / "compare.json").read_text())
+    diff, bisect = report["diff"], report["bisect"]
+    new = {e["id"]: e for e in diff["new_failures"]}
+    assert new[BROKEN_CASE]["base"] == "PASS" and new[BROKEN_CASE]["series"] == "FAIL"
+    # The WARN is new, tied to the first case that registers a kprobe event.
+    warns = [s for s in diff["new_splats"] if "kprobe event" in s["title"] or "trace_kprobe.c" in s["title"]]
+    assert warns and warns[0]["case"] in new
+    assert bisect["first_bad"][BROKEN_CASE]["number"] == 3
+    assert bisect["first_bad"][f"splat {warns[0]['title']}"]["number"] == 2
+    assert {v["number"] for k, v in bisect["first_bad"].items() if k != BROKEN_CASE} == {2}
+    assert report["each_patch"] == {"built": 3, "first_failing": None}
+    assert [pt["subject"] for pt in report["series"]["patches"]] == [
+        "[PATCH 1/3] tracing/probes: Say what parse_btf_arg() resolves",
+        "[PATCH 2/3] tracing/kprobes: Warn when a kprobe event is registered",
+        "[PATCH 3/3] selftests/ftrace: Check the event directory after removing a kretprobe"]
+    summary = (latest / "summary.txt").read_text()
+    assert f"{BROKEN_CASE}: PASS -> FAIL" in summary
+    assert f"{BROKEN_CASE}: first bad patch 3/3 [PATCH 3/3] selftests/ftrace" in summary
+    assert p.returncode == 1
+    # The base run is on the tree as shipped; the series run records what was applied.
+    base = json.loads((latest / "base" / "results.json").read_text())
+    series = json.loads((latest / "series" / "results.json").read_text())
+    assert base["series"] is None and series["series"]["tip_commit"] == series["kernel"]["git_commit"]
+
+
+def test_series_that_changes_nothing_reports_no_difference(series_files, tmp_path):
+    p = _run(tmp_path, "--series", str(series_files / "comment.mbx"), "--compare-base")
+    print(p.stdout[-4000:], p.stderr[-3000:])
+    latest = (tmp_path / "latest").resolve()
+    report = json.loads((latest / "compare.json").read_text())
+    assert report["diff"]["regressed"] is False
+    assert report["diff"]["new_failures"] == [] and report["diff"]["new_splats"] == []
+    assert "no difference between base and series" in (latest / "summary.txt").read_text()
+    assert "base: reusing the results of" in p.stdout   # the base of the first test, cached
+    assert p.returncode == 0
