@@ -15,7 +15,7 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_PACKAGES := gcc make flex bison bc libelf-dev libssl-dev dwarves cpio ccache \
 	linux-source-6.12 git xz-utils kmod python3 python3-venv
 
-.PHONY: deps test matrix check unit clean help
+.PHONY: deps test matrix workflow report check unit clean help
 help:
 	@sed -n '1,7p' Makefile
 
@@ -46,9 +46,14 @@ test: deps
 		$(if $(filter 1 yes,$(COMPARE)),--compare-base) $(if $(filter 1 yes,$(EACH_PATCH)),--each-patch) \
 		$(if $(filter 1 yes,$(BISECT)),--bisect)
 
-# Every arch of the table, one after another, one table at the end.
+# The cells of matrix.yaml (arches x kernels), one after another, one table at the end.
 matrix:
-	$(MAKE) test ARCH=all
+	$(MAKE) deps ARCH=all
+	$(PY) -m orchestrator matrix --spec matrix.yaml $(if $(BASELINE),--baseline "$(BASELINE)")
+
+# The nightly CI workflow, generated from matrix.yaml (a test checks they agree).
+workflow: $(VENV)/.installed
+	$(PY) -m orchestrator workflow --spec matrix.yaml --out .github/workflows/nightly.yml
 
 # pytest exits 5 when it collected no tests: that is not a failure of the suite,
 # every other non-zero status is.

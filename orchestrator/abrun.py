@@ -173,7 +173,8 @@ def _link(parent: pathlib.Path, name: str, target: pathlib.Path) -> None:
     link.symlink_to(os.path.relpath(target, parent))
 
 
-def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> int:
+def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> tuple[int, dict]:
+    """Exit code and the series run's results data."""
     tree = source_tree(opts, progress)
     if tree.git_commit is None:
         raise OrchestratorError(f"The kernel tree {tree.path} is not a git repository; a series is "
@@ -216,7 +217,7 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> i
             tree=s_tree, label="series", series=info, warning_files=tuple(ser.touched_files())))
         s_dir = opts.results_root / s_data["run_id"]
         if base is None:
-            return s_code
+            return s_code, s_data
 
         b_data, b_dir = base
         _fill_base_warnings(b_data, ser.touched_files())
@@ -240,6 +241,7 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> i
     cache.atomic_write(out_dir / "summary.txt", text + "\n")
     point_latest(opts.results_root, out_dir.name)
     print(f"\n{text}\n  compare: {out_dir}")
+    s_data = dict(s_data, compare_dir=str(out_dir))
     return int(ExitCode.TEST_FAILURES if diff["regressed"] or
-               (each and each.get("first_failing")) else ExitCode.OK)
+               (each and each.get("first_failing")) else ExitCode.OK), s_data
 

@@ -42,6 +42,20 @@ def _split_list(values: list[str] | None) -> list[str]:
     return out
 
 
+def _existing_dir(text: str | None, option: str, missing_ok: bool = False) -> pathlib.Path | None:
+    """A directory the user named; a missing one is bad input (or nothing yet, for a
+    first nightly run with no baseline restored)."""
+    if not text:
+        return None
+    path = pathlib.Path(text).expanduser().resolve()
+    if not path.is_dir():
+        if missing_ok:
+            return None
+        raise OrchestratorError(f"{option} {text} is not a directory; give a run dir under results/ "
+                                "or a directory of runs.")
+    return path
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one sentence and the bad-input exit code
         self.print_usage(sys.stderr)
@@ -87,6 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bisect", action="store_true",
                    help="when the series adds failures or splats, find the first patch that does "
                         "(implies --compare-base)")
+    t.add_argument("--baseline", default=None, metavar="RUN_DIR|DIR",
+                   help="a previous run of the same arch (or a dir of runs: the newest complete one) "
+                        "to report what changed since")
+    m = sub.add_parser("matrix", help="run the cells of a matrix spec (matrix.yaml) one after another")
+    m.add_argument("--spec", default=str(PROJECT_ROOT / "matrix.yaml"))
+    m.add_argument("--cell", action="append", default=None, metavar="NAME",
+                   help="only this cell (arch-kernel, e.g. x86_64-debian-6.12); repeatable")
+    m.add_argument("--results-dir", default=str(PROJECT_ROOT / "results"))
+    m.add_argument("--cache-dir", default=None)
+    m.add_argument("--baseline", default=None, metavar="DIR",
+                   help="previous results: each cell is compared with its arch's newest complete run there")
+    m.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    w = sub.add_parser("workflow", help="write the nightly CI workflow generated from a matrix spec")
+    w.add_argument("--spec", default=str(PROJECT_ROOT / "matrix.yaml"))
+    w.add_argument("--out", default="-", help="file to write (default: stdout)")
     d = sub.add_parser("deps", help="install the host packages the arches need (apt-get)")
     d.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64",
                    help="arch name(s), comma-separated, or 'all'")
@@ -111,12 +140,13 @@ def main(argv: list[str] | None = None) -> int:
                 results_root=pathlib.Path(args.results_dir).resolve(),
                 cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
                 case_timeout=args.case_timeout, boot_timeout=args.boot_timeout, accel=args.accel,
-                llvm=args.llvm or None, cross_compile=args.cross_compile)
+                llvm=args.llvm or None, cross_compile=args.cross_compile,
+                baseline=_existing_dir(args.baseline, "--baseline"))
             if args.series:
                 from .abrun import SeriesOptions, run_series
                 sopts = SeriesOptions(args.series, args.base, args.compare_base or args.bisect,
                                       args.each_patch, args.bisect)
-                codes = [run_series(dataclasses.replace(opts, arch=a.name), sopts, progress)
+                codes = [run_series(dataclasses.replace(opts, arch=a.name), sopts, progress)[0]
                          for a in selected]
                 return max(codes)
             if args.base or args.compare_base or args.each_patch or args.bisect:
@@ -125,6 +155,29 @@ def main(argv: list[str] | None = None) -> int:
             if len(selected) > 1 or args.arch.strip() == "all":
                 return matrix.run(selected, opts, progress)
             return run_test(opts, progress)[0]
+        if args.command == "matrix":
+            from . import matrix, matrixspec
+            from .pipeline import TestOptions
+            spec = pathlib.Path(args.spec)
+            cells = matrixspec.select(matrixspec.load(spec), _split_list(args.cell))
+            opts = TestOptions(
+                arch=cells[0].arch, kernel=None, suites=list(DEFAULT_SUITES), extra_kconfigs=[],
+                results_root=pathlib.Path(args.results_dir).resolve(),
+                cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
+                case_timeout=300.0, boot_timeout=180.0, accel=args.accel,
+                baseline=_existing_dir(args.baseline, "--baseline", missing_ok=True))
+            return matrix.run_cells(cells, opts, progress)
+        if args.command == "workflow":
+            from . import ciworkflow, matrixspec
+            spec = pathlib.Path(args.spec)
+            rel = spec.resolve().relative_to(PROJECT_ROOT) if spec.resolve().is_relative_to(PROJECT_ROOT) else spec
+            text = ciworkflow.render(matrixspec.load(spec), str(rel))
+            if args.out == "-":
+                sys.stdout.write(text)
+            else:
+                from .cache import atomic_write
+                atomic_write(pathlib.Path(args.out), text)
+            return int(ExitCode.OK)
         if args.command == "deps":
             from . import arches, deps
             cache_root = pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root()

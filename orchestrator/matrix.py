@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from . import cache, pipeline
+from . import abrun, cache, pipeline
 from .arches import Arch
 from .errors import ExitCode, OrchestratorError
 from .ktap import FAILING
+from .matrixspec import Cell
 from .progress import Progress, fmt_duration
 
 _UNSUPPORTED = {"UNSUPPORTED", "UNTESTED", "SKIP"}
@@ -22,6 +23,7 @@ class Row:
     error: str = ""
 
     def cells(self) -> list[str]:
+        """The table row; `arch` is the cell name for a matrix spec (arch-kernel)."""
         d = self.data
         stages = d.get("stages", {})
         cases = d.get("cases", [])
@@ -61,19 +63,40 @@ def render(rows: list[Row]) -> str:
 
 
 def run(arches: list[Arch], base: pipeline.TestOptions, progress: Progress) -> int:
+    """`test --arch all`: the same options on every arch."""
+    return _run_rows([(a.name, dataclasses.replace(base, arch=a.name), None) for a in arches],
+                     base.results_root, progress)
+
+
+def run_cells(cells: list[Cell], base: pipeline.TestOptions, progress: Progress) -> int:
+    """`matrix --spec matrix.yaml`: each cell with its own kernel, series, suites, timeouts."""
+    jobs = []
+    for c in cells:
+        opts = dataclasses.replace(base, arch=c.arch, kernel=c.tree, suites=list(c.suites) or base.suites,
+                                   extra_kconfigs=list(c.kconfig), case_timeout=c.case_timeout,
+                                   boot_timeout=c.boot_timeout)
+        sopts = abrun.SeriesOptions(c.series, c.base, c.compare) if c.series else None
+        jobs.append((c.name, opts, sopts))
+    return _run_rows(jobs, base.results_root, progress)
+
+
+def _run_rows(jobs: list[tuple[str, pipeline.TestOptions, "abrun.SeriesOptions | None"]],
+              results_root, progress: Progress) -> int:
     rows: list[Row] = []
-    for arch in arches:
-        progress.say(f"=== matrix: {arch.name} ({len(rows) + 1}/{len(arches)}) ===")
-        opts = dataclasses.replace(base, arch=arch.name)
+    for name, opts, sopts in jobs:
+        progress.say(f"=== matrix: {name} ({len(rows) + 1}/{len(jobs)}) ===")
         try:
-            code, data = pipeline.run_test(opts, progress)
-            rows.append(Row(arch.name, code, data))
+            if sopts is not None:
+                code, data = abrun.run_series(opts, sopts, progress)
+            else:
+                code, data = pipeline.run_test(opts, progress)
+            rows.append(Row(name, code, data))
         except OrchestratorError as exc:
-            progress.say(f"orchestrator: {arch.name}: {exc.message}")
-            rows.append(Row(arch.name, int(exc.code), getattr(exc, "results", {}), exc.message[:90]))
+            progress.say(f"orchestrator: {name}: {exc.message}")
+            rows.append(Row(name, int(exc.code), getattr(exc, "results", {}), exc.message[:90]))
     table = render(rows)
     print("\n" + table)
-    cache.atomic_write_json(base.results_root / f"matrix-{dt.datetime.now():%Y%m%d-%H%M%S}.json",
+    cache.atomic_write_json(results_root / f"matrix-{dt.datetime.now():%Y%m%d-%H%M%S}.json",
                             {"rows": [{"arch": r.arch, "exit_code": r.code, "run_id": r.data.get("run_id"),
                                        "cells": dict(zip(HEADER, r.cells()))} for r in rows]})
     codes = [r.code for r in rows]

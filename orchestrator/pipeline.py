@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 
-from . import __version__, bootroute, build, buildwarn, guestprog, hosttools, image, junit, qemu, source, summary
+from . import __version__, bootroute, build, buildwarn, cache, compare, guestprog, hosttools, image, junit, qemu, source, summary
 from .arches import Arch, get_arch, with_toolchain
 from .console import ConsoleSession, GuestDied, GuestTimeout
 from .errors import ExitCode, OrchestratorError
@@ -36,6 +36,9 @@ class TestOptions:
     accel: str            # auto | kvm | tcg
     llvm: str | None = None           # LLVM= for every arch (overrides the table)
     cross_compile: str | None = None  # CROSS_COMPILE= prefix (overrides the table)
+    # A previous run of the same cell (its dir, or a dir holding runs): the results say
+    # what changed since then (results.json "baseline").
+    baseline: pathlib.Path | None = None
 
 
 def fragments_for(arch: Arch, extra: list[str]) -> list[pathlib.Path]:
@@ -102,6 +105,35 @@ class RunContext:
     series: dict | None = None                # recorded as results.json "series"
     only_cases: frozenset[str] | None = None  # run just these case ids (bisect steps)
     warning_files: tuple[str, ...] = ()       # compile these again for their warnings
+
+
+def find_baseline(path: pathlib.Path, arch: str, exclude: str) -> pathlib.Path | None:
+    """The run dir itself, or the newest complete run of the arch under it."""
+    if (path / "results.json").is_file():
+        return path
+    found = []
+    for f in list(path.glob("*/results.json")) + list(path.glob("*/*/results.json")):
+        data = cache.read_json(f) or {}
+        if data.get("arch") == arch and data.get("state") == "complete" and data.get("run_id") != exclude:
+            found.append((data.get("started_at") or "", f.parent))
+    return max(found)[1] if found else None
+
+
+def _compare_with_baseline(recorder: Recorder, path: pathlib.Path, progress: Progress) -> None:
+    data = recorder.data
+    run_dir = find_baseline(path, data["arch"], data["run_id"])
+    if run_dir is None:
+        recorder.set("baseline", {"path": str(path), "run_id": None, "diff": None,
+                                  "note": f"no complete {data['arch']} run under {path}"})
+        progress.say(f"baseline: no complete {data['arch']} run under {path}; nothing to compare with")
+        return
+    base = cache.read_json(run_dir / "results.json") or {}
+    diff = compare.compare(base, data, run_dir, recorder.dir)
+    recorder.set("baseline", {"path": str(run_dir), "run_id": base.get("run_id"), "diff": diff})
+    for e in diff["new_failures"]:
+        progress.say(f"  since {base.get('run_id')}: {e['id']} {e['base']} -> {e['series']}")
+    for s in diff["new_splats"]:
+        progress.say(f"  since {base.get('run_id')}: new splat {s['title']}")
 
 
 def run_test(opts: TestOptions, progress: Progress,
@@ -229,6 +261,8 @@ def run_test(opts: TestOptions, progress: Progress,
         recorder.set("splats", [s.as_dict() for s in detector.splats])
         recorder.set("first_cause", failures_after_poisoning_splat(recorder.data))
 
+        if opts.baseline is not None:
+            _compare_with_baseline(recorder, opts.baseline, progress)
         failing = [c for c in recorder.cases if c["status"] in FAILING]
         if failing or detector.splats:
             verdict = (f"{len(failing)} failing case(s)" if failing else "no failing case") + \
