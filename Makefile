@@ -44,6 +44,7 @@ test: deps
 		$(if $(CROSS_COMPILE),--cross-compile "$(CROSS_COMPILE)") \
 		$(if $(SERIES),--series "$(SERIES)") $(if $(BASE),--base "$(BASE)") \
 		$(if $(filter 1 yes,$(COMPARE)),--compare-base) $(if $(filter 1 yes,$(EACH_PATCH)),--each-patch) \
+		$(if $(filter test,$(EACH_PATCH)),--each-patch=test) \
 		$(if $(filter 1 yes,$(BISECT)),--bisect)
 
 # The cells of matrix.yaml (arches x kernels), one after another, one table at the end.

@@ -26,7 +26,7 @@ class SeriesOptions:
     spec: str                 # mbox, directory, base..tip, or a branch (with base)
     base: str | None = None
     compare: bool = False
-    each_patch: bool = False
+    each_patch: str | None = None   # "build" | "test": every commit of the series
     bisect: bool = False
 
 
@@ -67,20 +67,37 @@ def _run(opts: TestOptions, progress: Progress, ctx: RunContext) -> tuple[int, d
     return code, data, opts.results_root / data["run_id"]
 
 
-def _each_patch(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSeries) -> dict:
-    """Build every commit but the last (the series run builds that) in the one build dir."""
+def _each_patch(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSeries,
+                mode: str, step_dirs: list[pathlib.Path]) -> dict:
+    """Build (mode "build") or build and test (mode "test") every commit but the last,
+    which the series run itself covers, in the one build dir."""
     patches = applied.series.patches
-    result = {"built": 0, "first_failing": None}
+    result: dict = {"mode": mode, "built": 0, "first_failing": None, "tested": []}
     for p in patches[:-1]:
-        progress.say(f"each-patch: building {p.number}/{len(patches)} {p.subject}")
+        progress.say(f"each-patch: {'testing' if mode == 'test' else 'building'} "
+                     f"{p.number}/{len(patches)} {p.subject}")
         series_mod.checkout(applied.worktree, p.commit or "")
         tree = series_mod.worktree_tree(applied.worktree, f"series patch {p.number}")
-        try:
-            build_only(opts, tree, progress)
-        except build.BuildFailed as exc:
+        error = None
+        if mode == "test":
+            code, data, run_dir = _run(opts, progress, RunContext(
+                tree=tree, label=f"patch-{p.number}", series=applied.as_dict()))
+            step_dirs.append(run_dir)
+            if code == ExitCode.BUILD_FAILED:
+                error = (data["stages"]["build"].get("first_errors") or [data.get("verdict") or "build failed"])[0]
+            else:
+                result["tested"].append({"number": p.number, "run": data["run_id"],
+                                         "failing": [c["id"] for c in data["cases"] if c["status"] in FAILING],
+                                         "splats": len(data.get("splats", []))})
+        else:
+            try:
+                build_only(opts, tree, progress)
+            except build.BuildFailed as exc:
+                error = (exc.first_errors or [exc.message])[0]
+        if error is not None:
             result["first_failing"] = {"number": p.number, "subject": p.subject,
-                                       "commit": p.commit, "error": (exc.first_errors or [exc.message])[0]}
-            progress.say(f"each-patch: patch {p.number} does not build: {result['first_failing']['error']}")
+                                       "commit": p.commit, "error": error}
+            progress.say(f"each-patch: patch {p.number} does not build: {error}")
             break
         result["built"] += 1
     series_mod.checkout(applied.worktree, applied.tip_commit)
@@ -208,7 +225,8 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
 
         applied = series_mod.apply(tree, ser, base_commit, opts.cache_root, progress.say)
         progress.say(f"series: applied in {applied.worktree}, tip {applied.tip_commit[:12]}")
-        each = _each_patch(opts, progress, applied) if sopts.each_patch else None
+        step_dirs: list[pathlib.Path] = []
+        each = _each_patch(opts, progress, applied, sopts.each_patch, step_dirs) if sopts.each_patch else None
         info = applied.as_dict()
         if each is not None:
             info["each_patch"] = each
@@ -222,7 +240,6 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
         b_data, b_dir = base
         _fill_base_warnings(b_data, ser.touched_files())
         diff = compare.compare(b_data, s_data, b_dir, s_dir)
-        step_dirs: list[pathlib.Path] = []
         bis = None
         if sopts.bisect and (diff["new_failures"] or diff["new_splats"]):
             bis = _bisect(opts, progress, applied, diff, step_dirs)
@@ -231,8 +248,8 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
     out_dir.mkdir(parents=True, exist_ok=True)
     _link(out_dir, "base", b_dir)
     _link(out_dir, "series", s_dir)
-    for d in step_dirs:
-        _link(out_dir, "bisect-" + d.name.rsplit("-", 1)[-1], d)
+    for d in step_dirs:   # ...-x86_64-1234-bisect-2 -> bisect-2, ...-patch-1 -> patch-1
+        _link(out_dir, "-".join(d.name.rsplit("-", 2)[-2:]), d)
     text = compare.mail_summary(diff, b_data, s_data, bis, each)
     cache.atomic_write_json(out_dir / "compare.json", {
         "schema_version": 1, "arch": s_data["arch"], "base_run": b_data["run_id"],

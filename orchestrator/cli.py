@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the commit the series goes on (default: the tree's HEAD, or the range's base)")
     t.add_argument("--compare-base", action="store_true",
                    help="also run the base (cached when unchanged) and report what the series changed")
-    t.add_argument("--each-patch", action="store_true",
-                   help="build every commit of the series and report the first that does not build")
+    t.add_argument("--each-patch", nargs="?", const="build", choices=("build", "test"), default=None,
+                   help="build every commit of the series and report the first that does not build; "
+                        "--each-patch=test also boots and runs the suites on each")
     t.add_argument("--bisect", action="store_true",
                    help="when the series adds failures or splats, find the first patch that does "
                         "(implies --compare-base)")

@@ -135,6 +135,9 @@ def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = Non
                          f"{f['error'][:160]}")
         else:
             lines.append(f"  builds per patch: all {each_patch['built']} commit(s) build")
+        for t in each_patch.get("tested", []):
+            lines.append(f"  patch {t['number']}: {len(t['failing'])} failing case(s), {t['splats']} splat(s)"
+                         + (f": {', '.join(t['failing'][:6])}" if t["failing"] else ""))
     if bisect and (bisect["first_bad"] or bisect["unresolved"]):
         lines.append(f"  bisected ({bisect['steps']} step(s) over {bisect['patches']} patch(es)):")
         for name, p in bisect["first_bad"].items():

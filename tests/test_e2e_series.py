@@ -80,7 +80,7 @@ def test_series_that_breaks_a_case_is_bisected_to_its_patch(series_files, tmp_pa
     assert bisect["first_bad"][BROKEN_CASE]["number"] == 3
     assert bisect["first_bad"][f"splat {warns[0]['title']}"]["number"] == 2
     assert {v["number"] for k, v in bisect["first_bad"].items() if k != BROKEN_CASE} == {2}
-    assert report["each_patch"] == {"built": 3, "first_failing": None}
+    assert report["each_patch"] == {"mode": "build", "built": 3, "first_failing": None, "tested": []}
     assert [pt["subject"] for pt in report["series"]["patches"]] == [
         "[PATCH 1/3] tracing/probes: Say what parse_btf_arg() resolves",
         "[PATCH 2/3] tracing/kprobes: Warn when a kprobe event is registered",
