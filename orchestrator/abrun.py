@@ -11,7 +11,7 @@ import dataclasses
 import os
 import pathlib
 
-from . import build, buildwarn, cache, compare, series as series_mod
+from . import build, buildwarn, cache, compare, report, series as series_mod
 from .arches import get_arch, with_toolchain
 from .errors import ExitCode, OrchestratorError
 from .ktap import FAILING
@@ -107,10 +107,17 @@ def _each_patch(opts: TestOptions, progress: Progress, applied: series_mod.Appli
 
 
 def _targets(diff: dict) -> dict[str, tuple[str, str]]:
-    """What to bisect: each new failure (by case) and each new splat (by its key)."""
-    out = {e["id"]: ("case", e["id"]) for e in diff["new_failures"]}
+    """What to bisect: each case whose test fails, and each new splat (once per kind of
+    report). A case that passed but is marked FAIL for a splat is the splat's target:
+    whether a WARN_ONCE lands on it depends on what ran before it in the boot, which a
+    bisect step that runs only a few cases does not reproduce."""
+    out = {e["id"]: ("case", e["id"]) for e in diff["new_failures"] if not e.get("test_status")}
+    seen = set()
     for s in diff["new_splats"]:
-        out[f"splat {s['title']}"] = ("splat", compare.splat_key(s))
+        key = compare.splat_key(s)
+        if key not in seen:
+            seen.add(key)
+            out[f"splat {s['title']}"] = ("splat", key)
     return out
 
 
@@ -171,7 +178,7 @@ def _bisect(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSe
     return out
 
 
-def _fill_base_warnings(b_data: dict, files: list[str]) -> None:
+def _fill_base_warnings(b_data: dict, b_dir: pathlib.Path, files: list[str]) -> None:
     """A cached base was compiled for the files its first series touched; this series may
     touch others. Its build dir still holds the base when its stamp says so."""
     if not isinstance(b_data.get("build_warnings"), dict):
@@ -182,6 +189,8 @@ def _fill_base_warnings(b_data: dict, files: list[str]) -> None:
     stamp = cache.read_json(build_dir / build.STAMP) or {}
     if missing and stamp.get("tree_id") == b_data["kernel"]["tree_id"]:
         known.update(buildwarn.warnings_for(build_dir, missing))
+        # Kept in the base's results.json, so the comparison can be made again from it.
+        cache.atomic_write_json(b_dir / "results.json", b_data)
 
 
 def _link(parent: pathlib.Path, name: str, target: pathlib.Path) -> None:
@@ -238,7 +247,7 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
             return s_code, s_data
 
         b_data, b_dir = base
-        _fill_base_warnings(b_data, ser.touched_files())
+        _fill_base_warnings(b_data, b_dir, ser.touched_files())
         diff = compare.compare(b_data, s_data, b_dir, s_dir)
         bis = None
         if sopts.bisect and (diff["new_failures"] or diff["new_splats"]):
@@ -256,6 +265,7 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
         "series_run": s_data["run_id"], "series": info, "diff": diff, "bisect": bis,
         "each_patch": each})
     cache.atomic_write(out_dir / "summary.txt", text + "\n")
+    report.write_html(out_dir / "report.html", [(b_data, b_dir), (s_data, s_dir)], comparison=diff)
     point_latest(opts.results_root, out_dir.name)
     print(f"\n{text}\n  compare: {out_dir}")
     s_data = dict(s_data, compare_dir=str(out_dir))

@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("workflow", help="write the nightly CI workflow generated from a matrix spec")
     w.add_argument("--spec", default=str(PROJECT_ROOT / "matrix.yaml"))
     w.add_argument("--out", default="-", help="file to write (default: stdout)")
+    r = sub.add_parser("report", help="render report.html, junit.xml and summary.txt again from "
+                                      "results.json, merging several runs into one")
+    r.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (results/<run>/)")
+    r.add_argument("--out", default=None,
+                   help="directory for the merged report (default: each run's own dir for one run)")
+    r.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when a run did not complete or regressed against its baseline")
     d = sub.add_parser("deps", help="install the host packages the arches need (apt-get)")
     d.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64",
                    help="arch name(s), comma-separated, or 'all'")
@@ -179,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
                 from .cache import atomic_write
                 atomic_write(pathlib.Path(args.out), text)
             return int(ExitCode.OK)
+        if args.command == "report":
+            from . import reportcmd
+            return reportcmd.run([pathlib.Path(r) for r in args.runs],
+                                 pathlib.Path(args.out) if args.out else None,
+                                 args.fail_on_regression, say=progress.say)
         if args.command == "deps":
             from . import arches, deps
             cache_root = pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root()

@@ -40,6 +40,9 @@ def compare(base: dict, series: dict, base_dir: pathlib.Path | None = None,
         if bs == ss:
             continue
         entry = {"id": cid, "base": bs, "series": ss, "reason": s.get("reason", "")}
+        if s.get("test_status"):
+            # The test itself said this; the status is the orchestrator's, for a splat.
+            entry["test_status"] = s["test_status"]
         if ss in FAILING and bs not in FAILING:
             out["new_failures"].append(entry)
         elif bs in FAILING and ss == "PASS":

@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 
-from . import __version__, bootroute, build, buildwarn, cache, compare, guestprog, hosttools, image, junit, qemu, source, summary
+from . import __version__, bootroute, build, buildwarn, cache, compare, guestprog, hosttools, image, junit, qemu, report, source, summary
 from .arches import Arch, get_arch, with_toolchain
 from .console import ConsoleSession, GuestDied, GuestTimeout
 from .errors import ExitCode, OrchestratorError
@@ -134,6 +134,19 @@ def _compare_with_baseline(recorder: Recorder, path: pathlib.Path, progress: Pro
         progress.say(f"  since {base.get('run_id')}: {e['id']} {e['base']} -> {e['series']}")
     for s in diff["new_splats"]:
         progress.say(f"  since {base.get('run_id')}: new splat {s['title']}")
+
+
+def _write_reports(recorder: Recorder) -> None:
+    """report.html and summary.txt beside results.json; `orchestrator report` can make them
+    again from results.json, so a failure here costs the pages, never the results."""
+    data = recorder.data
+    try:
+        report.write_html(recorder.dir / "report.html", [(data, recorder.dir)],
+                          comparison=(data.get("baseline") or {}).get("diff"))
+        cache.atomic_write(recorder.dir / "summary.txt", report.summary_text([data]) + "\n")
+    except (OSError, OrchestratorError, ValueError, KeyError) as exc:
+        print(f"orchestrator: the report pages of {recorder.dir} were not written ({exc}); "
+              f"`orchestrator report {recorder.dir}` makes them from results.json.")
 
 
 def run_test(opts: TestOptions, progress: Progress,
@@ -293,5 +306,6 @@ def run_test(opts: TestOptions, progress: Progress,
             recorder.set("splats", [s.as_dict() for s in detector.splats])
         console_log.close()
         junit.write(recorder.data, recorder.dir / "junit.xml")
+        _write_reports(recorder)
         progress.clear()
         print(summary.render(recorder.data, str(recorder.dir)))
