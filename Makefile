@@ -56,6 +56,10 @@ matrix:
 workflow: $(VENV)/.installed
 	$(PY) -m orchestrator workflow --spec matrix.yaml --out .github/workflows/nightly.yml
 
+# Report pages made again from results.json; several runs merge into one (OUT= names its dir).
+report: $(VENV)/.installed
+	$(PY) -m orchestrator report $(if $(OUT),--out "$(OUT)") $(RUNS)
+
 # pytest exits 5 when it collected no tests: that is not a failure of the suite,
 # every other non-zero status is.
 check: deps

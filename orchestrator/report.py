@@ -227,6 +227,9 @@ def render_html(runs: list[tuple[dict, pathlib.Path]],
                 case_ids.append(c["id"])
     status_of = [{c["id"]: c["status"] for c in d.get("cases", [])} for d, _ in runs]
     matrix = [{"id": cid, "cells": [s.get(cid) for s in status_of]} for cid in case_ids]
+    for row in matrix:
+        # Rows whose status is not the same in every run are what a reader looks for.
+        row["differs"] = len(runs) > 1 and len(set(row["cells"])) > 1
     return _env.get_template("report.html.j2").render(
         runs=views, matrix=matrix, comparison=comparison, failing=sorted(FAILING),
         statuses=[s for s in _COUNT_ORDER if any(v["counts"].get(s) for v in views)])

@@ -99,7 +99,11 @@ class Page(html.parser.HTMLParser):
             self.h2[-1] += data
 
     def matrix(self) -> dict[str, list[str]]:
-        return {row[0][1]: [text for _, text in row[1:]] for row in self.rows}
+        """case id -> statuses; rows whose statuses differ carry a leading '≠'."""
+        return {row[0][1].removeprefix("\u2260 "): [text for _, text in row[1:]] for row in self.rows}
+
+    def differing(self) -> set[str]:
+        return {row[0][1].removeprefix("\u2260 ") for row in self.rows if row[0][1].startswith("\u2260")}
 
 
 # -- the page ---------------------------------------------------------------------------
@@ -116,13 +120,16 @@ def test_matrix_and_counts_per_arch(x86, arm64):
     matrix = page.matrix()
     ids = {c["id"] for c in x86[0]["cases"]} | {c["id"] for c in arm64[0]["cases"]}
     assert set(matrix) == ids
+    # The rows a reader looks for are marked: not the same status in every run.
+    assert page.differing() == {cid for cid, cells in matrix.items() if len(set(cells)) > 1}
+    assert "dynevent/add_remove_fprobe.tc" in page.differing()     # PASS on x86_64, UNSUPPORTED on arm64
     for col, (data, _) in enumerate((x86, arm64)):
         for c in data["cases"]:
             assert matrix[c["id"]][col] == c["status"], c["id"]
     # real differences between the arches, coloured by status
     assert matrix[TPROBE] == ["ERROR", "UNSUPPORTED"]
     assert matrix["dynevent/add_remove_fprobe.tc"] == ["PASS", "UNSUPPORTED"]
-    row = next(r for r in page.rows if r[0][1] == TPROBE)
+    row = next(r for r in page.rows if r[0][1].removeprefix("\u2260 ") == TPROBE)
     assert row[1][0] == "st st-ERROR" and row[2][0] == "st st-UNSUPPORTED"
     # a case only one run has is an empty cell, not a status
     only_x86 = sorted({c["id"] for c in x86[0]["cases"]} - {c["id"] for c in arm64[0]["cases"]})
