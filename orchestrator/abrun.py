@@ -265,7 +265,11 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
         "series_run": s_data["run_id"], "series": info, "diff": diff, "bisect": bis,
         "each_patch": each})
     cache.atomic_write(out_dir / "summary.txt", text + "\n")
-    report.write_html(out_dir / "report.html", [(b_data, b_dir), (s_data, s_dir)], comparison=diff)
+    try:
+        report.write_html(out_dir / "report.html", [(b_data, b_dir), (s_data, s_dir)], comparison=diff)
+    except Exception as exc:  # noqa: BLE001 - the comparison is written already; the page is extra
+        progress.say(f"orchestrator: {out_dir / 'report.html'} was not written ({exc}); "
+                     f"`orchestrator report {b_dir} {s_dir} --out {out_dir}` makes it")
     point_latest(opts.results_root, out_dir.name)
     print(f"\n{text}\n  compare: {out_dir}")
     s_data = dict(s_data, compare_dir=str(out_dir))
