@@ -34,12 +34,12 @@ def _inputs_digest(opts: TestOptions) -> str:
     """Everything but the kernel tree that decides a base run's results."""
     arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
     files = [*fragments_for(arch, opts.extra_kconfigs)]
-    for top in ("images", "tcscripts"):
-        files += sorted(p for p in (PROJECT_ROOT / top).rglob("*") if p.is_file())
+    for top in (PROJECT_ROOT / "images", opts.tcscripts):
+        files += sorted(p for p in top.rglob("*") if p.is_file())
     parts = [f"{p.relative_to(PROJECT_ROOT) if p.is_relative_to(PROJECT_ROOT) else p}\0{cache.file_digest(p)}"
              for p in files]
     return cache.digest(arch.name, " ".join(arch.make_vars()), ",".join(opts.suites),
-                        str(opts.case_timeout), *parts)
+                        str(opts.case_timeout), opts.cmdline, *parts)
 
 
 def _baseline_file(opts: TestOptions, base_tree_id: str) -> pathlib.Path:

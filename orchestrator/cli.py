@@ -12,6 +12,7 @@ from . import __version__
 from .cache import default_cache_root
 from .errors import ExitCode, OrchestratorError
 from .progress import Progress
+from .image import TCSCRIPTS_DIR
 from .suites import DEFAULT_SUITES
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -51,8 +52,7 @@ def _existing_dir(text: str | None, option: str, missing_ok: bool = False) -> pa
     if not path.is_dir():
         if missing_ok:
             return None
-        raise OrchestratorError(f"{option} {text} is not a directory; give a run dir under results/ "
-                                "or a directory of runs.")
+        raise OrchestratorError(f"{option} {text} is not a directory; give an existing directory.")
     return path
 
 
@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bisect", action="store_true",
                    help="when the series adds failures or splats, find the first patch that does "
                         "(implies --compare-base)")
+    t.add_argument("--tcdir", default=None, metavar="DIR",
+                   help="run the .tc cases of DIR as the tcscripts suite instead of the project's tcscripts/")
+    t.add_argument("--cmdline", default="", metavar="ARGS",
+                   help="append to the guest kernel's command line (e.g. 'ftrace=function')")
     t.add_argument("--baseline", default=None, metavar="RUN_DIR|DIR",
                    help="a previous run of the same arch (or a dir of runs: the newest complete one) "
                         "to report what changed since")
@@ -149,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                 cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
                 case_timeout=args.case_timeout, boot_timeout=args.boot_timeout, accel=args.accel,
                 llvm=args.llvm or None, cross_compile=args.cross_compile,
-                baseline=_existing_dir(args.baseline, "--baseline"))
+                baseline=_existing_dir(args.baseline, "--baseline"),
+                tcscripts=_existing_dir(args.tcdir, "--tcdir") or TCSCRIPTS_DIR,
+                cmdline=args.cmdline)
             if args.series:
                 from .abrun import SeriesOptions, run_series
                 sopts = SeriesOptions(args.series, args.base, args.compare_base or args.bisect,

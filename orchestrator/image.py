@@ -61,9 +61,10 @@ def _add_tree(cpio: CpioWriter, src: pathlib.Path, dest: str) -> None:
 
 def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
                 modules: pathlib.Path | None = None, programs: tuple[str, ...] = (),
-                say=print) -> ImageResult:
+                say=print, tcscripts: pathlib.Path = TCSCRIPTS_DIR) -> ImageResult:
     """modules: a modules_install tree (.../lib/modules) to ship, for tests that modprobe;
-    programs: the guest programs (guestprog.PROGRAM_SOURCES) the suites run."""
+    programs: the guest programs (guestprog.PROGRAM_SOURCES) the suites run;
+    tcscripts: the directory of .tc cases shipped as the tcscripts suite."""
     busybox = userland.busybox_for(arch, cache_root, say)
     binaries = {name: guestprog.build_program(name, tree, arch, cache_root, say) for name in programs}
     ftrace_dir = tree.path / FTRACE_SELFTESTS
@@ -71,7 +72,7 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
         raise OrchestratorError(
             f"The kernel tree {tree.path} has no {FTRACE_SELFTESTS}/ftracetest; use a tree "
             "that ships the ftrace selftests (Linux 4.1 or newer).")
-    inputs = [busybox, *_tree_files(IMAGES_DIR), *_tree_files(ftrace_dir), *_tree_files(TCSCRIPTS_DIR),
+    inputs = [busybox, *_tree_files(IMAGES_DIR), *_tree_files(ftrace_dir), *_tree_files(tcscripts),
               *(_tree_files(modules) if modules else []), *binaries.values()]
     key = cache.digest(IMAGE_RECIPE, arch.name, *(f"{p}\0{cache.file_digest(p)}" for p in inputs))
     out = cache_root / "images" / f"{arch.name}-{key[:16]}.cpio"
@@ -96,8 +97,8 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
     cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
     cpio.file("etc/group", b"root:x:0:\n")
     _add_tree(cpio, ftrace_dir, GUEST_FTRACE)
-    if TCSCRIPTS_DIR.is_dir():
-        _add_tree(cpio, TCSCRIPTS_DIR, GUEST_TCSCRIPTS)
+    if tcscripts.is_dir():
+        _add_tree(cpio, tcscripts, GUEST_TCSCRIPTS)
     if modules:
         cpio.directory("lib")
         _add_tree(cpio, modules, "lib/modules")

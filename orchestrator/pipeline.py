@@ -39,6 +39,10 @@ class TestOptions:
     # A previous run of the same cell (its dir, or a dir holding runs): the results say
     # what changed since then (results.json "baseline").
     baseline: pathlib.Path | None = None
+    # The .tc cases of the tcscripts suite (default: the project's tcscripts/).
+    tcscripts: pathlib.Path = image.TCSCRIPTS_DIR
+    # Appended to the kernel command line (built in on a "builtin" boot route).
+    cmdline: str = ""
 
 
 def fragments_for(arch: Arch, extra: list[str]) -> list[pathlib.Path]:
@@ -66,10 +70,12 @@ def _project_revision() -> str:
 
 def _image_stage(recorder: Recorder, tree: source.KernelTree, arch: Arch,
                  cache_root: pathlib.Path, modules: pathlib.Path | None,
-                 programs: tuple[str, ...], progress: Progress) -> image.ImageResult:
+                 programs: tuple[str, ...], progress: Progress,
+                 tcscripts: pathlib.Path) -> image.ImageResult:
     recorder.stage_started("image")
     try:
-        img = image.build_image(tree, arch, cache_root, modules, programs, say=progress.say)
+        img = image.build_image(tree, arch, cache_root, modules, programs, say=progress.say,
+                                tcscripts=tcscripts)
     except OrchestratorError as exc:
         recorder.stage_finished("image", "failed", error=exc.message)
         raise
@@ -84,9 +90,10 @@ def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -
     route = None
     if arch.boot_route == "builtin":
         img = image.build_image(tree, arch, opts.cache_root, None,
-                                guestprog.programs_for(opts.suites, tree.path), say=progress.say)
+                                guestprog.programs_for(opts.suites, tree.path), say=progress.say,
+                                tcscripts=opts.tcscripts)
         route = bootroute.prepare(arch, tree, build.build_dir_for(opts.cache_root, tree, arch),
-                                  img.path, qemu.kernel_cmdline(arch))
+                                  img.path, qemu.kernel_cmdline(arch, opts.cmdline))
     return build.configure_and_build(tree, arch, fragments, opts.cache_root, progress,
                                      route.config if route else None, route.digest if route else "",
                                      build_modules=route is None)
@@ -159,7 +166,7 @@ def run_test(opts: TestOptions, progress: Progress,
     hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
     hosttools.require({arch.qemu.binary: arch.qemu.package}, f"booting {arch.name} guests")
     tree = ctx.tree or source_tree(opts, progress)
-    cases = list_cases(tree.path, opts.suites, arch.syscall_prefix)
+    cases = list_cases(tree.path, opts.suites, arch.syscall_prefix, opts.tcscripts)
     if ctx.only_cases is not None:
         cases = [c for c in cases if c.id in ctx.only_cases or c.id.split(" (")[0] in ctx.only_cases]
     programs = guestprog.programs_for(opts.suites, tree.path)
@@ -189,9 +196,9 @@ def run_test(opts: TestOptions, progress: Progress,
         img = None
         if arch.boot_route == "builtin":
             # No modules: they come from the build the image is linked into.
-            img = _image_stage(recorder, tree, arch, opts.cache_root, None, programs, progress)
+            img = _image_stage(recorder, tree, arch, opts.cache_root, None, programs, progress, opts.tcscripts)
             route = bootroute.prepare(arch, tree, build.build_dir_for(opts.cache_root, tree, arch),
-                                      img.path, qemu.kernel_cmdline(arch))
+                                      img.path, qemu.kernel_cmdline(arch, opts.cmdline))
             recorder.set("boot_route", {"name": "builtin", "what": route.description})
         else:
             recorder.set("boot_route", {"name": "direct", "what": "QEMU -kernel/-initrd/-append"})
@@ -226,13 +233,13 @@ def run_test(opts: TestOptions, progress: Progress,
 
         # -- image ---------------------------------------------------------
         if img is None:
-            img = _image_stage(recorder, tree, arch, opts.cache_root, b.modules, programs, progress)
+            img = _image_stage(recorder, tree, arch, opts.cache_root, b.modules, programs, progress, opts.tcscripts)
         recorder.data["versions"]["busybox"] = img.busybox
 
         # -- boot ----------------------------------------------------------
         accel = qemu.choose_accel(arch, b.kernel_image, opts.cache_root, opts.accel, say=progress.say)
         recorder.set("accel", {"name": accel.name, "reason": accel.reason})
-        argv = qemu.qemu_argv(arch, b.kernel_image, img.path, accel)
+        argv = qemu.qemu_argv(arch, b.kernel_image, img.path, accel, opts.cmdline)
         recorder.set("qemu_argv", argv)
         runner = GuestRunner(lambda: ConsoleSession(argv, console_log, detector.feed), detector,
                              progress, opts.case_timeout, opts.boot_timeout, arch.halt_command)

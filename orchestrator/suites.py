@@ -55,8 +55,10 @@ def available_suites(tree_path: pathlib.Path) -> list[str]:
     return names + [ALL_FTRACE, "tcscripts", *PROGRAM_SUITES]
 
 
-def list_cases(tree_path: pathlib.Path, suites: list[str], syscall_prefix: str = "sys_") -> list[CaseSpec]:
-    """syscall_prefix: the arch's (arches.yaml), for the programs that probe syscalls."""
+def list_cases(tree_path: pathlib.Path, suites: list[str], syscall_prefix: str = "sys_",
+               tcscripts: pathlib.Path = TCSCRIPTS_DIR) -> list[CaseSpec]:
+    """syscall_prefix: the arch's (arches.yaml), for the programs that probe syscalls;
+    tcscripts: the directory of the tcscripts suite's .tc cases."""
     valid = available_suites(tree_path)
     unknown = [s for s in suites if s not in valid]
     if unknown:
@@ -71,9 +73,9 @@ def list_cases(tree_path: pathlib.Path, suites: list[str], syscall_prefix: str =
             specs = [CaseSpec(f"{suite}/{name}", suite, binary, ("--prefix", syscall_prefix, name))
                      for name in guestprog.program_cases(suite)]
         elif suite == "tcscripts":
-            files = sorted(TCSCRIPTS_DIR.rglob("*.tc")) if TCSCRIPTS_DIR.is_dir() else []
-            specs = [CaseSpec(f"tcscripts/{f.relative_to(TCSCRIPTS_DIR)}", "tcscripts",
-                              f"{GUEST_TCSCRIPTS}/{f.relative_to(TCSCRIPTS_DIR)}") for f in files]
+            files = sorted(tcscripts.rglob("*.tc")) if tcscripts.is_dir() else []
+            specs = [CaseSpec(f"tcscripts/{f.relative_to(tcscripts)}", "tcscripts",
+                              f"{GUEST_TCSCRIPTS}/{f.relative_to(tcscripts)}") for f in files]
         else:
             top = test_d if suite == ALL_FTRACE else test_d / suite
             # ftracetest's own order: find | sort on the path.
