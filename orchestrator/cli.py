@@ -43,6 +43,21 @@ def _split_list(values: list[str] | None) -> list[str]:
     return out
 
 
+def _writable_dir(text: str, option: str) -> pathlib.Path:
+    """The results directory, created if need be and written to once, before any work:
+    finding out after a 9-minute build would lose what was measured."""
+    path = pathlib.Path(text).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".orchestrator-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OrchestratorError(f"{option} {text} is not a writable directory ({exc.strerror}); "
+                                "give a directory you can write to.") from exc
+    return path
+
+
 def _existing_dir(text: str | None, option: str, missing_ok: bool = False) -> pathlib.Path | None:
     """A directory the user named; a missing one is bad input (or nothing yet, for a
     first nightly run with no baseline restored)."""
@@ -149,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 arch=args.arch, kernel=args.kernel or None,
                 suites=_split_list(args.suite) or list(DEFAULT_SUITES),
                 extra_kconfigs=_split_list(args.kconfig),
-                results_root=pathlib.Path(args.results_dir).resolve(),
+                results_root=_writable_dir(args.results_dir, "--results-dir"),
                 cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
                 case_timeout=args.case_timeout, boot_timeout=args.boot_timeout, accel=args.accel,
                 llvm=args.llvm or None, cross_compile=args.cross_compile,
@@ -176,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             cells = matrixspec.select(matrixspec.load(spec), _split_list(args.cell))
             opts = TestOptions(
                 arch=cells[0].arch, kernel=None, suites=list(DEFAULT_SUITES), extra_kconfigs=[],
-                results_root=pathlib.Path(args.results_dir).resolve(),
+                results_root=_writable_dir(args.results_dir, "--results-dir"),
                 cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
                 case_timeout=300.0, boot_timeout=180.0, accel=args.accel,
                 baseline=_existing_dir(args.baseline, "--baseline", missing_ok=True))

@@ -213,6 +213,8 @@ class GuestRunner:
         out = []
         for r in doc.results:
             status = verdicts.get(r.number, r.status)
+            if not r.description and status == "PASS":
+                status = "ERROR"   # "ok 1" and nothing more: a line cut short is no pass
             instance = "(instance)" in r.description
             desc = r.description.replace("(instance)", "").strip()
             reason = ""
@@ -238,6 +240,11 @@ def _program_results(spec: CaseSpec, output: list[str], seconds: float,
                                   + (f": {output[-1].strip()[:120]}" if output else ""),
                            log=log)]
     (r,) = doc.results
+    if r.description != spec.id:
+        # A line cut short (a guest that died mid-write) must not count as this case's pass.
+        return [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(seconds, 2),
+                           reason=f"{spec.guest_path} printed a result for '{r.description}', "
+                                  f"not for {spec.id}", log=log)]
     notes = [l[1:].strip() for l in r.diagnostics if l.startswith("#")]
     reason = ""
     if r.status != "PASS":

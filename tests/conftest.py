@@ -48,3 +48,40 @@ def split_boots(console_log: bytes) -> list[bytes]:
         parts.append(console_log[start:cut])
         start, idx = cut, nxt
     return parts
+
+
+GIT_ID = ["-c", "user.name=Test Author", "-c", "user.email=author@example.org"]
+
+
+def git(repo, *args) -> str:
+    return subprocess.run(["git", "-C", str(repo), *GIT_ID, *args], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def edit(root: pathlib.Path, rel: str, old: str, new: str) -> None:
+    p = root / rel
+    text = p.read_text()
+    assert old in text, (rel, old)
+    p.write_text(text.replace(old, new, 1))
+
+
+def series_on_default_tree(out: pathlib.Path, name: str,
+                           commits: list[tuple[str, list[tuple[str, str, str]]]],
+                           cover: bool = False) -> pathlib.Path:
+    """An mbox of real patches against the default tree (Debian's 6.12 in the cache), made
+    by committing each (subject, [(file, old text, new text)]) in a scratch worktree."""
+    from orchestrator import cache, source
+    tree = source.default_tree(cache.default_cache_root(), say=lambda *_: None)
+    scratch = out / f"scratch-{name}"
+    git(tree.path, "worktree", "add", "-q", "--detach", str(scratch), "HEAD")
+    try:
+        for subject, edits in commits:
+            for rel, old, new in edits:
+                edit(scratch, rel, old, new)
+            git(scratch, "commit", "-qam", subject)
+        args = ["format-patch", "--stdout", f"HEAD~{len(commits)}"] + (["--cover-letter"] if cover else [])
+        mbox = out / f"{name}.mbx"
+        mbox.write_text(git(scratch, *args) + "\n")
+    finally:
+        git(tree.path, "worktree", "remove", "--force", str(scratch))
+    return mbox

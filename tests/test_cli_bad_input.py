@@ -101,3 +101,57 @@ def test_missing_qemu_names_the_package(tmp_path):
     assert p.returncode == 3
     assert ("qemu-system-x86_64 not found, needed for booting x86_64 guests; install it with "
             "`apt-get install qemu-system-x86`") in p.stderr
+
+
+def test_results_dir_that_is_not_writable(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    p = run("--suite", "dynevent", results=blocker / "results")
+    assert p.returncode == 2
+    assert f"--results-dir {blocker / 'results'} is not a writable directory" in p.stderr
+
+
+def _git_tree(tmp_path):
+    t = tmp_path / "linux"
+    for d in ("arch/x86", "kernel/trace", "tools/testing/selftests/ftrace/test.d/dynevent"):
+        (t / d).mkdir(parents=True)
+    (t / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 99\n")
+    (t / "Kconfig").write_text("")
+    (t / "kernel/trace/trace.c").write_text("int x;\n")
+    subprocess.run(["git", "init", "-q", str(t)], check=True)
+    subprocess.run(["git", "-C", str(t), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(t), "-c", "user.name=T", "-c", "user.email=t@e", "commit", "-qm", "base"],
+                   check=True)
+    return t
+
+
+def test_series_file_that_is_not_a_patch(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Remember to test on arm64.\n")
+    p = run("--kernel", str(_git_tree(tmp_path)), "--series", str(notes), results=tmp_path / "r")
+    assert p.returncode == 2
+    assert "holds no diff and is no cover letter" in p.stderr
+
+
+def test_patch_with_a_path_escaping_the_tree(tmp_path):
+    evil = tmp_path / "evil.patch"
+    evil.write_text("From 1234567890123456789012345678901234567890 Mon Sep 17 00:00:00 2001\n"
+                    "From: A <a@example.org>\nSubject: [PATCH] x\n\n---\n"
+                    "diff --git a/../../etc/passwd b/../../etc/passwd\n--- a/../../etc/passwd\n"
+                    "+++ b/../../etc/passwd\n@@ -1 +1 @@\n-root\n+toor\n")
+    p = run("--kernel", str(_git_tree(tmp_path)), "--series", str(evil), results=tmp_path / "r")
+    assert p.returncode == 2
+    assert "touches '../../etc/passwd', a path outside the kernel tree" in p.stderr
+
+
+def test_series_options_without_a_series(tmp_path):
+    p = run("--bisect", results=tmp_path / "r")
+    assert p.returncode == 2 and "need a series; give it with --series" in p.stderr
+
+
+def test_no_command_is_a_shell_string():
+    """Processes get argv lists: no shell=True, os.system or os.popen anywhere."""
+    for f in (REPO / "orchestrator").rglob("*.py"):
+        text = f.read_text()
+        for bad in ("shell=True", "os.system(", "os.popen("):
+            assert bad not in text, f"{f.name}: {bad}"

@@ -12,50 +12,29 @@ import sys
 
 import pytest
 
-from orchestrator import cache, source
+from conftest import series_on_default_tree
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e
-ID = ["-c", "user.name=Test Author", "-c", "user.email=author@example.org"]
 BROKEN_CASE = "dynevent/add_remove_kprobe.tc"
-
-
-def git(repo, *args):
-    return subprocess.run(["git", "-C", str(repo), *ID, *args], capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
-def _edit(root: pathlib.Path, rel: str, old: str, new: str) -> None:
-    p = root / rel
-    text = p.read_text()
-    assert old in text, (rel, old)
-    p.write_text(text.replace(old, new, 1))
+COMMENT = ("tracing/probes: Say what parse_btf_arg() resolves",
+           [("kernel/trace/trace_probe.c", "static int parse_btf_arg(char *varname,",
+             "/* Resolve a BTF-named argument and its fields into fetch insns. */\n"
+             "static int parse_btf_arg(char *varname,")])
+WARN = ("tracing/kprobes: Warn when a kprobe event is registered",
+        [("kernel/trace/trace_kprobe.c", "\tif (trace_kprobe_is_registered(tk))\n\t\treturn -EINVAL;\n",
+          "\tif (trace_kprobe_is_registered(tk))\n\t\treturn -EINVAL;\n\n"
+          "\tWARN_ONCE(1, \"kprobe event %s registered\\n\", trace_probe_name(&tk->tp));\n")])
+BREAK_TC = ("selftests/ftrace: Check the event directory after removing a kretprobe",
+            [(f"tools/testing/selftests/ftrace/test.d/{BROKEN_CASE}", "! grep -q myevent2 dynamic_events\n",
+              "! grep -q myevent2 dynamic_events\ntest -d events/kprobes/myevent2\n")])
 
 
 @pytest.fixture(scope="module")
 def series_files(tmp_path_factory):
-    tree = source.default_tree(cache.default_cache_root(), say=lambda *_: None)
     out = tmp_path_factory.mktemp("series")
-    scratch = out / "scratch"
-    git(tree.path, "worktree", "add", "-q", "--detach", str(scratch), "HEAD")
-    try:
-        _edit(scratch, "kernel/trace/trace_probe.c", "static int parse_btf_arg(char *varname,",
-              "/* Resolve a BTF-named argument and its fields into fetch insns. */\n"
-              "static int parse_btf_arg(char *varname,")
-        git(scratch, "commit", "-qam", "tracing/probes: Say what parse_btf_arg() resolves")
-        (out / "comment.mbx").write_text(git(scratch, "format-patch", "--stdout", "HEAD~1") + "\n")
-        _edit(scratch, "kernel/trace/trace_kprobe.c",
-              "\tif (trace_kprobe_is_registered(tk))\n\t\treturn -EINVAL;\n",
-              "\tif (trace_kprobe_is_registered(tk))\n\t\treturn -EINVAL;\n\n"
-              "\tWARN_ONCE(1, \"kprobe event %s registered\\n\", trace_probe_name(&tk->tp));\n")
-        git(scratch, "commit", "-qam", "tracing/kprobes: Warn when a kprobe event is registered")
-        _edit(scratch, f"tools/testing/selftests/ftrace/test.d/{BROKEN_CASE}",
-              "! grep -q myevent2 dynamic_events\n",
-              "! grep -q myevent2 dynamic_events\ntest -d events/kprobes/myevent2\n")
-        git(scratch, "commit", "-qam", "selftests/ftrace: Check the event directory after removing a kretprobe")
-        (out / "v1.mbx").write_text(git(scratch, "format-patch", "--cover-letter", "--stdout", "HEAD~3") + "\n")
-    finally:
-        git(tree.path, "worktree", "remove", "--force", str(scratch))
+    series_on_default_tree(out, "comment", [COMMENT])
+    series_on_default_tree(out, "v1", [COMMENT, WARN, BREAK_TC], cover=True)
     return out
 
 

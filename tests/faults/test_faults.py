@@ -1,0 +1,262 @@
+"""Faults caused for real, against real guests and real processes: a panic, a silent hang,
+a WARN in a passing case, QEMU killed from outside, SIGTERM during a build, kernels that
+do not boot, a series that does not build, a full disk, two runs on one cache.
+
+Every run here uses tests/faults/faults.config (LKDTM, sysrq) on top of the usual
+fragments, so they share one build; the first of them rebuilds the default tree's
+x86_64 build dir for it (incremental, a few minutes).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import series_on_default_tree
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+HERE = pathlib.Path(__file__).resolve().parent
+FRAGMENT = HERE / "faults.config"
+pytestmark = pytest.mark.e2e
+
+
+def _argv(results: pathlib.Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64", "--kconfig", str(FRAGMENT),
+            "--results-dir", str(results), *extra]
+
+
+def _run(results: pathlib.Path, *extra: str, timeout: float = 3600) -> subprocess.CompletedProcess:
+    p = subprocess.run(_argv(results, *extra), cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    print(p.stdout[-3000:], p.stderr[-2000:])
+    return p
+
+
+def _results(results: pathlib.Path) -> dict:
+    return json.loads((results / "latest" / "results.json").read_text())
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """Every process below pid: (pid, command line)."""
+    parents: dict[int, list[int]] = {}
+    for d in pathlib.Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            try:
+                cmd = (pathlib.Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            out.append((child, cmd))
+            todo.append(child)
+    return out
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for d in pathlib.Path("/proc").iterdir():
+        if d.name.isdigit() and int(d.name) != os.getpid():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmd:
+                found.append(f"{d.name} {cmd[:160]}")
+    return found
+
+
+def test_panic_hang_and_warn_in_one_run(tmp_path):
+    p = _run(tmp_path, "--suite", "tcscripts", "--tcdir", str(HERE / "tc"), "--case-timeout", "20")
+    data = _results(tmp_path)
+    by_id = {c["id"]: c for c in data["cases"]}
+    status = [(c["id"].split("/")[-1], c["status"]) for c in data["cases"]]
+    assert status == [("01_pass.tc", "PASS"), ("02_warn.tc", "FAIL"), ("03_panic.tc", "ERROR"),
+                      ("04_after_panic.tc", "PASS"), ("05_hang.tc", "ERROR"), ("06_after_hang.tc", "PASS")]
+    # A WARN during a case that passed: not a pass, and the splat names the case.
+    warn = by_id["tcscripts/02_warn.tc"]
+    assert warn["test_status"] == "PASS" and warn["splats"][0]["kind"] == "warning"
+    assert "lkdtm" in " ".join(warn["splats"][0]["lines"]).lower()
+    # The panic: ERROR with the panic text; the next case ran on a fresh guest.
+    panic = by_id["tcscripts/03_panic.tc"]
+    assert panic["reason"].startswith("the guest died during the case")
+    assert any("Kernel panic - not syncing: sysrq triggered crash" in s["title"] for s in panic["splats"])
+    assert by_id["tcscripts/04_after_panic.tc"]["boot"] == panic["boot"] + 1
+    # The hang: ended at the case timeout, not later; the guest was restarted.
+    hang = by_id["tcscripts/05_hang.tc"]
+    assert "no end of the case after" in hang["reason"] and 20 <= hang["seconds"] < 40
+    assert by_id["tcscripts/06_after_hang.tc"]["boot"] == hang["boot"] + 1
+    assert data["state"] == "complete" and p.returncode == 1 == data["exit_code"]
+    html = (tmp_path / "latest" / "report.html").read_text()
+    assert "sysrq triggered crash" in html and "tcscripts/02_warn.tc" in html
+    summary = (tmp_path / "latest" / "summary.txt").read_text()
+    assert all(f"tcscripts/{n}" in summary for n in ("02_warn.tc", "03_panic.tc", "05_hang.tc"))
+
+
+def test_qemu_killed_from_outside(tmp_path):
+    proc = subprocess.Popen(_argv(tmp_path, "--suite", "tcscripts", "--tcdir", str(HERE / "tc_kill")),
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed_at = None
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline and proc.poll() is None:
+        results = tmp_path / "latest" / "results.json"
+        cases = json.loads(results.read_text())["cases"] if results.exists() else []
+        qemus = [pid for pid, cmd in _children(proc.pid) if "qemu-system" in cmd]
+        if len(cases) == 1 and qemus:
+            time.sleep(3)          # well inside 02_long.tc's sleep
+            os.kill(qemus[0], signal.SIGKILL)
+            killed_at = time.monotonic()
+            break
+        time.sleep(0.5)
+    assert killed_at is not None, "the run never reached its second case"
+    out, _ = proc.communicate(timeout=600)
+    print(out[-3000:])
+    data = _results(tmp_path)
+    status = [(c["id"].split("/")[-1], c["status"]) for c in data["cases"]]
+    assert status == [("01_pass.tc", "PASS"), ("02_long.tc", "ERROR"), ("03_pass.tc", "PASS")]
+    killed = data["cases"][1]
+    assert killed["reason"].startswith("the guest died during the case")
+    assert killed["seconds"] < 15     # noticed within seconds, not at the case timeout
+    assert proc.returncode == 1 and data["state"] == "complete"
+
+
+def test_sigterm_during_a_build_leaves_no_make(tmp_path):
+    # A one-option fragment the other runs do not have: this run has to build.
+    extra = tmp_path / "localversion.config"
+    extra.write_text(f'CONFIG_LOCALVERSION="-kto{os.getpid()}"\n')
+    proc = subprocess.Popen(_argv(tmp_path, "--kconfig", str(extra), "--suite", "kprobe_multi"),
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        if any(cmd.startswith("make ") and "vmlinux" in cmd for _, cmd in _children(proc.pid)):
+            break
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        time.sleep(0.5)
+    time.sleep(5)
+    tree = [cmd for _, cmd in _children(proc.pid)]
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    print(out[-2000:])
+    assert proc.returncode == 130, out[-2000:]
+    assert "interrupted (SIGTERM)" in out
+    build_dirs = {a.split("O=", 1)[1].split()[0] for a in tree if " O=" in a}
+    assert build_dirs
+    time.sleep(1)
+    for d in build_dirs:
+        assert _processes_mentioning(d) == [], "make or the compiler outlived the run"
+    data = _results(tmp_path)
+    assert data["state"] == "incomplete" and data["stages"]["build"]["state"] == "running"
+
+
+def test_a_kernel_that_panics_at_boot_is_a_boot_error(tmp_path):
+    t0 = time.monotonic()
+    p = _run(tmp_path, "--suite", "kprobe_multi", "--cmdline", "rdinit=/kto-no-such-init",
+             "--boot-timeout", "60")
+    assert p.returncode == 6 and time.monotonic() - t0 < 300
+    assert "did not boot (QEMU exited)" in p.stderr
+    data = _results(tmp_path)
+    assert data["stages"]["boot"]["state"] == "failed"
+    assert any("Kernel panic" in line for line in data["stages"]["boot"]["console_tail"])
+    assert data["state"] == "failed" and data["cases"] == []
+
+
+def test_a_kernel_without_its_console_is_a_boot_error_at_the_timeout(tmp_path):
+    # /dev/console is the last console=: init's READY line goes to a port nobody reads.
+    p = _run(tmp_path, "--suite", "kprobe_multi", "--cmdline", "console=ttyS3", "--boot-timeout", "25")
+    assert p.returncode == 6
+    assert "did not boot (no shell within 25s)" in p.stderr
+    data = _results(tmp_path)
+    assert data["stages"]["boot"]["state"] == "failed"
+    assert any("Linux version" in line or "Run /init" in line for line in data["stages"]["boot"]["console_tail"]) \
+        or data["stages"]["boot"]["console_tail"]
+
+
+def test_a_series_that_does_not_build_stops_its_cell_only(tmp_path):
+    bad = series_on_default_tree(tmp_path, "syntax-error", [(
+        "tracing/probes: Half-finished edit",
+        [("kernel/trace/trace_probe.c", "static int parse_btf_arg(char *varname,",
+          "static int kto_broken(void) { return 0 }\nstatic int parse_btf_arg(char *varname,")])])
+    spec = tmp_path / "matrix.yaml"
+    spec.write_text(f"arches: [x86_64]\nsuites: [kprobe_multi]\nkconfig: [{FRAGMENT}]\n"
+                    f"kernels:\n  - name: broken\n    series: {bad}\n  - name: debian\n")
+    p = subprocess.run([sys.executable, "-m", "orchestrator", "matrix", "--spec", str(spec),
+                        "--results-dir", str(tmp_path / "results")], cwd=REPO,
+                       capture_output=True, text=True, timeout=3600)
+    print(p.stdout[-3000:], p.stderr[-2000:])
+    assert p.returncode == 5
+    rows = json.loads(next((tmp_path / "results").glob("matrix-*.json")).read_text())["rows"]
+    assert [(r["arch"], r["exit_code"]) for r in rows] == [("x86_64-broken", 5), ("x86_64-debian", 0)]
+    broken = json.loads((tmp_path / "results" / rows[0]["run_id"] / "results.json").read_text())
+    errors = broken["stages"]["build"]["first_errors"]
+    assert any("trace_probe.c" in e and "error:" in e for e in errors)
+    html = (tmp_path / "results" / rows[0]["run_id"] / "report.html").read_text()
+    assert "expected" in html and "trace_probe.c" in html   # the compiler's first error is on the page
+
+
+def test_disk_full_while_writing_results(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip()})")
+    try:
+        p = _run(small, "--suite", "kprobe_multi")
+        assert p.returncode == 7, p.stderr
+        assert "No space left on device" in p.stderr or "disk" in p.stderr.lower()
+        assert p.stderr.count("\n") <= 3 and "Traceback" not in p.stderr
+        for f in small.rglob("results.json"):
+            data = json.loads(f.read_text())          # never half written
+            assert data["state"] != "complete"
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def test_two_runs_at_once_on_one_cache(tmp_path):
+    runs = [subprocess.Popen(_argv(tmp_path / f"r{i}", "--suite", "kprobe_multi"), cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (1, 2)]
+    listening = _listening_sockets([p.pid for p in runs], seconds=20)
+    outs = [p.communicate(timeout=1800)[0] for p in runs]
+    for p, out in zip(runs, outs):
+        print(out[-1500:])
+        assert p.returncode == 0, out[-2000:]
+    statuses = [[(c["id"], c["status"]) for c in _results(tmp_path / f"r{i}")["cases"]] for i in (1, 2)]
+    assert statuses[0] == statuses[1] and len(statuses[0]) == 9
+    # Nothing the runs start listens anywhere but 127.0.0.1.
+    assert [s for s in listening if not s.startswith("127.0.0.1:")] == []
+
+
+def _listening_sockets(pids: list[int], seconds: float) -> set[str]:
+    """addr:port of every TCP socket in LISTEN state owned by these processes or their
+    children, sampled for a while."""
+    found: set[str] = set()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        inodes = set()
+        for pid in pids + [c for p in pids for c, _ in _children(p)]:
+            try:
+                for fd in (pathlib.Path("/proc") / str(pid) / "fd").iterdir():
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+            except OSError:
+                continue
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in pathlib.Path(table).read_text().splitlines()[1:]:
+                f = line.split()
+                if f[3] == "0A" and f[9] in inodes:
+                    addr, port = f[1].split(":")
+                    ip = ".".join(str(b) for b in reversed(bytes.fromhex(addr))) if len(addr) == 8 else addr
+                    found.add(f"{ip}:{int(port, 16)}")
+        time.sleep(1)
+    return found
