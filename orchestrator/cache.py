@@ -44,7 +44,7 @@ def file_digest(path: pathlib.Path) -> str:
     return h.hexdigest()
 
 
-def _disk_error(path: pathlib.Path, exc: OSError) -> OrchestratorError:
+def disk_error(path: pathlib.Path, exc: OSError) -> OrchestratorError:
     if exc.errno == errno.ENOSPC:
         return OrchestratorError(
             f"No space left on the disk holding {path}; free space there or point "
@@ -68,7 +68,7 @@ def atomic_write(path: pathlib.Path, data: str | bytes) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise _disk_error(path, exc) from exc
+        raise disk_error(path, exc) from exc
 
 
 def atomic_write_json(path: pathlib.Path, obj: Any) -> None:

@@ -143,6 +143,15 @@ def _compare_with_baseline(recorder: Recorder, path: pathlib.Path, progress: Pro
         progress.say(f"  since {base.get('run_id')}: new splat {s['title']}")
 
 
+def _finish_if_possible(recorder: Recorder, state: str, verdict: str, code: int) -> None:
+    """Record the end; on a full disk results.json keeps its last whole state (written by
+    rename), which is never 'complete'."""
+    try:
+        recorder.finish(state, verdict, code)
+    except OrchestratorError:
+        pass
+
+
 def _write_reports(recorder: Recorder) -> None:
     """report.html and summary.txt beside results.json; `orchestrator report` can make them
     again from results.json, so a failure here costs the pages, never the results."""
@@ -293,26 +302,43 @@ def run_test(opts: TestOptions, progress: Progress,
         recorder.finish("complete", verdict, int(code))
         return int(code), recorder.data
     except OrchestratorError as exc:
-        recorder.finish("failed", exc.message, int(exc.code))
+        _finish_if_possible(recorder, "failed", exc.message, int(exc.code))
         exc.results = recorder.data  # type: ignore[attr-defined]  # for the matrix table
         raise
+    except OSError as exc:
+        # The results disk filled up (or went away) under console.log or a case's record.
+        error = cache.disk_error(pathlib.Path(exc.filename or recorder.dir), exc)
+        _finish_if_possible(recorder, "failed", error.message, int(error.code))
+        error.results = recorder.data  # type: ignore[attr-defined]
+        raise error from exc
     except BaseException:
         # A second Ctrl-C (or a signal forwarded by a wrapper such as timeout(1)) must not
         # cut the write of what was measured: the process is on its way out anyway.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
-        recorder.finish("incomplete", "interrupted before the end; the cases listed are all that ran",
-                        int(ExitCode.INTERRUPTED))
+        _finish_if_possible(recorder, "incomplete",
+                            "interrupted before the end; the cases listed are all that ran",
+                            int(ExitCode.INTERRUPTED))
         raise
     finally:
         if runner is not None:
             runner.kill()
         detector.flush()
-        # Splats seen before a failure or an interrupt are results too.
-        if len(recorder.data["splats"]) != len(detector.splats):
-            recorder.set("splats", [s.as_dict() for s in detector.splats])
-        console_log.close()
-        junit.write(recorder.data, recorder.dir / "junit.xml")
+        # Splats seen before a failure or an interrupt are results too. On a full disk
+        # each of these writes may fail: the error already on its way is the one to tell.
+        try:
+            if len(recorder.data["splats"]) != len(detector.splats):
+                recorder.set("splats", [s.as_dict() for s in detector.splats])
+        except OrchestratorError:
+            pass
+        try:
+            console_log.close()
+        except OSError:
+            pass
+        try:
+            junit.write(recorder.data, recorder.dir / "junit.xml")
+        except (OSError, OrchestratorError):
+            pass
         _write_reports(recorder)
         progress.clear()
         print(summary.render(recorder.data, str(recorder.dir)))
