@@ -40,6 +40,7 @@ class CommandResult:
     exit_status: int
     taint: int
     seconds: float
+    guest_seconds: float | None = None   # by the guest's own uptime (None: an older log)
 
 
 class ConsoleSession:
@@ -169,16 +170,21 @@ class ConsoleSession:
         assert self.child is not None
         self.seq += 1
         seq = self.seq
-        begin = re.compile(rf"KTO:BEGIN:{self.nonce}:{seq}\b")
-        end = re.compile(rf"KTO:END:{self.nonce}:{seq}:(\d+):(\d+)")
+        begin = re.compile(rf"KTO:BEGIN:{self.nonce}:{seq}(?::([\d.]+))?\b")
+        end = re.compile(rf"KTO:END:{self.nonce}:{seq}:(\d+):(\d+)(?::([\d.]+))?")
         # printf's format hides the marker words, so an echo of this line never matches.
-        line = (f"printf 'KTO:%s:{self.nonce}:{seq}\\n' BEGIN; {command}; "
-                f"printf 'KTO:%s:{self.nonce}:{seq}:%d:%s\\n' END $? "
-                f"\"$(cat /proc/sys/kernel/tainted)\"\n")
+        # The guest's uptime at both ends (read by the shell, no fork) gives the time the
+        # guest itself spent, apart from the console round trips.
+        line = (f"read -r kto_t0 kto_x </proc/uptime; printf 'KTO:%s:{self.nonce}:{seq}:%s\\n' BEGIN "
+                f"\"$kto_t0\"; {command}; kto_rc=$?; read -r kto_t1 kto_x </proc/uptime; "
+                f"printf 'KTO:%s:{self.nonce}:{seq}:%d:%s:%s\\n' END $kto_rc "
+                f"\"$(cat /proc/sys/kernel/tainted)\" \"$kto_t1\"\n")
         t0 = time.monotonic()
         deadline = t0 + timeout
         self.child.send(line.encode())
-        self._pump(deadline, lambda l: begin.search(l) is not None, deadline_hook)
+        first = self._pump(deadline, lambda l: begin.search(l) is not None, deadline_hook)
+        started = begin.search(first)
+        guest_t0 = float(started.group(1)) if started and started.group(1) else None
         output: list[str] = []
         kernel: list[str] = []
 
@@ -198,5 +204,6 @@ class ConsoleSession:
             raise GuestTimeout(output) from None
         m = end.search(last)
         assert m
+        guest = float(m.group(3)) - guest_t0 if m.group(3) and guest_t0 is not None else None
         return CommandResult(output, kernel, int(m.group(1)), int(m.group(2)),
-                             time.monotonic() - t0)
+                             time.monotonic() - t0, guest)

@@ -29,6 +29,7 @@ class CaseResult:
     taint_before: int | None = None
     taint_after: int | None = None
     boot: int = 1              # which guest boot of the run it ran in (restarts count up)
+    guest_seconds: float | None = None   # the guest's own time for the case (its uptime)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

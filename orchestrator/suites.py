@@ -162,6 +162,8 @@ class GuestRunner:
             results = self._from_output(spec, res.output, res.seconds, res.exit_status)
             for r in results:
                 r.taint_after = res.taint
+                if res.guest_seconds is not None:
+                    r.guest_seconds = round(res.guest_seconds / len(results), 2)
         except _RebootFailed:
             results = [self._guest_error(spec, t0, "the guest did not boot again after the previous case")]
         except GuestTimeout as exc:
