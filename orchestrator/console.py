@@ -18,7 +18,7 @@ import pexpect
 
 from .splats import kernel_text
 
-READY = re.compile(r"KTO:READY:([^:\s]*):(\d+)")
+READY = re.compile(r"KTO:READY:([^:\s]*):(\d+)(?::([\d.]+))?")
 
 
 class GuestDied(Exception):
@@ -54,6 +54,7 @@ class ConsoleSession:
         self._buf = b""
         self._tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
         self.kernel_release = ""
+        self.guest_boot_seconds: float | None = None
         self.boot_taint = 0
         self.child: pexpect.spawn | None = None
 
@@ -163,6 +164,8 @@ class ConsoleSession:
         m = READY.search(line)
         assert m
         self.kernel_release, self.boot_taint = m.group(1), int(m.group(2))
+        # The guest's uptime at its shell: its own boot time (None from older images).
+        self.guest_boot_seconds = float(m.group(3)) if m.group(3) else None
 
     def run(self, command: str, timeout: float,
             deadline_hook: Callable[[float], float] | None = None) -> CommandResult:

@@ -269,7 +269,8 @@ def run_test(opts: TestOptions, progress: Progress,
         recorder.data["versions"]["busybox_guest"] = facts[0] if facts else "unknown"
         recorder.data["versions"]["kernel_banner"] = facts[1] if len(facts) > 1 else "unknown"
         recorder.data["taint"] = {"boot": session.boot_taint, "end": None}
-        recorder.stage_finished("boot", seconds_to_shell=runner.boot_seconds[-1])
+        recorder.stage_finished("boot", seconds_to_shell=runner.boot_seconds[-1],
+                                guest_uptime_at_shell=session.guest_boot_seconds)
 
         # -- suites --------------------------------------------------------
         recorder.stage_started("suites")

@@ -83,13 +83,17 @@ class Recorder:
 
 
     def stage_started(self, name: str) -> None:
-        self._stage_t0[name] = time.monotonic()
-        self.data["stages"][name] = {"state": "running", "seconds": None}
+        from . import PROCESS_START
+        now = time.monotonic()
+        self._stage_t0[name] = now
+        self.data["stages"][name] = {"state": "running", "seconds": None,
+                                     "at": round(now - PROCESS_START, 2)}
         self.flush()
 
     def stage_finished(self, name: str, state: str = "done", **info: Any) -> None:
         seconds = time.monotonic() - self._stage_t0.get(name, time.monotonic())
-        self.data["stages"][name] = {"state": state, "seconds": round(seconds, 2), **info}
+        at = self.data["stages"].get(name, {}).get("at")
+        self.data["stages"][name] = {"state": state, "seconds": round(seconds, 2), "at": at, **info}
         self.flush()
 
     def set(self, key: str, value: Any) -> None:
