@@ -15,7 +15,7 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_PACKAGES := gcc make flex bison bc libelf-dev libssl-dev dwarves cpio ccache \
 	linux-source-6.12 git xz-utils kmod python3 python3-venv
 
-.PHONY: deps test matrix workflow report check unit clean help
+.PHONY: deps test matrix workflow report bench check unit clean help
 help:
 	@sed -n '1,7p' Makefile
 
@@ -55,6 +55,10 @@ matrix:
 # The nightly CI workflow, generated from matrix.yaml (a test checks they agree).
 workflow: $(VENV)/.installed
 	$(PY) -m orchestrator workflow --spec matrix.yaml --out .github/workflows/nightly.yml
+
+# How long a developer waits, measured (never fails): results/bench-<date>/bench-<arch>.json.
+bench: deps
+	$(PY) bench/bench.py --arch "$(ARCH)" --repeat "$(or $(REPEAT),3)"
 
 # Report pages made again from results.json; several runs merge into one (OUT= names its dir).
 report: $(VENV)/.installed

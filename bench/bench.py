@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""`make bench`: how long a tracing developer waits, measured on this machine.
+
+Scenarios (ARCH=x86_64 by default), each repeated and reported as a median with its
+ratio against the raw floor -- the same work done with plain make and qemu commands:
+
+  no-change re-run   `make test` right after a finished one: seconds until QEMU starts,
+                     against a plain `make` of the unchanged build dir
+  one-patch rebuild  a series whose one patch edits kernel/trace/trace_probe.c, the next
+                     revision editing it again: the build stage, against `touch` + `make`
+  boot to shell      QEMU start to the guest's shell, against plain qemu with the same
+                     kernel, initramfs and command line, timed to the same READY line
+  suites             dynevent+kprobe: the suite stage, the guest's own time (its uptime
+                     at each case's markers), the orchestrator's overhead and its share of
+                     the time from built kernel and image to the last result; the cases
+                     that take longest
+
+It informs, it never fails: the figures go to results/bench-<date>/bench-<arch>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+
+from orchestrator import cache, source  # noqa: E402
+
+
+def orchestrator(results: pathlib.Path, arch: str, *extra: str) -> tuple[float, dict]:
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", arch,
+                        "--results-dir", str(results), *extra],
+                       cwd=REPO, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    latest = results / "latest"
+    data = json.loads((latest.resolve() / "results.json").read_text())
+    if p.returncode not in (0, 1):
+        sys.stderr.write(p.stderr[-2000:])
+        raise SystemExit(f"bench: the orchestrator run failed (exit {p.returncode})")
+    return wall, data
+
+
+def raw_make(tree: source.KernelTree, arch_name: str, build_dir: pathlib.Path) -> float:
+    """The build's own make command line (same targets, ccache, -j), run by hand."""
+    from orchestrator import build
+    from orchestrator.arches import get_arch
+    arch = get_arch(arch_name)
+    targets = [arch.build_target, "vmlinux"] + (["modules"] if (build_dir / build.MODULES_DIR).is_dir() else [])
+    argv = build._make_argv(tree, arch, build_dir, *targets)
+    t0 = time.monotonic()
+    subprocess.run(argv, env=build._make_env(cache.default_cache_root()), capture_output=True, check=True)
+    return time.monotonic() - t0
+
+
+def raw_boot(qemu_argv: list[str], timeout: float = 300) -> float:
+    """Plain qemu, timed to the READY line the image's init prints."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(qemu_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            if b"KTO:READY:" in raw:
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > timeout:
+                break
+        raise SystemExit("bench: plain qemu never printed READY")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def med(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b > 0 else "-"
+
+
+def scenario_no_change(runs: pathlib.Path, arch: str, repeat: int) -> dict:
+    orchestrator(runs / "warm", arch, "--suite", "kprobe_multi")     # make sure all is built
+    pre, boot, raw_boot_s, walls = [], [], [], []
+    data = {}
+    for i in range(repeat):
+        wall, data = orchestrator(runs / f"nochange-{i}", arch, "--suite", "kprobe_multi")
+        walls.append(wall)
+        pre.append(data["stages"]["boot"]["at"])
+        boot.append(data["stages"]["boot"]["seconds_to_shell"])
+        raw_boot_s.append(raw_boot(data["qemu_argv"]))
+    build_dir = pathlib.Path(data["stages"]["build"]["build_dir"])
+    tree = source.default_tree(cache.default_cache_root(), say=lambda *_: None)
+    raw_noop = [raw_make(tree, arch, build_dir) for _ in range(repeat)]
+    return {"pre_guest_seconds": med(pre), "raw_make_noop_seconds": med(raw_noop),
+            "boot_to_shell_seconds": med(boot), "raw_qemu_to_shell_seconds": med(raw_boot_s),
+            "guest_uptime_at_shell": data["stages"]["boot"].get("guest_uptime_at_shell"),
+            "wall_seconds": med(walls)}
+
+
+def scenario_one_patch(runs: pathlib.Path, arch: str, repeat: int) -> dict:
+    from conftest import series_on_default_tree
+    patches = []
+    for n in range(2):
+        patches.append(series_on_default_tree(runs, f"rev{n}", [(
+            f"tracing/probes: Say what parse_btf_arg() resolves (revision {n})",
+            [("kernel/trace/trace_probe.c", "static int parse_btf_arg(char *varname,",
+              f"/* Resolve a BTF-named argument into fetch insns (revision {n}). */\n"
+              "static int parse_btf_arg(char *varname,")])]))
+    orchestrator(runs / "series-warm", arch, "--suite", "kprobe_multi", "--series", str(patches[0]))
+    builds, raws = [], []
+    data = {}
+    for i in range(repeat):
+        _, data = orchestrator(runs / f"series-{i}", arch, "--suite", "kprobe_multi",
+                               "--series", str(patches[(i + 1) % 2]))
+        builds.append(data["stages"]["build"]["seconds"])
+    from orchestrator import series
+    tree = source.default_tree(cache.default_cache_root(), say=lambda *_: None)
+    worktree = series.worktree_tree(series.worktree_for(tree, cache.default_cache_root()), "bench")
+    build_dir = pathlib.Path(data["stages"]["build"]["build_dir"])
+    for _ in range(repeat):
+        (worktree.path / "kernel/trace/trace_probe.c").touch()
+        raws.append(raw_make(worktree, arch, build_dir))
+    return {"rebuild_seconds": med(builds), "raw_touch_make_seconds": med(raws)}
+
+
+def scenario_suites(runs: pathlib.Path, arch: str) -> dict:
+    _, data = orchestrator(runs / "suites", arch, "--suite", "dynevent,kprobe")
+    cases = data["cases"]
+    guest = sum(c.get("guest_seconds") or 0 for c in cases)
+    boots = data["stages"]["boot"]["seconds"] + data["stages"]["suites"]["seconds"]
+    guest_boot = data["stages"]["boot"].get("guest_uptime_at_shell") or 0
+    overhead = boots - guest - guest_boot
+    slowest = sorted(cases, key=lambda c: -c["seconds"])[:6]
+    return {"cases": len(cases), "suites_seconds": data["stages"]["suites"]["seconds"],
+            "guest_case_seconds": round(guest, 2), "boot_and_suites_seconds": round(boots, 2),
+            "guest_boot_seconds": guest_boot,
+            "overhead_seconds": round(overhead, 2), "overhead_share": round(overhead / boots, 4),
+            "restarts": max((c.get("boot", 1) for c in cases), default=1) - 1,
+            "slowest": [{"id": c["id"], "seconds": c["seconds"], "status": c["status"]} for c in slowest]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip", action="append", default=[], choices=("nochange", "patch", "suites"))
+    args = ap.parse_args()
+    out_dir = REPO / "results" / f"bench-{dt.date.today():%Y%m%d}"
+    runs = out_dir / f"runs-{args.arch}"
+    runs.mkdir(parents=True, exist_ok=True)
+    figures: dict = {"arch": args.arch, "date": dt.datetime.now().isoformat(timespec="seconds"),
+                     "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
+                                 "model": _cpu_model()}, "repeat": args.repeat}
+    if "nochange" not in args.skip:
+        figures["no_change"] = scenario_no_change(runs, args.arch, args.repeat)
+    if "patch" not in args.skip:
+        figures["one_patch"] = scenario_one_patch(runs, args.arch, args.repeat)
+    if "suites" not in args.skip:
+        figures["suites"] = scenario_suites(runs, args.arch)
+    cache.atomic_write_json(out_dir / f"bench-{args.arch}.json", figures)
+    print(render(figures))
+    print(f"\n(figures in {out_dir / f'bench-{args.arch}.json'})")
+    return 0
+
+
+def _cpu_model() -> str:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def render(f: dict) -> str:
+    rows = [("scenario", "median", "raw floor", "ratio", "target")]
+    if "no_change" in f:
+        n = f["no_change"]
+        rows.append(("no-change re-run: until QEMU starts", f"{n['pre_guest_seconds']}s",
+                     f"{n['raw_make_noop_seconds']}s (make, nothing to do)",
+                     ratio(n["pre_guest_seconds"], n["raw_make_noop_seconds"]), "< 10 s"))
+        rows.append(("boot to the guest's shell", f"{n['boot_to_shell_seconds']}s",
+                     f"{n['raw_qemu_to_shell_seconds']}s (plain qemu)",
+                     ratio(n["boot_to_shell_seconds"], n["raw_qemu_to_shell_seconds"]), "measure"))
+    if "one_patch" in f:
+        o = f["one_patch"]
+        rows.append(("one-patch rebuild (kernel/trace .c)", f"{o['rebuild_seconds']}s",
+                     f"{o['raw_touch_make_seconds']}s (touch + make)",
+                     ratio(o["rebuild_seconds"], o["raw_touch_make_seconds"]), "< 90 s"))
+    if "suites" in f:
+        s = f["suites"]
+        rows.append((f"dynevent+kprobe ({s['cases']} cases)", f"{s['suites_seconds']}s",
+                     f"{s['guest_case_seconds']}s (guest's own)",
+                     ratio(s["suites_seconds"], s["guest_case_seconds"]), "measure"))
+        rows.append(("orchestrator overhead, built -> last result", f"{s['overhead_seconds']}s",
+                     f"of {s['boot_and_suites_seconds']}s", f"{100 * s['overhead_share']:.1f}%", "< 5%"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = [f"bench {f['arch']} on {f['machine']['cpus']} CPUs ({f['machine']['model']}), "
+             f"median of {f['repeat']}, {f['date']}"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    if "suites" in f:
+        lines.append("slowest cases: " + ", ".join(f"{c['id']} {c['seconds']}s ({c['status']})"
+                                                   for c in f["suites"]["slowest"]))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
