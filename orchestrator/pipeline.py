@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 
-from . import __version__, bootroute, build, buildwarn, cache, compare, guestprog, hosttools, image, junit, qemu, report, source, summary
+from . import __version__, bootroute, build, buildwarn, cache, compare, guestprog, kconfig_deps, hosttools, image, junit, qemu, report, source, summary
 from .arches import Arch, get_arch, with_toolchain
 from .console import ConsoleSession, GuestDied, GuestTimeout
 from .errors import ExitCode, OrchestratorError
@@ -81,6 +81,21 @@ def _image_stage(recorder: Recorder, tree: source.KernelTree, arch: Arch,
         raise
     recorder.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
     return img
+
+
+def check_user_fragments(extra: list[pathlib.Path], tree: source.KernelTree, arch: Arch) -> None:
+    """An option a user's fragment names that this tree's Kconfig does not define is a typo
+    or the wrong tree: bad input before any build. (The project's own fragments may name
+    options older trees lack; those are reported as "not defined" instead.)"""
+    if not extra:
+        return
+    index = kconfig_deps.KconfigIndex(tree.path, arch.srcarch)
+    for path in extra:
+        for opt in parse_fragment(path):
+            if opt.name.removeprefix("CONFIG_") not in index.entries:
+                raise OrchestratorError(
+                    f"{opt.source}: {opt.name} is not an option of this tree's Kconfig (arch "
+                    f"{arch.srcarch}); fix its name or drop it from {path}.")
 
 
 def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -> build.BuildResult:
@@ -175,6 +190,7 @@ def run_test(opts: TestOptions, progress: Progress,
     hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
     hosttools.require({arch.qemu.binary: arch.qemu.package}, f"booting {arch.name} guests")
     tree = ctx.tree or source_tree(opts, progress)
+    check_user_fragments(fragments[3:], tree, arch)
     cases = list_cases(tree.path, opts.suites, arch.syscall_prefix, opts.tcscripts)
     if ctx.only_cases is not None:
         cases = [c for c in cases if c.id in ctx.only_cases or c.id.split(" (")[0] in ctx.only_cases]

@@ -155,3 +155,11 @@ def test_no_command_is_a_shell_string():
         text = f.read_text()
         for bad in ("shell=True", "os.system(", "os.popen("):
             assert bad not in text, f"{f.name}: {bad}"
+
+
+def test_fragment_naming_an_option_the_tree_does_not_have(tmp_path):
+    frag = tmp_path / "typo.config"
+    frag.write_text("CONFIG_FPROBE=y\nCONFIG_FPROBEE=y\n")
+    p = run("--kconfig", str(frag), "--suite", "dynevent", results=tmp_path / "r")
+    assert p.returncode == 2
+    assert "typo.config:2: CONFIG_FPROBEE is not an option of this tree's Kconfig (arch x86)" in p.stderr
