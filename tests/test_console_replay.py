@@ -41,7 +41,7 @@ def _replayer(tmp_path: pathlib.Path, boots: list[bytes]):
         part = boots[len(sessions)]
         f = tmp_path / f"boot{len(sessions)}.log"
         f.write_bytes(part)
-        s = ConsoleSession(["sh", "-c", f'cat "$0"; exec sleep 60', str(f)], io.BytesIO(), detector.feed)
+        s = ConsoleSession(["sh", "-c", 'cat "$0"; exec sleep 60', str(f)], io.BytesIO(), detector.feed)
         s.nonce = re.search(rb"KTO:BEGIN:([0-9a-f]+):", part).group(1).decode()
         sessions.append(s)
         return s

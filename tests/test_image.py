@@ -1,5 +1,4 @@
 """The initramfs writer, checked by the real cpio(1) and by the kernel's expectations."""
-import pathlib
 import subprocess
 
 from orchestrator.cpio import CpioWriter
