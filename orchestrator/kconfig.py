@@ -129,3 +129,18 @@ def check_required(dropped: list[Dropped]) -> None:
             f"Required kconfig options did not survive the config step: {detail}; "
             "enable what they depend on in kconfigs/ or drop '# required' if the tree "
             "really cannot have them.", dropped)
+
+
+def check_user_fragments(extra: list[pathlib.Path], srctree: pathlib.Path, srcarch: str) -> None:
+    """An option a user's fragment names that this tree's Kconfig does not define is a typo
+    or the wrong tree: bad input before any build. (The project's own fragments may name
+    options older trees lack; those are reported as "not defined" instead.)"""
+    if not extra:
+        return
+    index = kconfig_deps.KconfigIndex(srctree, srcarch)
+    for path in extra:
+        for opt in parse_fragment(path):
+            if opt.name.removeprefix("CONFIG_") not in index.entries:
+                raise OrchestratorError(
+                    f"{opt.source}: {opt.name} is not an option of this tree's Kconfig (arch "
+                    f"{srcarch}); fix its name or drop it from {path}.")

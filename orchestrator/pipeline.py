@@ -8,11 +8,12 @@ import shutil
 import signal
 import subprocess
 
-from . import __version__, bootroute, build, buildwarn, cache, compare, guestprog, kconfig_deps, hosttools, image, junit, qemu, report, source, summary
+from . import (__version__, baseline, bootroute, build, buildwarn, cache, guestprog, hosttools, image,
+               junit, qemu, report, source, summary)
 from .arches import Arch, get_arch, with_toolchain
 from .console import ConsoleSession, GuestDied, GuestTimeout
 from .errors import ExitCode, OrchestratorError
-from .kconfig import ConfigFailed, parse_fragment
+from .kconfig import ConfigFailed, check_user_fragments, parse_fragment
 from .ktap import FAILING
 from .progress import Progress, fmt_duration
 from .results import Recorder, failures_after_poisoning_splat, new_run_id
@@ -83,21 +84,6 @@ def _image_stage(recorder: Recorder, tree: source.KernelTree, arch: Arch,
     return img
 
 
-def check_user_fragments(extra: list[pathlib.Path], tree: source.KernelTree, arch: Arch) -> None:
-    """An option a user's fragment names that this tree's Kconfig does not define is a typo
-    or the wrong tree: bad input before any build. (The project's own fragments may name
-    options older trees lack; those are reported as "not defined" instead.)"""
-    if not extra:
-        return
-    index = kconfig_deps.KconfigIndex(tree.path, arch.srcarch)
-    for path in extra:
-        for opt in parse_fragment(path):
-            if opt.name.removeprefix("CONFIG_") not in index.entries:
-                raise OrchestratorError(
-                    f"{opt.source}: {opt.name} is not an option of this tree's Kconfig (arch "
-                    f"{arch.srcarch}); fix its name or drop it from {path}.")
-
-
 def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -> build.BuildResult:
     """Config and build as run_test does them (with the boot route's part), no boot."""
     arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
@@ -127,35 +113,6 @@ class RunContext:
     series: dict | None = None                # recorded as results.json "series"
     only_cases: frozenset[str] | None = None  # run just these case ids (bisect steps)
     warning_files: tuple[str, ...] = ()       # compile these again for their warnings
-
-
-def find_baseline(path: pathlib.Path, arch: str, exclude: str) -> pathlib.Path | None:
-    """The run dir itself, or the newest complete run of the arch under it."""
-    if (path / "results.json").is_file():
-        return path
-    found = []
-    for f in list(path.glob("*/results.json")) + list(path.glob("*/*/results.json")):
-        data = cache.read_json(f) or {}
-        if data.get("arch") == arch and data.get("state") == "complete" and data.get("run_id") != exclude:
-            found.append((data.get("started_at") or "", f.parent))
-    return max(found)[1] if found else None
-
-
-def _compare_with_baseline(recorder: Recorder, path: pathlib.Path, progress: Progress) -> None:
-    data = recorder.data
-    run_dir = find_baseline(path, data["arch"], data["run_id"])
-    if run_dir is None:
-        recorder.set("baseline", {"path": str(path), "run_id": None, "diff": None,
-                                  "note": f"no complete {data['arch']} run under {path}"})
-        progress.say(f"baseline: no complete {data['arch']} run under {path}; nothing to compare with")
-        return
-    base = cache.read_json(run_dir / "results.json") or {}
-    diff = compare.compare(base, data, run_dir, recorder.dir)
-    recorder.set("baseline", {"path": str(run_dir), "run_id": base.get("run_id"), "diff": diff})
-    for e in diff["new_failures"]:
-        progress.say(f"  since {base.get('run_id')}: {e['id']} {e['base']} -> {e['series']}")
-    for s in diff["new_splats"]:
-        progress.say(f"  since {base.get('run_id')}: new splat {s['title']}")
 
 
 def _finish_if_possible(recorder: Recorder, state: str, verdict: str, code: int) -> None:
@@ -190,7 +147,7 @@ def run_test(opts: TestOptions, progress: Progress,
     hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
     hosttools.require({arch.qemu.binary: arch.qemu.package}, f"booting {arch.name} guests")
     tree = ctx.tree or source_tree(opts, progress)
-    check_user_fragments(fragments[3:], tree, arch)
+    check_user_fragments(fragments[3:], tree.path, arch.srcarch)
     cases = list_cases(tree.path, opts.suites, arch.syscall_prefix, opts.tcscripts)
     if ctx.only_cases is not None:
         cases = [c for c in cases if c.id in ctx.only_cases or c.id.split(" (")[0] in ctx.only_cases]
@@ -308,7 +265,7 @@ def run_test(opts: TestOptions, progress: Progress,
         recorder.set("first_cause", failures_after_poisoning_splat(recorder.data))
 
         if opts.baseline is not None:
-            _compare_with_baseline(recorder, opts.baseline, progress)
+            baseline.compare_with(recorder, opts.baseline, progress)
         failing = [c for c in recorder.cases if c["status"] in FAILING]
         if failing or detector.splats:
             verdict = (f"{len(failing)} failing case(s)" if failing else "no failing case") + \

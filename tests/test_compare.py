@@ -128,3 +128,33 @@ def test_no_difference_is_said(ab):
     diff = compare.compare(base, base, dirs["base"], dirs["base"])
     assert diff["regressed"] is False
     assert compare.mail_summary(diff, base, base).endswith("  no difference between base and series")
+
+
+def test_baseline_is_the_newest_complete_run_of_the_arch(data_dir, tmp_path):
+    from orchestrator import baseline
+    runs = data_dir / "runs"
+    found = baseline.find_baseline(runs, "x86_64", exclude="none")
+    candidates = [json.loads(p.read_text()) for p in runs.glob("*/results.json")]
+    newest = max((d["started_at"], d["run_id"]) for d in candidates
+                 if d["arch"] == "x86_64" and d["state"] == "complete")
+    assert json.loads((found / "results.json").read_text())["run_id"] == newest[1]
+    assert baseline.find_baseline(runs, "riscv64", exclude="none") is None
+    assert baseline.find_baseline(runs / "arm64", "x86_64", exclude="none") == runs / "arm64"  # a run dir itself
+
+
+def test_a_run_compared_with_its_baseline(ab, tmp_path):
+    import io
+    from orchestrator import baseline
+    from orchestrator.progress import Progress
+    from orchestrator.results import Recorder
+    base, series, dirs = ab
+    rec = Recorder(tmp_path / "results", "now", {k: v for k, v in series.items()
+                                                 if k not in ("schema_version", "run_id", "state")})
+    rec.data["cases"], rec.data["splats"] = series["cases"], series["splats"]
+    out = io.StringIO()
+    baseline.compare_with(rec, dirs["base"], Progress(out))
+    got = json.loads((rec.dir / "results.json").read_text())["baseline"]
+    assert got["run_id"] == base["run_id"]
+    assert [e["id"] for e in got["diff"]["new_failures"]] == ["dynevent/add_remove_kprobe.tc",
+                                                             "kprobe_multi/cookies"]
+    assert "since 20261122-232417-x86_64-25167-base: kprobe_multi/cookies PASS -> FAIL" in out.getvalue()
