@@ -146,19 +146,23 @@ def suite_figures(data: dict) -> dict:
     cases = data["cases"]
     timed = [c for c in cases if c.get("guest_seconds") is not None]
     wedged = [c for c in cases if c.get("guest_seconds") is None]
-    boot = data["stages"]["boot"]
+    boot, suites = data["stages"]["boot"], data["stages"]["suites"]
     guest = sum(c["guest_seconds"] for c in timed)
-    per_case = sum(c["seconds"] for c in timed) - guest
-    boot_overhead = boot["seconds"] - (boot.get("guest_uptime_at_shell") or 0)
+    # A restart after a crash happens inside the next case's host time: its guest part
+    # (the kernel booting) is the guest's time, the rest is ours.
+    restart_guest = sum(g or 0 for g in suites.get("restart_guest_seconds", []))
+    per_case = sum(c["seconds"] for c in timed) - guest - restart_guest
+    first_boot = boot["seconds"] - (boot.get("guest_uptime_at_shell") or 0)
     wait = sum(c["seconds"] for c in wedged)
-    total = boot["seconds"] + data["stages"]["suites"]["seconds"]
-    # What is neither a case nor the first boot: restarts, the halt, bookkeeping.
-    between = data["stages"]["suites"]["seconds"] - sum(c["seconds"] for c in cases)
-    overhead = per_case + boot_overhead + between
+    total = boot["seconds"] + suites["seconds"]
+    # Neither a case nor the first boot: the halt, bookkeeping between cases.
+    between = suites["seconds"] - sum(c["seconds"] for c in cases)
+    overhead = per_case + first_boot + between
     slowest = sorted(cases, key=lambda c: -c["seconds"])[:6]
     return {"cases": len(cases), "suites_seconds": data["stages"]["suites"]["seconds"],
             "guest_case_seconds": round(guest, 2), "boot_and_suites_seconds": round(total, 2),
             "guest_boot_seconds": boot.get("guest_uptime_at_shell"),
+            "restart_guest_seconds": round(restart_guest, 2),
             "wedged_guest_seconds": round(wait, 2), "wedged_cases": [c["id"] for c in wedged],
             "overhead_seconds": round(overhead, 2),
             "overhead_share": round(overhead / (total - wait), 4) if total > wait else None,

@@ -258,7 +258,9 @@ def run_test(opts: TestOptions, progress: Progress,
                     progress.say(f"  {result.status:<11} {result.id}  {result.reason[:90]}")
         progress.clear()
         recorder.data["taint"]["end"] = taint
-        recorder.stage_finished("suites", boots=runner.boots)
+        recorder.stage_finished("suites", boots=runner.boots,
+                                restart_seconds=runner.boot_seconds[1:],
+                                restart_guest_seconds=runner.guest_boot_seconds[1:])
         runner.stop()
         detector.flush()
         recorder.set("splats", [s.as_dict() for s in detector.splats])

@@ -109,6 +109,9 @@ class GuestRunner:
         self.session: ConsoleSession | None = None
         self.boots = 0
         self.boot_seconds: list[float] = []
+        # Each boot's guest uptime at its shell (None from images without it): restarts
+        # are the kernel's time too, not the orchestrator's.
+        self.guest_boot_seconds: list[float | None] = []
 
     def boot(self) -> ConsoleSession:
         """Start a guest and wait for /init's READY line; GuestDied/GuestTimeout on failure."""
@@ -119,6 +122,7 @@ class GuestRunner:
         session.start()
         session.wait_ready(self.boot_timeout)
         self.boot_seconds.append(round(time.monotonic() - t0, 2))
+        self.guest_boot_seconds.append(session.guest_boot_seconds)
         return session
 
     def stop(self) -> None:
