@@ -1,0 +1,71 @@
+"""`orchestrator report`: pages made again from results.json, runs merged, and the
+nightly's verdict (--fail-on-regression), on real runs."""
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+RUNS = REPO / "tests" / "data" / "runs"
+
+
+def report(*args: str) -> subprocess.CompletedProcess:
+    p = subprocess.run([sys.executable, "-m", "orchestrator", "report", *args], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in p.stderr, p.stderr
+    return p
+
+
+def _copy(name: str, dest: pathlib.Path) -> pathlib.Path:
+    shutil.copytree(RUNS / name, dest / name)
+    return dest / name
+
+
+def test_two_arches_made_apart_merge_into_one_report(tmp_path):
+    x86, arm = _copy("x86_64-base", tmp_path), _copy("arm64", tmp_path)
+    p = report(str(x86), str(arm), "--out", str(tmp_path / "merged"), "--fail-on-regression")
+    assert p.returncode == 0, p.stderr          # both complete, no baseline: nothing regressed
+    merged = tmp_path / "merged"
+    html = (merged / "report.html").read_text()
+    assert "x86_64" in html and "arm64" in html
+    suites = ET.parse(merged / "junit.xml").getroot().findall("./testsuite/testcase")
+    n = sum(len(json.loads((d / "results.json").read_text())["cases"]) for d in (x86, arm))
+    assert len(suites) == n
+    summary = (merged / "summary.txt").read_text().splitlines()
+    assert summary[0].startswith("x86_64: 58 cases") and any(l.startswith("arm64: 44 cases") for l in summary)
+
+
+def test_one_run_is_rendered_in_its_own_dir(tmp_path):
+    run = _copy("arm64", tmp_path)
+    assert report(str(run)).returncode == 0
+    assert (run / "report.html").is_file() and (run / "summary.txt").is_file()
+
+
+def test_an_incomplete_or_regressed_run_fails_the_nightly(tmp_path):
+    broken = _copy("x86_64-base", tmp_path)
+    data = json.loads((broken / "results.json").read_text())
+    data["state"], data["verdict"] = "failed", "The x86_64 kernel build failed after 18s"
+    (broken / "results.json").write_text(json.dumps(data))
+    worse = _copy("arm64", tmp_path)
+    data = json.loads((worse / "results.json").read_text())
+    data["baseline"] = {"path": "x", "run_id": "20261121-arm64", "diff": {
+        "regressed": True, "new_failures": [{"id": "kprobe/profile.tc"}], "new_splats": [],
+        "warnings_added": []}}
+    (worse / "results.json").write_text(json.dumps(data))
+    p = report(str(broken), str(worse), "--out", str(tmp_path / "m"), "--fail-on-regression")
+    assert p.returncode == 1
+    assert "regressed: 20261122-232417-x86_64-25167-base: failed: The x86_64 kernel build failed" in p.stderr
+    assert "worse than 20261121-arm64: kprobe/profile.tc" in p.stderr
+    # Without the flag the pages are made and the exit is 0.
+    assert report(str(broken), str(worse), "--out", str(tmp_path / "m2")).returncode == 0
+
+
+def test_bad_input(tmp_path):
+    p = report(str(tmp_path))
+    assert p.returncode == 2 and "holds no readable results.json" in p.stderr
+    p = report(str(RUNS / "arm64"), str(RUNS / "x86_64-base"))
+    assert p.returncode == 2 and "name its directory with --out" in p.stderr
