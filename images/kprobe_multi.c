@@ -399,52 +399,48 @@ static int expect_count(int map_fd, u32 slot, unsigned long long want, const cha
 	return got == want;
 }
 
-static int case_attach_by_symbol(void)
+/* Attach one probe on getpid's entry function, make N_CALLS getpid calls, expect
+ * `per_call` hits each; `lacking` is the SKIP text when the kernel refuses the type. */
+static int count_getpid_hits(int attach_type, u32 flags, const char **syms,
+			     const unsigned long *addrs, unsigned long long per_call,
+			     const char *what, const char *lacking)
 {
-	const char *syms[] = { sym_getpid };
-	struct attached at = attach(ATTACH_KPROBE_MULTI, 0, 1, syms, NULL, NULL);
+	struct attached at = attach(attach_type, flags, 1, syms, addrs, NULL);
 	int ok;
 
 	if (at.err)
-		return attach_failed(&at, NULL);
+		return attach_failed(&at, lacking);
 	trigger(__NR_getpid, N_CALLS);
-	ok = expect_count(at.map_fd, 0, N_CALLS, sym_getpid);
+	ok = expect_count(at.map_fd, 0, per_call * N_CALLS, what);
 	detach(&at);
 	return result(ok, NULL);
+}
+
+static int case_attach_by_symbol(void)
+{
+	const char *syms[] = { sym_getpid };
+
+	return count_getpid_hits(ATTACH_KPROBE_MULTI, 0, syms, NULL, 1, sym_getpid, NULL);
 }
 
 static int case_attach_by_address(void)
 {
 	unsigned long addrs[1] = { kallsyms_lookup(sym_getpid) };
-	struct attached at;
-	int ok;
 
 	if (!addrs[0]) {
 		printf("# %s has no address in /proc/kallsyms\n", sym_getpid);
 		return result(0, NULL);
 	}
 	printf("# %s at %lx\n", sym_getpid, addrs[0]);
-	at = attach(ATTACH_KPROBE_MULTI, 0, 1, NULL, addrs, NULL);
-	if (at.err)
-		return attach_failed(&at, NULL);
-	trigger(__NR_getpid, N_CALLS);
-	ok = expect_count(at.map_fd, 0, N_CALLS, sym_getpid);
-	detach(&at);
-	return result(ok, NULL);
+	return count_getpid_hits(ATTACH_KPROBE_MULTI, 0, NULL, addrs, 1, sym_getpid, NULL);
 }
 
 static int case_return_probe(void)
 {
 	const char *syms[] = { sym_getpid };
-	struct attached at = attach(ATTACH_KPROBE_MULTI, F_KPROBE_MULTI_RETURN, 1, syms, NULL, NULL);
-	int ok;
 
-	if (at.err)
-		return attach_failed(&at, NULL);
-	trigger(__NR_getpid, N_CALLS);
-	ok = expect_count(at.map_fd, 0, N_CALLS, "return probe on getpid");
-	detach(&at);
-	return result(ok, NULL);
+	return count_getpid_hits(ATTACH_KPROBE_MULTI, F_KPROBE_MULTI_RETURN, syms, NULL, 1,
+				 "return probe on getpid", NULL);
 }
 
 static int case_cookies(void)
@@ -502,15 +498,10 @@ static int case_session(void)
 {
 	/* The program returns 0 at entry, so the return half runs too: 2 hits a call. */
 	const char *syms[] = { sym_getpid };
-	struct attached at = attach(ATTACH_KPROBE_SESSION, 0, 1, syms, NULL, NULL);
-	int ok;
 
-	if (at.err)
-		return attach_failed(&at, "SKIP kernel has no kprobe session probes (BPF_TRACE_KPROBE_SESSION, Linux 6.10)");
-	trigger(__NR_getpid, N_CALLS);
-	ok = expect_count(at.map_fd, 0, 2 * N_CALLS, "session probe on getpid (entry + return)");
-	detach(&at);
-	return result(ok, NULL);
+	return count_getpid_hits(ATTACH_KPROBE_SESSION, 0, syms, NULL, 2,
+				 "session probe on getpid (entry + return)",
+				 "SKIP kernel has no kprobe session probes (BPF_TRACE_KPROBE_SESSION, Linux 6.10)");
 }
 
 static int expect_error(u32 flags, u32 cnt, const char **syms, long want)

@@ -272,7 +272,6 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
                      f"`orchestrator report {b_dir} {s_dir} --out {out_dir}` makes it")
     point_latest(opts.results_root, out_dir.name)
     print(f"\n{text}\n  compare: {out_dir}")
-    s_data = dict(s_data, compare_dir=str(out_dir))
     return int(ExitCode.TEST_FAILURES if diff["regressed"] or
                (each and each.get("first_failing")) else ExitCode.OK), s_data
 
