@@ -19,9 +19,14 @@ def kconfig_tree(tmp_path_factory) -> pathlib.Path:
     """The Kconfig files of Debian's 6.12 tree (the real ones, extracted from the package)."""
     if not DEBIAN_TARBALL.exists():
         pytest.skip(f"{DEBIAN_TARBALL} is not installed (run `make deps`)")
-    dest = tmp_path_factory.mktemp("kconfig-tree")
-    subprocess.run(["tar", "-xJf", str(DEBIAN_TARBALL), "-C", str(dest), "--wildcards",
-                    "*/Kconfig*", "*/Makefile"], check=True)
+    return extract_from_tarball(tmp_path_factory.mktemp("kconfig-tree"), "--wildcards", "*/Kconfig*", "*/Makefile")
+
+
+def extract_from_tarball(dest: pathlib.Path, *members: str) -> pathlib.Path:
+    """Members of Debian's 6.12 tarball (tar arguments) into dest; the tree's top dir."""
+    if not DEBIAN_TARBALL.exists():
+        pytest.skip(f"{DEBIAN_TARBALL} is not installed (run `make deps`)")
+    subprocess.run(["tar", "-xJf", str(DEBIAN_TARBALL), "-C", str(dest), *members], check=True)
     (top,) = [p for p in dest.iterdir() if p.is_dir()]
     return top
 
@@ -53,9 +58,9 @@ def split_boots(console_log: bytes) -> list[bytes]:
 GIT_ID = ["-c", "user.name=Test Author", "-c", "user.email=author@example.org"]
 
 
-def git(repo, *args) -> str:
-    return subprocess.run(["git", "-C", str(repo), *GIT_ID, *args], capture_output=True, text=True,
-                          check=True).stdout.strip()
+def git(repo, *args, input: bytes | None = None) -> str:
+    return subprocess.run(["git", "-C", str(repo), *GIT_ID, *args], input=input, capture_output=True,
+                          check=True).stdout.decode().strip()
 
 
 def edit(root: pathlib.Path, rel: str, old: str, new: str) -> None:

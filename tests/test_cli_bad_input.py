@@ -22,16 +22,19 @@ def run(*args, env=None, results=None):
     return p
 
 
-@pytest.fixture
-def fake_tree(tmp_path):
+def _tree_shape(t: pathlib.Path) -> pathlib.Path:
     """Just enough of a kernel tree's shape to pass the tree check."""
-    t = tmp_path / "linux"
     for d in ("arch/x86", "kernel/trace", "tools/testing/selftests/ftrace/test.d/dynevent"):
         (t / d).mkdir(parents=True)
     (t / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 99\nSUBLEVEL = 0\nEXTRAVERSION = -rc1\n")
     (t / "Kconfig").write_text("")
     (t / "tools/testing/selftests/ftrace/ftracetest").write_text("#!/bin/sh\n")
     return t
+
+
+@pytest.fixture
+def fake_tree(tmp_path):
+    return _tree_shape(tmp_path / "linux")
 
 
 def test_unknown_arch(tmp_path):
@@ -112,11 +115,7 @@ def test_results_dir_that_is_not_writable(tmp_path):
 
 
 def _git_tree(tmp_path):
-    t = tmp_path / "linux"
-    for d in ("arch/x86", "kernel/trace", "tools/testing/selftests/ftrace/test.d/dynevent"):
-        (t / d).mkdir(parents=True)
-    (t / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 99\n")
-    (t / "Kconfig").write_text("")
+    t = _tree_shape(tmp_path / "linux")
     (t / "kernel/trace/trace.c").write_text("int x;\n")
     subprocess.run(["git", "init", "-q", str(t)], check=True)
     subprocess.run(["git", "-C", str(t), "add", "-A"], check=True)

@@ -10,33 +10,14 @@ import pytest
 from orchestrator import series, source
 from orchestrator.errors import ExitCode, OrchestratorError
 
-from conftest import DEBIAN_TARBALL
+from conftest import edit as _edit, extract_from_tarball, git
 
 FILES = ["kernel/trace/bpf_trace.c", "kernel/trace/trace_probe.c",
          "tools/testing/selftests/ftrace/test.d/dynevent/add_remove_kprobe.tc"]
-ID = ["-c", "user.name=Test Author", "-c", "user.email=author@example.org"]
-
-
-def git(repo: pathlib.Path, *args: str, input: bytes | None = None) -> str:
-    out = subprocess.run(["git", "-C", str(repo), *ID, *args], input=input, capture_output=True, check=True)
-    return out.stdout.decode().strip()
-
-
-def _edit(repo: pathlib.Path, rel: str, old: str, new: str) -> None:
-    p = repo / rel
-    text = p.read_text()
-    assert old in text, (rel, old)
-    p.write_text(text.replace(old, new, 1))
-
-
 @pytest.fixture(scope="module")
 def kernel_files(tmp_path_factory) -> pathlib.Path:
-    if not DEBIAN_TARBALL.exists():
-        pytest.skip(f"{DEBIAN_TARBALL} is not installed (run `make deps`)")
-    dest = tmp_path_factory.mktemp("kfiles")
-    subprocess.run(["tar", "-xJf", str(DEBIAN_TARBALL), "-C", str(dest), "--strip-components=1",
-                    *[f"linux-source-6.12/{f}" for f in FILES + ["Makefile", "Kconfig"]]], check=True)
-    return dest
+    return extract_from_tarball(tmp_path_factory.mktemp("kfiles"),
+                                *[f"linux-source-6.12/{f}" for f in FILES + ["Makefile", "Kconfig"]])
 
 
 @pytest.fixture
