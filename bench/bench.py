@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import pathlib
+import select
 import statistics
 import subprocess
 import sys
@@ -69,11 +70,18 @@ def raw_boot(qemu_argv: list[str], timeout: float = 300) -> float:
                             stderr=subprocess.STDOUT)
     try:
         assert proc.stdout is not None
-        for raw in proc.stdout:
-            if b"KTO:READY:" in raw:
-                return time.monotonic() - t0
-            if time.monotonic() - t0 > timeout:
+        seen = b""
+        # select, not a blocking read: a silent guest must not hang the bench.
+        while time.monotonic() - t0 < timeout:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if not ready:
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
                 break
+            seen = (seen + chunk)[-4096:]
+            if b"KTO:READY:" in seen:
+                return time.monotonic() - t0
         raise SystemExit("bench: plain qemu never printed READY")
     finally:
         proc.kill()

@@ -93,8 +93,21 @@ def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -
         img = image.build_image(tree, arch, opts.cache_root, None,
                                 guestprog.programs_for(opts.suites, tree.path), say=progress.say,
                                 tcscripts=opts.tcscripts)
-        route = bootroute.prepare(arch, tree, build.build_dir_for(opts.cache_root, tree, arch),
-                                  img.path, qemu.kernel_cmdline(arch, opts.cmdline))
+        route = _builtin_route(opts, tree, arch, img.path)
+    return _configure_and_build(opts, tree, arch, fragments, route, progress)
+
+
+def _builtin_route(opts: TestOptions, tree: source.KernelTree, arch: Arch,
+                   initramfs: pathlib.Path) -> bootroute.BuiltinBoot:
+    return bootroute.prepare(arch, tree, build.build_dir_for(opts.cache_root, tree, arch),
+                             initramfs, qemu.kernel_cmdline(arch, opts.cmdline))
+
+
+def _configure_and_build(opts: TestOptions, tree: source.KernelTree, arch: Arch,
+                         fragments: list[pathlib.Path], route: bootroute.BuiltinBoot | None,
+                         progress: Progress) -> build.BuildResult:
+    """What the boot route builds in (DTB, initramfs) is part of the build and its key;
+    modules only on the direct route (a built-in initramfs cannot take them)."""
     return build.configure_and_build(tree, arch, fragments, opts.cache_root, progress,
                                      route.config if route else None, route.digest if route else "",
                                      build_modules=route is None)
@@ -179,8 +192,7 @@ def run_test(opts: TestOptions, progress: Progress,
         if arch.boot_route == "builtin":
             # No modules: they come from the build the image is linked into.
             img = _image_stage(recorder, tree, arch, opts.cache_root, None, programs, progress, opts.tcscripts)
-            route = bootroute.prepare(arch, tree, build.build_dir_for(opts.cache_root, tree, arch),
-                                      img.path, qemu.kernel_cmdline(arch, opts.cmdline))
+            route = _builtin_route(opts, tree, arch, img.path)
             recorder.set("boot_route", {"name": "builtin", "what": route.description})
         else:
             recorder.set("boot_route", {"name": "direct", "what": "QEMU -kernel/-initrd/-append"})
@@ -188,10 +200,7 @@ def run_test(opts: TestOptions, progress: Progress,
         # -- config + build ------------------------------------------------
         recorder.stage_started("build")
         try:
-            b = build.configure_and_build(tree, arch, fragments, opts.cache_root, progress,
-                                          route.config if route else None,
-                                          route.digest if route else "",
-                                          build_modules=route is None)
+            b = _configure_and_build(opts, tree, arch, fragments, route, progress)
         except ConfigFailed as exc:
             recorder.set("config", {"dropped": [d.as_dict() for d in exc.dropped]})
             recorder.stage_finished("build", "failed", error=exc.message)
