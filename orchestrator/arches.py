@@ -43,6 +43,15 @@ class BusyboxSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class SshSpec:
+    """The SSH transport on this arch: the guest's network card (a QEMU -device) and the
+    zig target its static dropbear is built for."""
+    net_device: str
+    zig_target: str
+    zig_cpu: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Arch:
     name: str
     kernel_arch: str
@@ -71,6 +80,7 @@ class Arch:
     guest_cflags: tuple[str, ...] = ()
     boot_route: str = "direct"
     builtin_dtb: str | None = None   # the .dts template in images/, for "builtin"
+    ssh: SshSpec | None = None       # None: this arch has no SSH transport
 
     def host_packages(self) -> list[str]:
         """Every Debian package this arch needs on the host (what `deps` installs)."""
@@ -126,6 +136,7 @@ def _arch_from_row(name: str, row: dict) -> Arch:
             guest_cflags=tuple(row.get("guest_cflags") or ()),
             boot_route=row.get("boot_route", "direct"),
             builtin_dtb=row.get("builtin_dtb"),
+            ssh=SshSpec(**row["ssh"]) if row.get("ssh") else None,
         )
     except (KeyError, TypeError) as exc:
         raise OrchestratorError(

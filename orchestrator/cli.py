@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(implies --compare-base)")
     t.add_argument("--tcdir", default=None, metavar="DIR",
                    help="run the .tc cases of DIR as the tcscripts suite instead of the project's tcscripts/")
+    t.add_argument("--transport", choices=("serial", "ssh"), default=os.environ.get("TRANSPORT") or "serial",
+                   help="how commands reach the guest: its serial console (default), or SSH to a "
+                        "dropbear in the guest over a port on 127.0.0.1 (the console is still logged)")
     t.add_argument("--cmdline", default="", metavar="ARGS",
                    help="append to the guest kernel's command line (e.g. 'ftrace=function')")
     t.add_argument("--baseline", default=None, metavar="RUN_DIR|DIR",
@@ -146,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("deps", help="install the host packages the arches need (apt-get)")
     d.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64",
                    help="arch name(s), comma-separated, or 'all'")
+    d.add_argument("--transport", choices=("serial", "ssh"), default=os.environ.get("TRANSPORT") or "serial",
+                   help="ssh: also install what the SSH transport needs and build the guests' dropbear")
     d.add_argument("--cache-dir", default=None)
     return p
 
@@ -170,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 llvm=args.llvm or None, cross_compile=args.cross_compile,
                 baseline=_existing_dir(args.baseline, "--baseline"),
                 tcscripts=_existing_dir(args.tcdir, "--tcdir") or TCSCRIPTS_DIR,
-                cmdline=args.cmdline)
+                cmdline=args.cmdline, transport=args.transport)
             if args.series:
                 from .abrun import SeriesOptions, run_series
                 sopts = SeriesOptions(args.series, args.base, args.compare_base or args.bisect,
@@ -215,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "deps":
             from . import arches, deps
             cache_root = pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root()
-            deps.install(arches.select(args.arch), cache_root, say=progress.say)
+            deps.install(arches.select(args.arch), cache_root, say=progress.say,
+                         ssh=args.transport == "ssh")
             return int(ExitCode.OK)
     except OrchestratorError as exc:
         progress.clear()

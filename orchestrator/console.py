@@ -155,6 +155,21 @@ class ConsoleSession:
                 raise
             self._buf += data
 
+    def poll(self, wait: float) -> None:
+        """Take what the console printed within `wait` seconds (for the observer and
+        console.log) while a command runs elsewhere; GuestDied when QEMU has exited."""
+        try:
+            data = self._read_chunk(wait)
+        except GuestDied:
+            if self._buf:
+                self._emit(self._buf)
+                self._buf = b""
+            raise
+        self._buf += data
+        while b"\n" in self._buf:
+            raw, self._buf = self._buf.split(b"\n", 1)
+            self._emit(raw)
+
     def tail(self, n: int = 40) -> list[str]:
         return list(self._tail)[-n:]
 
@@ -167,10 +182,11 @@ class ConsoleSession:
         # The guest's uptime at its shell: its own boot time (None from older images).
         self.guest_boot_seconds = float(m.group(3)) if m.group(3) else None
 
-    def run(self, command: str, timeout: float,
-            deadline_hook: Callable[[float], float] | None = None) -> CommandResult:
-        """Run one shell command line in the guest; raises GuestTimeout / GuestDied."""
-        assert self.child is not None
+    # The console's shell reads commands from the host: no log of a case stays behind.
+    keeps_case_logs = False
+
+    def framed(self, command: str) -> tuple[str, re.Pattern[str], re.Pattern[str]]:
+        """The next command line with its BEGIN/END markers, and the two patterns."""
         self.seq += 1
         seq = self.seq
         begin = re.compile(rf"KTO:BEGIN:{self.nonce}:{seq}(?::([\d.]+))?\b")
@@ -181,7 +197,15 @@ class ConsoleSession:
         line = (f"read -r kto_t0 kto_x </proc/uptime; printf 'KTO:%s:{self.nonce}:{seq}:%s\\n' BEGIN "
                 f"\"$kto_t0\"; {command}; kto_rc=$?; read -r kto_t1 kto_x </proc/uptime; "
                 f"printf 'KTO:%s:{self.nonce}:{seq}:%d:%s:%s\\n' END $kto_rc "
-                f"\"$(cat /proc/sys/kernel/tainted)\" \"$kto_t1\"\n")
+                f"\"$(cat /proc/sys/kernel/tainted)\" \"$kto_t1\"")
+        return line, begin, end
+
+    def run(self, command: str, timeout: float,
+            deadline_hook: Callable[[float], float] | None = None) -> CommandResult:
+        """Run one shell command line in the guest; raises GuestTimeout / GuestDied."""
+        assert self.child is not None
+        line, begin, end = self.framed(command)
+        line += "\n"
         t0 = time.monotonic()
         deadline = t0 + timeout
         self.child.send(line.encode())
@@ -205,8 +229,12 @@ class ConsoleSession:
             last = self._pump(deadline, collect, deadline_hook)
         except GuestTimeout:
             raise GuestTimeout(output) from None
-        m = end.search(last)
-        assert m
-        guest = float(m.group(3)) - guest_t0 if m.group(3) and guest_t0 is not None else None
-        return CommandResult(output, kernel, int(m.group(1)), int(m.group(2)),
-                             time.monotonic() - t0, guest)
+        return _result(output, kernel, last, end, guest_t0, time.monotonic() - t0)
+
+
+def _result(output: list[str], kernel: list[str], end_line: str, end: re.Pattern[str],
+            guest_t0: float | None, seconds: float) -> CommandResult:
+    m = end.search(end_line)
+    assert m
+    guest = float(m.group(3)) - guest_t0 if m.group(3) and guest_t0 is not None else None
+    return CommandResult(output, kernel, int(m.group(1)), int(m.group(2)), seconds, guest)

@@ -11,7 +11,7 @@ import sys
 
 from .arches import Arch
 from .errors import ExitCode, OrchestratorError
-from . import userland
+from . import sshd, userland
 
 
 def _installed(package: str) -> bool:
@@ -30,7 +30,9 @@ def _run(argv: list[str], say) -> None:
                                 ExitCode.MISSING_HOST_TOOL)
 
 
-def install(arches: list[Arch], cache_root: pathlib.Path, say=print) -> None:
+def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool = False) -> None:
+    """ssh: also what the SSH transport needs (zig and dropbear's source), and build the
+    guests' dropbear into the cache."""
     native = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
     foreign = set(subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
                                  text=True).stdout.split())
@@ -41,23 +43,29 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print) -> None:
             _run(["dpkg", "--add-architecture", deb_arch], say)
             foreign.add(deb_arch)
             need_update = True
-    if any(a.busybox.zig_target for a in arches):
+    uses_zig = ssh or any(a.busybox.zig_target for a in arches)
+    if uses_zig:
         need_update |= _ensure_deb_src(say)
     missing = [p for a in arches for p in a.host_packages() if not _installed(p)]
+    if ssh:
+        missing.append("dpkg-dev")   # dpkg-source, to unpack dropbear's source package
+    missing = [p for p in missing if not _installed(p)]
     missing = list(dict.fromkeys(missing))
     if missing or need_update:
         _run(["apt-get", "update", "-qq"], say)
     if missing:
         _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], say)
-    if any(a.busybox.zig_target for a in arches) and subprocess.run(
+    if uses_zig and subprocess.run(
             [sys.executable, "-m", "ziglang", "version"], capture_output=True).returncode:
-        say("deps: pip install ziglang (the C compiler for riscv64/loongarch64 guest userland)")
+        say("deps: pip install ziglang (the C compiler for guest userland Debian ships no binary of)")
         if subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ziglang"]).returncode:
             raise OrchestratorError("`pip install ziglang` failed; run it by hand to see why.",
                                     ExitCode.MISSING_HOST_TOOL)
     for arch in arches:
         path = userland.busybox_for(arch, cache_root, say)
         say(f"deps: {arch.name}: busybox {path}")
+        if ssh:
+            say(f"deps: {arch.name}: dropbear {sshd.dropbear_for(arch, cache_root, say)}")
 
 
 DEB_SRC_FILE = pathlib.Path("/etc/apt/sources.list.d/orchestrator-deb-src.sources")

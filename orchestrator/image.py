@@ -10,7 +10,7 @@ import dataclasses
 import os
 import pathlib
 
-from . import cache, guestprog, userland
+from . import cache, guestprog, sshd, userland
 from .arches import Arch
 from .cpio import CpioWriter
 from .errors import OrchestratorError
@@ -61,12 +61,15 @@ def _add_tree(cpio: CpioWriter, src: pathlib.Path, dest: str) -> None:
 
 def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
                 modules: pathlib.Path | None = None, programs: tuple[str, ...] = (),
-                say=print, tcscripts: pathlib.Path = TCSCRIPTS_DIR) -> ImageResult:
+                say=print, tcscripts: pathlib.Path = TCSCRIPTS_DIR, with_sshd: bool = False) -> ImageResult:
     """modules: a modules_install tree (.../lib/modules) to ship, for tests that modprobe;
     programs: the guest programs (guestprog.PROGRAM_SOURCES) the suites run;
-    tcscripts: the directory of .tc cases shipped as the tcscripts suite."""
+    tcscripts: the directory of .tc cases shipped as the tcscripts suite;
+    with_sshd: ship the static dropbear the SSH transport starts (sshd.py)."""
     busybox = userland.busybox_for(arch, cache_root, say)
     binaries = {name: guestprog.build_program(name, tree, arch, cache_root, say) for name in programs}
+    if with_sshd:
+        binaries[pathlib.PurePath(sshd.GUEST_PATH).name] = sshd.dropbear_for(arch, cache_root, say)
     ftrace_dir = tree.path / FTRACE_SELFTESTS
     if not (ftrace_dir / "ftracetest").is_file():
         raise OrchestratorError(

@@ -7,11 +7,13 @@ import platform
 import shutil
 import signal
 import subprocess
+from typing import BinaryIO, Callable
 
 from . import (__version__, baseline, bootroute, build, buildwarn, cache, guestprog, hosttools, image,
-               junit, qemu, report, source, summary)
+               junit, qemu, report, source, sshd, summary)
 from .arches import Arch, get_arch, with_toolchain
 from .console import ConsoleSession, GuestDied, GuestTimeout
+from .sshsession import SshSession, TransportLost
 from .errors import ExitCode, OrchestratorError
 from .kconfig import ConfigFailed, check_user_fragments, parse_fragment
 from .ktap import FAILING
@@ -44,6 +46,8 @@ class TestOptions:
     tcscripts: pathlib.Path = image.TCSCRIPTS_DIR
     # Appended to the kernel command line (built in on a "builtin" boot route).
     cmdline: str = ""
+    # How commands reach the guest: "serial" (its console) or "ssh" (sshsession.py).
+    transport: str = "serial"
 
 
 def fragments_for(arch: Arch, extra: list[str]) -> list[pathlib.Path]:
@@ -72,16 +76,39 @@ def _project_revision() -> str:
 def _image_stage(recorder: Recorder, tree: source.KernelTree, arch: Arch,
                  cache_root: pathlib.Path, modules: pathlib.Path | None,
                  programs: tuple[str, ...], progress: Progress,
-                 tcscripts: pathlib.Path) -> image.ImageResult:
+                 tcscripts: pathlib.Path, with_sshd: bool) -> image.ImageResult:
     recorder.stage_started("image")
     try:
         img = image.build_image(tree, arch, cache_root, modules, programs, say=progress.say,
-                                tcscripts=tcscripts)
+                                tcscripts=tcscripts, with_sshd=with_sshd)
     except OrchestratorError as exc:
         recorder.stage_finished("image", "failed", error=exc.message)
         raise
     recorder.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
     return img
+
+
+def session_factory(arch: Arch, transport: str, argv: list[str], console_log: BinaryIO,
+                    observer: Callable[[str], None],
+                    started: list[ConsoleSession]) -> Callable[[], ConsoleSession]:
+    """What GuestRunner starts for each boot (appended to `started`): a console session,
+    or an SSH one (which adds the network card and its port forward at each start)."""
+    def start() -> ConsoleSession:
+        if transport == "ssh":
+            sshd.require_ssh(arch)
+            assert arch.ssh is not None
+            session: ConsoleSession = SshSession(argv, console_log, arch.ssh.net_device, observer)
+        else:
+            session = ConsoleSession(argv, console_log, observer)
+        started.append(session)
+        return session
+    return start
+
+
+def transport_record(transport: str, started: list[ConsoleSession]) -> dict:
+    if transport != "ssh":
+        return {"name": transport}
+    return {"name": "ssh", "connects": sum(getattr(s, "connects", 0) for s in started)}
 
 
 def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -> build.BuildResult:
@@ -92,7 +119,7 @@ def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -
     if arch.boot_route == "builtin":
         img = image.build_image(tree, arch, opts.cache_root, None,
                                 guestprog.programs_for(opts.suites, tree.path), say=progress.say,
-                                tcscripts=opts.tcscripts)
+                                tcscripts=opts.tcscripts, with_sshd=opts.transport == "ssh")
         route = _builtin_route(opts, tree, arch, img.path)
     return _configure_and_build(opts, tree, arch, fragments, route, progress)
 
@@ -159,6 +186,8 @@ def run_test(opts: TestOptions, progress: Progress,
     fragments = fragments_for(arch, opts.extra_kconfigs)
     hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
     hosttools.require({arch.qemu.binary: arch.qemu.package}, f"booting {arch.name} guests")
+    if opts.transport == "ssh":
+        sshd.require_ssh(arch)
     tree = ctx.tree or source_tree(opts, progress)
     check_user_fragments(fragments[3:], tree.path, arch.srcarch)
     cases = list_cases(tree.path, opts.suites, arch.syscall_prefix, opts.tcscripts)
@@ -191,7 +220,8 @@ def run_test(opts: TestOptions, progress: Progress,
         img = None
         if arch.boot_route == "builtin":
             # No modules: they come from the build the image is linked into.
-            img = _image_stage(recorder, tree, arch, opts.cache_root, None, programs, progress, opts.tcscripts)
+            img = _image_stage(recorder, tree, arch, opts.cache_root, None, programs, progress,
+                               opts.tcscripts, opts.transport == "ssh")
             route = _builtin_route(opts, tree, arch, img.path)
             recorder.set("boot_route", {"name": "builtin", "what": route.description})
         else:
@@ -224,7 +254,8 @@ def run_test(opts: TestOptions, progress: Progress,
 
         # -- image ---------------------------------------------------------
         if img is None:
-            img = _image_stage(recorder, tree, arch, opts.cache_root, b.modules, programs, progress, opts.tcscripts)
+            img = _image_stage(recorder, tree, arch, opts.cache_root, b.modules, programs, progress,
+                               opts.tcscripts, opts.transport == "ssh")
         recorder.data["versions"]["busybox"] = img.busybox
 
         # -- boot ----------------------------------------------------------
@@ -232,15 +263,19 @@ def run_test(opts: TestOptions, progress: Progress,
         recorder.set("accel", {"name": accel.name, "reason": accel.reason})
         argv = qemu.qemu_argv(arch, b.kernel_image, img.path, accel, opts.cmdline)
         recorder.set("qemu_argv", argv)
-        runner = GuestRunner(lambda: ConsoleSession(argv, console_log, detector.feed), detector,
-                             progress, opts.case_timeout, opts.boot_timeout, arch.halt_command)
+        sessions: list[ConsoleSession] = []
+        recorder.set("transport", transport_record(opts.transport, sessions))
+        runner = GuestRunner(session_factory(arch, opts.transport, argv, console_log, detector.feed, sessions),
+                             detector, progress, opts.case_timeout, opts.boot_timeout,
+                             arch.halt_command, case_logs_dir=recorder.dir / "caselogs")
         recorder.stage_started("boot")
         progress.status(f"boot {arch.name} under {accel.name.upper()}")
         try:
             session = runner.boot()
-        except (GuestTimeout, GuestDied) as exc:
+        except (GuestTimeout, GuestDied, TransportLost) as exc:
             tail = runner.session.tail(40) if runner.session else []
-            why = "QEMU exited" if isinstance(exc, GuestDied) else f"no shell within {opts.boot_timeout:.0f}s"
+            why = ("QEMU exited" if isinstance(exc, GuestDied) else f"SSH: {exc}" if isinstance(exc, TransportLost)
+                   else f"no shell within {opts.boot_timeout:.0f}s")
             recorder.stage_finished("boot", "failed", error=why, console_tail=tail)
             raise OrchestratorError(
                 f"The {arch.name} guest did not boot ({why}); the console tail is in "
@@ -267,6 +302,7 @@ def run_test(opts: TestOptions, progress: Progress,
                     progress.say(f"  {result.status:<11} {result.id}  {result.reason[:90]}")
         progress.clear()
         recorder.data["taint"]["end"] = taint
+        recorder.set("transport", transport_record(opts.transport, sessions))
         recorder.stage_finished("suites", boots=runner.boots,
                                 restart_seconds=runner.boot_seconds[1:],
                                 restart_guest_seconds=runner.guest_boot_seconds[1:])

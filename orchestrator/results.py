@@ -30,6 +30,8 @@ class CaseResult:
     taint_after: int | None = None
     boot: int = 1              # which guest boot of the run it ran in (restarts count up)
     guest_seconds: float | None = None   # the guest's own time for the case (its uptime)
+    guest_logs: str | None = None  # its ftracetest log dir copied back (SSH), run-dir relative
+    worker: str | None = None      # the pytest-xdist worker whose guest ran it
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -17,6 +17,7 @@ from typing import Callable
 
 from . import caselog, guestprog, ktap
 from .console import ConsoleSession, GuestDied, GuestTimeout
+from .sshsession import TransportLost
 from .errors import OrchestratorError
 from .image import FTRACE_SELFTESTS, GUEST_FTRACE, GUEST_TCSCRIPTS, TCSCRIPTS_DIR
 from .progress import Progress, fmt_duration
@@ -42,11 +43,13 @@ class CaseSpec:
     def is_program(self) -> bool:
         return self.suite in PROGRAM_SUITES
 
-    def guest_command(self, logdir: str) -> str:
+    def guest_command(self, logdir: str, keep_logs: bool = False) -> str:
+        """keep_logs: leave a non-passing case's log dir in the guest, for the host to copy."""
         # Case paths come from the tree under test: quoted for the guest's shell.
         if self.is_program:
             return " ".join(shlex.quote(a) for a in (self.guest_path, *self.program_args))
-        return f"/kto/run-case {shlex.quote(self.guest_path)} {shlex.quote(logdir)}"
+        keep = "KTO_KEEP_LOGS=1 " if keep_logs else ""
+        return f"{keep}/kto/run-case {shlex.quote(self.guest_path)} {shlex.quote(logdir)}"
 
 
 def available_suites(tree_path: pathlib.Path) -> list[str]:
@@ -98,7 +101,11 @@ class GuestRunner:
 
     def __init__(self, start_guest: Callable[[], ConsoleSession], detector: SplatDetector,
                  progress: Progress, case_timeout: float, boot_timeout: float,
-                 halt_command: str | None, max_restarts: int = 5):
+                 halt_command: str | None, max_restarts: int = 5,
+                 case_logs_dir: pathlib.Path | None = None):
+        """case_logs_dir: where a non-passing case's full log dir goes when the session can
+        copy files back (SSH); its path relative to the dir's parent (the run dir) is
+        recorded on the case."""
         self.start_guest = start_guest
         self.detector = detector
         self.progress = progress
@@ -106,6 +113,7 @@ class GuestRunner:
         self.boot_timeout = boot_timeout
         self.halt_command = halt_command
         self.max_restarts = max_restarts
+        self.case_logs_dir = case_logs_dir
         self.session: ConsoleSession | None = None
         self.boots = 0
         self.boot_seconds: list[float] = []
@@ -160,10 +168,13 @@ class GuestRunner:
             if session is None:
                 try:
                     session = self.boot()
-                except (GuestTimeout, GuestDied) as exc:
+                except (GuestTimeout, GuestDied, TransportLost) as exc:
                     raise _RebootFailed() from exc
-            res = session.run(spec.guest_command(logdir), self.case_timeout, hook)
+            keep_logs = session.keeps_case_logs and self.case_logs_dir is not None
+            res = session.run(spec.guest_command(logdir, keep_logs), self.case_timeout, hook)
             results = self._from_output(spec, res.output, res.seconds, res.exit_status)
+            if keep_logs and not spec.is_program:
+                self._fetch_logs(session, spec, index, logdir, results)
             for r in results:
                 r.taint_after = res.taint
                 if res.guest_seconds is not None:
@@ -179,6 +190,8 @@ class GuestRunner:
         except GuestDied:
             results = [self._guest_error(spec, t0, "the guest died during the case (QEMU exited; "
                                                    "a kernel panic ends it) and was restarted")]
+        except TransportLost as exc:
+            results = [self._guest_error(spec, t0, f"{exc} (SSH transport; guest restarted)")]
         self.detector.flush()
         new_splats = self.detector.splats[splats_before:]
         if new_splats:
@@ -197,6 +210,24 @@ class GuestRunner:
             # locks held: the next case gets a fresh kernel, not this one's aftermath.
             self.stop()
         return results
+
+    def _fetch_logs(self, session: ConsoleSession, spec: CaseSpec, index: int, logdir: str,
+                    results: list[CaseResult]) -> None:
+        """Copy a non-passing case's whole log dir back (run-case kept it), then clear it.
+        A failed copy costs the copy, never the case's result."""
+        assert self.case_logs_dir is not None
+        if all(r.status == "PASS" for r in results):
+            return
+        dest = self.case_logs_dir / f"{index:03d}-{spec.id.replace('/', '_')}"
+        try:
+            session.fetch_dir(logdir, dest)  # type: ignore[attr-defined]
+            session.run(f"rm -rf {shlex.quote(logdir)}", 60)
+        except (OSError, GuestTimeout, TransportLost) as exc:
+            self.progress.say(f"  could not copy the logs of {spec.id} back: {exc}")
+            return
+        for r in results:
+            if r.status != "PASS":
+                r.guest_logs = str(dest.relative_to(self.case_logs_dir.parent))
 
     def _guest_error(self, spec: CaseSpec, t0: float, reason: str) -> CaseResult:
         """ERROR for a case the guest did not finish, with the console tail; the guest is

@@ -82,20 +82,21 @@ def _unpack_deb(package: str, member: str, dest: pathlib.Path, arch_name: str) -
         partial.replace(dest)
 
 
-def _busybox_source(cache_root: pathlib.Path, say) -> pathlib.Path:
-    """Debian's busybox source package, unpacked once (needs a deb-src entry: `make deps`)."""
-    root = cache_root / "userland" / "busybox-src"
+def debian_source(package: str, cache_root: pathlib.Path, say) -> pathlib.Path:
+    """A Debian source package, unpacked once into the cache (needs a deb-src entry:
+    `make deps`)."""
+    root = cache_root / "userland" / f"{package}-src"
     tree = root / "tree"
-    if (tree / "Makefile").is_file():
+    if (tree / "debian").is_dir():
         return tree
     root.mkdir(parents=True, exist_ok=True)
-    say("userland: fetching Debian's busybox source package (once)")
-    got = subprocess.run(["apt-get", "source", "--download-only", "busybox"], cwd=root,
+    say(f"userland: fetching Debian's {package} source package (once)")
+    got = subprocess.run(["apt-get", "source", "--download-only", package], cwd=root,
                          capture_output=True, text=True)
-    dscs = sorted(root.glob("busybox_*.dsc"))
+    dscs = sorted(root.glob(f"{package}_*.dsc"))
     if got.returncode != 0 or not dscs:
         raise OrchestratorError(
-            "Cannot fetch busybox's source package (" + (got.stderr.strip().splitlines() or ["?"])[-1]
+            f"Cannot fetch {package}'s source package (" + (got.stderr.strip().splitlines() or ["?"])[-1]
             + "); run `make deps ARCH=<arch>` (it adds a deb-src entry and updates apt).",
             ExitCode.MISSING_HOST_TOOL)
     shutil.rmtree(tree, ignore_errors=True)
@@ -104,13 +105,27 @@ def _busybox_source(cache_root: pathlib.Path, say) -> pathlib.Path:
     return tree
 
 
-def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, say) -> None:
-    spec = arch.busybox
+def require_zig(arch_name: str) -> None:
     if subprocess.run([sys.executable, "-m", "ziglang", "version"], capture_output=True).returncode:
         raise OrchestratorError(
-            f"zig is not installed in this Python; run `make deps ARCH={arch.name}` "
+            f"zig is not installed in this Python; run `make deps ARCH={arch_name}` "
             "(it runs `pip install ziglang`).", ExitCode.MISSING_HOST_TOOL)
-    src = _busybox_source(cache_root, say)
+
+
+def zig_cc(target: str, cpu: str | None) -> str:
+    """CC= for a make or configure run: zig's clang with musl for `target`."""
+    return f"{sys.executable} -m orchestrator.zigcc {target} {cpu or '-'}"
+
+
+def zig_env() -> dict[str, str]:
+    """The environment zig_cc needs: this package importable from any directory."""
+    return dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parent.parent))
+
+
+def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, say) -> None:
+    spec = arch.busybox
+    require_zig(arch.name)
+    src = debian_source("busybox", cache_root, say)
     build = dest.parent / "busybox-build"
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
@@ -121,10 +136,10 @@ def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, sa
         config = re.sub(rf"^{option}=.*$", f"# {option} is not set", config, flags=re.M)
     config = re.sub(r'^CONFIG_EXTRA_CFLAGS=.*$', GLOBAL_CONST_FIX, config, flags=re.M)
     (build / ".config").write_text(config)
-    cc = f"{sys.executable} -m orchestrator.zigcc {spec.zig_target} {spec.zig_cpu or '-'}"
+    cc = zig_cc(spec.zig_target, spec.zig_cpu)
     make = ["make", "-C", str(src), f"O={build}", f"CC={cc}", "HOSTCC=gcc",
             f"AR={sys.executable} -m ziglang ar", "STRIP=true", "SKIP_STRIP=y"]
-    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parent.parent))
+    env = zig_env()
     log = dest.parent / "busybox-build.log"
     say(f"userland: building busybox for {arch.name} with zig ({spec.zig_target}), about 2 minutes")
     with open(log, "w") as out:
