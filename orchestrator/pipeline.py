@@ -155,6 +155,32 @@ class RunContext:
     warning_files: tuple[str, ...] = ()       # compile these again for their warnings
 
 
+def run_meta(opts: TestOptions, arch: Arch, tree: source.KernelTree, fragments: list[pathlib.Path],
+             label: str = "", series: dict | None = None) -> dict:
+    """What results.json says about a run before it starts."""
+    return {
+        "arch": arch.name,
+        "label": label or None,
+        "kernel": {"version": tree.version, "origin": str(tree.origin), "path": str(tree.path),
+                   "tree_id": tree.tree_id, "git_commit": tree.git_commit, "release": None},
+        "series": series,
+        "suites": opts.suites,
+        "fragments": [str(p) for p in fragments],
+        "host": {"machine": platform.machine(), "kernel": platform.release()},
+        "versions": {"orchestrator": f"{__version__} ({_project_revision()})",
+                     "qemu": hosttools.version_line((arch.qemu.binary, "--version"))},
+        "accel": None, "config": None, "taint": None,
+    }
+
+
+def verdict_of(cases: list[dict], splat_count: int) -> tuple[str, ExitCode]:
+    failing = [c for c in cases if c["status"] in FAILING]
+    if failing or splat_count:
+        return ((f"{len(failing)} failing case(s)" if failing else "no failing case")
+                + (f", {splat_count} kernel splat(s)" if splat_count else ""), ExitCode.TEST_FAILURES)
+    return "all cases passed or were skipped with a reason", ExitCode.OK
+
+
 def _finish_if_possible(recorder: Recorder, state: str, verdict: str, code: int) -> None:
     """Record the end; on a full disk results.json keeps its last whole state (written by
     rename), which is never 'complete'."""
@@ -177,17 +203,80 @@ def _write_reports(recorder: Recorder) -> None:
               f"`orchestrator report {recorder.dir}` makes them from results.json.")
 
 
+@dataclasses.dataclass
+class PreparedGuest:
+    """A built kernel and image for one arch, and the QEMU command line that boots them."""
+    arch: Arch
+    argv: list[str]
+    accel: qemu.Accel
+    build: build.BuildResult
+    image: image.ImageResult
+
+
+def check_inputs(opts: TestOptions, arch: Arch) -> list[pathlib.Path]:
+    """Bad input and missing host tools, before any work (even fetching the tree); the
+    kconfig fragments."""
+    fragments = fragments_for(arch, opts.extra_kconfigs)
+    hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
+    hosttools.require({arch.qemu.binary: arch.qemu.package}, f"booting {arch.name} guests")
+    if opts.transport == "ssh":
+        sshd.require_ssh(arch)
+    return fragments
+
+
+def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress,
+                  recorder: Recorder | None = None) -> PreparedGuest:
+    """Config, build and image for opts.arch under one lock in the cache, so parallel
+    processes (pytest-xdist workers) make them once and the others find them reused;
+    recorded as the build and image stages when a recorder is given."""
+    arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
+    fragments = check_inputs(opts, arch)
+    check_user_fragments(fragments[3:], tree.path, arch.srcarch)
+    programs = guestprog.programs_for(opts.suites, tree.path)
+    with_sshd = opts.transport == "ssh"
+    stages = recorder or _NoRecorder()
+    with cache.file_lock(opts.cache_root / "locks" / "prepare.lock", "kernel builds and images",
+                         on_wait=progress.say):
+        route, img = None, None
+        if arch.boot_route == "builtin":
+            stages.stage_started("image")
+            img = image.build_image(tree, arch, opts.cache_root, None, programs, say=progress.say,
+                                    tcscripts=opts.tcscripts, with_sshd=with_sshd)
+            stages.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
+            route = _builtin_route(opts, tree, arch, img.path)
+        stages.stage_started("build")
+        try:
+            b = _configure_and_build(opts, tree, arch, fragments, route, progress)
+        except OrchestratorError as exc:
+            stages.stage_finished("build", "failed", error=exc.message)
+            raise
+        stages.stage_finished("build", reused=b.reused, build_dir=str(b.build_dir), steps=b.steps,
+                              config_seconds=round(b.config_seconds, 1))
+        if img is None:
+            stages.stage_started("image")
+            img = image.build_image(tree, arch, opts.cache_root, b.modules, programs, say=progress.say,
+                                    tcscripts=opts.tcscripts, with_sshd=with_sshd)
+            stages.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
+    accel = qemu.choose_accel(arch, b.kernel_image, opts.cache_root, opts.accel, say=progress.say)
+    return PreparedGuest(arch, qemu.qemu_argv(arch, b.kernel_image, img.path, accel, opts.cmdline),
+                         accel, b, img)
+
+
+class _NoRecorder:
+    def stage_started(self, name: str) -> None:
+        pass
+
+    def stage_finished(self, name: str, state: str = "done", **info) -> None:
+        pass
+
+
 def run_test(opts: TestOptions, progress: Progress,
              ctx: RunContext | None = None) -> tuple[int, dict]:
     """Exit code and the run's results data. A failing stage raises OrchestratorError
     with the data so far as `.results` (for the matrix table)."""
     ctx = ctx or RunContext()
     arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
-    fragments = fragments_for(arch, opts.extra_kconfigs)
-    hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
-    hosttools.require({arch.qemu.binary: arch.qemu.package}, f"booting {arch.name} guests")
-    if opts.transport == "ssh":
-        sshd.require_ssh(arch)
+    fragments = check_inputs(opts, arch)
     tree = ctx.tree or source_tree(opts, progress)
     check_user_fragments(fragments[3:], tree.path, arch.srcarch)
     cases = list_cases(tree.path, opts.suites, arch.syscall_prefix, opts.tcscripts)
@@ -196,19 +285,7 @@ def run_test(opts: TestOptions, progress: Progress,
     programs = guestprog.programs_for(opts.suites, tree.path)
 
     run_id = new_run_id(arch.name) + (f"-{ctx.label}" if ctx.label else "")
-    recorder = Recorder(opts.results_root, run_id, {
-        "arch": arch.name,
-        "label": ctx.label or None,
-        "kernel": {"version": tree.version, "origin": str(tree.origin), "path": str(tree.path),
-                   "tree_id": tree.tree_id, "git_commit": tree.git_commit, "release": None},
-        "series": ctx.series,
-        "suites": opts.suites,
-        "fragments": [str(p) for p in fragments],
-        "host": {"machine": platform.machine(), "kernel": platform.release()},
-        "versions": {"orchestrator": f"{__version__} ({_project_revision()})",
-                     "qemu": hosttools.version_line((arch.qemu.binary, "--version"))},
-        "accel": None, "config": None, "taint": None,
-    })
+    recorder = Recorder(opts.results_root, run_id, run_meta(opts, arch, tree, fragments, ctx.label, ctx.series))
     progress.say(f"{arch.name}: Linux {tree.version} from {tree.origin}; {len(cases)} cases; "
                  f"results in {recorder.dir}")
     console_log = open(recorder.dir / "console.log", "wb")
@@ -313,13 +390,7 @@ def run_test(opts: TestOptions, progress: Progress,
 
         if opts.baseline is not None:
             baseline.compare_with(recorder, opts.baseline, progress)
-        failing = [c for c in recorder.cases if c["status"] in FAILING]
-        if failing or detector.splats:
-            verdict = (f"{len(failing)} failing case(s)" if failing else "no failing case") + \
-                      (f", {len(detector.splats)} kernel splat(s)" if detector.splats else "")
-            code = ExitCode.TEST_FAILURES
-        else:
-            verdict, code = "all cases passed or were skipped with a reason", ExitCode.OK
+        verdict, code = verdict_of(recorder.cases, len(detector.splats))
         recorder.finish("complete", verdict, int(code))
         return int(code), recorder.data
     except OrchestratorError as exc:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pathlib
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -90,3 +92,31 @@ def series_on_default_tree(out: pathlib.Path, name: str,
     finally:
         git(tree.path, "worktree", "remove", "--force", str(scratch))
     return mbox
+
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run_orchestrator_test(results: pathlib.Path, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
+    """`orchestrator test --arch x86_64` into `results`: the process and its wall time."""
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64",
+                        "--results-dir", str(results), *extra],
+                       cwd=REPO, capture_output=True, text=True, timeout=3600)
+    return p, time.monotonic() - t0
+
+
+@pytest.fixture(scope="session")
+def e2e_first_run_proc(tmp_path_factory):
+    """The default suites on x86_64 as `make test` runs them, once per session: the e2e
+    module checks it, the pytest plugin's tests compare their runs with it."""
+    results = tmp_path_factory.mktemp("results")
+    # A case that hangs waits out its timeout: 150 s is 5 times the slowest x86_64 case.
+    p, seconds = run_orchestrator_test(results, "--case-timeout", "150")
+    print(f"\n--- first run ({seconds:.0f}s, exit {p.returncode}) ---\n{p.stdout}\n{p.stderr[-3000:]}")
+    return p, results / "latest"
+
+
+@pytest.fixture(scope="session")
+def e2e_first_run(e2e_first_run_proc) -> pathlib.Path:
+    return e2e_first_run_proc[1]

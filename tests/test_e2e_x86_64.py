@@ -10,25 +10,19 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from conftest import run_orchestrator_test
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e
 
 
 def _run(results: pathlib.Path, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
-    t0 = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64",
-                        "--results-dir", str(results), *extra],
-                       cwd=REPO, capture_output=True, text=True, timeout=3600)
-    return p, time.monotonic() - t0
+    return run_orchestrator_test(results, *extra)
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    # A case that hangs waits out its timeout: 150 s is 5 times the slowest x86_64 case.
-    p, seconds = _run(results, "--case-timeout", "150")
-    print(f"\n--- first run ({seconds:.0f}s, exit {p.returncode}) ---\n{p.stdout}\n{p.stderr[-3000:]}")
-    return p, results / "latest"
+def first_run(e2e_first_run_proc):
+    return e2e_first_run_proc
 
 
 def test_run_completes_with_every_case(first_run):

@@ -1,0 +1,377 @@
+"""pytest plugin (entry point `pytest11`): the cases of the suites as pytest items.
+
+    pytest -n 2 --arch x86_64                      every default-suite case, two guests
+    pytest -n 4 --arch arm64,riscv64 --suite dynevent,kprobe --vms-per-arch 2
+    pytest --arch x86_64 --transport ssh --junitxml=junit.xml -k fprobe
+
+Inert without --arch. Each case of each suite (each ftracetest .tc, each tcscripts
+case, each kprobe_multi case) is one item per arch, `arm64::dynevent/add_remove_fprobe.tc`.
+Statuses: PASS -> passed; FAIL, UNRESOLVED, ERROR -> failed; UNSUPPORTED, UNTESTED,
+SKIP -> skipped with the reason; XFAIL -> xfailed.
+
+The process pytest starts (the xdist controller, or the only process) fetches the tree,
+applies a series, builds each arch's kernel and image once (with its progress on the
+terminal) and opens one results/<run-id>/ per arch; every process that runs items boots
+its own guest per arch (vmpool.py); at the end the controller merges what they measured
+into the run's results.json, junit.xml, report.html and summary.txt.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pathlib
+import sys
+from typing import Any
+
+import pytest
+
+from .errors import OrchestratorError
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    from .suites import DEFAULT_SUITES
+    g = parser.getgroup("orchestrator", "kernel test cases in QEMU guests (orchestrator)")
+    g.addoption("--arch", dest="kto_arch", default=None, metavar="ARCH[,ARCH]",
+                help="run the suites' cases as items on these arches (from the arch table, or 'all'); "
+                     "without it the plugin does nothing")
+    g.addoption("--kernel", dest="kto_kernel", default=None,
+                help="kernel tree (default: Debian's linux-source-6.12)")
+    g.addoption("--series", dest="kto_series", default=None, metavar="MBOX|DIR|BASE..TIP|BRANCH",
+                help="patch series applied on a worktree of the tree first")
+    g.addoption("--series-base", dest="kto_base", default=None, metavar="REV",
+                help="the commit the series goes on (default: the tree's HEAD, or the range's base)")
+    g.addoption("--suite", dest="kto_suite", action="append", default=None, metavar="NAME[,NAME]",
+                help=f"suites (default {','.join(DEFAULT_SUITES)})")
+    g.addoption("--kconfig", dest="kto_kconfig", action="append", default=None, metavar="FRAGMENT",
+                help="extra kconfig fragment (path, or a name in kconfigs/)")
+    g.addoption("--tcdir", dest="kto_tcdir", default=None, metavar="DIR",
+                help="the .tc cases of DIR as the tcscripts suite, instead of the project's tcscripts/")
+    g.addoption("--transport", dest="kto_transport", choices=("serial", "ssh"), default="serial",
+                help="how commands reach each guest: serial console (default) or SSH")
+    g.addoption("--vms-per-arch", dest="kto_vms_per_arch", type=int, default=None, metavar="K",
+                help="with -n: split each arch's cases into K groups xdist keeps on one worker "
+                     "each (--dist loadgroup), so at most K guests of an arch boot; default: each "
+                     "worker boots a guest for every arch it gets cases of")
+    g.addoption("--kto-results-dir", dest="kto_results_dir", default=str(PROJECT_ROOT / "results"),
+                help="where results/<run-id>/ go (default: the project's results/)")
+    g.addoption("--kto-cache-dir", dest="kto_cache_dir", default=None,
+                help="default $ORCHESTRATOR_CACHE or ~/.cache/orchestrator")
+    g.addoption("--case-timeout", dest="kto_case_timeout", type=float, default=300.0)
+    g.addoption("--boot-timeout", dest="kto_boot_timeout", type=float, default=180.0)
+    g.addoption("--accel", dest="kto_accel", choices=("auto", "kvm", "tcg"), default="auto")
+
+
+@dataclasses.dataclass
+class _Arch:
+    name: str
+    run_dir: pathlib.Path
+    cases: list  # list[CaseSpec]
+
+
+class Orchestra:
+    """This process's view of the session: options, tree, per-arch cases and run dirs,
+    and (in processes that run items) its guests."""
+
+    def __init__(self, config: pytest.Config):
+        from .cache import default_cache_root
+        from .pipeline import TestOptions
+        from .suites import DEFAULT_SUITES
+        opt = config.option
+        self.config = config
+        self.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        self.is_controller = not hasattr(config, "workerinput")
+        suites = [s.strip() for v in (opt.kto_suite or []) for s in v.split(",") if s.strip()]
+        self.opts = TestOptions(
+            arch=opt.kto_arch, kernel=opt.kto_kernel, suites=suites or list(DEFAULT_SUITES),
+            extra_kconfigs=[k for v in (opt.kto_kconfig or []) for k in v.split(",") if k],
+            results_root=pathlib.Path(opt.kto_results_dir).resolve(),
+            cache_root=pathlib.Path(opt.kto_cache_dir).resolve() if opt.kto_cache_dir else default_cache_root(),
+            case_timeout=opt.kto_case_timeout, boot_timeout=opt.kto_boot_timeout, accel=opt.kto_accel,
+            transport=opt.kto_transport)
+        if opt.kto_tcdir:
+            tcdir = pathlib.Path(opt.kto_tcdir).resolve()
+            if not tcdir.is_dir():
+                raise pytest.UsageError(f"--tcdir {opt.kto_tcdir} is not a directory; give the "
+                                        "directory that holds the .tc cases.")
+            self.opts.tcscripts = tcdir
+        self.vms_per_arch = opt.kto_vms_per_arch
+        self.arches: dict[str, _Arch] = {}
+        self.tree: Any = None
+        self.recorders: dict[str, Any] = {}
+        self.guests: dict[str, Any] = {}
+        self.failed_arches: dict[str, str] = {}
+        self.summaries: list[str] = []
+        self.exit_codes: list[int] = []
+        self._stack = contextlib.ExitStack()
+
+    # -- the controller: tree, series, builds, run dirs --------------------
+    def start(self) -> None:
+        from . import arches as arches_mod
+        from . import series as series_mod
+        from .pipeline import check_inputs, prepare_guest, run_meta, source_tree
+        from .progress import Progress
+        from .results import Recorder, new_run_id
+        progress = Progress()
+        collect_only = self.config.option.collectonly
+        selected = arches_mod.select(self.opts.arch)
+        for arch in selected:
+            check_inputs(dataclasses.replace(self.opts, arch=arch.name), arch)
+        tree = source_tree(self.opts, progress)
+        series_info = None
+        if self.config.option.kto_series:
+            if tree.git_commit is None:
+                raise OrchestratorError(f"The kernel tree {tree.path} is not a git repository; a series "
+                                        "is applied with git am on a worktree of it: use a git tree (--kernel).")
+            ser = series_mod.load(self.config.option.kto_series, tree.path, self.config.option.kto_base)
+            base = series_mod.resolve_base(tree, ser, self.config.option.kto_base)
+            # Held to the end of the session: no other run checks out another commit under it.
+            self._stack.enter_context(series_mod.worktree_lock(tree, self.opts.cache_root, progress.say))
+            applied = series_mod.apply(tree, ser, base, self.opts.cache_root, progress.say)
+            progress.say(f"series: {ser.title}: {len(ser.patches)} patch(es) applied, tip {applied.tip_commit[:12]}")
+            series_info = applied.as_dict()
+            tree = series_mod.worktree_tree(applied.worktree, f"{tree.origin} + series")
+        self.tree = tree
+        if collect_only:   # the cases only: no results dir, no build
+            self.runs = {arch.name: "" for arch in selected}
+            self._collect_cases()
+            return
+        for arch in selected:
+            opts = dataclasses.replace(self.opts, arch=arch.name)
+            fragments = check_inputs(opts, arch)
+            recorder = Recorder(opts.results_root, new_run_id(arch.name) + "-pytest",
+                                run_meta(opts, arch, tree, fragments, "pytest", series_info))
+            recorder.set("transport", {"name": opts.transport})
+            self.recorders[arch.name] = recorder
+            progress.say(f"{arch.name}: Linux {tree.version} from {tree.origin}; results in {recorder.dir}")
+            try:
+                prepared = prepare_guest(opts, tree, progress, recorder)
+            except OrchestratorError as exc:
+                # Its items fail with this sentence; the other arches still run.
+                self.failed_arches[arch.name] = exc.message
+                recorder.finish("failed", exc.message, int(exc.code))
+                progress.say(f"{arch.name}: {exc.message}")
+                continue
+            finally:
+                progress.clear()
+            recorder.data["versions"]["busybox"] = prepared.image.busybox
+            recorder.set("qemu_argv", prepared.argv)
+        self.publish()
+
+    def publish(self) -> None:
+        self.runs = {name: str(r.dir) for name, r in self.recorders.items()}
+        self._collect_cases()
+
+    def adopt(self, workerinput: dict) -> None:
+        """A worker takes the controller's tree, run dirs and arch failures."""
+        from .source import KernelTree
+        tree = dict(workerinput["kto_tree"])
+        self.tree = KernelTree(**{**tree, "path": pathlib.Path(tree["path"])})
+        self.runs = dict(workerinput["kto_runs"])
+        self.failed_arches = dict(workerinput["kto_failed"])
+        self._collect_cases()
+
+    def _collect_cases(self) -> None:
+        from .arches import get_arch
+        from .suites import list_cases
+        for name, run_dir in self.runs.items():
+            arch = get_arch(name)
+            self.arches[name] = _Arch(name, pathlib.Path(run_dir),
+                                      list_cases(self.tree.path, self.opts.suites, arch.syscall_prefix,
+                                                 self.opts.tcscripts))
+
+    def workerinput(self) -> dict:
+        return {"kto_tree": {**dataclasses.asdict(self.tree), "path": str(self.tree.path)},
+                "kto_runs": self.runs, "kto_failed": self.failed_arches}
+
+    # -- every process that runs items ------------------------------------
+    def guest(self, arch_name: str):
+        """This process's guest for the arch, booted on first use."""
+        from .console import GuestDied, GuestTimeout
+        from .progress import Progress
+        from .sshsession import TransportLost
+        from .vmpool import ArchGuest, PartWriter
+        if arch_name in self.failed_arches:
+            raise ArchUnavailable(self.failed_arches[arch_name])
+        if arch_name not in self.guests:
+            run_dir = self.arches[arch_name].run_dir
+            part = PartWriter(run_dir, self.worker)
+            self._stack.callback(part.close)
+            log = open(run_dir / f"progress-{self.worker}.log", "a")
+            self._stack.callback(log.close)
+            opts = dataclasses.replace(self.opts, arch=arch_name)
+            try:
+                guest = ArchGuest(opts, self.tree, run_dir, self.worker, part, Progress(log))
+                guest.boot()
+            except OrchestratorError as exc:
+                self.failed_arches[arch_name] = exc.message
+                raise ArchUnavailable(exc.message) from exc
+            except (GuestTimeout, GuestDied, TransportLost) as exc:
+                tail = "\n".join(guest.tail())
+                guest.runner.kill()
+                why = {GuestTimeout: f"no shell within {opts.boot_timeout:.0f}s",
+                       GuestDied: "QEMU exited"}.get(type(exc), f"SSH: {exc}")
+                self.failed_arches[arch_name] = f"the {arch_name} guest did not boot ({why})"
+                raise ArchUnavailable(f"{self.failed_arches[arch_name]}; console tail:\n{tail}") from exc
+            self.guests[arch_name] = guest
+        return self.guests[arch_name]
+
+    def close_guests(self) -> None:
+        for guest in self.guests.values():
+            try:
+                guest.close()
+            except Exception as exc:  # noqa: BLE001 - one guest's shutdown must not cost the others'
+                print(f"orchestrator: stopping a guest failed: {exc}", file=sys.stderr)
+        self.guests.clear()
+
+    def finish(self) -> None:
+        from . import vmpool
+        for name, recorder in self.recorders.items():
+            if name in self.failed_arches and not vmpool.read_parts(recorder.dir):
+                continue   # failed before any guest: results.json already says why
+            text, code = vmpool.merge(recorder, [c.id for c in self.arches[name].cases])
+            self.summaries.append(text)
+            self.exit_codes.append(code)
+        self._stack.close()
+
+
+class ArchUnavailable(Exception):
+    """The arch's kernel, image or first boot failed: each of its items fails with why."""
+
+
+KEY = pytest.StashKey[Orchestra]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.option.kto_arch:
+        return
+    config.addinivalue_line("markers", "kernel_case: a case of a kernel suite run in a QEMU guest")
+    state = Orchestra(config)
+    config.stash[KEY] = state
+    if state.vms_per_arch and getattr(config.option, "numprocesses", None) and \
+            getattr(config.option, "dist", "no") in ("no", "load"):
+        # The groups only hold together under loadgroup; the user asked for that by asking
+        # for a number of guests per arch.
+        config.option.dist = "loadgroup"
+    if state.is_controller:
+        # The builds' progress belongs on the terminal, not in pytest's capture.
+        capman = config.pluginmanager.getplugin("capturemanager")
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+            try:
+                state.start()
+            except OrchestratorError as exc:
+                raise pytest.UsageError(exc.message) from exc
+    else:
+        state.adopt(config.workerinput)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """pytest-xdist: what each worker needs from the controller."""
+    state = node.config.stash.get(KEY, None)
+    if state is not None:
+        node.workerinput.update(state.workerinput())
+
+
+def pytest_ignore_collect(collection_path: pathlib.Path, config: pytest.Config) -> bool | None:
+    """With --arch and no paths named, only the kernel cases run (not the tests found in
+    testpaths or the current directory)."""
+    if config.stash.get(KEY, None) is not None and not config.option.file_or_dir:
+        return True
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    state = config.stash.get(KEY, None)
+    if state is None:
+        return
+    for name, arch in state.arches.items():
+        parent = ArchCollector.from_parent(session, name=name, nodeid=name)
+        arch_items = []
+        for index, spec in enumerate(arch.cases, 1):
+            item = CaseItem.from_parent(parent, name=spec.id, spec=spec, arch=name, index=index,
+                                        total=len(arch.cases))
+            item.add_marker(pytest.mark.kernel_case)
+            if state.vms_per_arch:
+                item.add_marker(pytest.mark.xdist_group(f"{name}-vm{(index - 1) % state.vms_per_arch}"))
+            arch_items.append(item)
+        # Reported as collected, so "collected N items" and -n's checks count them.
+        session.ihook.pytest_collectreport(report=pytest.CollectReport(
+            parent.nodeid, "passed", None, arch_items))
+        items.extend(arch_items)
+
+
+class ArchCollector(pytest.Collector):
+    def collect(self):
+        return []
+
+
+class CaseFailed(Exception):
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, spec, arch: str, index: int, total: int, **kw):
+        super().__init__(**kw)
+        self.spec = spec
+        self.arch = arch
+        self.index = index
+        self.total = total
+
+    def reportinfo(self):
+        return self.path, None, f"{self.arch}::{self.spec.id}"
+
+    def runtest(self) -> None:
+        from .ktap import FAILING
+        state = self.config.stash[KEY]
+        try:
+            guest = state.guest(self.arch)
+        except ArchUnavailable as exc:
+            raise CaseFailed(f"ERROR: {exc}") from None
+        results = guest.run(self.spec, self.index, self.total)
+        for r in results:
+            self.user_properties.append(("status", f"{r.id}: {r.status}"))
+            if r.guest_logs:
+                self.user_properties.append(("guest_logs", r.guest_logs))
+        self.user_properties.append(("worker", state.worker))
+        failing = [r for r in results if r.status in FAILING]
+        if failing:
+            raise CaseFailed("\n\n".join(
+                f"{r.status}: {r.id}: {r.reason}" + (f"\n{r.log}" if r.log else "") for r in failing))
+        skipped = [r for r in results if r.status in ("UNSUPPORTED", "UNTESTED", "SKIP")]
+        if skipped:
+            pytest.skip("; ".join(f"{r.status}: {r.reason}" for r in skipped))
+        xfailed = [r for r in results if r.status == "XFAIL"]
+        if xfailed:
+            pytest.xfail("; ".join(r.reason or "XFAIL" for r in xfailed))
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, CaseFailed):
+            return excinfo.value.text
+        return super().repr_failure(excinfo, style)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(KEY, None)
+    if state is None:
+        return
+    state.close_guests()
+    if state.is_controller and not session.config.option.collectonly:
+        state.finish()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(KEY, None)
+    if state is None or not state.summaries:
+        return
+    terminalreporter.section("orchestrator")
+    for text in state.summaries:
+        for line in text.splitlines():
+            terminalreporter.write_line(line)

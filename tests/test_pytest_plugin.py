@@ -1,0 +1,171 @@
+"""The pytest plugin, run with pytest's own pytester: the plugin is inert without --arch,
+names its items per arch, and (e2e) runs real guests on two xdist workers, with the
+same statuses as `orchestrator test` on the same cases."""
+import json
+import pathlib
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from orchestrator.suites import list_cases
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+STATUS_TC = REPO / "tests" / "faults" / "tc_status"
+SSH_TC = REPO / "tests" / "faults" / "tc_ssh"
+SCHEMA = REPO / "schema" / "results.schema.json"
+
+pytest_plugins = ["pytester"]
+
+# What each ftracetest status becomes in pytest (the plugin's docstring; the issue's map).
+OUTCOME = {"PASS": "passed", "FAIL": "failed", "UNRESOLVED": "failed", "ERROR": "failed",
+           "UNSUPPORTED": "skipped", "UNTESTED": "skipped", "SKIP": "skipped", "XFAIL": "xfailed"}
+
+
+def test_inert_without_arch(pytester):
+    pytester.makepyfile(test_plain="def test_one():\n    assert True\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "orchestrator" not in result.stdout.str().split("passed")[-1]
+
+
+def test_bad_arch_is_one_sentence_and_a_usage_error(pytester):
+    result = pytester.runpytest_subprocess("--arch", "vax", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "Unknown arch 'vax'; valid arch names are:" in err and "x86_64" in err
+
+
+def test_collect_only_names_every_case_per_arch(pytester, default_tree):
+    result = pytester.runpytest_subprocess("--arch", "x86_64,arm64", "--suite", "dynevent,kprobe",
+                                           "--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stderr.str()
+    ids = [l for l in result.stdout.lines if "::" in l]
+    expected = [c.id for c in list_cases(default_tree, ["dynevent", "kprobe"])]
+    assert ids == [f"x86_64::{c}" for c in expected] + [f"arm64::{c}" for c in expected]
+    assert "x86_64::dynevent/add_remove_fprobe.tc" in ids
+    assert f"{len(ids)} tests collected" in result.stdout.str()
+
+
+def test_tcdir_that_is_no_directory_is_a_usage_error(pytester):
+    result = pytester.runpytest_subprocess("--arch", "x86_64", "--tcdir", "/nonexistent/tc",
+                                           "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--tcdir /nonexistent/tc is not a directory" in result.stderr.str()
+
+
+@pytest.fixture(scope="session")
+def default_tree():
+    from orchestrator.cache import default_cache_root
+    from orchestrator.source import default_tree as tree
+    if not pathlib.Path("/usr/src/linux-source-6.12.tar.xz").exists():
+        pytest.skip("Debian's linux-source-6.12 is not installed (run `make deps`)")
+    return tree(default_cache_root(), say=lambda *_: None).path
+
+
+# -- real guests --------------------------------------------------------------------
+
+def _orchestrator_test(results: pathlib.Path, *args: str) -> dict:
+    p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64",
+                        "--results-dir", str(results), *args],
+                       cwd=REPO, capture_output=True, text=True, timeout=3600)
+    print(p.stdout[-3000:], p.stderr[-2000:])
+    return json.loads((results / "latest" / "results.json").read_text())
+
+
+def _pytest_run(pytester, results: pathlib.Path, *args: str):
+    junit = results / "pytest-junit.xml"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--arch", "x86_64", "--kto-results-dir", str(results),
+        "--junitxml", str(junit), "-rA", *args, timeout=3600)
+    print(result.stdout.str()[-4000:])
+    (run_dir,) = [d for d in results.iterdir() if d.name.endswith("-pytest")]
+    return result, json.loads((run_dir / "results.json").read_text()), run_dir, ET.parse(junit).getroot()
+
+
+def _outcomes(result) -> dict[str, str]:
+    """Item id -> pytest outcome, from -rA's short summary lines."""
+    out = {}
+    for line in result.stdout.lines:
+        parts = line.split(" ", 2)
+        if len(parts) >= 2 and parts[0] in ("PASSED", "FAILED", "SKIPPED", "XFAIL", "ERROR"):
+            word = {"PASSED": "passed", "FAILED": "failed", "SKIPPED": "skipped",
+                    "XFAIL": "xfailed", "ERROR": "error"}[parts[0]]
+            node = parts[1]
+            if word == "skipped":   # "SKIPPED [1] x86_64::case: reason"
+                node = line.split("] ", 1)[1].split(": ", 1)[0]
+            out[node] = word
+    return out
+
+
+def _check_merged(data: dict, run_dir: pathlib.Path, workers: int) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    assert data["state"] == "complete"
+    ran = data["pytest"]["workers"]
+    assert len(ran) == workers and all(w["cases"] > 0 and w["boots"] >= 1 for w in ran), ran
+    assert sum(w["cases"] for w in ran) == len({c["id"] for c in data["cases"]})
+    for w in ran:
+        assert b"Linux version 6.12" in (run_dir / w["console_log"]).read_bytes()
+    for name in ("junit.xml", "report.html", "summary.txt", "console.log"):
+        assert (run_dir / name).stat().st_size > 0, name
+
+
+@pytest.mark.e2e
+def test_status_map_and_guest_death_on_two_workers(pytester, tmp_path):
+    """The same .tc cases through `orchestrator test` and through pytest -n 2: every case
+    has the same status, each status maps to its pytest outcome, and the guest that
+    goes away mid-item costs that item only."""
+    serial = _orchestrator_test(tmp_path / "serial", "--suite", "tcscripts", "--tcdir", str(STATUS_TC))
+    result, data, run_dir, junit = _pytest_run(
+        pytester, tmp_path / "pytest", "-n", "2", "--suite", "tcscripts", "--tcdir", str(STATUS_TC))
+    want = {c["id"]: c["status"] for c in serial["cases"]}
+    assert want == {"tcscripts/01_pass.tc": "PASS", "tcscripts/02_fail.tc": "FAIL",
+                    "tcscripts/03_unsupported.tc": "UNSUPPORTED", "tcscripts/04_xfail.tc": "XFAIL",
+                    "tcscripts/05_unresolved.tc": "UNRESOLVED", "tcscripts/06_untested.tc": "UNTESTED",
+                    "tcscripts/07_guest_dies.tc": "ERROR", "tcscripts/08_after_death.tc": "PASS"}
+    assert {c["id"]: c["status"] for c in data["cases"]} == want
+    assert _outcomes(result) == {f"x86_64::{k}": OUTCOME[v] for k, v in want.items()}
+    result.assert_outcomes(passed=2, failed=3, skipped=2, xfailed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "UNSUPPORTED" in out and "the guest died during the case" in out
+    died = next(c for c in data["cases"] if c["id"] == "tcscripts/07_guest_dies.tc")
+    assert "the guest died during the case" in died["reason"] and died["log"].strip()
+    after = next(c for c in data["cases"] if c["id"] == "tcscripts/08_after_death.tc")
+    if after["worker"] == died["worker"]:
+        assert after["boot"] == died["boot"] + 1   # that worker's guest was restarted
+    _check_merged(data, run_dir, workers=2)
+    assert sorted((c.get("classname"), c.get("name")) for c in junit.iter("testcase")) == [
+        ("x86_64", f"tcscripts/{p.name}") for p in sorted(STATUS_TC.glob("*.tc"))]
+
+
+@pytest.mark.e2e
+def test_default_suites_two_workers_same_counts_as_make_test(pytester, tmp_path, e2e_first_run):
+    """The issue's check: every dynevent and kprobe case as its own item on two VMs, with
+    the counts of `make test ARCH=x86_64` (the e2e module's first run)."""
+    reference = json.loads((e2e_first_run / "results.json").read_text())
+    result, data, run_dir, _ = _pytest_run(pytester, tmp_path, "-n", "2", "--suite", "dynevent,kprobe")
+    _compare_upstream(reference, data, result)
+    _check_merged(data, run_dir, workers=2)
+
+
+@pytest.mark.e2e
+def test_ssh_transport_two_workers_same_counts_as_make_test(pytester, tmp_path, e2e_first_run):
+    reference = json.loads((e2e_first_run / "results.json").read_text())
+    result, data, run_dir, _ = _pytest_run(pytester, tmp_path, "-n", "2", "--suite", "dynevent,kprobe",
+                                           "--transport", "ssh")
+    _compare_upstream(reference, data, result)
+    _check_merged(data, run_dir, workers=2)
+    assert data["transport"]["name"] == "ssh" and data["transport"]["connects"] >= 2
+
+
+def _compare_upstream(reference: dict, data: dict, result) -> None:
+    ref = {c["id"]: c["status"] for c in reference["cases"] if c["suite"] in ("dynevent", "kprobe")}
+    got = {c["id"]: c["status"] for c in data["cases"]}
+    assert got == ref
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "xfailed": 0}
+    for status in ref.values():
+        counts[OUTCOME[status]] += 1
+    result.assert_outcomes(**counts)
