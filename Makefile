@@ -1,9 +1,11 @@
 # The user-facing verbs. Variables: ARCH, KERNEL, SUITES, KCONFIG, TIMEOUT, ACCEL, LLVM, CROSS_COMPILE,
-# SERIES, BASE, COMPARE, EACH_PATCH, BISECT.
+# SERIES, BASE, COMPARE, EACH_PATCH, BISECT, TRANSPORT (serial|ssh), N (pytest workers).
 #   make test                      x86_64, Debian's linux-source-6.12, the default suites
 #   make test KERNEL=~/linux SUITES=dynevent,kprobe
 #   make test ARCH=arm64 SERIES=v4.mbx COMPARE=1 BISECT=1   base vs base+series, first bad patch
-#   make check                     the project's own tests (unit + one real x86_64 boot)
+#   make test TRANSPORT=ssh        commands over SSH to the guest (console still logged)
+#   make pytest ARCH=arm64 N=2     each case a pytest item, two guests (pytest-xdist)
+#   make check                     the project's own tests (unit + real x86_64 boots)
 ARCH    ?= x86_64
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
@@ -15,9 +17,9 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_PACKAGES := gcc make flex bison bc libelf-dev libssl-dev dwarves cpio ccache \
 	linux-source-6.12 git xz-utils kmod python3 python3-venv
 
-.PHONY: deps test matrix workflow report bench check unit clean help
+.PHONY: deps test pytest matrix workflow report bench check unit clean help
 help:
-	@sed -n '1,7p' Makefile
+	@sed -n '1,8p' Makefile
 
 deps: $(VENV)/.installed
 	@missing=$$(for p in $(APT_PACKAGES); do \
@@ -27,7 +29,7 @@ deps: $(VENV)/.installed
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
-	@$(PY) -m orchestrator deps --arch "$(ARCH)"
+	@$(PY) -m orchestrator deps --arch "$(ARCH)" $(if $(TRANSPORT),--transport "$(TRANSPORT)")
 
 $(VENV)/.installed: pyproject.toml
 	@command -v python3 >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 python3-venv; }
@@ -45,7 +47,15 @@ test: deps
 		$(if $(SERIES),--series "$(SERIES)") $(if $(BASE),--base "$(BASE)") \
 		$(if $(filter 1 yes,$(COMPARE)),--compare-base) $(if $(filter 1 yes,$(EACH_PATCH)),--each-patch) \
 		$(if $(filter test,$(EACH_PATCH)),--each-patch=test) \
-		$(if $(filter 1 yes,$(BISECT)),--bisect)
+		$(if $(filter 1 yes,$(BISECT)),--bisect) $(if $(TRANSPORT),--transport "$(TRANSPORT)")
+
+# The suites' cases as pytest items (the plugin in orchestrator/pytest_plugin.py), N
+# workers each with its own guest per arch; JUnit XML in results/pytest-junit.xml.
+pytest: deps
+	$(PY) -m pytest -p no:cacheprovider -n "$(or $(N),2)" --arch "$(ARCH)" \
+		$(if $(KERNEL),--kernel "$(KERNEL)") $(if $(SUITES),--suite "$(SUITES)") \
+		$(if $(KCONFIG),--kconfig "$(KCONFIG)") $(if $(SERIES),--series "$(SERIES)") \
+		$(if $(TRANSPORT),--transport "$(TRANSPORT)") --junitxml results/pytest-junit.xml
 
 # The cells of matrix.yaml (arches x kernels), one after another, one table at the end.
 matrix:
@@ -66,7 +76,8 @@ report: $(VENV)/.installed
 
 # pytest exits 5 when it collected no tests: that is not a failure of the suite,
 # every other non-zero status is.
-check: deps
+check: $(VENV)/.installed
+	@$(MAKE) --no-print-directory deps TRANSPORT=ssh
 	@$(PY) -m pytest -v -rs tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "check: pytest collected no tests"; exit 0; fi; exit $$rc
 

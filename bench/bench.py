@@ -15,6 +15,10 @@ ratio against the raw floor -- the same work done with plain make and qemu comma
                      the time from built kernel and image to the last result; the cases
                      that take longest
 
+  pytest -n 1 / -n 2 the same dynevent+kprobe cases as pytest items (the plugin): wall time
+                     of the whole pytest command (build reused) with one guest and with
+                     two (one per xdist worker), serial console and SSH
+
 It informs, it never fails: the figures go to results/bench-<date>/bench-<arch>.json.
 """
 from __future__ import annotations
@@ -146,6 +150,23 @@ def scenario_suites(runs: pathlib.Path, arch: str) -> dict:
     return suite_figures(data)
 
 
+def pytest_wall(runs: pathlib.Path, arch: str, workers: int, transport: str) -> dict:
+    out = runs / f"pytest-n{workers}-{transport}"
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(workers),
+                        "--arch", arch, "--suite", "dynevent,kprobe", "--transport", transport,
+                        "--kto-results-dir", str(out)], cwd=out, capture_output=True, text=True)
+    wall = round(time.monotonic() - t0, 1)
+    tail = (p.stdout.strip().splitlines() or ["?"])[-1]
+    return {"workers": workers, "transport": transport, "wall_seconds": wall, "pytest_says": tail}
+
+
+def scenario_pytest(runs: pathlib.Path, arch: str) -> dict:
+    rows = [pytest_wall(runs, arch, n, t) for t in ("serial", "ssh") for n in (1, 2)]
+    return {"runs": rows}
+
+
 def suite_figures(data: dict) -> dict:
     """The orchestrator's own share of the time from a built kernel and image to the last
     result: per case, host time minus the guest's own (its uptime at the markers); for the
@@ -183,7 +204,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--skip", action="append", default=[], choices=("nochange", "patch", "suites"))
+    ap.add_argument("--skip", action="append", default=[], choices=("nochange", "patch", "suites", "pytest"))
     ap.add_argument("--suites-from", default=None, metavar="RUN_DIR",
                     help="take the suite figures from this run instead of running the suites")
     args = ap.parse_args()
@@ -201,8 +222,10 @@ def main() -> int:
         figures["suites"] = suite_figures(json.loads((pathlib.Path(args.suites_from) / "results.json").read_text()))
     elif "suites" not in args.skip:
         figures["suites"] = scenario_suites(runs, args.arch)
+    if "pytest" not in args.skip:
+        figures["pytest"] = scenario_pytest(runs, args.arch)
     previous = cache.read_json(out_dir / f"bench-{args.arch}.json") or {}
-    for key in ("no_change", "one_patch", "suites"):   # a partial re-run keeps the rest
+    for key in ("no_change", "one_patch", "suites", "pytest"):   # a partial re-run keeps the rest
         if key not in figures and key in previous:
             figures[key] = previous[key]
     cache.atomic_write_json(out_dir / f"bench-{args.arch}.json", figures)
@@ -242,6 +265,14 @@ def render(f: dict) -> str:
                      f"of {round(s['boot_and_suites_seconds'] - s['wedged_guest_seconds'], 2)}s "
                      f"(+{s['wedged_guest_seconds']}s waiting on a wedged guest)",
                      f"{100 * s['overhead_share']:.1f}%", "< 5%"))
+    if "pytest" in f:
+        by = {(r["transport"], r["workers"]): r for r in f["pytest"]["runs"]}
+        for transport in ("serial", "ssh"):
+            one, two = by.get((transport, 1)), by.get((transport, 2))
+            if one and two:
+                rows.append((f"pytest dynevent+kprobe, {transport}: -n 2 vs -n 1",
+                             f"{two['wall_seconds']}s", f"{one['wall_seconds']}s (-n 1)",
+                             ratio(two["wall_seconds"], one["wall_seconds"]), "measure"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = [f"bench {f['arch']} on {f['machine']['cpus']} CPUs ({f['machine']['model']}), "
              f"median of {f['repeat']}, {f['date']}"]

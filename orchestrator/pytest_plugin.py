@@ -22,6 +22,7 @@ import dataclasses
 import os
 import pathlib
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -64,13 +65,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--accel", dest="kto_accel", choices=("auto", "kvm", "tcg"), default="auto")
 
 
-@dataclasses.dataclass
-class _Arch:
-    name: str
-    run_dir: pathlib.Path
-    cases: list  # list[CaseSpec]
-
-
 class Orchestra:
     """This process's view of the session: options, tree, per-arch cases and run dirs,
     and (in processes that run items) its guests."""
@@ -98,14 +92,15 @@ class Orchestra:
                                         "directory that holds the .tc cases.")
             self.opts.tcscripts = tcdir
         self.vms_per_arch = opt.kto_vms_per_arch
-        self.arches: dict[str, _Arch] = {}
+        self.cases: dict[str, list] = {}       # arch -> its CaseSpecs, in the suites' order
+        self.runs: dict[str, str] = {}         # arch -> its results/<run-id>/
         self.tree: Any = None
         self.recorders: dict[str, Any] = {}
         self.guests: dict[str, Any] = {}
         self.failed_arches: dict[str, str] = {}
         self.summaries: list[str] = []
-        self.exit_codes: list[int] = []
         self._stack = contextlib.ExitStack()
+        self.items_started = time.monotonic()   # reset when pytest starts running items
 
     # -- the controller: tree, series, builds, run dirs --------------------
     def start(self) -> None:
@@ -134,9 +129,8 @@ class Orchestra:
             series_info = applied.as_dict()
             tree = series_mod.worktree_tree(applied.worktree, f"{tree.origin} + series")
         self.tree = tree
+        self._list_cases([arch.name for arch in selected])   # an unknown suite: before any build
         if collect_only:   # the cases only: no results dir, no build
-            self.runs = {arch.name: "" for arch in selected}
-            self._collect_cases()
             return
         for arch in selected:
             opts = dataclasses.replace(self.opts, arch=arch.name)
@@ -158,11 +152,7 @@ class Orchestra:
                 progress.clear()
             recorder.data["versions"]["busybox"] = prepared.image.busybox
             recorder.set("qemu_argv", prepared.argv)
-        self.publish()
-
-    def publish(self) -> None:
         self.runs = {name: str(r.dir) for name, r in self.recorders.items()}
-        self._collect_cases()
 
     def adopt(self, workerinput: dict) -> None:
         """A worker takes the controller's tree, run dirs and arch failures."""
@@ -171,16 +161,23 @@ class Orchestra:
         self.tree = KernelTree(**{**tree, "path": pathlib.Path(tree["path"])})
         self.runs = dict(workerinput["kto_runs"])
         self.failed_arches = dict(workerinput["kto_failed"])
-        self._collect_cases()
+        self._list_cases(list(self.runs))
 
-    def _collect_cases(self) -> None:
+    def _list_cases(self, names: list[str]) -> None:
         from .arches import get_arch
         from .suites import list_cases
-        for name, run_dir in self.runs.items():
-            arch = get_arch(name)
-            self.arches[name] = _Arch(name, pathlib.Path(run_dir),
-                                      list_cases(self.tree.path, self.opts.suites, arch.syscall_prefix,
-                                                 self.opts.tcscripts))
+        for name in names:
+            self.cases[name] = list_cases(self.tree.path, self.opts.suites, get_arch(name).syscall_prefix,
+                                          self.opts.tcscripts)
+
+    def source_of(self, spec) -> pathlib.Path:
+        """The file a case comes from: its .tc, or the guest program's C source."""
+        from .image import FTRACE_SELFTESTS, IMAGES_DIR
+        if spec.is_program:
+            return IMAGES_DIR / f"{spec.suite}.c"
+        if spec.suite == "tcscripts":
+            return self.opts.tcscripts / spec.id.split("/", 1)[1]
+        return self.tree.path / FTRACE_SELFTESTS / "test.d" / spec.id
 
     def workerinput(self) -> dict:
         return {"kto_tree": {**dataclasses.asdict(self.tree), "path": str(self.tree.path)},
@@ -196,7 +193,7 @@ class Orchestra:
         if arch_name in self.failed_arches:
             raise ArchUnavailable(self.failed_arches[arch_name])
         if arch_name not in self.guests:
-            run_dir = self.arches[arch_name].run_dir
+            run_dir = pathlib.Path(self.runs[arch_name])
             part = PartWriter(run_dir, self.worker)
             self._stack.callback(part.close)
             log = open(run_dir / f"progress-{self.worker}.log", "a")
@@ -231,9 +228,9 @@ class Orchestra:
         for name, recorder in self.recorders.items():
             if name in self.failed_arches and not vmpool.read_parts(recorder.dir):
                 continue   # failed before any guest: results.json already says why
-            text, code = vmpool.merge(recorder, [c.id for c in self.arches[name].cases])
+            text, _ = vmpool.merge(recorder, [c.id for c in self.cases[name]],
+                                   time.monotonic() - self.items_started)
             self.summaries.append(text)
-            self.exit_codes.append(code)
         self._stack.close()
 
 
@@ -290,12 +287,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     state = config.stash.get(KEY, None)
     if state is None:
         return
-    for name, arch in state.arches.items():
+    for name, cases in state.cases.items():
         parent = ArchCollector.from_parent(session, name=name, nodeid=name)
         arch_items = []
-        for index, spec in enumerate(arch.cases, 1):
-            item = CaseItem.from_parent(parent, name=spec.id, spec=spec, arch=name, index=index,
-                                        total=len(arch.cases))
+        for index, spec in enumerate(cases, 1):
+            item = CaseItem.from_parent(parent, name=spec.id, path=state.source_of(spec), spec=spec,
+                                        arch=name, index=index, total=len(cases))
             item.add_marker(pytest.mark.kernel_case)
             if state.vms_per_arch:
                 item.add_marker(pytest.mark.xdist_group(f"{name}-vm{(index - 1) % state.vms_per_arch}"))
@@ -326,7 +323,7 @@ class CaseItem(pytest.Item):
         self.total = total
 
     def reportinfo(self):
-        return self.path, None, f"{self.arch}::{self.spec.id}"
+        return self.path, 0, f"{self.arch}::{self.spec.id}"
 
     def runtest(self) -> None:
         from .ktap import FAILING
@@ -347,7 +344,9 @@ class CaseItem(pytest.Item):
                 f"{r.status}: {r.id}: {r.reason}" + (f"\n{r.log}" if r.log else "") for r in failing))
         skipped = [r for r in results if r.status in ("UNSUPPORTED", "UNTESTED", "SKIP")]
         if skipped:
-            pytest.skip("; ".join(f"{r.status}: {r.reason}" for r in skipped))
+            # Reported at the case's file, not at this line of the plugin.
+            raise pytest.skip.Exception("; ".join(f"{r.status}: {r.reason}" for r in skipped),
+                                        _use_item_location=True)
         xfailed = [r for r in results if r.status == "XFAIL"]
         if xfailed:
             pytest.xfail("; ".join(r.reason or "XFAIL" for r in xfailed))
@@ -358,6 +357,13 @@ class CaseItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    state = session.config.stash.get(KEY, None)
+    if state is not None:
+        state.items_started = time.monotonic()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(KEY, None)
     if state is None:
@@ -365,6 +371,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.close_guests()
     if state.is_controller and not session.config.option.collectonly:
         state.finish()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(KEY, None)
+    if state is not None:
+        state.close_guests()
+        state._stack.close()   # the series worktree's lock, log files: idempotent
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

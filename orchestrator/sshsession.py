@@ -241,6 +241,10 @@ class SshSession(ConsoleSession):
                 if (chan.closed or chan.eof_received) and not chan.recv_ready():
                     if buf:
                         output.append(buf.decode("utf-8", errors="replace"))
+                    # A guest that powered off or panicked drops the connection a moment
+                    # before QEMU's exit shows on the console: that is GuestDied, not a
+                    # transport fault.
+                    self._wait_watching_console(3.0)
                     raise TransportLost("the SSH connection dropped during the command"
                                         if not self.transport or not self.transport.is_active()
                                         else "the guest's shell for the command ended without its end marker",

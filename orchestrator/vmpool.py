@@ -125,9 +125,11 @@ def read_parts(run_dir: pathlib.Path) -> list[dict]:
     return records
 
 
-def merge(recorder: Recorder, order: list[str]) -> tuple[str, int]:
+def merge(recorder: Recorder, order: list[str], items_seconds: float) -> tuple[str, int]:
     """Fill the run's results.json from the parts (cases in the suites' order, whichever
-    worker ran them); then junit.xml, report.html, summary.txt. Verdict and exit code."""
+    worker ran them); then junit.xml, report.html, summary.txt. The summary's text and the
+    exit code. items_seconds: the wall time of pytest's run of the items (the suites
+    stage: every worker's guests at once)."""
     records = read_parts(recorder.dir)
     boots = [r for r in records if r["kind"] == "boot"]
     ends = [r for r in records if r["kind"] == "end"]
@@ -146,6 +148,11 @@ def merge(recorder: Recorder, order: list[str]) -> tuple[str, int]:
             "state": "done", "seconds": first["seconds_to_shell"], "at": None,
             "seconds_to_shell": first["seconds_to_shell"],
             "guest_uptime_at_shell": first["guest_uptime_at_shell"]}
+    if cases:
+        recorder.data["stages"]["suites"] = {
+            "state": "done", "seconds": round(items_seconds, 2), "at": None,
+            "boots": sum(e["boots"] for e in ends),
+            "restart_seconds": [s for e in ends for s in e["restart_seconds"]]}
     workers = sorted({r["worker"] for r in boots} | {r["worker"] for r in ends})
     recorder.data["pytest"] = {"workers": [
         {"worker": w,

@@ -84,18 +84,15 @@ def _pytest_run(pytester, results: pathlib.Path, *args: str):
     return result, json.loads((run_dir / "results.json").read_text()), run_dir, ET.parse(junit).getroot()
 
 
-def _outcomes(result) -> dict[str, str]:
-    """Item id -> pytest outcome, from -rA's short summary lines."""
+def _outcomes(junit) -> dict[str, str]:
+    """Item id -> pytest outcome, from pytest's own --junitxml."""
     out = {}
-    for line in result.stdout.lines:
-        parts = line.split(" ", 2)
-        if len(parts) >= 2 and parts[0] in ("PASSED", "FAILED", "SKIPPED", "XFAIL", "ERROR"):
-            word = {"PASSED": "passed", "FAILED": "failed", "SKIPPED": "skipped",
-                    "XFAIL": "xfailed", "ERROR": "error"}[parts[0]]
-            node = parts[1]
-            if word == "skipped":   # "SKIPPED [1] x86_64::case: reason"
-                node = line.split("] ", 1)[1].split(": ", 1)[0]
-            out[node] = word
+    for case in junit.iter("testcase"):
+        kinds = {child.tag: child.get("type", "") for child in case}
+        outcome = ("failed" if "failure" in kinds else "error" if "error" in kinds
+                   else "xfailed" if kinds.get("skipped") == "pytest.xfail"
+                   else "skipped" if "skipped" in kinds else "passed")
+        out[f"{case.get('classname')}::{case.get('name')}"] = outcome
     return out
 
 
@@ -126,7 +123,7 @@ def test_status_map_and_guest_death_on_two_workers(pytester, tmp_path):
                     "tcscripts/05_unresolved.tc": "UNRESOLVED", "tcscripts/06_untested.tc": "UNTESTED",
                     "tcscripts/07_guest_dies.tc": "ERROR", "tcscripts/08_after_death.tc": "PASS"}
     assert {c["id"]: c["status"] for c in data["cases"]} == want
-    assert _outcomes(result) == {f"x86_64::{k}": OUTCOME[v] for k, v in want.items()}
+    assert _outcomes(junit) == {f"x86_64::{k}": OUTCOME[v] for k, v in want.items()}
     result.assert_outcomes(passed=2, failed=3, skipped=2, xfailed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
@@ -137,8 +134,7 @@ def test_status_map_and_guest_death_on_two_workers(pytester, tmp_path):
     if after["worker"] == died["worker"]:
         assert after["boot"] == died["boot"] + 1   # that worker's guest was restarted
     _check_merged(data, run_dir, workers=2)
-    assert sorted((c.get("classname"), c.get("name")) for c in junit.iter("testcase")) == [
-        ("x86_64", f"tcscripts/{p.name}") for p in sorted(STATUS_TC.glob("*.tc"))]
+    assert sorted(_outcomes(junit)) == [f"x86_64::tcscripts/{p.name}" for p in sorted(STATUS_TC.glob("*.tc"))]
 
 
 @pytest.mark.e2e
