@@ -127,9 +127,10 @@ def failures_after_poisoning_splat(data: dict) -> dict | None:
     for splat in data.get("splats", []):
         if splat["kind"] in POISONING_KINDS and splat.get("case") in ids:
             start = ids.index(splat["case"])
-            boot = data["cases"][start].get("boot", 1)
+            # The same guest: the same boot of the same worker (pytest-xdist runs several).
+            guest = (data["cases"][start].get("boot", 1), data["cases"][start].get("worker"))
             later = [c["id"] for c in data["cases"][start + 1:]
-                     if c["status"] in FAILING and c.get("boot", 1) == boot]
+                     if c["status"] in FAILING and (c.get("boot", 1), c.get("worker")) == guest]
             return {"case": splat["case"], "kind": splat["kind"], "title": splat["title"],
                     "failing_after": later}
     return None
