@@ -44,6 +44,10 @@ class CommandResult:
 
 
 class ConsoleSession:
+    # Whether a non-passing case's log dir can be copied back whole (SSH can, the
+    # console cannot: what it carries is the excerpt run-case prints).
+    keeps_case_logs = False
+
     def __init__(self, argv: list[str], console_log: BinaryIO,
                  observer: Callable[[str], None] | None = None, tail_lines: int = 80):
         self.argv = argv
@@ -182,9 +186,6 @@ class ConsoleSession:
         # The guest's uptime at its shell: its own boot time (None from older images).
         self.guest_boot_seconds = float(m.group(3)) if m.group(3) else None
 
-    # The console's shell reads commands from the host: no log of a case stays behind.
-    keeps_case_logs = False
-
     def framed(self, command: str) -> tuple[str, re.Pattern[str], re.Pattern[str]]:
         """The next command line with its BEGIN/END markers, and the two patterns."""
         self.seq += 1
@@ -229,11 +230,12 @@ class ConsoleSession:
             last = self._pump(deadline, collect, deadline_hook)
         except GuestTimeout:
             raise GuestTimeout(output) from None
-        return _result(output, kernel, last, end, guest_t0, time.monotonic() - t0)
+        return command_result(output, kernel, last, end, guest_t0, time.monotonic() - t0)
 
 
-def _result(output: list[str], kernel: list[str], end_line: str, end: re.Pattern[str],
-            guest_t0: float | None, seconds: float) -> CommandResult:
+def command_result(output: list[str], kernel: list[str], end_line: str, end: re.Pattern[str],
+                   guest_t0: float | None, seconds: float) -> CommandResult:
+    """The result of a command from its END marker line (the pattern framed() made)."""
     m = end.search(end_line)
     assert m
     guest = float(m.group(3)) - guest_t0 if m.group(3) and guest_t0 is not None else None

@@ -252,6 +252,8 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
             raise
         stages.stage_finished("build", reused=b.reused, build_dir=str(b.build_dir), steps=b.steps,
                               config_seconds=round(b.config_seconds, 1))
+        progress.say(f"build {arch.name}: " + (f"reused {b.build_dir}" if b.reused else
+                                               f"{b.steps} steps in {fmt_duration(b.build_seconds)}"))
         if img is None:
             stages.stage_started("image")
             img = image.build_image(tree, arch, opts.cache_root, b.modules, programs, say=progress.say,

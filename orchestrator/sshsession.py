@@ -22,7 +22,7 @@ from typing import BinaryIO, Callable
 
 import paramiko
 
-from .console import CommandResult, ConsoleSession, GuestTimeout, _result
+from .console import CommandResult, ConsoleSession, GuestTimeout, command_result
 from .sshd import GUEST_PATH
 
 GUEST_SSH_PORT = 22
@@ -236,7 +236,7 @@ class SshSession(ConsoleSession):
                     if m:
                         if text[:m.start()].strip():
                             output.append(text[:m.start()])
-                        return _result(output, [], text, end, guest_t0, time.monotonic() - t0)
+                        return command_result(output, [], text, end, guest_t0, time.monotonic() - t0)
                     output.append(text)
                 if (chan.closed or chan.eof_received) and not chan.recv_ready():
                     if buf:

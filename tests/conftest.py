@@ -95,13 +95,17 @@ def series_on_default_tree(out: pathlib.Path, name: str,
 
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+# Read before any test runs: pytester points HOME elsewhere during its tests, and the
+# runs they start must still use this machine's cache (tree, builds, ccache).
+from orchestrator.cache import default_cache_root  # noqa: E402
+CACHE_ROOT = default_cache_root()
 
 
 def run_orchestrator_test(results: pathlib.Path, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
     """`orchestrator test --arch x86_64` into `results`: the process and its wall time."""
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64",
-                        "--results-dir", str(results), *extra],
+                        "--results-dir", str(results), "--cache-dir", str(CACHE_ROOT), *extra],
                        cwd=REPO, capture_output=True, text=True, timeout=3600)
     return p, time.monotonic() - t0
 

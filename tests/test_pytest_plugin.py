@@ -3,12 +3,11 @@ names its items per arch, and (e2e) runs real guests on two xdist workers, with 
 same statuses as `orchestrator test` on the same cases."""
 import json
 import pathlib
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 
+from conftest import CACHE_ROOT, run_orchestrator_test
 from orchestrator.suites import list_cases
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -17,6 +16,12 @@ SSH_TC = REPO / "tests" / "faults" / "tc_ssh"
 SCHEMA = REPO / "schema" / "results.schema.json"
 
 pytest_plugins = ["pytester"]
+
+
+def _cache_args() -> tuple[str, str]:
+    """pytester points HOME at a fresh directory: the runs it starts use this machine's
+    cache (the tree, builds, ccache) only when told where it is."""
+    return ("--kto-cache-dir", str(CACHE_ROOT))
 
 # What each ftracetest status becomes in pytest (the plugin's docstring; the issue's map).
 OUTCOME = {"PASS": "passed", "FAIL": "failed", "UNRESOLVED": "failed", "ERROR": "failed",
@@ -39,7 +44,7 @@ def test_bad_arch_is_one_sentence_and_a_usage_error(pytester):
 
 def test_collect_only_names_every_case_per_arch(pytester, default_tree):
     result = pytester.runpytest_subprocess("--arch", "x86_64,arm64", "--suite", "dynevent,kprobe",
-                                           "--collect-only", "-q", "-p", "no:cacheprovider")
+                                           "--collect-only", "-q", "-p", "no:cacheprovider", *_cache_args())
     assert result.ret == 0, result.stderr.str()
     ids = [l for l in result.stdout.lines if "::" in l]
     expected = [c.id for c in list_cases(default_tree, ["dynevent", "kprobe"])]
@@ -57,19 +62,16 @@ def test_tcdir_that_is_no_directory_is_a_usage_error(pytester):
 
 @pytest.fixture(scope="session")
 def default_tree():
-    from orchestrator.cache import default_cache_root
     from orchestrator.source import default_tree as tree
     if not pathlib.Path("/usr/src/linux-source-6.12.tar.xz").exists():
         pytest.skip("Debian's linux-source-6.12 is not installed (run `make deps`)")
-    return tree(default_cache_root(), say=lambda *_: None).path
+    return tree(CACHE_ROOT, say=lambda *_: None).path
 
 
 # -- real guests --------------------------------------------------------------------
 
 def _orchestrator_test(results: pathlib.Path, *args: str) -> dict:
-    p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64",
-                        "--results-dir", str(results), *args],
-                       cwd=REPO, capture_output=True, text=True, timeout=3600)
+    p, _ = run_orchestrator_test(results, *args)
     print(p.stdout[-3000:], p.stderr[-2000:])
     return json.loads((results / "latest" / "results.json").read_text())
 
@@ -78,7 +80,7 @@ def _pytest_run(pytester, results: pathlib.Path, *args: str):
     junit = results / "pytest-junit.xml"
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--arch", "x86_64", "--kto-results-dir", str(results),
-        "--junitxml", str(junit), "-rA", *args, timeout=3600)
+        "--junitxml", str(junit), "-rA", *_cache_args(), *args, timeout=3600)
     print(result.stdout.str()[-4000:])
     (run_dir,) = [d for d in results.iterdir() if d.name.endswith("-pytest")]
     return result, json.loads((run_dir / "results.json").read_text()), run_dir, ET.parse(junit).getroot()
@@ -142,9 +144,16 @@ def test_default_suites_two_workers_same_counts_as_make_test(pytester, tmp_path,
     """The issue's check: every dynevent and kprobe case as its own item on two VMs, with
     the counts of `make test ARCH=x86_64` (the e2e module's first run)."""
     reference = json.loads((e2e_first_run / "results.json").read_text())
+    kernel = pathlib.Path(reference["stages"]["build"]["build_dir"]) / "arch/x86/boot/bzImage"
+    built_at = kernel.stat().st_mtime_ns
     result, data, run_dir, _ = _pytest_run(pytester, tmp_path, "-n", "2", "--suite", "dynevent,kprobe")
     _compare_upstream(reference, data, result)
     _check_merged(data, run_dir, workers=2)
+    # One build for every worker, and here none at all: make test built this kernel.
+    assert data["stages"]["build"]["reused"] is True and data["stages"]["image"]["reused"] is True
+    assert kernel.stat().st_mtime_ns == built_at
+    for worker in data["pytest"]["workers"]:   # each worker found the controller's build
+        assert "build x86_64: reused" in (run_dir / f"progress-{worker['worker']}.log").read_text()
 
 
 @pytest.mark.e2e
@@ -165,3 +174,16 @@ def _compare_upstream(reference: dict, data: dict, result) -> None:
     for status in ref.values():
         counts[OUTCOME[status]] += 1
     result.assert_outcomes(**counts)
+
+
+@pytest.mark.e2e
+def test_vms_per_arch_bounds_the_guests_of_an_arch(pytester, tmp_path):
+    """Two workers, one guest allowed for the arch: every item goes to the worker that
+    holds the arch's one group, the other boots nothing."""
+    result, data, run_dir, junit = _pytest_run(
+        pytester, tmp_path, "-n", "2", "--vms-per-arch", "1", "--suite", "tcscripts", "--tcdir", str(STATUS_TC))
+    (worker,) = data["pytest"]["workers"]
+    assert worker["cases"] == len(list(STATUS_TC.glob("*.tc")))
+    assert {c["worker"] for c in data["cases"]} == {worker["worker"]}
+    # xdist names the group in the item id under loadgroup.
+    assert all(name.endswith("@x86_64-vm0") for name in _outcomes(junit))
