@@ -150,18 +150,11 @@ class ConsoleSession:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise GuestTimeout()
-            try:
-                data = self._read_chunk(min(remaining, 1.0))
-            except GuestDied:
-                if self._buf:
-                    self._emit(self._buf)
-                    self._buf = b""
-                raise
-            self._buf += data
+            self._read_into_buf(min(remaining, 1.0))
 
-    def poll(self, wait: float) -> None:
-        """Take what the console printed within `wait` seconds (for the observer and
-        console.log) while a command runs elsewhere; GuestDied when QEMU has exited."""
+    def _read_into_buf(self, wait: float) -> None:
+        """Append what QEMU prints within `wait` seconds; when it has exited, its last
+        unterminated line still reaches the observer before GuestDied."""
         try:
             data = self._read_chunk(wait)
         except GuestDied:
@@ -170,6 +163,11 @@ class ConsoleSession:
                 self._buf = b""
             raise
         self._buf += data
+
+    def poll(self, wait: float) -> None:
+        """Take what the console printed within `wait` seconds (for the observer and
+        console.log) while a command runs elsewhere; GuestDied when QEMU has exited."""
+        self._read_into_buf(wait)
         while b"\n" in self._buf:
             raw, self._buf = self._buf.split(b"\n", 1)
             self._emit(raw)

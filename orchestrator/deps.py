@@ -64,7 +64,9 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
     for arch in arches:
         path = userland.busybox_for(arch, cache_root, say)
         say(f"deps: {arch.name}: busybox {path}")
-        if ssh:
+        if ssh and arch.ssh is None:
+            say(f"deps: {arch.name}: no SSH transport on this arch (the arch table has no network card)")
+        elif ssh:
             say(f"deps: {arch.name}: dropbear {sshd.dropbear_for(arch, cache_root, say)}")
 
 

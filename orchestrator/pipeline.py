@@ -211,6 +211,7 @@ class PreparedGuest:
     accel: qemu.Accel
     build: build.BuildResult
     image: image.ImageResult
+    boot_route: dict          # results.json "boot_route"
 
 
 def check_inputs(opts: TestOptions, arch: Arch) -> list[pathlib.Path]:
@@ -261,7 +262,13 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
             stages.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
     accel = qemu.choose_accel(arch, b.kernel_image, opts.cache_root, opts.accel, say=progress.say)
     return PreparedGuest(arch, qemu.qemu_argv(arch, b.kernel_image, img.path, accel, opts.cmdline),
-                         accel, b, img)
+                         accel, b, img, boot_route_record(route))
+
+
+def boot_route_record(route: bootroute.BuiltinBoot | None) -> dict:
+    if route is not None:
+        return {"name": "builtin", "what": route.description}
+    return {"name": "direct", "what": "QEMU -kernel/-initrd/-append"}
 
 
 class _NoRecorder:
@@ -302,9 +309,7 @@ def run_test(opts: TestOptions, progress: Progress,
             img = _image_stage(recorder, tree, arch, opts.cache_root, None, programs, progress,
                                opts.tcscripts, opts.transport == "ssh")
             route = _builtin_route(opts, tree, arch, img.path)
-            recorder.set("boot_route", {"name": "builtin", "what": route.description})
-        else:
-            recorder.set("boot_route", {"name": "direct", "what": "QEMU -kernel/-initrd/-append"})
+        recorder.set("boot_route", boot_route_record(route))
 
         # -- config + build ------------------------------------------------
         recorder.stage_started("build")

@@ -53,8 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--transport", dest="kto_transport", choices=("serial", "ssh"), default="serial",
                 help="how commands reach each guest: serial console (default) or SSH")
     g.addoption("--vms-per-arch", dest="kto_vms_per_arch", type=int, default=None, metavar="K",
-                help="with -n: split each arch's cases into K groups xdist keeps on one worker "
-                     "each (--dist loadgroup), so at most K guests of an arch boot; default: each "
+                help="with -n: split each arch's cases into K groups (ids ending in @ARCH-vmN) "
+                     "that xdist's --dist loadgroup keeps on one worker each, so at most K guests "
+                     "of an arch boot; default: each "
                      "worker boots a guest for every arch it gets cases of")
     g.addoption("--kto-results-dir", dest="kto_results_dir", default=str(PROJECT_ROOT / "results"),
                 help="where results/<run-id>/ go (default: the project's results/)")
@@ -151,6 +152,7 @@ class Orchestra:
             finally:
                 progress.clear()
             recorder.data["versions"]["busybox"] = prepared.image.busybox
+            recorder.set("boot_route", prepared.boot_route)
             recorder.set("qemu_argv", prepared.argv)
         self.runs = {name: str(r.dir) for name, r in self.recorders.items()}
 
@@ -248,11 +250,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kernel_case: a case of a kernel suite run in a QEMU guest")
     state = Orchestra(config)
     config.stash[KEY] = state
-    if state.vms_per_arch and getattr(config.option, "numprocesses", None) and \
-            getattr(config.option, "dist", "no") in ("no", "load"):
+    if state.vms_per_arch:
         # The groups only hold together under loadgroup; the user asked for that by asking
         # for a number of guests per arch.
-        config.option.dist = "loadgroup"
+        if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("no", "load"):
+            config.option.dist = "loadgroup"
+
     if state.is_controller:
         # The builds' progress belongs on the terminal, not in pytest's capture.
         capman = config.pluginmanager.getplugin("capturemanager")
@@ -291,11 +294,15 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         parent = ArchCollector.from_parent(session, name=name, nodeid=name)
         arch_items = []
         for index, spec in enumerate(cases, 1):
-            item = CaseItem.from_parent(parent, name=spec.id, path=state.source_of(spec), spec=spec,
+            item_name = spec.id
+            if state.vms_per_arch:
+                # xdist's loadgroup keeps the items whose ids end in the same "@group" on one
+                # worker. The group is written into the name here, as xdist_group would
+                # (which cannot on pytest 9: node ids are no longer assignable).
+                item_name += f"@{name}-vm{(index - 1) % state.vms_per_arch}"
+            item = CaseItem.from_parent(parent, name=item_name, path=state.source_of(spec), spec=spec,
                                         arch=name, index=index, total=len(cases))
             item.add_marker(pytest.mark.kernel_case)
-            if state.vms_per_arch:
-                item.add_marker(pytest.mark.xdist_group(f"{name}-vm{(index - 1) % state.vms_per_arch}"))
             arch_items.append(item)
         # Reported as collected, so "collected N items" and -n's checks count them.
         session.ihook.pytest_collectreport(report=pytest.CollectReport(
@@ -323,7 +330,9 @@ class CaseItem(pytest.Item):
         self.total = total
 
     def reportinfo(self):
-        return self.path, 0, f"{self.arch}::{self.spec.id}"
+        # pytest shows the domain with its dots as "::" when the node id ends with it:
+        # this one does not, so "kprobe/foo.tc" stays as it is in the progress lines.
+        return self.path, 0, f"{self.spec.id} [{self.arch}]"
 
     def runtest(self) -> None:
         from .ktap import FAILING
