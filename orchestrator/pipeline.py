@@ -248,9 +248,23 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
         stages.stage_started("build")
         try:
             b = _configure_and_build(opts, tree, arch, fragments, route, progress)
+        except ConfigFailed as exc:
+            stages.set("config", {"dropped": [d.as_dict() for d in exc.dropped]})
+            stages.stage_finished("build", "failed", error=exc.message)
+            raise
+        except build.BuildFailed as exc:
+            if recorder is not None:
+                build.copy_log(recorder.dir, exc.log)
+            stages.stage_finished("build", "failed", error=exc.message, first_errors=exc.first_errors)
+            raise
         except OrchestratorError as exc:
             stages.stage_finished("build", "failed", error=exc.message)
             raise
+        if recorder is not None:   # what run_test keeps of the build, for the same report
+            build.copy_log(recorder.dir, b.log)
+            shutil.copyfile(b.dotconfig, recorder.dir / "config")
+            recorder.data["versions"].update(b.toolchain)
+        stages.set("config", {"dropped": [d.as_dict() for d in b.dropped]})
         stages.stage_finished("build", reused=b.reused, build_dir=str(b.build_dir), steps=b.steps,
                               config_seconds=round(b.config_seconds, 1))
         progress.say(f"build {arch.name}: " + (f"reused {b.build_dir}" if b.reused else
@@ -272,6 +286,11 @@ def boot_route_record(route: bootroute.BuiltinBoot | None) -> dict:
 
 
 class _NoRecorder:
+    """prepare_guest without a run to record into (a pytest worker)."""
+
+    def set(self, key: str, value) -> None:
+        pass
+
     def stage_started(self, name: str) -> None:
         pass
 
