@@ -206,8 +206,12 @@ class SshSession(ConsoleSession):
         deadline = t0 + timeout
         line, begin, end = self.framed(command)
         chan = self._channel()
-        chan.set_combine_stderr(True)
-        chan.exec_command(line)
+        try:
+            chan.set_combine_stderr(True)
+            chan.exec_command(line)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            chan.close()
+            raise TransportLost(f"the SSH connection refused the command ({exc})") from exc
         output: list[str] = []
         buf = b""
         guest_t0: float | None = None
@@ -219,7 +223,7 @@ class SshSession(ConsoleSession):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise GuestTimeout(output)
-                ready, _, _ = select.select([chan, self.child.child_fd], [], [], min(remaining, 1.0))
+                select.select([chan, self.child.child_fd], [], [], min(remaining, 1.0))
                 self.poll(0)   # the console: console.log, splats; GuestDied if QEMU is gone
                 while chan.recv_ready():
                     buf += chan.recv(65536)
