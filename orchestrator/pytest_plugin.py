@@ -208,12 +208,15 @@ class Orchestra:
                 self.failed_arches[arch_name] = exc.message
                 raise ArchUnavailable(exc.message) from exc
             except (GuestTimeout, GuestDied, TransportLost) as exc:
-                tail = "\n".join(guest.tail())
+                tail = guest.tail()
                 guest.runner.kill()
-                why = {GuestTimeout: f"no shell within {opts.boot_timeout:.0f}s",
+                why = {GuestTimeout: f"no shell within {opts.boot_timeout:g}s",
                        GuestDied: "QEMU exited"}.get(type(exc), f"SSH: {exc}")
                 self.failed_arches[arch_name] = f"the {arch_name} guest did not boot ({why})"
-                raise ArchUnavailable(f"{self.failed_arches[arch_name]}; console tail:\n{tail}") from exc
+                part.write("boot_failed", worker=self.worker, error=self.failed_arches[arch_name],
+                           console_tail=tail)
+                raise ArchUnavailable(self.failed_arches[arch_name] + "; console tail:\n"
+                                      + "\n".join(tail)) from exc
             self.guests[arch_name] = guest
         return self.guests[arch_name]
 

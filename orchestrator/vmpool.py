@@ -18,7 +18,7 @@ import pathlib
 from typing import IO, Any
 
 from . import junit, summary
-from .errors import OrchestratorError
+from .errors import ExitCode, OrchestratorError
 from .pipeline import (PreparedGuest, TestOptions, _write_reports, prepare_guest, session_factory,
                        transport_record, verdict_of)
 from .progress import Progress
@@ -167,9 +167,16 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float) -> tuple[s
     _join_console_logs(recorder.dir, workers)
     recorder.data["first_cause"] = failures_after_poisoning_splat(recorder.data)
     verdict, code = verdict_of(recorder.data["cases"], len(recorder.data["splats"]))
-    if not cases:
-        verdict = "no case ran"
-    recorder.finish("complete" if cases else "incomplete", verdict, int(code))
+    failed_boots = [r for r in records if r["kind"] == "boot_failed"]
+    if not cases and failed_boots:
+        first = failed_boots[0]
+        recorder.data["stages"]["boot"] = {"state": "failed", "seconds": None, "at": None,
+                                           "error": first["error"], "console_tail": first["console_tail"]}
+        error = first["error"]
+        recorder.finish("failed", f"{error[:1].upper()}{error[1:]}; the console tail is in results.json "
+                                  f"and {recorder.dir / 'console.log'}.", int(ExitCode.BOOT_FAILED))
+    else:
+        recorder.finish("complete" if cases else "incomplete", verdict if cases else "no case ran", int(code))
     try:
         junit.write(recorder.data, recorder.dir / "junit.xml")
     except (OSError, OrchestratorError):

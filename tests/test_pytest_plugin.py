@@ -187,3 +187,19 @@ def test_vms_per_arch_bounds_the_guests_of_an_arch(pytester, tmp_path):
     assert {c["worker"] for c in data["cases"]} == {worker["worker"]}
     # xdist names the group in the item id under loadgroup.
     assert all(name.endswith("@x86_64-vm0") for name in _outcomes(junit))
+
+
+@pytest.mark.e2e
+def test_a_guest_that_does_not_boot_fails_its_items_with_why(pytester, tmp_path):
+    """No shell within 0.2 s (TCG needs about a second): every item of the arch fails
+    with the reason, the run's results say the boot failed."""
+    result, data, run_dir, junit = _pytest_run(
+        pytester, tmp_path, "-n", "2", "--boot-timeout", "0.2", "--suite", "tcscripts", "--tcdir", str(STATUS_TC))
+    assert set(_outcomes(junit).values()) == {"failed"}
+    assert len(_outcomes(junit)) == len(list(STATUS_TC.glob("*.tc")))
+    assert "the x86_64 guest did not boot (no shell within 0.2s)" in result.stdout.str()
+    assert data["state"] == "failed" and data["exit_code"] == 6 and data["cases"] == []
+    assert data["stages"]["boot"]["state"] == "failed"
+    assert data["verdict"].startswith("The x86_64 guest did not boot (no shell within 0.2s)")
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
