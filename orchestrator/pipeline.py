@@ -73,21 +73,6 @@ def _project_revision() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def _image_stage(recorder: Recorder, tree: source.KernelTree, arch: Arch,
-                 cache_root: pathlib.Path, modules: pathlib.Path | None,
-                 programs: tuple[str, ...], progress: Progress,
-                 tcscripts: pathlib.Path, with_sshd: bool) -> image.ImageResult:
-    recorder.stage_started("image")
-    try:
-        img = image.build_image(tree, arch, cache_root, modules, programs, say=progress.say,
-                                tcscripts=tcscripts, with_sshd=with_sshd)
-    except OrchestratorError as exc:
-        recorder.stage_finished("image", "failed", error=exc.message)
-        raise
-    recorder.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
-    return img
-
-
 def session_factory(arch: Arch, transport: str, argv: list[str], console_log: BinaryIO,
                     observer: Callable[[str], None],
                     started: list[ConsoleSession]) -> Callable[[], ConsoleSession]:
@@ -236,15 +221,26 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
     programs = guestprog.programs_for(opts.suites, tree.path)
     with_sshd = opts.transport == "ssh"
     stages = recorder or _NoRecorder()
+    def image_stage(modules: pathlib.Path | None) -> image.ImageResult:
+        stages.stage_started("image")
+        try:
+            img = image.build_image(tree, arch, opts.cache_root, modules, programs, say=progress.say,
+                                    tcscripts=opts.tcscripts, with_sshd=with_sshd)
+        except OrchestratorError as exc:
+            stages.stage_finished("image", "failed", error=exc.message)
+            raise
+        stages.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
+        return img
+
+    # One build at a time on this machine, whichever run or worker asks.
     with cache.file_lock(opts.cache_root / "locks" / "prepare.lock", "kernel builds and images",
                          on_wait=progress.say):
         route, img = None, None
         if arch.boot_route == "builtin":
-            stages.stage_started("image")
-            img = image.build_image(tree, arch, opts.cache_root, None, programs, say=progress.say,
-                                    tcscripts=opts.tcscripts, with_sshd=with_sshd)
-            stages.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
+            # No modules: they come from the build the image is linked into.
+            img = image_stage(None)
             route = _builtin_route(opts, tree, arch, img.path)
+        stages.set("boot_route", boot_route_record(route))
         stages.stage_started("build")
         try:
             b = _configure_and_build(opts, tree, arch, fragments, route, progress)
@@ -270,10 +266,7 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
         progress.say(f"build {arch.name}: " + (f"reused {b.build_dir}" if b.reused else
                                                f"{b.steps} steps in {fmt_duration(b.build_seconds)}"))
         if img is None:
-            stages.stage_started("image")
-            img = image.build_image(tree, arch, opts.cache_root, b.modules, programs, say=progress.say,
-                                    tcscripts=opts.tcscripts, with_sshd=with_sshd)
-            stages.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
+            img = image_stage(b.modules)
     accel = qemu.choose_accel(arch, b.kernel_image, opts.cache_root, opts.accel, say=progress.say)
     return PreparedGuest(arch, qemu.qemu_argv(arch, b.kernel_image, img.path, accel, opts.cmdline),
                          accel, b, img, boot_route_record(route))
@@ -310,7 +303,6 @@ def run_test(opts: TestOptions, progress: Progress,
     cases = list_cases(tree.path, opts.suites, arch.syscall_prefix, opts.tcscripts)
     if ctx.only_cases is not None:
         cases = [c for c in cases if c.id in ctx.only_cases or c.id.split(" (")[0] in ctx.only_cases]
-    programs = guestprog.programs_for(opts.suites, tree.path)
 
     run_id = new_run_id(arch.name) + (f"-{ctx.label}" if ctx.label else "")
     recorder = Recorder(opts.results_root, run_id, run_meta(opts, arch, tree, fragments, ctx.label, ctx.series))
@@ -320,51 +312,19 @@ def run_test(opts: TestOptions, progress: Progress,
     runner: GuestRunner | None = None
     detector = SplatDetector()
     try:
-        # -- image first when the boot route builds it into the kernel --------
-        route = None
-        img = None
-        if arch.boot_route == "builtin":
-            # No modules: they come from the build the image is linked into.
-            img = _image_stage(recorder, tree, arch, opts.cache_root, None, programs, progress,
-                               opts.tcscripts, opts.transport == "ssh")
-            route = _builtin_route(opts, tree, arch, img.path)
-        recorder.set("boot_route", boot_route_record(route))
-
-        # -- config + build ------------------------------------------------
-        recorder.stage_started("build")
-        try:
-            b = _configure_and_build(opts, tree, arch, fragments, route, progress)
-        except ConfigFailed as exc:
-            recorder.set("config", {"dropped": [d.as_dict() for d in exc.dropped]})
-            recorder.stage_finished("build", "failed", error=exc.message)
-            raise
-        except build.BuildFailed as exc:
-            build.copy_log(recorder.dir, exc.log)
-            recorder.stage_finished("build", "failed", error=exc.message, first_errors=exc.first_errors)
-            raise
-        build.copy_log(recorder.dir, b.log)
-        shutil.copyfile(b.dotconfig, recorder.dir / "config")
-        recorder.data["versions"].update(b.toolchain)
-        recorder.set("config", {"dropped": [d.as_dict() for d in b.dropped]})
-        recorder.stage_finished("build", reused=b.reused, build_dir=str(b.build_dir),
-                                steps=b.steps, config_seconds=round(b.config_seconds, 1))
+        # -- config, build, image (under the cache's lock) ------------------
+        prepared = prepare_guest(opts, tree, progress, recorder)
+        b, img = prepared.build, prepared.image
         if ctx.warning_files:
             progress.status("compiler warnings of the .c files the series touches")
             recorder.set("build_warnings", buildwarn.warnings_for(b.build_dir, ctx.warning_files))
-        progress.say(f"build: {'reused ' + str(b.build_dir) if b.reused else f'{b.steps} steps in ' + fmt_duration(b.build_seconds)}")
         for d in b.dropped:
             progress.say(f"config: {d.option}={d.asked} is {d.got} in the final .config ({d.kind}): {d.reason}")
-
-        # -- image ---------------------------------------------------------
-        if img is None:
-            img = _image_stage(recorder, tree, arch, opts.cache_root, b.modules, programs, progress,
-                               opts.tcscripts, opts.transport == "ssh")
         recorder.data["versions"]["busybox"] = img.busybox
 
         # -- boot ----------------------------------------------------------
-        accel = qemu.choose_accel(arch, b.kernel_image, opts.cache_root, opts.accel, say=progress.say)
+        accel, argv = prepared.accel, prepared.argv
         recorder.set("accel", {"name": accel.name, "reason": accel.reason})
-        argv = qemu.qemu_argv(arch, b.kernel_image, img.path, accel, opts.cmdline)
         recorder.set("qemu_argv", argv)
         sessions: list[ConsoleSession] = []
         recorder.set("transport", transport_record(opts.transport, sessions))
