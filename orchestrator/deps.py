@@ -65,7 +65,7 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
         path = userland.busybox_for(arch, cache_root, say)
         say(f"deps: {arch.name}: busybox {path}")
         if ssh and arch.ssh is None:
-            say(f"deps: {arch.name}: no SSH transport on this arch (the arch table has no network card)")
+            say(f"deps: {arch.name}: no SSH transport on this arch (see its `ssh` row in the arch table)")
         elif ssh:
             say(f"deps: {arch.name}: dropbear {sshd.dropbear_for(arch, cache_root, say)}")
 

@@ -38,8 +38,8 @@ def require_ssh(arch: Arch) -> None:
     """Bad input before any work: the SSH transport on an arch without a network card."""
     if arch.ssh is None:
         raise OrchestratorError(
-            f"The {arch.name} guest has no network card in the arch table, so it cannot use the "
-            "SSH transport; use --transport serial (the default) on this arch.", ExitCode.BAD_INPUT)
+            f"The arch table gives {arch.name} no SSH transport (its `ssh` row says why); use "
+            "--transport serial (the default) on this arch.", ExitCode.BAD_INPUT)
 
 
 def dropbear_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
