@@ -98,6 +98,7 @@ class Orchestra:
         self.tree: Any = None
         self.recorders: dict[str, Any] = {}
         self.guests: dict[str, Any] = {}
+        self.parts: dict[str, Any] = {}        # arch -> this process's PartWriter
         self.failed_arches: dict[str, str] = {}
         self.summaries: list[str] = []
         self._stack = contextlib.ExitStack()
@@ -198,6 +199,7 @@ class Orchestra:
             run_dir = pathlib.Path(self.runs[arch_name])
             part = PartWriter(run_dir, self.worker)
             self._stack.callback(part.close)
+            self.parts[arch_name] = part
             log = open(run_dir / f"progress-{self.worker}.log", "a")
             self._stack.callback(log.close)
             opts = dataclasses.replace(self.opts, arch=arch_name)
@@ -219,6 +221,19 @@ class Orchestra:
                                       + "\n".join(tail)) from exc
             self.guests[arch_name] = guest
         return self.guests[arch_name]
+
+    def record_not_run(self, arch_name: str, spec, index: int, why: str) -> None:
+        """An item whose guest did not boot in this process is an ERROR case in the run's
+        results too, so they count what pytest counts. (An arch whose build failed has no
+        cases: its results say the build failed.)"""
+        from .results import CaseResult
+        part = self.parts.get(arch_name)
+        if part is None:
+            return
+        case = CaseResult(spec.id, spec.suite, spec.id, "ERROR", 0.0, reason=why.split("; console tail:")[0],
+                          log=why.split("; console tail:\n", 1)[-1] if "; console tail:" in why else "",
+                          worker=self.worker)
+        part.write("case", index=index, case=case.as_dict())
 
     def close_guests(self) -> None:
         for guest in self.guests.values():
@@ -343,6 +358,7 @@ class CaseItem(pytest.Item):
         try:
             guest = state.guest(self.arch)
         except ArchUnavailable as exc:
+            state.record_not_run(self.arch, self.spec, self.index, str(exc))
             raise CaseFailed(f"ERROR: {exc}") from None
         results = guest.run(self.spec, self.index, self.total)
         for r in results:

@@ -142,8 +142,10 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float) -> tuple[s
         first = boots[0]
         recorder.data["kernel"]["release"] = first["release"]
         recorder.data["accel"] = first["accel"]
-        recorder.data["taint"] = {"boot": first["taint"],
-                                  "end": max((e["taint"] or 0) for e in ends) if ends else None}
+        end_taint = 0
+        for e in ends:   # taint is a bit mask: any guest's flag counts
+            end_taint |= e["taint"] or 0
+        recorder.data["taint"] = {"boot": first["taint"], "end": end_taint if ends else None}
         recorder.data["stages"]["boot"] = {
             "state": "done", "seconds": first["seconds_to_shell"], "at": None,
             "seconds_to_shell": first["seconds_to_shell"],
@@ -168,7 +170,7 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float) -> tuple[s
     recorder.data["first_cause"] = failures_after_poisoning_splat(recorder.data)
     verdict, code = verdict_of(recorder.data["cases"], len(recorder.data["splats"]))
     failed_boots = [r for r in records if r["kind"] == "boot_failed"]
-    if not cases and failed_boots:
+    if failed_boots and not boots:   # no worker's guest booted: the run failed at boot
         first = failed_boots[0]
         recorder.data["stages"]["boot"] = {"state": "failed", "seconds": None, "at": None,
                                            "error": first["error"], "console_tail": first["console_tail"]}

@@ -198,7 +198,11 @@ def test_a_guest_that_does_not_boot_fails_its_items_with_why(pytester, tmp_path)
     assert set(_outcomes(junit).values()) == {"failed"}
     assert len(_outcomes(junit)) == len(list(STATUS_TC.glob("*.tc")))
     assert "the x86_64 guest did not boot (no shell within 0.2s)" in result.stdout.str()
-    assert data["state"] == "failed" and data["exit_code"] == 6 and data["cases"] == []
+    assert data["state"] == "failed" and data["exit_code"] == 6
+    # Each item is an ERROR case of the run as well: results.json counts what pytest counts.
+    assert sorted(c["id"] for c in data["cases"]) == [f"tcscripts/{p.name}" for p in sorted(STATUS_TC.glob("*.tc"))]
+    assert {(c["status"], c["reason"]) for c in data["cases"]} == {
+        ("ERROR", "the x86_64 guest did not boot (no shell within 0.2s)")}
     assert data["stages"]["boot"]["state"] == "failed"
     assert data["verdict"].startswith("The x86_64 guest did not boot (no shell within 0.2s)")
     jsonschema = pytest.importorskip("jsonschema")
