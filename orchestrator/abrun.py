@@ -202,11 +202,7 @@ def _link(parent: pathlib.Path, name: str, target: pathlib.Path) -> None:
 def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> tuple[int, dict]:
     """Exit code and the series run's results data."""
     tree = source_tree(opts, progress)
-    if tree.git_commit is None:
-        raise OrchestratorError(f"The kernel tree {tree.path} is not a git repository; a series is "
-                                "applied with git am on a worktree of it: use a git tree (KERNEL=).")
-    ser = series_mod.load(sopts.spec, tree.path, sopts.base)
-    base_commit = series_mod.resolve_base(tree, ser, sopts.base)
+    ser, base_commit = series_mod.load_for_tree(sopts.spec, tree, sopts.base)
     progress.say(f"series: {ser.title}: {len(ser.patches)} patch(es) onto {base_commit[:12]}")
     want_base = sopts.compare or sopts.bisect
     with series_mod.worktree_lock(tree, opts.cache_root, progress.say):

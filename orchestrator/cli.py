@@ -36,7 +36,7 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _split_list(values: list[str] | None) -> list[str]:
+def split_list(values: list[str] | None) -> list[str]:
     out: list[str] = []
     for v in values or []:
         out.extend(x for x in v.replace(",", " ").split() if x)
@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             selected = arches.select(args.arch)
             opts = TestOptions(
                 arch=args.arch, kernel=args.kernel or None,
-                suites=_split_list(args.suite) or list(DEFAULT_SUITES),
-                extra_kconfigs=_split_list(args.kconfig),
+                suites=split_list(args.suite) or list(DEFAULT_SUITES),
+                extra_kconfigs=split_list(args.kconfig),
                 results_root=_writable_dir(args.results_dir, "--results-dir"),
                 cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
                 case_timeout=args.case_timeout, boot_timeout=args.boot_timeout, accel=args.accel,
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             from . import matrix, matrixspec
             from .pipeline import TestOptions
             spec = pathlib.Path(args.spec)
-            cells = matrixspec.select(matrixspec.load(spec), _split_list(args.cell))
+            cells = matrixspec.select(matrixspec.load(spec), split_list(args.cell))
             opts = TestOptions(
                 arch=cells[0].arch, kernel=None, suites=list(DEFAULT_SUITES), extra_kconfigs=[],
                 results_root=_writable_dir(args.results_dir, "--results-dir"),

@@ -80,8 +80,7 @@ def session_factory(arch: Arch, transport: str, argv: list[str], console_log: Bi
     or an SSH one (which adds the network card and its port forward at each start)."""
     def start() -> ConsoleSession:
         if transport == "ssh":
-            sshd.require_ssh(arch)
-            assert arch.ssh is not None
+            assert arch.ssh is not None   # check_inputs refused an arch without it
             session: ConsoleSession = SshSession(argv, console_log, arch.ssh.net_device, observer)
         else:
             session = ConsoleSession(argv, console_log, observer)
@@ -211,13 +210,16 @@ def check_inputs(opts: TestOptions, arch: Arch) -> list[pathlib.Path]:
 
 
 def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress,
-                  recorder: Recorder | None = None) -> PreparedGuest:
+                  recorder: Recorder | None = None,
+                  fragments: list[pathlib.Path] | None = None) -> PreparedGuest:
     """Config, build and image for opts.arch under one lock in the cache, so parallel
     processes (pytest-xdist workers) make them once and the others find them reused;
-    recorded as the build and image stages when a recorder is given."""
+    recorded as the build and image stages when a recorder is given. fragments: the
+    fragments as the caller already checked them (else checked here)."""
     arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
-    fragments = check_inputs(opts, arch)
-    check_user_fragments(fragments[3:], tree.path, arch.srcarch)
+    if fragments is None:
+        fragments = check_inputs(opts, arch)
+        check_user_fragments(fragments[3:], tree.path, arch.srcarch)
     programs = guestprog.programs_for(opts.suites, tree.path)
     with_sshd = opts.transport == "ssh"
     stages = recorder or _NoRecorder()
@@ -272,6 +274,16 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
                          accel, b, img, boot_route_record(route))
 
 
+def boot_failure(exc: Exception, boot_timeout: float) -> str:
+    """Why a guest did not reach its shell, in a few words (GuestDied, TransportLost or
+    GuestTimeout from GuestRunner.boot)."""
+    if isinstance(exc, GuestDied):
+        return "QEMU exited"
+    if isinstance(exc, TransportLost):
+        return f"SSH: {exc}"
+    return f"no shell within {boot_timeout:g}s"
+
+
 def boot_route_record(route: bootroute.BuiltinBoot | None) -> dict:
     if route is not None:
         return {"name": "builtin", "what": route.description}
@@ -313,7 +325,7 @@ def run_test(opts: TestOptions, progress: Progress,
     detector = SplatDetector()
     try:
         # -- config, build, image (under the cache's lock) ------------------
-        prepared = prepare_guest(opts, tree, progress, recorder)
+        prepared = prepare_guest(opts, tree, progress, recorder, fragments)
         b, img = prepared.build, prepared.image
         if ctx.warning_files:
             progress.status("compiler warnings of the .c files the series touches")
@@ -337,8 +349,7 @@ def run_test(opts: TestOptions, progress: Progress,
             session = runner.boot()
         except (GuestTimeout, GuestDied, TransportLost) as exc:
             tail = runner.session.tail(40) if runner.session else []
-            why = ("QEMU exited" if isinstance(exc, GuestDied) else f"SSH: {exc}" if isinstance(exc, TransportLost)
-                   else f"no shell within {opts.boot_timeout:.0f}s")
+            why = boot_failure(exc, opts.boot_timeout)
             recorder.stage_finished("boot", "failed", error=why, console_tail=tail)
             raise OrchestratorError(
                 f"The {arch.name} guest did not boot ({why}); the console tail is in "
@@ -354,17 +365,13 @@ def run_test(opts: TestOptions, progress: Progress,
 
         # -- suites --------------------------------------------------------
         recorder.stage_started("suites")
-        taint = session.boot_taint
         for index, spec in enumerate(cases, 1):
             for result in runner.run_case(spec, index, len(cases), f"/tmp/kto/{index}"):
-                result.taint_before = taint
-                if result.taint_after is not None:
-                    taint = result.taint_after
                 recorder.add_case(result)
                 if result.status != "PASS":
                     progress.say(f"  {result.status:<11} {result.id}  {result.reason[:90]}")
         progress.clear()
-        recorder.data["taint"]["end"] = taint
+        recorder.data["taint"]["end"] = runner.taint
         recorder.set("transport", transport_record(opts.transport, sessions))
         recorder.stage_finished("suites", boots=runner.boots,
                                 restart_seconds=runner.boot_seconds[1:],

@@ -72,16 +72,16 @@ class Orchestra:
 
     def __init__(self, config: pytest.Config):
         from .cache import default_cache_root
+        from .cli import split_list
         from .pipeline import TestOptions
         from .suites import DEFAULT_SUITES
         opt = config.option
         self.config = config
         self.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         self.is_controller = not hasattr(config, "workerinput")
-        suites = [s.strip() for v in (opt.kto_suite or []) for s in v.split(",") if s.strip()]
         self.opts = TestOptions(
-            arch=opt.kto_arch, kernel=opt.kto_kernel, suites=suites or list(DEFAULT_SUITES),
-            extra_kconfigs=[k for v in (opt.kto_kconfig or []) for k in v.split(",") if k],
+            arch=opt.kto_arch, kernel=opt.kto_kernel, suites=split_list(opt.kto_suite) or list(DEFAULT_SUITES),
+            extra_kconfigs=split_list(opt.kto_kconfig),
             results_root=pathlib.Path(opt.kto_results_dir).resolve(),
             cache_root=pathlib.Path(opt.kto_cache_dir).resolve() if opt.kto_cache_dir else default_cache_root(),
             case_timeout=opt.kto_case_timeout, boot_timeout=opt.kto_boot_timeout, accel=opt.kto_accel,
@@ -114,16 +114,12 @@ class Orchestra:
         progress = Progress()
         collect_only = self.config.option.collectonly
         selected = arches_mod.select(self.opts.arch)
-        for arch in selected:
-            check_inputs(dataclasses.replace(self.opts, arch=arch.name), arch)
+        fragments = {arch.name: check_inputs(dataclasses.replace(self.opts, arch=arch.name), arch)
+                     for arch in selected}
         tree = source_tree(self.opts, progress)
         series_info = None
         if self.config.option.kto_series:
-            if tree.git_commit is None:
-                raise OrchestratorError(f"The kernel tree {tree.path} is not a git repository; a series "
-                                        "is applied with git am on a worktree of it: use a git tree (--kernel).")
-            ser = series_mod.load(self.config.option.kto_series, tree.path, self.config.option.kto_base)
-            base = series_mod.resolve_base(tree, ser, self.config.option.kto_base)
+            ser, base = series_mod.load_for_tree(self.config.option.kto_series, tree, self.config.option.kto_base)
             # Held to the end of the session: no other run checks out another commit under it.
             self._stack.enter_context(series_mod.worktree_lock(tree, self.opts.cache_root, progress.say))
             applied = series_mod.apply(tree, ser, base, self.opts.cache_root, progress.say)
@@ -136,9 +132,8 @@ class Orchestra:
             return
         for arch in selected:
             opts = dataclasses.replace(self.opts, arch=arch.name)
-            fragments = check_inputs(opts, arch)
             recorder = Recorder(opts.results_root, new_run_id(arch.name) + "-pytest",
-                                run_meta(opts, arch, tree, fragments, "pytest", series_info))
+                                run_meta(opts, arch, tree, fragments[arch.name], "pytest", series_info))
             recorder.set("transport", {"name": opts.transport})
             self.recorders[arch.name] = recorder
             progress.say(f"{arch.name}: Linux {tree.version} from {tree.origin}; results in {recorder.dir}")
@@ -153,7 +148,6 @@ class Orchestra:
             finally:
                 progress.clear()
             recorder.data["versions"]["busybox"] = prepared.image.busybox
-            recorder.set("boot_route", prepared.boot_route)
             recorder.set("qemu_argv", prepared.argv)
         self.runs = {name: str(r.dir) for name, r in self.recorders.items()}
 
@@ -175,9 +169,10 @@ class Orchestra:
 
     def source_of(self, spec) -> pathlib.Path:
         """The file a case comes from: its .tc, or the guest program's C source."""
-        from .image import FTRACE_SELFTESTS, IMAGES_DIR
+        from .guestprog import PROGRAM_SOURCES
+        from .image import FTRACE_SELFTESTS
         if spec.is_program:
-            return IMAGES_DIR / f"{spec.suite}.c"
+            return PROGRAM_SOURCES[spec.suite]
         if spec.suite == "tcscripts":
             return self.opts.tcscripts / spec.id.split("/", 1)[1]
         return self.tree.path / FTRACE_SELFTESTS / "test.d" / spec.id
@@ -190,6 +185,7 @@ class Orchestra:
     def guest(self, arch_name: str):
         """This process's guest for the arch, booted on first use."""
         from .console import GuestDied, GuestTimeout
+        from .pipeline import boot_failure
         from .progress import Progress
         from .sshsession import TransportLost
         from .vmpool import ArchGuest, PartWriter
@@ -212,8 +208,7 @@ class Orchestra:
             except (GuestTimeout, GuestDied, TransportLost) as exc:
                 tail = guest.tail()
                 guest.runner.kill()
-                why = {GuestTimeout: f"no shell within {opts.boot_timeout:g}s",
-                       GuestDied: "QEMU exited"}.get(type(exc), f"SSH: {exc}")
+                why = boot_failure(exc, opts.boot_timeout)
                 self.failed_arches[arch_name] = f"the {arch_name} guest did not boot ({why})"
                 part.write("boot_failed", worker=self.worker, error=self.failed_arches[arch_name],
                            console_tail=tail)

@@ -263,6 +263,16 @@ def patch_ids(series: Series, repo: pathlib.Path) -> None:
         p.patch_id = out.split()[0] if out else ""
 
 
+def load_for_tree(spec: str, tree: KernelTree, base: str | None) -> tuple[Series, str]:
+    """The series and the commit it goes on, for a run on `tree` (a git tree: the series
+    is applied with git am on a worktree of it)."""
+    if tree.git_commit is None:
+        raise OrchestratorError(f"The kernel tree {tree.path} is not a git repository; a series is "
+                                "applied with git am on a worktree of it: use a git tree (KERNEL=).")
+    series = load(spec, tree.path, base)
+    return series, resolve_base(tree, series, base)
+
+
 def resolve_base(tree: KernelTree, series: Series, base: str | None) -> str:
     rev = series.base_rev or base or "HEAD"
     out = _git(tree.path, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False)

@@ -80,8 +80,5 @@ def _build(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, say) -> Non
                 raise OrchestratorError(
                     f"Building dropbear for {arch.name} with zig failed ({pathlib.Path(argv[0]).name} "
                     f"exit {rc}); see {log}.", ExitCode.BUILD_FAILED)
-    partial = dest.with_name(dest.name + ".partial")
-    shutil.copyfile(build / "dropbearmulti", partial)
-    partial.chmod(0o755)
-    partial.replace(dest)
+    userland.install_executable(build / "dropbearmulti", dest)
     shutil.rmtree(build, ignore_errors=True)

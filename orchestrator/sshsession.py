@@ -17,6 +17,7 @@ import re
 import select
 import shlex
 import socket
+import threading
 import time
 from typing import BinaryIO, Callable
 
@@ -197,6 +198,20 @@ class SshSession(ConsoleSession):
                     raise TransportLost(f"the SSH connection refuses new sessions ({exc})") from exc
         raise AssertionError("unreachable")
 
+    def _exec(self, chan: paramiko.Channel, command: str) -> None:
+        """chan.exec_command, bounded: paramiko waits for the server's reply without a
+        timeout, and a hung guest keeps the TCP connection open; closing the transport
+        after HANDSHAKE_TIMEOUT ends that wait."""
+        watchdog = threading.Timer(HANDSHAKE_TIMEOUT, self._close_transport)
+        watchdog.start()
+        try:
+            chan.exec_command(command)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            chan.close()
+            raise TransportLost(f"the SSH connection refused the command ({exc})") from exc
+        finally:
+            watchdog.cancel()
+
     # -- commands --------------------------------------------------------
     def run(self, command: str, timeout: float,
             deadline_hook: Callable[[float], float] | None = None) -> CommandResult:
@@ -206,12 +221,8 @@ class SshSession(ConsoleSession):
         deadline = t0 + timeout
         line, begin, end = self.framed(command)
         chan = self._channel()
-        try:
-            chan.set_combine_stderr(True)
-            chan.exec_command(line)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            chan.close()
-            raise TransportLost(f"the SSH connection refused the command ({exc})") from exc
+        chan.set_combine_stderr(True)
+        self._exec(chan, line)
         output: list[str] = []
         buf = b""
         guest_t0: float | None = None
@@ -260,7 +271,7 @@ class SshSession(ConsoleSession):
         """Copy a guest directory back with scp (the source side runs in the guest)."""
         chan = self._channel()
         chan.settimeout(timeout)
-        chan.exec_command(f"{GUEST_PATH} scp -r -f {shlex.quote(remote)}")
+        self._exec(chan, f"{GUEST_PATH} scp -r -f {shlex.quote(remote)}")
         try:
             return ScpSink(chan).receive_into(local)
         except (EOFError, paramiko.SSHException) as exc:

@@ -120,6 +120,9 @@ class GuestRunner:
         # Each boot's guest uptime at its shell (None from images without it): restarts
         # are the kernel's time too, not the orchestrator's.
         self.guest_boot_seconds: list[float | None] = []
+        # /proc/sys/kernel/tainted as last seen: the first boot's, then each case's end
+        # (a restart does not clear it: the mask says what this run's kernel went through).
+        self.taint: int | None = None
 
     def boot(self) -> ConsoleSession:
         """Start a guest and wait for /init's READY line; GuestDied/GuestTimeout on failure."""
@@ -131,6 +134,8 @@ class GuestRunner:
         session.wait_ready(self.boot_timeout)
         self.boot_seconds.append(round(time.monotonic() - t0, 2))
         self.guest_boot_seconds.append(session.guest_boot_seconds)
+        if self.taint is None:
+            self.taint = session.boot_taint
         return session
 
     def stop(self) -> None:
@@ -205,6 +210,9 @@ class GuestRunner:
         self.detector.current_case = None
         for r in results:
             r.boot = self.boots
+            r.taint_before = self.taint
+            if r.taint_after is not None:
+                self.taint = r.taint_after
         if self.session is not None and any(s.kind in POISONING_KINDS for s in new_splats):
             # An ftrace bug disables ftrace for the rest of the boot, an Oops may leave
             # locks held: the next case gets a fresh kernel, not this one's aftermath.

@@ -59,6 +59,15 @@ def busybox_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path
     return dest
 
 
+def install_executable(src: pathlib.Path, dest: pathlib.Path) -> None:
+    """Copy a binary into the cache whole or not at all (rename), executable."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.copyfile(src, partial)
+    partial.chmod(0o755)
+    partial.replace(dest)
+
+
 def _unpack_deb(package: str, member: str, dest: pathlib.Path, arch_name: str) -> None:
     with tempfile.TemporaryDirectory(prefix="orchestrator-deb-") as tmp:
         got = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
@@ -75,11 +84,7 @@ def _unpack_deb(package: str, member: str, dest: pathlib.Path, arch_name: str) -
             raise OrchestratorError(f"{debs[0].name} holds no {member}; the package layout changed, "
                                     "set a busybox path for this arch in the arch table.",
                                     ExitCode.INFRA_ERROR)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.with_name(dest.name + ".partial")
-        shutil.copyfile(src, partial)
-        partial.chmod(0o755)
-        partial.replace(dest)
+        install_executable(src, dest)
 
 
 def debian_source(package: str, cache_root: pathlib.Path, say) -> pathlib.Path:
@@ -152,7 +157,4 @@ def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, sa
                 raise OrchestratorError(
                     f"Building busybox for {arch.name} with zig failed (make exit {rc}); see {log}.",
                     ExitCode.BUILD_FAILED)
-    partial = dest.with_name(dest.name + ".partial")
-    shutil.copyfile(build / "busybox_unstripped", partial)
-    partial.chmod(0o755)
-    partial.replace(dest)
+    install_executable(build / "busybox_unstripped", dest)

@@ -70,7 +70,6 @@ class ArchGuest:
                             self.detector.feed, self.sessions),
             self.detector, progress, opts.case_timeout, opts.boot_timeout, arch.halt_command,
             case_logs_dir=run_dir / "caselogs")
-        self.taint: int | None = None
         self._splats_written = 0
         self.cases_run = 0
 
@@ -78,7 +77,6 @@ class ArchGuest:
         """The first boot (GuestRunner restarts later ones itself); raises GuestTimeout,
         GuestDied or TransportLost with the console tail in self.tail()."""
         session = self.runner.boot()
-        self.taint = session.boot_taint
         self.part.write("boot", worker=self.worker, release=session.kernel_release,
                         seconds_to_shell=self.runner.boot_seconds[-1],
                         guest_uptime_at_shell=session.guest_boot_seconds, taint=session.boot_taint,
@@ -90,9 +88,6 @@ class ArchGuest:
     def run(self, spec: CaseSpec, index: int, total: int) -> list[CaseResult]:
         results = self.runner.run_case(spec, index, total, f"/tmp/kto/{index}")
         for r in results:
-            r.taint_before = self.taint
-            if r.taint_after is not None:
-                self.taint = r.taint_after
             r.worker = self.worker
             self.part.write("case", index=index, case=r.as_dict())
         self.cases_run += 1
@@ -108,7 +103,7 @@ class ArchGuest:
         self.runner.stop()
         self.detector.flush()
         self._write_splats()
-        self.part.write("end", worker=self.worker, boots=self.runner.boots, taint=self.taint,
+        self.part.write("end", worker=self.worker, boots=self.runner.boots, taint=self.runner.taint,
                         restart_seconds=self.runner.boot_seconds[1:],
                         transport=transport_record(self.transport, self.sessions))
         self.console_log.close()
