@@ -38,7 +38,8 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-from orchestrator import cache, source  # noqa: E402
+from orchestrator import cache
+from orchestrator.kernel import source
 
 
 def orchestrator(results: pathlib.Path, arch: str, *extra: str) -> tuple[float, dict]:
@@ -57,7 +58,7 @@ def orchestrator(results: pathlib.Path, arch: str, *extra: str) -> tuple[float, 
 
 def raw_make(tree: source.KernelTree, arch_name: str, build_dir: pathlib.Path) -> float:
     """The build's own make command line (same targets, ccache, -j), run by hand."""
-    from orchestrator import build
+    from orchestrator.kernel import build
     from orchestrator.arches import get_arch
     arch = get_arch(arch_name)
     targets = [arch.build_target, "vmlinux"] + (["modules"] if (build_dir / build.MODULES_DIR).is_dir() else [])
@@ -135,7 +136,7 @@ def scenario_one_patch(runs: pathlib.Path, arch: str, repeat: int) -> dict:
         _, data = orchestrator(runs / f"series-{i}", arch, "--suite", "kprobe_multi",
                                "--series", str(patches[(i + 1) % 2]))
         builds.append(data["stages"]["build"]["seconds"])
-    from orchestrator import series
+    from orchestrator.series import patches as series
     tree = source.default_tree(cache.default_cache_root(), say=lambda *_: None)
     worktree = series.worktree_tree(series.worktree_for(tree, cache.default_cache_root()), "bench")
     build_dir = pathlib.Path(data["stages"]["build"]["build_dir"])

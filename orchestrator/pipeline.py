@@ -9,18 +9,21 @@ import signal
 import subprocess
 from typing import BinaryIO, Callable
 
-from . import (__version__, baseline, bootroute, build, buildwarn, cache, guestprog, hosttools, image,
-               junit, qemu, report, source, sshd, summary)
+from . import __version__, cache, hosttools
+from .results import baseline, junit, report, summary
+from .guest import bootroute, guestprog, image, dropbear as sshd
+from .kernel import build, buildwarn, source
+from .vm import qemu
 from .arches import Arch, get_arch, with_toolchain
-from .console import ConsoleSession, GuestDied, GuestTimeout
-from .sshsession import SshSession, TransportLost
+from .vm.console import ConsoleSession, GuestDied, GuestTimeout
+from .vm.ssh import SshSession, TransportLost
 from .errors import ExitCode, OrchestratorError
-from .kconfig import ConfigFailed, check_user_fragments, parse_fragment
-from .ktap import FAILING
+from .kernel.kconfig import ConfigFailed, check_user_fragments, parse_fragment
+from .suites.ktap import FAILING
 from .progress import Progress, fmt_duration
-from .results import Recorder, failures_after_poisoning_splat, new_run_id
-from .splats import SplatDetector
-from .suites import GuestRunner, list_cases
+from .results.recorder import Recorder, failures_after_poisoning_splat, new_run_id
+from .suites.splats import SplatDetector
+from .suites.runner import GuestRunner, list_cases
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 KCONFIGS = PROJECT_ROOT / "kconfigs"

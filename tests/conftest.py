@@ -77,7 +77,8 @@ def series_on_default_tree(out: pathlib.Path, name: str,
                            cover: bool = False) -> pathlib.Path:
     """An mbox of real patches against the default tree (Debian's 6.12 in the cache), made
     by committing each (subject, [(file, old text, new text)]) in a scratch worktree."""
-    from orchestrator import cache, source
+    from orchestrator import cache
+    from orchestrator.kernel import source
     tree = source.default_tree(cache.default_cache_root(), say=lambda *_: None)
     scratch = out / f"scratch-{name}"
     git(tree.path, "worktree", "add", "-q", "--detach", str(scratch), "HEAD")
@@ -97,7 +98,7 @@ def series_on_default_tree(out: pathlib.Path, name: str,
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # Read before any test runs: pytester points HOME elsewhere during its tests, and the
 # runs they start must still use this machine's cache (tree, builds, ccache).
-from orchestrator.cache import default_cache_root  # noqa: E402
+from orchestrator.cache import default_cache_root
 CACHE_ROOT = default_cache_root()
 
 

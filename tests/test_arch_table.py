@@ -1,8 +1,9 @@
 """The arch table is data: every row loads, names its packages, and has a fragment."""
 import pathlib
 
-from orchestrator import arches, zigcc
-from orchestrator.kconfig import parse_fragment
+from orchestrator import arches
+from orchestrator.guest import zigcc
+from orchestrator.kernel.kconfig import parse_fragment
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -40,8 +41,8 @@ def test_zig_wrapper_drops_only_the_flags_zig_refuses():
 
 def test_toolchain_override_changes_compiler_checks_and_build_dir(tmp_path):
     import pathlib as _p
-    from orchestrator.build import build_dir_for
-    from orchestrator.source import KernelTree
+    from orchestrator.kernel.build import build_dir_for
+    from orchestrator.kernel.source import KernelTree
     arm64 = arches.get_arch("arm64")
     llvm = arches.with_toolchain(arm64, llvm="-19")
     assert llvm.compiler == "clang-19"
@@ -56,7 +57,7 @@ def test_toolchain_override_changes_compiler_checks_and_build_dir(tmp_path):
 
 
 def test_matrix_table_from_real_runs(data_dir):
-    from orchestrator.matrix import Row, render
+    from orchestrator.matrix.run import Row, render
     data = {"stages": {"build": {"state": "done", "seconds": 455.46, "reused": False},
                        "boot": {"state": "done", "seconds": 0.9}},
             "cases": [{"status": "PASS"}] * 39 + [{"status": "FAIL"}] * 2 + [{"status": "ERROR"}]

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from orchestrator import compare
+from orchestrator.results import compare
 
 AB = "ab-x86_64-v2"
 
@@ -131,7 +131,7 @@ def test_no_difference_is_said(ab):
 
 
 def test_baseline_is_the_newest_complete_run_of_the_arch(data_dir, tmp_path):
-    from orchestrator import baseline
+    from orchestrator.results import baseline
     runs = data_dir / "runs"
     found = baseline.find_baseline(runs, "x86_64", exclude="none")
     candidates = [json.loads(p.read_text()) for p in runs.glob("*/results.json")]
@@ -144,9 +144,9 @@ def test_baseline_is_the_newest_complete_run_of_the_arch(data_dir, tmp_path):
 
 def test_a_run_compared_with_its_baseline(ab, tmp_path):
     import io
-    from orchestrator import baseline
+    from orchestrator.results import baseline
     from orchestrator.progress import Progress
-    from orchestrator.results import Recorder
+    from orchestrator.results.recorder import Recorder
     base, series, dirs = ab
     rec = Recorder(tmp_path / "results", "now", {k: v for k, v in series.items()
                                                  if k not in ("schema_version", "run_id", "state")})

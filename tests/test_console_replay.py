@@ -9,11 +9,11 @@ import re
 
 import pytest
 
-from orchestrator.console import ConsoleSession, GuestTimeout
+from orchestrator.vm.console import ConsoleSession, GuestTimeout
 from orchestrator.progress import Progress
-from orchestrator.results import failures_after_poisoning_splat
-from orchestrator.splats import SplatDetector
-from orchestrator.suites import PROGRAM_SUITES, CaseSpec, GuestRunner
+from orchestrator.results.recorder import failures_after_poisoning_splat
+from orchestrator.suites.splats import SplatDetector
+from orchestrator.suites.runner import PROGRAM_SUITES, CaseSpec, GuestRunner
 
 from conftest import read_log, split_boots
 

@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from conftest import run_orchestrator_test
-from orchestrator.sshsession import ScpSink, SshSession, TransportLost, net_args
+from orchestrator.vm.ssh import ScpSink, SshSession, TransportLost, net_args
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 STATUS_TC = REPO / "tests" / "faults" / "tc_status"

@@ -10,10 +10,11 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from orchestrator import ktap, series, suites  # noqa: E402
-from orchestrator.errors import OrchestratorError  # noqa: E402
-from orchestrator.kconfig import parse_fragment  # noqa: E402
-from orchestrator.splats import SplatDetector  # noqa: E402
+from orchestrator.suites import ktap, runner as suites
+from orchestrator.series import patches as series
+from orchestrator.errors import OrchestratorError
+from orchestrator.kernel.kconfig import parse_fragment
+from orchestrator.suites.splats import SplatDetector
 
 from conftest import read_log  # noqa: E402
 

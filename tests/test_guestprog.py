@@ -9,7 +9,9 @@ import subprocess
 
 import pytest
 
-from orchestrator import cache, guestprog, source
+from orchestrator import cache
+from orchestrator.guest import guestprog
+from orchestrator.kernel import source
 from orchestrator.arches import get_arch
 
 

@@ -1,7 +1,7 @@
 """The initramfs writer, checked by the real cpio(1) and by the kernel's expectations."""
 import subprocess
 
-from orchestrator.cpio import CpioWriter
+from orchestrator.guest.cpio import CpioWriter
 
 
 def test_cpio_lists_and_extracts_with_gnu_cpio(tmp_path):

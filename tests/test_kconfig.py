@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from orchestrator import kconfig
+from orchestrator.kernel import kconfig
 from orchestrator.errors import ExitCode, OrchestratorError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent

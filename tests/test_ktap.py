@@ -1,5 +1,5 @@
 """KTAP parsing on ftracetest's real output (captured from real guest runs)."""
-from orchestrator import caselog, ktap
+from orchestrator.suites import caselog, ktap
 
 
 def test_plain_pass():

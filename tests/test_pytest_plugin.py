@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import CACHE_ROOT, run_orchestrator_test
-from orchestrator.suites import list_cases
+from orchestrator.suites.runner import list_cases
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 STATUS_TC = REPO / "tests" / "faults" / "tc_status"
@@ -62,7 +62,7 @@ def test_tcdir_that_is_no_directory_is_a_usage_error(pytester):
 
 @pytest.fixture(scope="session")
 def default_tree():
-    from orchestrator.source import default_tree as tree
+    from orchestrator.kernel.source import default_tree as tree
     if not pathlib.Path("/usr/src/linux-source-6.12.tar.xz").exists():
         pytest.skip("Debian's linux-source-6.12 is not installed (run `make deps`)")
     return tree(CACHE_ROOT, say=lambda *_: None).path

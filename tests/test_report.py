@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from orchestrator import compare, junit, report
-from orchestrator.ktap import FAILING, STATUSES
-from orchestrator.results import SCHEMA_VERSION, CaseResult, Recorder
+from orchestrator.results import compare, junit, report
+from orchestrator.suites.ktap import FAILING, STATUSES
+from orchestrator.results.recorder import SCHEMA_VERSION, CaseResult, Recorder
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 RUNS = pathlib.Path(__file__).parent / "data" / "runs"

@@ -1,5 +1,5 @@
 """The splat detector on real console output and on the catalogue's edge cases."""
-from orchestrator.splats import SplatDetector, classify
+from orchestrator.suites.splats import SplatDetector, classify
 
 OOPS = "x86_64-6.12.117-tprobe-oops.console.log"
 NONET = "x86_64-6.12.117-nonet.console.log"

@@ -1,0 +1,99 @@
+"""`orchestrator deps`: install what the chosen arches need on the host, from the arch
+table (toolchain, QEMU, busybox source), and fetch each guest's busybox into the cache.
+Installs nothing when everything is there already."""
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+from ..arches import Arch
+from ..errors import ExitCode, OrchestratorError
+from ..guest import dropbear as sshd, busybox as userland
+
+
+def _installed(package: str) -> bool:
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+    return out.returncode == 0 and "install ok installed" in out.stdout
+
+
+def _root_argv(argv: list[str]) -> list[str]:
+    return argv if os.geteuid() == 0 else ["sudo", *argv]
+
+
+def _run(argv: list[str], say) -> None:
+    say("deps: " + " ".join(argv))
+    if subprocess.run(_root_argv(argv), env=dict(os.environ, DEBIAN_FRONTEND="noninteractive")).returncode:
+        raise OrchestratorError(f"`{' '.join(argv)}` failed; run it by hand to see why, then retry.",
+                                ExitCode.MISSING_HOST_TOOL)
+
+
+def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool = False) -> None:
+    """ssh: also what the SSH transport needs (zig and dropbear's source), and build the
+    guests' dropbear into the cache."""
+    native = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
+    foreign = set(subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
+                                 text=True).stdout.split())
+    need_update = False
+    for arch in arches:
+        deb_arch = arch.busybox.deb_arch
+        if deb_arch and deb_arch != native and deb_arch not in foreign:
+            _run(["dpkg", "--add-architecture", deb_arch], say)
+            foreign.add(deb_arch)
+            need_update = True
+    uses_zig = ssh or any(a.busybox.zig_target for a in arches)
+    if uses_zig:
+        need_update |= _ensure_deb_src(say)
+    missing = [p for a in arches for p in a.host_packages() if not _installed(p)]
+    if ssh:
+        missing.append("dpkg-dev")   # dpkg-source, to unpack dropbear's source package
+    missing = [p for p in missing if not _installed(p)]
+    missing = list(dict.fromkeys(missing))
+    if missing or need_update:
+        _run(["apt-get", "update", "-qq"], say)
+    if missing:
+        _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], say)
+    if uses_zig and subprocess.run(
+            [sys.executable, "-m", "ziglang", "version"], capture_output=True).returncode:
+        say("deps: pip install ziglang (the C compiler for guest userland Debian ships no binary of)")
+        if subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ziglang"]).returncode:
+            raise OrchestratorError("`pip install ziglang` failed; run it by hand to see why.",
+                                    ExitCode.MISSING_HOST_TOOL)
+    for arch in arches:
+        path = userland.busybox_for(arch, cache_root, say)
+        say(f"deps: {arch.name}: busybox {path}")
+        if ssh and arch.ssh is None:
+            say(f"deps: {arch.name}: no SSH transport on this arch (see its `ssh` row in the arch table)")
+        elif ssh:
+            say(f"deps: {arch.name}: dropbear {sshd.dropbear_for(arch, cache_root, say)}")
+
+
+DEB_SRC_FILE = pathlib.Path("/etc/apt/sources.list.d/orchestrator-deb-src.sources")
+
+
+def _ensure_deb_src(say) -> bool:
+    """Add deb-src twins of the machine's deb822 'Types: deb' stanzas (for busybox's
+    source package). Returns True when apt needs an update."""
+    if DEB_SRC_FILE.exists():
+        return False
+    stanzas = []
+    for f in sorted(pathlib.Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for block in f.read_text().split("\n\n"):
+            if re.search(r"^Types:.*\bdeb\b", block, re.M) and "deb-src" not in block:
+                lines = [l for l in block.splitlines() if l.strip() and not l.startswith("#")]
+                stanzas.append("\n".join("Types: deb-src" if l.startswith("Types:") else l for l in lines))
+    if not stanzas:
+        raise OrchestratorError(
+            "No deb822 apt source found to derive a deb-src entry from; add a deb-src line for "
+            "bookworm to your apt sources by hand and run `apt-get update`.", ExitCode.MISSING_HOST_TOOL)
+    text = "# Added by orchestrator deps: busybox's source package for riscv64/loongarch64 guests.\n"
+    text += "\n\n".join(stanzas) + "\n"
+    say(f"deps: writing {DEB_SRC_FILE}")
+    if os.geteuid() == 0:
+        DEB_SRC_FILE.write_text(text)
+    else:
+        subprocess.run(["sudo", "tee", str(DEB_SRC_FILE)], input=text.encode(), check=True,
+                       stdout=subprocess.DEVNULL)
+    return True

@@ -1,0 +1,238 @@
+"""Command line: `orchestrator test --arch x86_64 [--kernel DIR] [--suite S]...`."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import signal
+import sys
+
+from .. import __version__
+from ..cache import default_cache_root
+from ..errors import ExitCode, OrchestratorError
+from ..progress import Progress
+from ..guest.image import TCSCRIPTS_DIR
+from ..suites.runner import DEFAULT_SUITES
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP, handled like Ctrl-C so every finally block runs (no QEMU left)."""
+
+
+def _on_signal(signum, frame):
+    raise _Terminated(signal.Signals(signum).name)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be more than 0 seconds")
+    return value
+
+
+def split_list(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out.extend(x for x in v.replace(",", " ").split() if x)
+    return out
+
+
+def _writable_dir(text: str, option: str) -> pathlib.Path:
+    """The results directory, created if need be and written to once, before any work:
+    finding out after a 9-minute build would lose what was measured."""
+    path = pathlib.Path(text).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".orchestrator-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OrchestratorError(f"{option} {text} is not a writable directory ({exc.strerror}); "
+                                "give a directory you can write to.") from exc
+    return path
+
+
+def _existing_dir(text: str | None, option: str, missing_ok: bool = False) -> pathlib.Path | None:
+    """A directory the user named; a missing one is bad input (or nothing yet, for a
+    first nightly run with no baseline restored)."""
+    if not text:
+        return None
+    path = pathlib.Path(text).expanduser().resolve()
+    if not path.is_dir():
+        if missing_ok:
+            return None
+        raise OrchestratorError(f"{option} {text} is not a directory; give an existing directory.")
+    return path
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one sentence and the bad-input exit code
+        self.print_usage(sys.stderr)
+        print(f"orchestrator: error: {message}; see `orchestrator {self.prog.split()[-1]} --help`.",
+              file=sys.stderr)
+        sys.exit(ExitCode.BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="orchestrator", description=__doc__)
+    p.add_argument("--version", action="version", version=f"orchestrator {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    t = sub.add_parser("test", help="build, boot and test one arch")
+    t.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64",
+                   help="arch name from the arch table (default x86_64); several, comma-separated, "
+                        "or 'all' run one after another with one table at the end")
+    t.add_argument("--kernel", default=None,
+                   help="kernel tree to test (git or plain dir); default: Debian's linux-source-6.12")
+    t.add_argument("--suite", action="append", default=None, metavar="NAME[,NAME]",
+                   help=f"ftracetest test.d dirs, 'ftrace-all' or 'tcscripts' (default {','.join(DEFAULT_SUITES)})")
+    t.add_argument("--kconfig", action="append", default=None, metavar="FRAGMENT",
+                   help="extra kconfig fragment (path, or a name in kconfigs/), applied last")
+    t.add_argument("--results-dir", default=str(PROJECT_ROOT / "results"))
+    t.add_argument("--cache-dir", default=None, help="default $ORCHESTRATOR_CACHE or ~/.cache/orchestrator")
+    t.add_argument("--case-timeout", type=_positive_seconds, default=300.0,
+                   help="seconds one case may take before it is ERROR (default 300)")
+    t.add_argument("--boot-timeout", type=_positive_seconds, default=180.0,
+                   help="seconds from QEMU start to the guest shell (default 180)")
+    t.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    t.add_argument("--llvm", default=None, metavar="1|-19",
+                   help="build with clang/LLVM for every arch (kbuild's LLVM=), instead of the table's toolchain")
+    t.add_argument("--cross-compile", default=None, metavar="PREFIX",
+                   help="another CROSS_COMPILE prefix than the table's")
+    t.add_argument("--series", default=None, metavar="MBOX|DIR|BASE..TIP|BRANCH",
+                   help="patch series to apply (b4 am / git format-patch mbox, a directory of "
+                        "*.patch, or a git range of the tree) on a worktree of the base")
+    t.add_argument("--base", default=None, metavar="REV",
+                   help="the commit the series goes on (default: the tree's HEAD, or the range's base)")
+    t.add_argument("--compare-base", action="store_true",
+                   help="also run the base (cached when unchanged) and report what the series changed")
+    t.add_argument("--each-patch", nargs="?", const="build", choices=("build", "test"), default=None,
+                   help="build every commit of the series and report the first that does not build; "
+                        "--each-patch=test also boots and runs the suites on each")
+    t.add_argument("--bisect", action="store_true",
+                   help="when the series adds failures or splats, find the first patch that does "
+                        "(implies --compare-base)")
+    t.add_argument("--tcdir", default=None, metavar="DIR",
+                   help="run the .tc cases of DIR as the tcscripts suite instead of the project's tcscripts/")
+    t.add_argument("--transport", choices=("serial", "ssh"), default=os.environ.get("TRANSPORT") or "serial",
+                   help="how commands reach the guest: its serial console (default), or SSH to a "
+                        "dropbear in the guest over a port on 127.0.0.1 (the console is still logged)")
+    t.add_argument("--cmdline", default="", metavar="ARGS",
+                   help="append to the guest kernel's command line (e.g. 'ftrace=function')")
+    t.add_argument("--baseline", default=None, metavar="RUN_DIR|DIR",
+                   help="a previous run of the same arch (or a dir of runs: the newest complete one) "
+                        "to report what changed since")
+    m = sub.add_parser("matrix", help="run the cells of a matrix spec (matrix.yaml) one after another")
+    m.add_argument("--spec", default=str(PROJECT_ROOT / "matrix.yaml"))
+    m.add_argument("--cell", action="append", default=None, metavar="NAME",
+                   help="only this cell (arch-kernel, e.g. x86_64-debian-6.12); repeatable")
+    m.add_argument("--results-dir", default=str(PROJECT_ROOT / "results"))
+    m.add_argument("--cache-dir", default=None)
+    m.add_argument("--baseline", default=None, metavar="DIR",
+                   help="previous results: each cell is compared with its arch's newest complete run there")
+    m.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    w = sub.add_parser("workflow", help="write the nightly CI workflow generated from a matrix spec")
+    w.add_argument("--spec", default=str(PROJECT_ROOT / "matrix.yaml"))
+    w.add_argument("--out", default="-", help="file to write (default: stdout)")
+    r = sub.add_parser("report", help="render report.html, junit.xml and summary.txt again from "
+                                      "results.json, merging several runs into one")
+    r.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (results/<run>/)")
+    r.add_argument("--out", default=None,
+                   help="directory for the merged report (default: each run's own dir for one run)")
+    r.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when a run did not complete or regressed against its baseline")
+    d = sub.add_parser("deps", help="install the host packages the arches need (apt-get)")
+    d.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64",
+                   help="arch name(s), comma-separated, or 'all'")
+    d.add_argument("--transport", choices=("serial", "ssh"), default=os.environ.get("TRANSPORT") or "serial",
+                   help="ssh: also install what the SSH transport needs and build the guests' dropbear")
+    d.add_argument("--cache-dir", default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    progress = Progress()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    try:
+        if args.command == "test":
+            from .. import arches
+            from ..matrix import run as matrix
+            from ..pipeline import TestOptions, run_test
+            selected = arches.select(args.arch)
+            opts = TestOptions(
+                arch=args.arch, kernel=args.kernel or None,
+                suites=split_list(args.suite) or list(DEFAULT_SUITES),
+                extra_kconfigs=split_list(args.kconfig),
+                results_root=_writable_dir(args.results_dir, "--results-dir"),
+                cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
+                case_timeout=args.case_timeout, boot_timeout=args.boot_timeout, accel=args.accel,
+                llvm=args.llvm or None, cross_compile=args.cross_compile,
+                baseline=_existing_dir(args.baseline, "--baseline"),
+                tcscripts=_existing_dir(args.tcdir, "--tcdir") or TCSCRIPTS_DIR,
+                cmdline=args.cmdline, transport=args.transport)
+            if args.series:
+                from ..series.versus_base import SeriesOptions, run_series
+                sopts = SeriesOptions(args.series, args.base, args.compare_base or args.bisect,
+                                      args.each_patch, args.bisect)
+                codes = [run_series(dataclasses.replace(opts, arch=a.name), sopts, progress)[0]
+                         for a in selected]
+                return max(codes)
+            if args.base or args.compare_base or args.each_patch or args.bisect:
+                raise OrchestratorError("--base, --compare-base, --each-patch and --bisect need a "
+                                        "series; give it with --series (SERIES=).")
+            if len(selected) > 1 or args.arch.strip() == "all":
+                return matrix.run(selected, opts, progress)
+            return run_test(opts, progress)[0]
+        if args.command == "matrix":
+            from ..matrix import run as matrix, spec as matrixspec
+            from ..pipeline import TestOptions
+            spec = pathlib.Path(args.spec)
+            cells = matrixspec.select(matrixspec.load(spec), split_list(args.cell))
+            opts = TestOptions(
+                arch=cells[0].arch, kernel=None, suites=list(DEFAULT_SUITES), extra_kconfigs=[],
+                results_root=_writable_dir(args.results_dir, "--results-dir"),
+                cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
+                case_timeout=300.0, boot_timeout=180.0, accel=args.accel,
+                baseline=_existing_dir(args.baseline, "--baseline", missing_ok=True))
+            return matrix.run_cells(cells, opts, progress)
+        if args.command == "workflow":
+            from ..matrix import workflow as ciworkflow, spec as matrixspec
+            spec = pathlib.Path(args.spec)
+            rel = spec.resolve().relative_to(PROJECT_ROOT) if spec.resolve().is_relative_to(PROJECT_ROOT) else spec
+            text = ciworkflow.render(matrixspec.load(spec), str(rel))
+            if args.out == "-":
+                sys.stdout.write(text)
+            else:
+                from ..cache import atomic_write
+                atomic_write(pathlib.Path(args.out), text)
+            return int(ExitCode.OK)
+        if args.command == "report":
+            from . import report as reportcmd
+            return reportcmd.run([pathlib.Path(r) for r in args.runs],
+                                 pathlib.Path(args.out) if args.out else None,
+                                 args.fail_on_regression, say=progress.say)
+        if args.command == "deps":
+            from .. import arches
+            from . import deps
+            cache_root = pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root()
+            deps.install(arches.select(args.arch), cache_root, say=progress.say,
+                         ssh=args.transport == "ssh")
+            return int(ExitCode.OK)
+    except OrchestratorError as exc:
+        progress.clear()
+        print(f"orchestrator: {exc.message}", file=sys.stderr)
+        return int(exc.code)
+    except KeyboardInterrupt as exc:
+        progress.clear()
+        what = str(exc) or "SIGINT"
+        print(f"orchestrator: interrupted ({what}); QEMU and make were stopped, results so far are kept.",
+              file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    return int(ExitCode.BAD_INPUT)

@@ -1,0 +1,57 @@
+"""`orchestrator report RUN [RUN...]`: the report pages made again from results.json alone,
+and several runs (one per arch from separate CI jobs) merged into one report.html, one
+junit.xml and one summary.txt."""
+from __future__ import annotations
+
+import pathlib
+
+from .. import cache
+from ..results import report
+from ..errors import ExitCode, OrchestratorError
+
+
+def _load(run_dir: pathlib.Path) -> dict:
+    data = cache.read_json(run_dir / "results.json")
+    if not isinstance(data, dict) or "cases" not in data:
+        raise OrchestratorError(f"{run_dir} holds no readable results.json; give run directories "
+                                "such as results/20261122-101500-x86_64-1234.")
+    return data
+
+
+def regressions(runs: list[tuple[dict, pathlib.Path]]) -> list[str]:
+    """One line per run that did not complete, or that got worse than its baseline."""
+    out = []
+    for data, run_dir in runs:
+        name = data.get("run_id") or run_dir.name
+        if data.get("state") != "complete":
+            out.append(f"{name}: {data.get('state')}: {data.get('verdict')}")
+            continue
+        diff = (data.get("baseline") or {}).get("diff")
+        if diff and diff.get("regressed"):
+            what = [e["id"] for e in diff.get("new_failures", [])] + \
+                   [s["title"] for s in diff.get("new_splats", [])] + diff.get("warnings_added", [])
+            out.append(f"{name}: worse than {data['baseline'].get('run_id')}: {'; '.join(what)[:300]}")
+    return out
+
+
+def run(run_dirs: list[pathlib.Path], out: pathlib.Path | None, fail_on_regression: bool,
+        say=print) -> int:
+    dirs = [d.resolve() for d in run_dirs]
+    runs = [(_load(d), d) for d in dirs]
+    target = out if out is not None else (dirs[0] if len(dirs) == 1 else None)
+    if target is None:
+        raise OrchestratorError("Several runs are merged into one report: name its directory with --out.")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OrchestratorError(f"Cannot create {target} ({exc.strerror}); give --out a writable "
+                                "directory.", ExitCode.INFRA_ERROR) from exc
+    comparison = (runs[0][0].get("baseline") or {}).get("diff") if len(runs) == 1 else None
+    report.write_html(target / "report.html", runs, comparison)
+    report.merge_junit([d for d, _ in runs], target / "junit.xml")
+    cache.atomic_write(target / "summary.txt", report.summary_text([d for d, _ in runs]) + "\n")
+    say(f"report: {len(runs)} run(s) -> {target / 'report.html'}, junit.xml, summary.txt")
+    bad = regressions(runs)
+    for line in bad:
+        say(f"  regressed: {line}")
+    return int(ExitCode.TEST_FAILURES) if fail_on_regression and bad else int(ExitCode.OK)

@@ -1,0 +1,85 @@
+"""The guest's SSH server for the SSH transport: dropbear, built static per arch from
+Debian's source package with zig's musl (one binary for every arch; musl reads
+/etc/passwd itself, where a static glibc would need NSS modules the guest has not).
+
+One multi-call binary holds the server, its key generator and scp (the logs come back
+over scp: dropbear has no SFTP server of its own). Cached by recipe; nothing committed.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+
+from .. import cache
+from . import busybox as userland
+from ..arches import Arch
+from ..errors import ExitCode, OrchestratorError
+
+# What the guest's server allows: public-key logins of root only, no forwarding of any
+# kind. Written as dropbear's localoptions.h.
+LOCAL_OPTIONS = """\
+#define DROPBEAR_SVR_PASSWORD_AUTH 0
+#define DROPBEAR_SVR_PAM_AUTH 0
+#define DROPBEAR_X11FWD 0
+#define DROPBEAR_SVR_AGENTFWD 0
+#define DROPBEAR_SVR_LOCALTCPFWD 0
+#define DROPBEAR_SVR_REMOTETCPFWD 0
+"""
+PROGRAMS = "dropbear dropbearkey scp"
+# No login records in an initramfs without /var/log; no zlib in the guest.
+CONFIGURE_FLAGS = ("--enable-static", "--disable-zlib", "--disable-lastlog", "--disable-utmp",
+                   "--disable-utmpx", "--disable-wtmp", "--disable-wtmpx", "--disable-pututline",
+                   "--disable-pututxline", "--disable-harden")
+GUEST_PATH = "/kto/bin/dropbearmulti"
+
+
+def require_ssh(arch: Arch) -> None:
+    """Bad input before any work: the SSH transport on an arch without a network card."""
+    if arch.ssh is None:
+        raise OrchestratorError(
+            f"The arch table gives {arch.name} no SSH transport (its `ssh` row says why); use "
+            "--transport serial (the default) on this arch.", ExitCode.BAD_INPUT)
+
+
+def dropbear_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
+    """The static dropbearmulti for `arch` (built once, about 3 minutes)."""
+    require_ssh(arch)
+    recipe = cache.digest(arch.ssh.zig_target, arch.ssh.zig_cpu or "", LOCAL_OPTIONS, PROGRAMS,
+                          *CONFIGURE_FLAGS, pathlib.Path(userland.__file__).with_name("zigcc.py").read_text())
+    dest = cache_root / "userland" / arch.name / f"dropbearmulti-{recipe[:12]}"
+    if dest.is_file():
+        return dest
+    with cache.file_lock(dest.with_name("dropbear.lock"), f"dropbear for {arch.name}"):
+        if not dest.is_file():
+            _build(arch, cache_root, dest, say)
+    return dest
+
+
+def _build(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, say) -> None:
+    assert arch.ssh is not None
+    userland.require_zig(arch.name)
+    src = userland.debian_source("dropbear", cache_root, say)
+    build = dest.parent / "dropbear-build"
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    (build / "localoptions.h").write_text(LOCAL_OPTIONS)
+    cc = userland.zig_cc(arch.ssh.zig_target, arch.ssh.zig_cpu)
+    env = dict(userland.zig_env(), CC=cc)
+    log = dest.parent / "dropbear-build.log"
+    say(f"userland: building a static dropbear for {arch.name} with zig ({arch.ssh.zig_target}), "
+        "about 3 minutes, once")
+    steps = [
+        [str(src / "configure"), f"--host={arch.ssh.zig_target}", *CONFIGURE_FLAGS],
+        ["make", f"-j{os.cpu_count() or 1}", f"PROGRAMS={PROGRAMS}", "MULTI=1", "STATIC=1"],
+    ]
+    with open(log, "w") as out:
+        for argv in steps:
+            rc = subprocess.run(argv, cwd=build, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+            if rc:
+                raise OrchestratorError(
+                    f"Building dropbear for {arch.name} with zig failed ({pathlib.Path(argv[0]).name} "
+                    f"exit {rc}); see {log}.", ExitCode.BUILD_FAILED)
+    userland.install_executable(build / "dropbearmulti", dest)
+    shutil.rmtree(build, ignore_errors=True)

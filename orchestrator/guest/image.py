@@ -1,0 +1,110 @@
+"""Image stage: a small initramfs per arch, cached by the hash of everything in it.
+
+Holds a static busybox (as a real /bin/sh), the tree's own ftracetest directory,
+the project's tcscripts/, the guest helpers from images/ and the project's C guest
+programs (guestprog.py) at /kto/bin.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+from .. import cache
+from . import guestprog, dropbear as sshd, busybox as userland
+from ..arches import Arch
+from .cpio import CpioWriter
+from ..errors import OrchestratorError
+from ..kernel.source import KernelTree
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
+IMAGES_DIR = PROJECT_ROOT / "images"
+TCSCRIPTS_DIR = PROJECT_ROOT / "tcscripts"
+FTRACE_SELFTESTS = "tools/testing/selftests/ftrace"
+GUEST_ROOT = "/kto"
+GUEST_FTRACE = f"{GUEST_ROOT}/ftrace"
+GUEST_TCSCRIPTS = f"{GUEST_ROOT}/tcscripts"
+IMAGE_RECIPE = "2"  # bump when the layout below changes
+
+
+@dataclasses.dataclass
+class ImageResult:
+    path: pathlib.Path
+    key: str
+    size: int
+    reused: bool
+    busybox: str
+
+
+def _tree_files(top: pathlib.Path) -> list[pathlib.Path]:
+    files = []
+    for root, dirs, names in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if d not in ("logs", "__pycache__"))
+        files.extend(pathlib.Path(root, n) for n in sorted(names))
+    return files
+
+
+def _add_tree(cpio: CpioWriter, src: pathlib.Path, dest: str) -> None:
+    for root, dirs, names in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if d not in ("logs", "__pycache__"))
+        rel = os.path.relpath(root, src)
+        target = dest if rel == "." else f"{dest}/{rel}"
+        if not cpio.has(target):
+            cpio.directory(target)
+        for name in sorted(names):
+            p = pathlib.Path(root, name)
+            if p.is_symlink():
+                cpio.symlink(f"{target}/{name}", os.readlink(p))
+            elif p.is_file():
+                perm = 0o755 if os.access(p, os.X_OK) else 0o644
+                cpio.file(f"{target}/{name}", p.read_bytes(), perm)
+
+
+def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
+                modules: pathlib.Path | None = None, programs: tuple[str, ...] = (),
+                say=print, tcscripts: pathlib.Path = TCSCRIPTS_DIR, with_sshd: bool = False) -> ImageResult:
+    """modules: a modules_install tree (.../lib/modules) to ship, for tests that modprobe;
+    programs: the guest programs (guestprog.PROGRAM_SOURCES) the suites run;
+    tcscripts: the directory of .tc cases shipped as the tcscripts suite;
+    with_sshd: ship the static dropbear the SSH transport starts (sshd.py)."""
+    busybox = userland.busybox_for(arch, cache_root, say)
+    binaries = {name: guestprog.build_program(name, tree, arch, cache_root, say) for name in programs}
+    if with_sshd:
+        binaries[pathlib.PurePath(sshd.GUEST_PATH).name] = sshd.dropbear_for(arch, cache_root, say)
+    ftrace_dir = tree.path / FTRACE_SELFTESTS
+    if not (ftrace_dir / "ftracetest").is_file():
+        raise OrchestratorError(
+            f"The kernel tree {tree.path} has no {FTRACE_SELFTESTS}/ftracetest; use a tree "
+            "that ships the ftrace selftests (Linux 4.1 or newer).")
+    inputs = [busybox, *_tree_files(IMAGES_DIR), *_tree_files(ftrace_dir), *_tree_files(tcscripts),
+              *(_tree_files(modules) if modules else []), *binaries.values()]
+    key = cache.digest(IMAGE_RECIPE, arch.name, *(f"{p}\0{cache.file_digest(p)}" for p in inputs))
+    out = cache_root / "images" / f"{arch.name}-{key[:16]}.cpio"
+    bb_digest = cache.file_digest(busybox)[:16]
+    if out.exists():
+        return ImageResult(out, key, out.stat().st_size, True, f"{busybox} sha256:{bb_digest}")
+
+    cpio = CpioWriter()
+    for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp",
+              "root", "etc", GUEST_ROOT):
+        cpio.directory(d)
+    # The console node must exist before devtmpfs is mounted, or init has no stdout.
+    cpio.char_device("dev/console", 5, 1)
+    cpio.file("bin/sh", busybox.read_bytes(), 0o755)
+    cpio.symlink("bin/busybox", "sh")
+    cpio.file("init", (IMAGES_DIR / "init").read_bytes(), 0o755)
+    cpio.file(f"{GUEST_ROOT}/run-case", (IMAGES_DIR / "run-case").read_bytes(), 0o755)
+    if binaries:
+        cpio.directory(guestprog.GUEST_BIN)
+    for name, path in binaries.items():
+        cpio.file(f"{guestprog.GUEST_BIN}/{name}", path.read_bytes(), 0o755)
+    cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
+    cpio.file("etc/group", b"root:x:0:\n")
+    _add_tree(cpio, ftrace_dir, GUEST_FTRACE)
+    if tcscripts.is_dir():
+        _add_tree(cpio, tcscripts, GUEST_TCSCRIPTS)
+    if modules:
+        cpio.directory("lib")
+        _add_tree(cpio, modules, "lib/modules")
+    cache.atomic_write(out, cpio.finish())
+    return ImageResult(out, key, out.stat().st_size, False, f"{busybox} sha256:{bb_digest}")

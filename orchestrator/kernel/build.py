@@ -1,0 +1,244 @@
+"""Config and build stages: allnoconfig + fragments, then an out-of-tree kbuild with ccache.
+
+One build dir per (tree location, arch) so every later build of the same tree is
+incremental; a stamp holding the full key (tree id, merged fragment, toolchain)
+lets an unchanged re-run skip make altogether.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+from .. import cache, hosttools
+from . import kconfig
+from ..arches import Arch
+from ..errors import ExitCode, OrchestratorError
+from ..progress import Progress, fmt_duration
+from .source import KernelTree
+
+STAMP = "orchestrator-build.json"
+ALLCONFIG = "orchestrator.allconfig"
+BUILD_LOG = "orchestrator-build.log"
+# modules_install output, copied into the initramfs (/lib/modules/<release>).
+MODULES_DIR = "orchestrator-modules"
+# Bump when the way a build is made changes, so old stamps stop matching.
+BUILD_RECIPE = "1"
+_STEP = re.compile(r"^  ([A-Z][A-Z0-9_]*)\s+(\S.*)$")
+_ERROR = re.compile(r"(error:|Error \d+|undefined reference|No rule to make target)")
+
+
+@dataclasses.dataclass
+class BuildResult:
+    arch: str
+    build_dir: pathlib.Path
+    kernel_image: pathlib.Path
+    vmlinux: pathlib.Path
+    dotconfig: pathlib.Path
+    log: pathlib.Path
+    key: str
+    reused: bool
+    config_seconds: float
+    build_seconds: float
+    steps: int
+    dropped: list[kconfig.Dropped]
+    toolchain: dict[str, str]
+    modules: pathlib.Path | None
+
+
+class BuildFailed(OrchestratorError):
+    def __init__(self, message: str, log: pathlib.Path, first_errors: list[str]):
+        super().__init__(message, ExitCode.BUILD_FAILED)
+        self.log = log
+        self.first_errors = first_errors
+
+
+def toolchain_versions(arch: Arch) -> dict[str, str]:
+    versions = {"compiler": hosttools.version_line((arch.compiler, "--version")),
+                "pahole": hosttools.version_line(("pahole", "--version")),
+                "make": hosttools.version_line(("make", "--version")),
+                "ccache": hosttools.version_line(("ccache", "--version"))}
+    if arch.llvm is None:
+        versions["binutils"] = hosttools.version_line((f"{arch.cross_compile}ld", "--version"))
+    return versions
+
+
+def build_dir_for(cache_root: pathlib.Path, tree: KernelTree, arch: Arch) -> pathlib.Path:
+    """One dir per tree and arch; a toolchain other than the table's gets its own, so
+    switching LLVM=1 on and off does not rebuild everything each time."""
+    from ..arches import get_arch
+    name = arch.name
+    if arch.make_vars() != get_arch(arch.name).make_vars():
+        name += "-" + cache.digest(*arch.make_vars())[:8]
+    return cache_root / "build" / tree.slug / name
+
+
+def _make_argv(tree: KernelTree, arch: Arch, build_dir: pathlib.Path, *targets: str) -> list[str]:
+    cc = arch.compiler
+    return ["make", "-C", str(tree.path), f"O={build_dir}", *arch.make_vars(),
+            f"CC=ccache {cc}", f"-j{os.cpu_count() or 1}", *targets]
+
+
+def _make_env(cache_root: pathlib.Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["CCACHE_DIR"] = str(cache_root / "ccache")
+    # Debug info puts the cwd in the hash by default; build dirs differ per tree
+    # location, and sharing hits across them is the point of ccache here.
+    env["CCACHE_NOHASHDIR"] = "1"
+    env.setdefault("CCACHE_MAXSIZE", "15G")
+    env["KBUILD_BUILD_USER"] = "orchestrator"
+    env["KBUILD_BUILD_HOST"] = "localhost"
+    return env
+
+
+def _run_make(argv: list[str], env: dict[str, str], log_file, progress: Progress, label: str,
+              expected_steps: int | None) -> tuple[int, int]:
+    """Run make, tee its output to the log, count kbuild steps for the status line."""
+    start = time.monotonic()
+    steps = 0
+    last = ""
+    log_file.write(f"$ {' '.join(argv)}\n")
+    log_file.flush()
+    # Own session: a Ctrl-C is handled by us, and we kill the whole make tree.
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace")
+            log_file.write(line)
+            m = _STEP.match(line)
+            if m:
+                steps += 1
+                last = f"{m.group(1)} {m.group(2).strip()}"
+            elapsed = time.monotonic() - start
+            pct = f" (~{min(99, 100 * steps // expected_steps)}%)" if expected_steps else ""
+            progress.status(f"{label}: {steps} steps{pct}, {fmt_duration(elapsed)}  {last}")
+        rc = proc.wait()
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        log_file.flush()
+    return rc, steps
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def first_errors(log: pathlib.Path, limit: int = 8) -> list[str]:
+    out = []
+    try:
+        for line in log.read_text(errors="replace").splitlines():
+            if _ERROR.search(line):
+                out.append(line.strip())
+                if len(out) >= limit:
+                    break
+    except OSError:
+        pass
+    return out
+
+
+def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Path],
+                        cache_root: pathlib.Path, progress: Progress,
+                        route_options: dict[str, str] | None = None, route_digest: str = "",
+                        build_modules: bool = True) -> BuildResult:
+    """route_options: config the boot route adds (required); route_digest: changes when
+    what the route builds in (DTB, initramfs) changes, so the stamp stops matching."""
+    merged = kconfig.merge(fragments)
+    for name, value in (route_options or {}).items():
+        merged[name] = kconfig.Option(name, value, True, "boot route")
+    allconfig_text = kconfig.render_allconfig(merged)
+    toolchain = toolchain_versions(arch)
+    key = cache.digest(BUILD_RECIPE, tree.tree_id, allconfig_text, route_digest, arch.name,
+                       " ".join(arch.make_vars()), *sorted(f"{k}={v}" for k, v in toolchain.items()))
+    build_dir = build_dir_for(cache_root, tree, arch)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    image = build_dir / arch.kernel_image
+    vmlinux = build_dir / "vmlinux"
+    log_path = build_dir / BUILD_LOG
+    env = _make_env(cache_root)
+
+    with cache.file_lock(build_dir.with_name(arch.name + ".lock"), f"build dir {build_dir}",
+                         on_wait=progress.say):
+        stamp = cache.read_json(build_dir / STAMP) or {}
+        if stamp.get("key") == key and image.exists() and vmlinux.exists():
+            dotconfig = kconfig.read_dotconfig(build_dir / ".config")
+            dropped = kconfig.compare(merged, dotconfig, tree.path, arch.srcarch)
+            return BuildResult(arch.name, build_dir, image, vmlinux, build_dir / ".config",
+                               log_path, key, True, 0.0, 0.0, int(stamp.get("steps", 0)),
+                               dropped, toolchain, _modules_dir(build_dir, dotconfig))
+        # The stamp no longer describes the dir once we touch it.
+        (build_dir / STAMP).unlink(missing_ok=True)
+        cache.atomic_write(build_dir / ALLCONFIG, allconfig_text)
+        try:
+            log_file = open(log_path, "w")
+        except OSError as exc:
+            raise OrchestratorError(f"Cannot write {log_path}: {exc.strerror}; check the cache "
+                                    "dir's disk.", ExitCode.INFRA_ERROR) from exc
+        with log_file:
+            t0 = time.monotonic()
+            rc, _ = _run_make(_make_argv(tree, arch, build_dir, f"KCONFIG_ALLCONFIG={build_dir / ALLCONFIG}",
+                                         "allnoconfig"), env, log_file, progress,
+                              f"config {arch.name}", None)
+            config_seconds = time.monotonic() - t0
+            if rc != 0:
+                progress.clear()
+                errs = first_errors(log_path)
+                raise BuildFailed(f"The {arch.name} config step failed ({errs[0] if errs else f'make exit {rc}'}); "
+                                  f"see {log_path}.", log_path, errs)
+            dotconfig = kconfig.read_dotconfig(build_dir / ".config")
+            dropped = kconfig.compare(merged, dotconfig, tree.path, arch.srcarch)
+            kconfig.check_required(dropped)
+            t1 = time.monotonic()
+            modular = build_modules and dotconfig.get("CONFIG_MODULES") == "y"
+            targets = [arch.build_target, "vmlinux"] + (["modules"] if modular else [])
+            rc, steps = _run_make(_make_argv(tree, arch, build_dir, *targets),
+                                  env, log_file, progress, f"build {arch.name}",
+                                  int(stamp.get("steps", 0)) or None)
+            if rc == 0 and modular:
+                staging = build_dir / MODULES_DIR
+                shutil.rmtree(staging, ignore_errors=True)
+                rc, _ = _run_make(_make_argv(tree, arch, build_dir, "modules_install",
+                                             f"INSTALL_MOD_PATH={staging}", "INSTALL_MOD_STRIP=1"),
+                                  env, log_file, progress, f"modules_install {arch.name}", None)
+            build_seconds = time.monotonic() - t1
+        progress.clear()
+        if rc != 0 or not image.exists():
+            errs = first_errors(log_path)
+            raise BuildFailed(
+                f"The {arch.name} kernel build failed after {fmt_duration(build_seconds)}: "
+                f"{errs[0] if errs else f'make exit {rc}'}; the full log is {log_path}.",
+                log_path, errs)
+        cache.atomic_write_json(build_dir / STAMP, {
+            "key": key, "tree_id": tree.tree_id, "steps": steps,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(build_seconds, 1)})
+        return BuildResult(arch.name, build_dir, image, vmlinux, build_dir / ".config", log_path,
+                           key, False, config_seconds, build_seconds, steps, dropped, toolchain,
+                           _modules_dir(build_dir, dotconfig))
+
+
+def _modules_dir(build_dir: pathlib.Path, dotconfig: dict[str, str]) -> pathlib.Path | None:
+    staging = build_dir / MODULES_DIR / "lib" / "modules"
+    return staging if dotconfig.get("CONFIG_MODULES") == "y" and staging.is_dir() else None
+
+
+def copy_log(result_dir: pathlib.Path, log: pathlib.Path) -> None:
+    try:
+        shutil.copyfile(log, result_dir / "build.log")
+    except OSError:
+        pass

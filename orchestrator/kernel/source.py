@@ -1,0 +1,171 @@
+"""Source stage: find the kernel tree to test and give it a content identity.
+
+The default tree is Debian's linux-source tarball, made into a git repository in the
+cache once. A user's tree (KERNEL=) is used in place; it is never modified.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+
+from .. import cache
+from ..errors import ExitCode, OrchestratorError
+
+DEFAULT_TARBALL = pathlib.Path("/usr/src/linux-source-6.12.tar.xz")
+DEFAULT_PACKAGE = "linux-source-6.12"
+# The identity git needs for commits, and no automatic gc/maintenance: a `git gc --auto`
+# after recording an 80k-file tree repacked for ~8 minutes beside the kernel build.
+_GIT_IDENTITY = ["-c", "user.name=orchestrator", "-c", "user.email=orchestrator@localhost",
+                 "-c", "gc.auto=0", "-c", "maintenance.auto=false"]
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelTree:
+    path: pathlib.Path
+    tree_id: str          # changes whenever the tree's content does
+    version: str          # from the top Makefile, e.g. 6.12.117
+    origin: str           # where it came from, for the report
+    git_commit: str | None
+
+    @property
+    def slug(self) -> str:
+        """A directory name for this tree's build dirs: readable, and unique per location."""
+        where = hashlib.sha1(str(self.path).encode()).hexdigest()[:8]
+        return f"{self.path.name}-{where}"
+
+
+def _git(path: pathlib.Path, *args: str, check: bool = True) -> str:
+    out = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise OrchestratorError(f"git {' '.join(args)} failed in {path}: {out.stderr.strip()}",
+                                ExitCode.INFRA_ERROR)
+    return out.stdout.strip()
+
+
+def kernel_version(path: pathlib.Path) -> str:
+    fields = {}
+    try:
+        for line in (path / "Makefile").read_text(errors="replace").splitlines()[:12]:
+            m = re.match(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)\s*=\s*(\S*)", line)
+            if m:
+                fields[m.group(1)] = m.group(2)
+    except OSError:
+        return "unknown"
+    v = f"{fields.get('VERSION', '?')}.{fields.get('PATCHLEVEL', '?')}"
+    if fields.get("SUBLEVEL") not in (None, "", "0"):
+        v += f".{fields['SUBLEVEL']}"
+    return v + fields.get("EXTRAVERSION", "")
+
+
+def _check_is_kernel_tree(path: pathlib.Path) -> None:
+    if not path.is_dir():
+        raise OrchestratorError(f"KERNEL={path} does not exist or is not a directory; "
+                                "point KERNEL= at the top of a Linux source tree.")
+    needed = ["Makefile", "Kconfig", "arch", "kernel/trace"]
+    absent = [n for n in needed if not (path / n).exists()]
+    if absent:
+        raise OrchestratorError(
+            f"KERNEL={path} is not a Linux source tree (no {', '.join(absent)}); "
+            "point KERNEL= at the directory that holds the kernel's top-level Makefile.")
+    # kbuild refuses O= builds from a tree that was configured in place.
+    if (path / ".config").exists() or (path / "include/config").is_dir():
+        raise OrchestratorError(
+            f"KERNEL={path} has an in-tree build (.config or include/config), which out-of-tree "
+            f"builds refuse; run `make -C {path} mrproper` (after saving your .config) and retry.")
+
+
+def _plain_tree_id(path: pathlib.Path) -> str:
+    """Identity of a non-git tree from every file's path, size and mtime (no content read)."""
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if d != ".git")
+        for name in sorted(files):
+            if name.startswith("orchestrator-"):
+                continue  # boot plumbing the orchestrator itself writes (bootroute.py)
+            p = os.path.join(root, name)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            h.update(f"{os.path.relpath(p, path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return "plain:" + h.hexdigest()
+
+
+def _git_tree_id(path: pathlib.Path) -> tuple[str, str]:
+    commit = _git(path, "rev-parse", "HEAD")
+    tree = _git(path, "rev-parse", "HEAD^{tree}")
+    diff = subprocess.run(["git", "-C", str(path), "diff", "HEAD", "--binary"],
+                          capture_output=True).stdout
+    if diff:
+        return f"git:{tree}+dirty:{hashlib.sha256(diff).hexdigest()[:16]}", commit
+    return f"git:{tree}", commit
+
+
+def user_tree(path_text: str) -> KernelTree:
+    path = pathlib.Path(path_text).expanduser().resolve()
+    _check_is_kernel_tree(path)
+    is_git = (path / ".git").exists() and _git(path, "rev-parse", "--show-toplevel",
+                                                check=False) == str(path)
+    if is_git:
+        tree_id, commit = _git_tree_id(path)
+    else:
+        tree_id, commit = _plain_tree_id(path), None
+    return KernelTree(path=path, tree_id=tree_id, version=kernel_version(path),
+                      origin=f"user tree {path}", git_commit=commit)
+
+
+def default_tree(cache_root: pathlib.Path, tarball: pathlib.Path = DEFAULT_TARBALL,
+                 say=print) -> KernelTree:
+    """Debian's linux-source tarball as a git repo in the cache, made once."""
+    if not tarball.exists():
+        raise OrchestratorError(
+            f"The default kernel tree {tarball} is not installed; install it with "
+            f"`apt-get install {DEFAULT_PACKAGE}` (or `make deps`), or set KERNEL=/path/to/linux.",
+            ExitCode.MISSING_HOST_TOOL)
+    stem = tarball.name.split(".tar")[0]
+    sources = cache_root / "sources"
+    dest = sources / stem
+    stamp = sources / f"{stem}.done"
+    st = tarball.stat()
+    tarball_key = f"{tarball}:{st.st_size}:{st.st_mtime_ns}"
+    with cache.file_lock(sources / f"{stem}.lock", f"the {stem} tree", on_wait=say):
+        if not (stamp.exists() and stamp.read_text() == tarball_key and (dest / ".git").exists()):
+            _unpack_into_git(tarball, dest, say)
+            cache.atomic_write(stamp, tarball_key)
+    commit = _git(dest, "rev-parse", "HEAD")
+    tree = _git(dest, "rev-parse", "HEAD^{tree}")
+    return KernelTree(path=dest, tree_id=f"git:{tree}", version=kernel_version(dest),
+                      origin=f"Debian {tarball.name}", git_commit=commit)
+
+
+def _unpack_into_git(tarball: pathlib.Path, dest: pathlib.Path, say) -> None:
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    say(f"source: unpacking {tarball.name} into the cache (once, about a minute)")
+    out = subprocess.run(["tar", "-xJf", str(tarball), "-C", str(partial), "--no-same-owner"],
+                         capture_output=True, text=True)
+    tops = [p for p in partial.iterdir() if p.is_dir()]
+    if out.returncode != 0 or len(tops) != 1:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise OrchestratorError(f"Cannot unpack {tarball}: {out.stderr.strip()[-300:] or 'unexpected layout'}; "
+                                f"reinstall it (`apt-get install --reinstall {DEFAULT_PACKAGE}`).",
+                                ExitCode.INFRA_ERROR)
+    top = tops[0].name
+    tree = partial / top
+    say("source: recording the tree as a git repository")
+    _git(tree, "init", "-q")
+    # Later commits in this repo and its worktrees (series applied with git am) too.
+    _git(tree, "config", "gc.auto", "0")
+    _git(tree, "config", "maintenance.auto", "false")
+    # Debian's tarball .gitignore ends with "/*": without -f nothing would be added.
+    _git(tree, "add", "-A", "-f")
+    _git(tree, *_GIT_IDENTITY, "commit", "-q", "-m", f"{tarball.name} as shipped by Debian")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tree, dest)
+    shutil.rmtree(partial, ignore_errors=True)

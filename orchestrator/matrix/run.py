@@ -1,0 +1,107 @@
+"""Several arches one after another (two cores: never two kernel builds at once), one
+arch's failure never stopping the next, and one table at the end."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from ..series import versus_base as abrun
+from .. import cache, pipeline
+from ..arches import Arch
+from ..errors import ExitCode, OrchestratorError
+from ..suites.ktap import FAILING
+from .spec import Cell
+from ..progress import Progress, fmt_duration
+
+_UNSUPPORTED = {"UNSUPPORTED", "UNTESTED", "SKIP"}
+
+
+@dataclasses.dataclass
+class Row:
+    arch: str
+    code: int
+    data: dict
+    error: str = ""
+
+    def cells(self) -> list[str]:
+        """The table row; `arch` is the cell name for a matrix spec (arch-kernel)."""
+        d = self.data
+        stages = d.get("stages", {})
+        cases = d.get("cases", [])
+
+        def stage(name: str) -> str:
+            st = stages.get(name)
+            if not st:
+                return "-"
+            if st.get("state") == "failed":
+                return "FAILED"
+            if st.get("reused"):
+                return "reused"
+            return fmt_duration(st["seconds"]) if st.get("seconds") is not None else st.get("state", "?")
+
+        minutes = "-"
+        if d.get("started_at") and d.get("finished_at"):
+            span = dt.datetime.fromisoformat(d["finished_at"]) - dt.datetime.fromisoformat(d["started_at"])
+            minutes = f"{span.total_seconds() / 60:.1f}"
+        return [self.arch, stage("build"), stage("boot"),
+                str(sum(c["status"] in ("PASS", "XFAIL") for c in cases)),
+                str(sum(c["status"] in FAILING for c in cases)),
+                str(sum(c["status"] in _UNSUPPORTED for c in cases)),
+                str(len(d.get("splats", []))), minutes,
+                self.error or (d.get("verdict") or "")]
+
+
+HEADER = ["arch", "build", "boot", "passed", "failed", "unsupported", "splats", "minutes", "verdict"]
+
+
+def render(rows: list[Row]) -> str:
+    table = [HEADER] + [r.cells() for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(HEADER) - 1)]
+    lines = []
+    for r in table:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1][:90])
+    return "\n".join(lines)
+
+
+def run(arches: list[Arch], base: pipeline.TestOptions, progress: Progress) -> int:
+    """`test --arch all`: the same options on every arch."""
+    return _run_rows([(a.name, dataclasses.replace(base, arch=a.name), None) for a in arches],
+                     base.results_root, progress)
+
+
+def run_cells(cells: list[Cell], base: pipeline.TestOptions, progress: Progress) -> int:
+    """`matrix --spec matrix.yaml`: each cell with its own kernel, series, suites, timeouts."""
+    jobs = []
+    for c in cells:
+        opts = dataclasses.replace(base, arch=c.arch, kernel=c.tree, suites=list(c.suites) or base.suites,
+                                   extra_kconfigs=list(c.kconfig), case_timeout=c.case_timeout,
+                                   boot_timeout=c.boot_timeout)
+        sopts = abrun.SeriesOptions(c.series, c.base, c.compare) if c.series else None
+        jobs.append((c.name, opts, sopts))
+    return _run_rows(jobs, base.results_root, progress)
+
+
+def _run_rows(jobs: list[tuple[str, pipeline.TestOptions, "abrun.SeriesOptions | None"]],
+              results_root, progress: Progress) -> int:
+    rows: list[Row] = []
+    for name, opts, sopts in jobs:
+        progress.say(f"=== matrix: {name} ({len(rows) + 1}/{len(jobs)}) ===")
+        try:
+            if sopts is not None:
+                code, data = abrun.run_series(opts, sopts, progress)
+            else:
+                code, data = pipeline.run_test(opts, progress)
+            rows.append(Row(name, code, data))
+        except OrchestratorError as exc:
+            progress.say(f"orchestrator: {name}: {exc.message}")
+            rows.append(Row(name, int(exc.code), getattr(exc, "results", {}), exc.message[:90]))
+    table = render(rows)
+    print("\n" + table)
+    cache.atomic_write_json(results_root / f"matrix-{dt.datetime.now():%Y%m%d-%H%M%S}.json",
+                            {"rows": [{"arch": r.arch, "exit_code": r.code, "run_id": r.data.get("run_id"),
+                                       "cells": dict(zip(HEADER, r.cells()))} for r in rows]})
+    codes = [r.code for r in rows]
+    if all(c == ExitCode.OK for c in codes):
+        return int(ExitCode.OK)
+    other = [c for c in codes if c not in (ExitCode.OK, ExitCode.TEST_FAILURES)]
+    return other[0] if other else int(ExitCode.TEST_FAILURES)

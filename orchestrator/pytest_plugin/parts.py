@@ -1,0 +1,191 @@
+"""Guests for cases run as pytest items (pytest_plugin.py), and the run directory they
+share.
+
+Every process that runs items (the one pytest process, or each pytest-xdist worker)
+owns one guest per arch: booted at its first item of that arch, reused for the next,
+restarted after a crash by GuestRunner as in a `make test` run. What each process
+measures goes to its own part file (results/<run-id>/parts/<worker>.jsonl, one JSON
+object per line, appended as it happens) and its own console-<worker>.log; the process
+that started the session merges the parts into the run's results.json, junit.xml,
+report.html and summary.txt at the end, the same files a `make test` run writes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+from typing import IO, Any
+
+from ..results import junit, summary
+from ..errors import ExitCode, OrchestratorError
+from ..pipeline import (PreparedGuest, TestOptions, _write_reports, prepare_guest, session_factory, transport_record, verdict_of)
+from ..progress import Progress
+from ..results.recorder import CaseResult, Recorder, failures_after_poisoning_splat
+from ..kernel.source import KernelTree
+from ..suites.splats import SplatDetector
+from ..suites.runner import CaseSpec, GuestRunner
+
+PARTS = "parts"
+
+
+def worker_id() -> str:
+    """pytest-xdist's name for this process (gw0, gw1...), or "main" without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+class PartWriter:
+    """This process's part of a run: one JSON object per line, flushed per line, so a
+    worker that dies keeps what it finished."""
+
+    def __init__(self, run_dir: pathlib.Path, worker: str):
+        self.path = run_dir / PARTS / f"{worker}.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = open(self.path, "a")
+
+    def write(self, kind: str, **fields: Any) -> None:
+        self._file.write(json.dumps({"kind": kind, **fields}) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class ArchGuest:
+    """One arch's guest in this process."""
+
+    def __init__(self, opts: TestOptions, tree: KernelTree, run_dir: pathlib.Path, worker: str,
+                 part: PartWriter, progress: Progress):
+        self.worker = worker
+        self.part = part
+        self.prepared: PreparedGuest = prepare_guest(opts, tree, progress)
+        self.console_log = open(run_dir / f"console-{worker}.log", "ab")
+        self.detector = SplatDetector()
+        self.sessions: list = []
+        self.transport = opts.transport
+        arch = self.prepared.arch
+        self.runner = GuestRunner(
+            session_factory(arch, opts.transport, self.prepared.argv, self.console_log,
+                            self.detector.feed, self.sessions),
+            self.detector, progress, opts.case_timeout, opts.boot_timeout, arch.halt_command,
+            case_logs_dir=run_dir / "caselogs")
+        self._splats_written = 0
+        self.cases_run = 0
+
+    def boot(self) -> None:
+        """The first boot (GuestRunner restarts later ones itself); raises GuestTimeout,
+        GuestDied or TransportLost with the console tail in self.tail()."""
+        session = self.runner.boot()
+        self.part.write("boot", worker=self.worker, release=session.kernel_release,
+                        seconds_to_shell=self.runner.boot_seconds[-1],
+                        guest_uptime_at_shell=session.guest_boot_seconds, taint=session.boot_taint,
+                        accel=dataclasses.asdict(self.prepared.accel))
+
+    def tail(self) -> list[str]:
+        return self.runner.session.tail(40) if self.runner.session else []
+
+    def run(self, spec: CaseSpec, index: int, total: int) -> list[CaseResult]:
+        results = self.runner.run_case(spec, index, total, f"/tmp/kto/{index}")
+        for r in results:
+            r.worker = self.worker
+            self.part.write("case", index=index, case=r.as_dict())
+        self.cases_run += 1
+        self._write_splats()
+        return results
+
+    def _write_splats(self) -> None:
+        for s in self.detector.splats[self._splats_written:]:
+            self.part.write("splat", splat=s.as_dict())
+        self._splats_written = len(self.detector.splats)
+
+    def close(self) -> None:
+        self.runner.stop()
+        self.detector.flush()
+        self._write_splats()
+        self.part.write("end", worker=self.worker, boots=self.runner.boots, taint=self.runner.taint,
+                        restart_seconds=self.runner.boot_seconds[1:],
+                        transport=transport_record(self.transport, self.sessions))
+        self.console_log.close()
+
+
+def read_parts(run_dir: pathlib.Path) -> list[dict]:
+    records = []
+    for path in sorted((run_dir / PARTS).glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                pass   # the last line of a worker killed mid-write
+    return records
+
+
+def merge(recorder: Recorder, order: list[str], items_seconds: float) -> tuple[str, int]:
+    """Fill the run's results.json from the parts (cases in the suites' order, whichever
+    worker ran them); then junit.xml, report.html, summary.txt. The summary's text and the
+    exit code. items_seconds: the wall time of pytest's run of the items (the suites
+    stage: every worker's guests at once)."""
+    records = read_parts(recorder.dir)
+    boots = [r for r in records if r["kind"] == "boot"]
+    ends = [r for r in records if r["kind"] == "end"]
+    rank = {case_id: i for i, case_id in enumerate(order)}
+    cases = sorted((r for r in records if r["kind"] == "case"),
+                   key=lambda r: (rank.get(r["case"]["id"].split(" (")[0], len(rank)), r["index"]))
+    recorder.data["cases"] = [r["case"] for r in cases]
+    recorder.data["splats"] = [r["splat"] for r in records if r["kind"] == "splat"]
+    if boots:
+        first = boots[0]
+        recorder.data["kernel"]["release"] = first["release"]
+        recorder.data["accel"] = first["accel"]
+        end_taint = 0
+        for e in ends:   # taint is a bit mask: any guest's flag counts
+            end_taint |= e["taint"] or 0
+        recorder.data["taint"] = {"boot": first["taint"], "end": end_taint if ends else None}
+        recorder.data["stages"]["boot"] = {
+            "state": "done", "seconds": first["seconds_to_shell"], "at": None,
+            "seconds_to_shell": first["seconds_to_shell"],
+            "guest_uptime_at_shell": first["guest_uptime_at_shell"]}
+    if cases:
+        recorder.data["stages"]["suites"] = {
+            "state": "done", "seconds": round(items_seconds, 2), "at": None,
+            "boots": sum(e["boots"] for e in ends),
+            "restart_seconds": [s for e in ends for s in e["restart_seconds"]]}
+    workers = sorted({r["worker"] for r in boots} | {r["worker"] for r in ends})
+    recorder.data["pytest"] = {"workers": [
+        {"worker": w,
+         "cases": sum(1 for r in cases if r["case"].get("worker") == w),
+         "boots": sum(e["boots"] for e in ends if e["worker"] == w),
+         "console_log": f"console-{w}.log"} for w in workers]}
+    transports = [e["transport"] for e in ends]
+    if transports:
+        recorder.data["transport"] = {"name": transports[0]["name"],
+                                      **({"connects": sum(t.get("connects", 0) for t in transports)}
+                                         if transports[0]["name"] == "ssh" else {})}
+    _join_console_logs(recorder.dir, workers)
+    recorder.data["first_cause"] = failures_after_poisoning_splat(recorder.data)
+    verdict, code = verdict_of(recorder.data["cases"], len(recorder.data["splats"]))
+    failed_boots = [r for r in records if r["kind"] == "boot_failed"]
+    if failed_boots and not boots:   # no worker's guest booted: the run failed at boot
+        first = failed_boots[0]
+        recorder.data["stages"]["boot"] = {"state": "failed", "seconds": None, "at": None,
+                                           "error": first["error"], "console_tail": first["console_tail"]}
+        error = first["error"]
+        recorder.finish("failed", f"{error[:1].upper()}{error[1:]}; the console tail is in results.json "
+                                  f"and {recorder.dir / 'console.log'}.", int(ExitCode.BOOT_FAILED))
+    else:
+        recorder.finish("complete" if cases else "incomplete", verdict if cases else "no case ran", int(code))
+    try:
+        junit.write(recorder.data, recorder.dir / "junit.xml")
+    except (OSError, OrchestratorError):
+        pass
+    _write_reports(recorder)
+    return summary.render(recorder.data, str(recorder.dir)), int(code)
+
+
+def _join_console_logs(run_dir: pathlib.Path, workers: list[str]) -> None:
+    """console.log, as a `make test` run has: each worker's guest console in turn."""
+    with open(run_dir / "console.log", "wb") as out:
+        for w in workers:
+            path = run_dir / f"console-{w}.log"
+            if path.exists():
+                out.write(f"==== orchestrator: the console of worker {w}'s guests ====\n".encode())
+                out.write(path.read_bytes())

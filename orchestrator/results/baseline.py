@@ -1,0 +1,39 @@
+"""--baseline: a run compared with a previous run of the same arch (the nightly's last
+night), so the report says what changed since."""
+from __future__ import annotations
+
+import pathlib
+
+from .. import cache
+from . import compare
+from ..progress import Progress
+from .recorder import Recorder
+
+
+def find_baseline(path: pathlib.Path, arch: str, exclude: str) -> pathlib.Path | None:
+    """The run dir itself, or the newest complete run of the arch under it."""
+    if (path / "results.json").is_file():
+        return path
+    found = []
+    for f in list(path.glob("*/results.json")) + list(path.glob("*/*/results.json")):
+        data = cache.read_json(f) or {}
+        if data.get("arch") == arch and data.get("state") == "complete" and data.get("run_id") != exclude:
+            found.append((data.get("started_at") or "", f.parent))
+    return max(found)[1] if found else None
+
+
+def compare_with(recorder: Recorder, path: pathlib.Path, progress: Progress) -> None:
+    data = recorder.data
+    run_dir = find_baseline(path, data["arch"], data["run_id"])
+    if run_dir is None:
+        recorder.set("baseline", {"path": str(path), "run_id": None, "diff": None,
+                                  "note": f"no complete {data['arch']} run under {path}"})
+        progress.say(f"baseline: no complete {data['arch']} run under {path}; nothing to compare with")
+        return
+    base = cache.read_json(run_dir / "results.json") or {}
+    diff = compare.compare(base, data, run_dir, recorder.dir)
+    recorder.set("baseline", {"path": str(run_dir), "run_id": base.get("run_id"), "diff": diff})
+    for e in diff["new_failures"]:
+        progress.say(f"  since {base.get('run_id')}: {e['id']} {e['base']} -> {e['series']}")
+    for s in diff["new_splats"]:
+        progress.say(f"  since {base.get('run_id')}: new splat {s['title']}")

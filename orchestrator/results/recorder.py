@@ -1,0 +1,136 @@
+"""The results model and results/<run-id>/: written as results arrive, so a crash
+(of the guest, of QEMU or of this program) loses nothing already measured."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import pathlib
+import time
+from typing import Any
+
+from .. import cache
+from ..suites.ktap import FAILING
+
+SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass
+class CaseResult:
+    id: str                    # "dynevent/add_remove_kprobe.tc", "(instance)" suffix when so
+    suite: str
+    description: str
+    status: str                # one of ktap.STATUSES
+    seconds: float
+    reason: str = ""           # one line: why not PASS
+    log: str = ""              # the case's own log, kept for every non-PASS case
+    test_status: str | None = None   # what the test itself said, when we overrode it
+    splats: list[dict] = dataclasses.field(default_factory=list)
+    taint_before: int | None = None
+    taint_after: int | None = None
+    boot: int = 1              # which guest boot of the run it ran in (restarts count up)
+    guest_seconds: float | None = None   # the guest's own time for the case (its uptime)
+    guest_logs: str | None = None  # its ftracetest log dir copied back (SSH), run-dir relative
+    worker: str | None = None      # the pytest-xdist worker whose guest ran it
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def new_run_id(arch: str) -> str:
+    return f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{arch}-{os.getpid()}"
+
+
+def point_latest(root: pathlib.Path, run_id: str) -> None:
+    """results/latest -> the newest run (replaced atomically)."""
+    link = root / "latest"
+    tmp = root / f".latest.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_id)
+        os.replace(tmp, link)
+    except OSError:
+        pass
+
+
+class Recorder:
+    """Owns results/<run-id>/ and rewrites results.json atomically on every change."""
+
+    def __init__(self, results_root: pathlib.Path, run_id: str, meta: dict[str, Any]):
+        self.dir = results_root / run_id
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.data: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "state": "running",
+            "started_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "finished_at": None,
+            **meta,
+            "stages": {},
+            "cases": [],
+            "splats": [],
+            "verdict": None,
+            "exit_code": None,
+        }
+        self._stage_t0: dict[str, float] = {}
+        self.flush()
+        point_latest(results_root, run_id)
+
+    @property
+    def cases(self) -> list[dict]:
+        return self.data["cases"]
+
+    def flush(self) -> None:
+        cache.atomic_write_json(self.dir / "results.json", self.data)
+
+
+    def stage_started(self, name: str) -> None:
+        from .. import PROCESS_START
+        now = time.monotonic()
+        self._stage_t0[name] = now
+        self.data["stages"][name] = {"state": "running", "seconds": None,
+                                     "at": round(now - PROCESS_START, 2)}
+        self.flush()
+
+    def stage_finished(self, name: str, state: str = "done", **info: Any) -> None:
+        seconds = time.monotonic() - self._stage_t0.get(name, time.monotonic())
+        at = self.data["stages"].get(name, {}).get("at")
+        self.data["stages"][name] = {"state": state, "seconds": round(seconds, 2), "at": at, **info}
+        self.flush()
+
+    def set(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self.flush()
+
+    def add_case(self, case: CaseResult) -> None:
+        self.cases.append(case.as_dict())
+        self.flush()
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for c in self.cases:
+            out[c["status"]] = out.get(c["status"], 0) + 1
+        return out
+
+    def finish(self, state: str, verdict: str, exit_code: int) -> None:
+        self.data.update(state=state, verdict=verdict, exit_code=exit_code,
+                         finished_at=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                         counts=self.counts())
+        self.flush()
+
+
+def failures_after_poisoning_splat(data: dict) -> dict | None:
+    """The first splat that poisons the kernel (ftrace bug, Oops...) and the failing cases
+    that ran after it in the same boot: a developer should look at it first."""
+    from ..suites.splats import POISONING_KINDS
+    ids = [c["id"] for c in data.get("cases", [])]
+    for splat in data.get("splats", []):
+        if splat["kind"] in POISONING_KINDS and splat.get("case") in ids:
+            start = ids.index(splat["case"])
+            # The same guest: the same boot of the same worker (pytest-xdist runs several).
+            guest = (data["cases"][start].get("boot", 1), data["cases"][start].get("worker"))
+            later = [c["id"] for c in data["cases"][start + 1:]
+                     if c["status"] in FAILING and (c.get("boot", 1), c.get("worker")) == guest]
+            return {"case": splat["case"], "kind": splat["kind"], "title": splat["title"],
+                    "failing_after": later}
+    return None

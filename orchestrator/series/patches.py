@@ -1,0 +1,375 @@
+"""The series under test: read it (mbox, a directory of patches, a git range), apply it
+onto its base in a worktree of the cache (never the user's checkout), and record what
+was applied.
+
+One worktree per source tree, reused by every series and base of that tree: it keeps
+one build dir per arch, so going from the base to the series (or from one revision of
+a series to the next) rebuilds only the files that differ.
+"""
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.header
+import email.policy
+import pathlib
+import re
+import subprocess
+
+from .. import cache
+from ..errors import ExitCode, OrchestratorError
+from ..kernel.source import KernelTree, kernel_version
+
+# The identity git needs for commits, and no automatic gc/maintenance: a `git gc --auto`
+# after recording an 80k-file tree repacked for ~8 minutes beside the kernel build.
+_GIT_IDENTITY = ["-c", "user.name=orchestrator", "-c", "user.email=orchestrator@localhost",
+                 "-c", "gc.auto=0", "-c", "maintenance.auto=false"]
+# `git format-patch` / `b4 am` separators: "From <40 hex> Mon Sep 17 00:00:00 2001".
+_MBOX_FROM = re.compile(rb"^From (\S+) .*\d{4}$", re.M)
+_DIFF_PATH = re.compile(r"^(?:diff --git a/(\S+) b/(\S+)|--- a/(\S+)|\+\+\+ b/(\S+)|"
+                        r"rename (?:from|to) (\S+)|copy (?:from|to) (\S+))$", re.M)
+_PATCH_PREFIX = re.compile(r"^\s*\[[^\]]*\]\s*")
+
+
+class SeriesError(OrchestratorError):
+    """Bad series input (exit 2) or a series that does not apply (exit 8)."""
+
+
+@dataclasses.dataclass
+class Patch:
+    number: int               # 1-based, in series order
+    subject: str              # "[PATCH v4 2/9] tracing: ..." prefix kept as sent
+    author: str
+    message_id: str | None
+    files: list[str]          # paths the diff touches
+    patch_id: str = ""        # git patch-id --stable
+    raw: bytes = b""          # the message (mbox/dir input)
+    source_commit: str | None = None   # the commit (range input)
+    commit: str | None = None          # the commit made from it in the worktree
+
+    def as_dict(self) -> dict:
+        return {"number": self.number, "subject": self.subject, "author": self.author,
+                "message_id": self.message_id, "patch_id": self.patch_id, "files": self.files,
+                "source_commit": self.source_commit, "commit": self.commit}
+
+
+@dataclasses.dataclass
+class Series:
+    kind: str                 # mbox | directory | range
+    spec: str                 # what the user gave
+    patches: list[Patch]
+    cover_subject: str | None = None
+    base_rev: str | None = None   # from a range "base..tip"
+
+    @property
+    def title(self) -> str:
+        if self.cover_subject:
+            return self.cover_subject
+        return self.patches[0].subject if len(self.patches) == 1 else \
+            f"{_PATCH_PREFIX.sub('', self.patches[0].subject)} (+{len(self.patches) - 1} more)"
+
+    def touched_files(self) -> list[str]:
+        return sorted({f for p in self.patches for f in p.files})
+
+
+@dataclasses.dataclass
+class AppliedSeries:
+    series: Series
+    worktree: pathlib.Path
+    base_commit: str
+    tip_commit: str
+
+    def as_dict(self) -> dict:
+        s = self.series
+        return {"kind": s.kind, "spec": s.spec, "title": s.title, "cover_subject": s.cover_subject,
+                "base_commit": self.base_commit, "tip_commit": self.tip_commit,
+                "worktree": str(self.worktree), "patches": [p.as_dict() for p in s.patches]}
+
+
+def _git(path: pathlib.Path, *args: str, input: bytes | None = None,
+         check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run(["git", "-C", str(path), *_GIT_IDENTITY, *args], input=input,
+                         capture_output=True)
+    if check and out.returncode != 0:
+        raise OrchestratorError(f"git {' '.join(args)} failed in {path}: "
+                                f"{out.stderr.decode(errors='replace').strip()[:300]}",
+                                ExitCode.INFRA_ERROR)
+    return out
+
+
+def _text(out: subprocess.CompletedProcess) -> str:
+    return out.stdout.decode(errors="replace").strip()
+
+
+# -- reading -------------------------------------------------------------------------
+
+def _header(msg: email.message.Message, name: str) -> str:
+    value = msg.get(name)
+    if value is None:
+        return ""
+    return " ".join(str(email.header.make_header(email.header.decode_header(str(value)))).split())
+
+
+def _diff_files(body: str) -> list[str]:
+    files = []
+    for m in _DIFF_PATH.finditer(body):
+        for path in m.groups():
+            if path and path != "/dev/null" and path not in files:
+                files.append(path)
+    return files
+
+
+def _check_paths(files: list[str], where: str) -> None:
+    for f in files:
+        if f.startswith("/") or ".." in f.split("/"):
+            raise SeriesError(f"{where} touches '{f}', a path outside the kernel tree; "
+                              "fix the patch (paths are relative to the tree's top).")
+
+
+def split_mbox(data: bytes) -> list[bytes]:
+    """Messages of an mbox as `git format-patch --stdout` and `b4 am` write it; a file
+    with no "From " separator is one message (a single mail saved as a file)."""
+    starts = [m.start() for m in _MBOX_FROM.finditer(data)]
+    if not starts:
+        return [data] if data.strip() else []
+    if data[:starts[0]].strip():
+        starts.insert(0, 0)
+    return [data[a:b] for a, b in zip(starts, starts[1:] + [len(data)])]
+
+
+def _parse_message(raw: bytes, where: str) -> tuple[Patch | None, str]:
+    """(the patch, or None for a message with no diff, such as a cover letter; its subject)."""
+    body_start = raw.find(b"\n") + 1 if raw.startswith(b"From ") else 0
+    msg = email.message_from_bytes(raw[body_start:], policy=email.policy.compat32)
+    subject = _header(msg, "Subject")
+    payload = msg.get_payload(decode=True) if not msg.is_multipart() else b""
+    body = (payload or b"").decode(errors="replace")
+    files = _diff_files(body)
+    if not files:
+        return None, subject
+    if not subject:
+        raise SeriesError(f"{where} has a diff but no Subject: header; give patches as "
+                          "`git format-patch` or `b4 am` writes them.")
+    _check_paths(files, where)
+    mid = _header(msg, "Message-ID").strip("<> ") or None
+    return Patch(0, subject, _header(msg, "From"), mid, files, raw=raw), subject
+
+
+def _load_messages(blobs: list[tuple[str, bytes]], kind: str, spec: str) -> Series:
+    patches: list[Patch] = []
+    cover = None
+    for where, raw in blobs:
+        patch, subject = _parse_message(raw, where)
+        if patch is None:
+            if re.search(r"\b0+/\d+\]", subject):
+                cover = subject
+                continue
+            raise SeriesError(f"{where} ('{subject or 'no subject'}') holds no diff and is no "
+                              "cover letter; give patches as `git format-patch` or `b4 am` writes them.")
+        patch.number = len(patches) + 1
+        patches.append(patch)
+    if not patches:
+        raise SeriesError(f"The series {spec} holds no patch (no message with a diff); give an mbox "
+                          "from `b4 am` / `git format-patch --stdout`, a directory of *.patch files, "
+                          "or a git range base..tip.")
+    return Series(kind, spec, patches, cover)
+
+
+def load(spec: str, tree_path: pathlib.Path | None, base: str | None = None) -> Series:
+    """An mbox file, a directory of *.patch files, or a git range/branch of the tree."""
+    path = pathlib.Path(spec).expanduser()
+    if path.is_file():
+        data = path.read_bytes()
+        msgs = split_mbox(data)
+        if not msgs:
+            raise SeriesError(f"The series file {path} is empty; give an mbox from `b4 am` or "
+                              "`git format-patch --stdout`.")
+        return _load_messages([(f"message {i} of {path.name}", m) for i, m in enumerate(msgs, 1)],
+                              "mbox", str(path))
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".patch", ".diff", ".eml", ".mbx"))
+        if not files:
+            raise SeriesError(f"The series directory {path} has no *.patch files; put the output of "
+                              "`git format-patch` there, or give an mbox file.")
+        blobs = [(f.name, m) for f in files for m in split_mbox(f.read_bytes())]
+        return _load_messages(blobs, "directory", str(path))
+    return _load_range(spec, tree_path, base)
+
+
+def _load_range(spec: str, tree_path: pathlib.Path | None, base: str | None) -> Series:
+    if tree_path is None or not (tree_path / ".git").exists():
+        raise SeriesError(f"The series '{spec}' is no file or directory, and a git range needs "
+                          "a git tree (KERNEL=); give an mbox, a directory of patches, or base..tip.")
+    if ".." in spec:
+        base_rev, tip = spec.split("..", 1)
+    elif base:
+        base_rev, tip = base, spec
+    else:
+        raise SeriesError(f"The series '{spec}' is a branch or commit with no base; write it as "
+                          "base..tip or give BASE= (--base).")
+    for rev in (base_rev, tip):
+        if _git(tree_path, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False).returncode:
+            raise SeriesError(f"'{rev}' is not a commit in {tree_path}; check the range "
+                              "(git log --oneline base..tip).")
+    commits = _text(_git(tree_path, "rev-list", "--reverse", "--no-merges", f"{base_rev}..{tip}")).split()
+    if not commits:
+        raise SeriesError(f"The range {base_rev}..{tip} holds no commits; is the base right?")
+    patches = []
+    for n, c in enumerate(commits, 1):
+        subject, author = _text(_git(tree_path, "log", "-1", "--format=%s%x00%an <%ae>", c)).split("\0")
+        body = _text(_git(tree_path, "log", "-1", "--format=%b", c))
+        link = re.search(r"^Link: https?://\S+/r/(\S+?)/?$", body, re.M) or \
+            re.search(r"^Message-ID: <?(\S+?)>?$", body, re.M)
+        files = _text(_git(tree_path, "diff-tree", "--no-commit-id", "--name-only", "-r", c)).split("\n")
+        patches.append(Patch(n, subject, author, link.group(1) if link else None,
+                             [f for f in files if f], source_commit=c))
+    return Series("range", spec, patches, base_rev=base_rev)
+
+
+# -- applying ------------------------------------------------------------------------
+
+class SeriesDoesNotApply(SeriesError):
+    def __init__(self, message: str, worktree: pathlib.Path, patch: Patch | None, files: list[str]):
+        super().__init__(message, ExitCode.SERIES_DOES_NOT_APPLY)
+        self.worktree = worktree
+        self.patch = patch
+        self.files = files
+
+
+def worktree_for(tree: KernelTree, cache_root: pathlib.Path) -> pathlib.Path:
+    return cache_root / "worktrees" / tree.slug
+
+
+def prepare_worktree(tree: KernelTree, cache_root: pathlib.Path, commit: str) -> pathlib.Path:
+    """The tree's worktree in the cache, cleaned and checked out at `commit`."""
+    wt = worktree_for(tree, cache_root)
+    if not (wt / ".git").exists():
+        wt.parent.mkdir(parents=True, exist_ok=True)
+        _git(tree.path, "worktree", "prune")
+        _git(tree.path, "worktree", "add", "-q", "--detach", str(wt), commit)
+    else:
+        # A failed `git am` is left for inspection; the next run starts clean.
+        _git(wt, "am", "--abort", check=False)
+        _git(wt, "cherry-pick", "--abort", check=False)
+        _git(wt, "checkout", "-q", "-f", "--detach", commit)
+        _git(wt, "reset", "-q", "--hard", commit)
+    # Untracked files would survive a checkout and end up in the build; the loongarch
+    # boot route's DTS is written again by bootroute.py.
+    _git(wt, "clean", "-q", "-f", "-d", "-x")
+    return wt
+
+
+def patch_ids(series: Series, repo: pathlib.Path) -> None:
+    for p in series.patches:
+        data = p.raw if p.raw else _git(repo, "show", "--format=", p.source_commit or "").stdout
+        out = _text(_git(repo, "patch-id", "--stable", input=data))
+        p.patch_id = out.split()[0] if out else ""
+
+
+def load_for_tree(spec: str, tree: KernelTree, base: str | None) -> tuple[Series, str]:
+    """The series and the commit it goes on, for a run on `tree` (a git tree: the series
+    is applied with git am on a worktree of it)."""
+    if tree.git_commit is None:
+        raise OrchestratorError(f"The kernel tree {tree.path} is not a git repository; a series is "
+                                "applied with git am on a worktree of it: use a git tree (KERNEL=).")
+    series = load(spec, tree.path, base)
+    return series, resolve_base(tree, series, base)
+
+
+def resolve_base(tree: KernelTree, series: Series, base: str | None) -> str:
+    rev = series.base_rev or base or "HEAD"
+    out = _git(tree.path, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False)
+    if out.returncode:
+        raise SeriesError(f"The base '{rev}' is not a commit in {tree.path}; give BASE= a commit, "
+                          "tag or branch of that tree.")
+    return _text(out)
+
+
+def apply(tree: KernelTree, series: Series, base_commit: str, cache_root: pathlib.Path,
+          say=print) -> AppliedSeries:
+    """Apply the series on its base in the worktree; SeriesDoesNotApply names the patch.
+    The caller holds worktree_lock() for as long as it builds from the worktree."""
+    wt = prepare_worktree(tree, cache_root, base_commit)
+    patch_ids(series, tree.path)
+    if series.kind == "range":
+        _apply_range(wt, series, base_commit)
+    else:
+        _apply_mails(wt, series)
+    tip = _text(_git(wt, "rev-parse", "HEAD"))
+    return AppliedSeries(series, wt, base_commit, tip)
+
+
+def worktree_lock(tree: KernelTree, cache_root: pathlib.Path, say=print):
+    """Held from checkout to the end of the run: another run on the same tree waits
+    instead of checking out another commit under this one's build."""
+    return cache.file_lock(worktree_for(tree, cache_root).with_suffix(".lock"),
+                           f"the worktree of {tree.path}", on_wait=say)
+
+
+def checkout(wt: pathlib.Path, commit: str) -> None:
+    _git(wt, "checkout", "-q", "--detach", commit)
+
+
+def _apply_range(wt: pathlib.Path, series: Series, base_commit: str) -> None:
+    first = series.patches[0].source_commit
+    parent = _text(_git(wt, "rev-parse", f"{first}^"))
+    if parent == base_commit:
+        # The commits sit on the base already: test exactly them.
+        _git(wt, "checkout", "-q", "--detach", series.patches[-1].source_commit or "")
+        for p in series.patches:
+            p.commit = p.source_commit
+        return
+    for p in series.patches:
+        out = _git(wt, "cherry-pick", "--allow-empty", p.source_commit or "", check=False)
+        if out.returncode:
+            conflicts = _text(_git(wt, "diff", "--name-only", "--diff-filter=U")).split()
+            raise SeriesDoesNotApply(
+                f"Commit {p.number}/{len(series.patches)} ({p.subject}) does not apply on the base: "
+                f"conflicts in {', '.join(conflicts) or 'the tree'}; the worktree is left at {wt} "
+                "for a look (git status).", wt, p, conflicts)
+        p.commit = _text(_git(wt, "rev-parse", "HEAD"))
+
+
+def _failed_files(stderr: str) -> list[str]:
+    files = re.findall(r"^(?:error: patch failed: |CONFLICT \(content\): Merge conflict in )(\S+?)(?::\d+)?$",
+                       stderr, re.M)
+    files += re.findall(r"^error: (\S+): does not exist in index$", stderr, re.M)
+    return list(dict.fromkeys(files))
+
+
+def _already_applied(wt: pathlib.Path, series: Series) -> bool:
+    return all(_git(wt, "apply", "--check", "-R", input=p.raw, check=False).returncode == 0
+               for p in series.patches)
+
+
+def _apply_mails(wt: pathlib.Path, series: Series) -> None:
+    if _already_applied(wt, series):
+        raise SeriesDoesNotApply(
+            f"The series is already in the base: every patch of it applies in reverse on "
+            f"{_text(_git(wt, 'rev-parse', '--short', 'HEAD'))}; test it on an older base (BASE=).",
+            wt, None, [])
+    for p in series.patches:
+        out = _git(wt, "am", "-3", input=p.raw, check=False)
+        if out.returncode:
+            stderr = out.stderr.decode(errors="replace") + out.stdout.decode(errors="replace")
+            files = _failed_files(stderr) or \
+                _text(_git(wt, "diff", "--name-only", "--diff-filter=U")).split()
+            raise SeriesDoesNotApply(
+                f"Patch {p.number}/{len(series.patches)} ({p.subject}) does not apply on the base: "
+                f"{'conflicts in ' + ', '.join(files) if files else stderr.strip().splitlines()[-1][:200]}; "
+                f"the worktree is left at {wt} for a look (git am --show-current-patch).",
+                wt, p, files)
+        p.commit = _text(_git(wt, "rev-parse", "HEAD"))
+
+
+def tree_id_of(repo: pathlib.Path, commit: str) -> str:
+    """The identity source.py gives a clean checkout of `commit`."""
+    return "git:" + _text(_git(repo, "rev-parse", f"{commit}^{{tree}}"))
+
+
+def worktree_tree(applied_path: pathlib.Path, origin: str) -> KernelTree:
+    """The worktree as a tree to build: its identity is its commit's tree."""
+    commit = _text(_git(applied_path, "rev-parse", "HEAD"))
+    tree_hash = _text(_git(applied_path, "rev-parse", "HEAD^{tree}"))
+    return KernelTree(path=applied_path, tree_id=f"git:{tree_hash}",
+                      version=kernel_version(applied_path), origin=origin, git_commit=commit)

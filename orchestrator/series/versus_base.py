@@ -1,0 +1,275 @@
+"""A series run: apply the series in the tree's worktree, optionally build every patch,
+test base+series, compare with the base (whose results are cached), and bisect a
+regression down to the patch that caused it.
+
+results/<run>-compare/ holds compare.json, summary.txt (the text for a reply) and links
+to the base and series runs (and the bisect steps); results/latest points at it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+from ..kernel import build, buildwarn
+from .. import cache
+from ..results import compare, report
+from . import patches as series_mod
+from ..arches import get_arch, with_toolchain
+from ..errors import ExitCode, OrchestratorError
+from ..suites.ktap import FAILING
+from ..pipeline import (PROJECT_ROOT, RunContext, TestOptions, build_only, fragments_for, run_test, source_tree)
+from ..progress import Progress
+from ..results.recorder import new_run_id, point_latest
+
+
+@dataclasses.dataclass
+class SeriesOptions:
+    spec: str                 # mbox, directory, base..tip, or a branch (with base)
+    base: str | None = None
+    compare: bool = False
+    each_patch: str | None = None   # "build" | "test": every commit of the series
+    bisect: bool = False
+
+
+def _inputs_digest(opts: TestOptions) -> str:
+    """Everything but the kernel tree that decides a base run's results."""
+    arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
+    files = [*fragments_for(arch, opts.extra_kconfigs)]
+    for top in (PROJECT_ROOT / "images", opts.tcscripts):
+        files += sorted(p for p in top.rglob("*") if p.is_file())
+    parts = [f"{p.relative_to(PROJECT_ROOT) if p.is_relative_to(PROJECT_ROOT) else p}\0{cache.file_digest(p)}"
+             for p in files]
+    return cache.digest(arch.name, " ".join(arch.make_vars()), ",".join(opts.suites),
+                        str(opts.case_timeout), opts.cmdline, *parts)
+
+
+def _baseline_file(opts: TestOptions, base_tree_id: str) -> pathlib.Path:
+    return opts.cache_root / "baselines" / f"{cache.digest(base_tree_id, _inputs_digest(opts))[:24]}.json"
+
+
+def _cached_base(opts: TestOptions, base_tree_id: str) -> tuple[dict, pathlib.Path] | None:
+    ref = cache.read_json(_baseline_file(opts, base_tree_id)) or {}
+    run_dir = pathlib.Path(ref.get("results_dir", "/nonexistent"))
+    data = cache.read_json(run_dir / "results.json")
+    if data and data.get("state") == "complete" and data["kernel"]["tree_id"] == base_tree_id:
+        return data, run_dir
+    return None
+
+
+def _run(opts: TestOptions, progress: Progress, ctx: RunContext) -> tuple[int, dict, pathlib.Path]:
+    """A bisect step: a commit that does not build is a result, not the end of the run."""
+    try:
+        code, data = run_test(opts, progress, ctx)
+    except OrchestratorError as exc:
+        data = getattr(exc, "results", None)
+        if data is None or exc.code != ExitCode.BUILD_FAILED:
+            raise
+        code = int(exc.code)
+    return code, data, opts.results_root / data["run_id"]
+
+
+def _each_patch(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSeries,
+                mode: str, step_dirs: list[pathlib.Path]) -> dict:
+    """Build (mode "build") or build and test (mode "test") every commit but the last,
+    which the series run itself covers, in the one build dir."""
+    patches = applied.series.patches
+    result: dict = {"mode": mode, "built": 0, "first_failing": None, "tested": []}
+    for p in patches[:-1]:
+        progress.say(f"each-patch: {'testing' if mode == 'test' else 'building'} "
+                     f"{p.number}/{len(patches)} {p.subject}")
+        series_mod.checkout(applied.worktree, p.commit or "")
+        tree = series_mod.worktree_tree(applied.worktree, f"series patch {p.number}")
+        error = None
+        if mode == "test":
+            code, data, run_dir = _run(opts, progress, RunContext(
+                tree=tree, label=f"patch-{p.number}", series=applied.as_dict()))
+            step_dirs.append(run_dir)
+            if code == ExitCode.BUILD_FAILED:
+                error = (data["stages"]["build"].get("first_errors") or [data.get("verdict") or "build failed"])[0]
+            else:
+                result["tested"].append({"number": p.number, "run": data["run_id"],
+                                         "failing": [c["id"] for c in data["cases"] if c["status"] in FAILING],
+                                         "splats": len(data.get("splats", []))})
+        else:
+            try:
+                build_only(opts, tree, progress)
+            except build.BuildFailed as exc:
+                error = (exc.first_errors or [exc.message])[0]
+        if error is not None:
+            result["first_failing"] = {"number": p.number, "subject": p.subject,
+                                       "commit": p.commit, "error": error}
+            progress.say(f"each-patch: patch {p.number} does not build: {error}")
+            break
+        result["built"] += 1
+    series_mod.checkout(applied.worktree, applied.tip_commit)
+    if result["first_failing"] is None:
+        result["built"] = len(patches)   # the last one is built by the series run
+    return result
+
+
+def _targets(diff: dict) -> dict[str, tuple[str, str]]:
+    """What to bisect: each case whose test fails, and each new splat (once per kind of
+    report). A case that passed but is marked FAIL for a splat is the splat's target:
+    whether a WARN_ONCE lands on it depends on what ran before it in the boot, which a
+    bisect step that runs only a few cases does not reproduce."""
+    out = {e["id"]: ("case", e["id"]) for e in diff["new_failures"] if not e.get("test_status")}
+    seen = set()
+    for s in diff["new_splats"]:
+        key = compare.splat_key(s)
+        if key not in seen:
+            seen.add(key)
+            out[f"splat {s['title']}"] = ("splat", key)
+    return out
+
+
+def _shows(data: dict, what: tuple[str, str]) -> bool:
+    kind, key = what
+    if kind == "case":
+        return any(c["id"] == key and c["status"] in FAILING for c in data.get("cases", []))
+    return any(compare.splat_key(s) == key for s in data.get("splats", []))
+
+
+def _bisect(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSeries,
+            diff: dict, step_dirs: list[pathlib.Path]) -> dict:
+    """The first patch showing each new failure or splat. A binary search per target, but
+    one step runs every case concerned, so steps are shared between targets; each step
+    builds incrementally in the one build dir."""
+    patches = applied.series.patches
+    targets = _targets(diff)
+    cases = frozenset({e["id"] for e in diff["new_failures"]} |
+                      {s["case"] for s in diff["new_splats"] if s.get("case")})
+    out: dict = {"patches": len(patches), "steps": 0, "first_bad": {}, "unresolved": {},
+                 "cases": sorted(cases), "tested": []}
+    if not targets:
+        return out
+    observed: dict[int, dict | None] = {}   # patch number -> its step's results (None: no build)
+
+    def step(k: int) -> dict | None:
+        if k not in observed:
+            p = patches[k - 1]
+            progress.say(f"bisect: patch {k}/{len(patches)} {p.subject} ({len(cases)} case(s))")
+            series_mod.checkout(applied.worktree, p.commit or "")
+            tree = series_mod.worktree_tree(applied.worktree, f"series patch {k}")
+            code, data, run_dir = _run(opts, progress, RunContext(
+                tree=tree, label=f"bisect-{k}", only_cases=cases, series=applied.as_dict()))
+            step_dirs.append(run_dir)
+            out["steps"] += 1
+            observed[k] = None if code == ExitCode.BUILD_FAILED else data
+            out["tested"].append({"number": k, "run": data["run_id"],
+                                  "built": observed[k] is not None})
+        return observed[k]
+
+    try:
+        for name, what in targets.items():
+            good, bad = 0, len(patches)   # the base does not show it, the tip does
+            while bad - good > 1:
+                mid = (good + bad) // 2
+                data = step(mid)
+                if data is None:
+                    out["unresolved"][name] = f"patch {mid} does not build; the first bad patch is one of {good + 1}..{bad}"
+                    break
+                if _shows(data, what):
+                    bad = mid
+                else:
+                    good = mid
+            else:
+                out["first_bad"][name] = patches[bad - 1].as_dict()
+    finally:
+        series_mod.checkout(applied.worktree, applied.tip_commit)
+    return out
+
+
+def _fill_base_warnings(b_data: dict, b_dir: pathlib.Path, files: list[str]) -> None:
+    """A cached base was compiled for the files its first series touched; this series may
+    touch others. Its build dir still holds the base when its stamp says so."""
+    if not isinstance(b_data.get("build_warnings"), dict):
+        b_data["build_warnings"] = {}
+    known = b_data["build_warnings"]
+    missing = [f for f in files if f.endswith(".c") and f not in known]
+    build_dir = pathlib.Path((b_data.get("stages", {}).get("build") or {}).get("build_dir", "/nonexistent"))
+    stamp = cache.read_json(build_dir / build.STAMP) or {}
+    if missing and stamp.get("tree_id") == b_data["kernel"]["tree_id"]:
+        known.update(buildwarn.warnings_for(build_dir, missing))
+        # Kept in the base's results.json, so the comparison can be made again from it.
+        cache.atomic_write_json(b_dir / "results.json", b_data)
+
+
+def _link(parent: pathlib.Path, name: str, target: pathlib.Path) -> None:
+    link = parent / name
+    link.unlink(missing_ok=True)
+    link.symlink_to(os.path.relpath(target, parent))
+
+
+def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> tuple[int, dict]:
+    """Exit code and the series run's results data."""
+    tree = source_tree(opts, progress)
+    ser, base_commit = series_mod.load_for_tree(sopts.spec, tree, sopts.base)
+    progress.say(f"series: {ser.title}: {len(ser.patches)} patch(es) onto {base_commit[:12]}")
+    want_base = sopts.compare or sopts.bisect
+    with series_mod.worktree_lock(tree, opts.cache_root, progress.say):
+        base = None
+        if want_base:
+            base_tree_id = series_mod.tree_id_of(tree.path, base_commit)
+            base = _cached_base(opts, base_tree_id)
+            if base:
+                progress.say(f"base: reusing the results of {base[1]} (same base, config, suites)")
+            else:
+                if tree.git_commit == base_commit and "+dirty" not in tree.tree_id:
+                    base_tree = tree    # the tree as it is: its build dir is likely warm
+                else:
+                    wt = series_mod.prepare_worktree(tree, opts.cache_root, base_commit)
+                    base_tree = series_mod.worktree_tree(wt, f"{tree.origin} at {base_commit[:12]}")
+                _, b_data = run_test(opts, progress, RunContext(
+                    tree=base_tree, label="base", warning_files=tuple(ser.touched_files())))
+                b_dir = opts.results_root / b_data["run_id"]
+                if b_data.get("state") != "complete":
+                    raise OrchestratorError(
+                        f"The base run did not complete ({b_data.get('verdict')}); nothing to compare "
+                        f"the series with. See {b_dir}.", ExitCode(b_data.get("exit_code") or 7))
+                cache.atomic_write_json(_baseline_file(opts, base_tree_id), {"results_dir": str(b_dir)})
+                base = (b_data, b_dir)
+
+        applied = series_mod.apply(tree, ser, base_commit, opts.cache_root, progress.say)
+        progress.say(f"series: applied in {applied.worktree}, tip {applied.tip_commit[:12]}")
+        step_dirs: list[pathlib.Path] = []
+        each = _each_patch(opts, progress, applied, sopts.each_patch, step_dirs) if sopts.each_patch else None
+        info = applied.as_dict()
+        if each is not None:
+            info["each_patch"] = each
+        s_tree = series_mod.worktree_tree(applied.worktree, f"{tree.origin} + series")
+        s_code, s_data = run_test(opts, progress, RunContext(
+            tree=s_tree, label="series", series=info, warning_files=tuple(ser.touched_files())))
+        s_dir = opts.results_root / s_data["run_id"]
+        if base is None:
+            return s_code, s_data
+
+        b_data, b_dir = base
+        _fill_base_warnings(b_data, b_dir, ser.touched_files())
+        diff = compare.compare(b_data, s_data, b_dir, s_dir)
+        bis = None
+        if sopts.bisect and (diff["new_failures"] or diff["new_splats"]):
+            bis = _bisect(opts, progress, applied, diff, step_dirs)
+
+    out_dir = opts.results_root / (new_run_id(s_data["arch"]) + "-compare")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _link(out_dir, "base", b_dir)
+    _link(out_dir, "series", s_dir)
+    for d in step_dirs:   # ...-x86_64-1234-bisect-2 -> bisect-2, ...-patch-1 -> patch-1
+        _link(out_dir, "-".join(d.name.rsplit("-", 2)[-2:]), d)
+    text = compare.mail_summary(diff, b_data, s_data, bis, each)
+    cache.atomic_write_json(out_dir / "compare.json", {
+        "schema_version": 1, "arch": s_data["arch"], "base_run": b_data["run_id"],
+        "series_run": s_data["run_id"], "series": info, "diff": diff, "bisect": bis,
+        "each_patch": each})
+    cache.atomic_write(out_dir / "summary.txt", text + "\n")
+    try:
+        report.write_html(out_dir / "report.html", [(b_data, b_dir), (s_data, s_dir)], comparison=diff)
+    except Exception as exc:  # noqa: BLE001 - the comparison is written already; the page is extra
+        progress.say(f"orchestrator: {out_dir / 'report.html'} was not written ({exc}); "
+                     f"`orchestrator report {b_dir} {s_dir} --out {out_dir}` makes it")
+    point_latest(opts.results_root, out_dir.name)
+    print(f"\n{text}\n  compare: {out_dir}")
+    return int(ExitCode.TEST_FAILURES if diff["regressed"] or
+               (each and each.get("first_failing")) else ExitCode.OK), s_data
+

@@ -1,0 +1,310 @@
+"""Suites: which cases exist (ftracetest's, tcscripts/, the C guest programs'), and
+running them one by one in the guest.
+
+Each case is its own ftracetest invocation. That costs a little guest time per case,
+and buys what a kernel developer needs: a per-case timeout, a splat attributed to the
+case that was running, a hung or panicked guest that costs one case (ERROR, VM
+restarted) instead of the run, and a progress line that knows what is running.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import shlex
+import signal
+import time
+from typing import Callable
+
+from . import caselog, ktap
+from ..guest import guestprog
+from ..vm.console import ConsoleSession, GuestDied, GuestTimeout
+from ..vm.ssh import TransportLost
+from ..errors import OrchestratorError
+from ..guest.image import FTRACE_SELFTESTS, GUEST_FTRACE, GUEST_TCSCRIPTS, TCSCRIPTS_DIR
+from ..progress import Progress, fmt_duration
+from ..results.recorder import CaseResult
+from .splats import POISONING_KINDS, WEDGING_KINDS, SplatDetector
+
+DEFAULT_SUITES = ("dynevent", "kprobe", "tcscripts", "kprobe_multi")
+ALL_FTRACE = "ftrace-all"
+# Suites run by a guest program of ours rather than by ftracetest.
+PROGRAM_SUITES = guestprog.PROGRAM_SUITES
+# After an Oops or a stall the guest rarely finishes the case: give it this long.
+WEDGED_GRACE_SECONDS = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseSpec:
+    id: str            # dynevent/add_remove_kprobe.tc, tcscripts/fprobe_cycles.tc
+    suite: str
+    guest_path: str    # the .tc file in the guest, or the guest program
+    program_args: tuple[str, ...] = ()   # for a guest program: its arguments
+
+    @property
+    def is_program(self) -> bool:
+        return self.suite in PROGRAM_SUITES
+
+    def guest_command(self, logdir: str, keep_logs: bool = False) -> str:
+        """keep_logs: leave a non-passing case's log dir in the guest, for the host to copy."""
+        # Case paths come from the tree under test: quoted for the guest's shell.
+        if self.is_program:
+            return " ".join(shlex.quote(a) for a in (self.guest_path, *self.program_args))
+        keep = "KTO_KEEP_LOGS=1 " if keep_logs else ""
+        return f"{keep}/kto/run-case {shlex.quote(self.guest_path)} {shlex.quote(logdir)}"
+
+
+def available_suites(tree_path: pathlib.Path) -> list[str]:
+    test_d = tree_path / FTRACE_SELFTESTS / "test.d"
+    names = sorted(p.name for p in test_d.iterdir() if p.is_dir()) if test_d.is_dir() else []
+    return names + [ALL_FTRACE, "tcscripts", *PROGRAM_SUITES]
+
+
+def list_cases(tree_path: pathlib.Path, suites: list[str], syscall_prefix: str = "sys_",
+               tcscripts: pathlib.Path = TCSCRIPTS_DIR) -> list[CaseSpec]:
+    """syscall_prefix: the arch's (arches.yaml), for the programs that probe syscalls;
+    tcscripts: the directory of the tcscripts suite's .tc cases."""
+    valid = available_suites(tree_path)
+    unknown = [s for s in suites if s not in valid]
+    if unknown:
+        raise OrchestratorError(
+            f"Unknown suite {', '.join(unknown)}; valid suites for this tree are: {', '.join(valid)}.")
+    test_d = tree_path / FTRACE_SELFTESTS / "test.d"
+    cases: list[CaseSpec] = []
+    seen: set[str] = set()
+    for suite in suites:
+        if suite in PROGRAM_SUITES:
+            binary = f"{guestprog.GUEST_BIN}/{suite}"
+            specs = [CaseSpec(f"{suite}/{name}", suite, binary, ("--prefix", syscall_prefix, name))
+                     for name in guestprog.program_cases(suite)]
+        elif suite == "tcscripts":
+            files = sorted(tcscripts.rglob("*.tc")) if tcscripts.is_dir() else []
+            specs = [CaseSpec(f"tcscripts/{f.relative_to(tcscripts)}", "tcscripts",
+                              f"{GUEST_TCSCRIPTS}/{f.relative_to(tcscripts)}") for f in files]
+        else:
+            top = test_d if suite == ALL_FTRACE else test_d / suite
+            # ftracetest's own order: find | sort on the path.
+            files = sorted(top.rglob("*.tc"), key=lambda p: str(p))
+            specs = [CaseSpec(str(f.relative_to(test_d)), str(f.relative_to(test_d)).split("/")[0],
+                              f"{GUEST_FTRACE}/test.d/{f.relative_to(test_d)}") for f in files]
+        for spec in specs:
+            if spec.id not in seen:
+                seen.add(spec.id)
+                cases.append(spec)
+    return cases
+
+
+class _RebootFailed(Exception):
+    """The guest restarted for this case did not reach its shell."""
+
+
+class GuestRunner:
+    """Runs cases in a guest, restarting the guest after it dies or hangs."""
+
+    def __init__(self, start_guest: Callable[[], ConsoleSession], detector: SplatDetector,
+                 progress: Progress, case_timeout: float, boot_timeout: float,
+                 halt_command: str | None, max_restarts: int = 5,
+                 case_logs_dir: pathlib.Path | None = None):
+        """case_logs_dir: where a non-passing case's full log dir goes when the session can
+        copy files back (SSH); its path relative to the dir's parent (the run dir) is
+        recorded on the case."""
+        self.start_guest = start_guest
+        self.detector = detector
+        self.progress = progress
+        self.case_timeout = case_timeout
+        self.boot_timeout = boot_timeout
+        self.halt_command = halt_command
+        self.max_restarts = max_restarts
+        self.case_logs_dir = case_logs_dir
+        self.session: ConsoleSession | None = None
+        self.boots = 0
+        self.boot_seconds: list[float] = []
+        # Each boot's guest uptime at its shell (None from images without it): restarts
+        # are the kernel's time too, not the orchestrator's.
+        self.guest_boot_seconds: list[float | None] = []
+        # /proc/sys/kernel/tainted as last seen: the first boot's, then each case's end
+        # (a restart does not clear it: the mask says what this run's kernel went through).
+        self.taint: int | None = None
+
+    def boot(self) -> ConsoleSession:
+        """Start a guest and wait for /init's READY line; GuestDied/GuestTimeout on failure."""
+        self.boots += 1
+        session = self.start_guest()
+        self.session = session
+        t0 = time.monotonic()
+        session.start()
+        session.wait_ready(self.boot_timeout)
+        self.boot_seconds.append(round(time.monotonic() - t0, 2))
+        self.guest_boot_seconds.append(session.guest_boot_seconds)
+        if self.taint is None:
+            self.taint = session.boot_taint
+        return session
+
+    def stop(self) -> None:
+        if self.session is not None:
+            self.session.halt(self.halt_command)
+            self.session = None
+
+    def kill(self) -> None:
+        if self.session is not None:
+            self.session.kill()
+            self.session = None
+
+    def _hang_reported(self, splats_before: int) -> bool:
+        return self.detector.open_kind() in WEDGING_KINDS or any(
+            s.kind in WEDGING_KINDS for s in self.detector.splats[splats_before:])
+
+    def run_case(self, spec: CaseSpec, index: int, total: int, logdir: str) -> list[CaseResult]:
+        """Run one case; always returns results (ERROR on a hang or a dead guest)."""
+        self.detector.current_case = spec.id
+        splats_before = len(self.detector.splats)
+        t0 = time.monotonic()
+        hang_seen_at: list[float] = []
+
+        def hook(deadline: float) -> float:
+            """Called while waiting: refresh the status line, shorten the wait after a stall."""
+            if not hang_seen_at and self._hang_reported(splats_before):
+                hang_seen_at.append(time.monotonic())
+            self.progress.status(f"[{index}/{total}] {spec.id}  {fmt_duration(time.monotonic() - t0)}")
+            return min(deadline, hang_seen_at[0] + WEDGED_GRACE_SECONDS) if hang_seen_at else deadline
+
+        self.progress.status(f"[{index}/{total}] {spec.id}")
+        session = self.session
+        results: list[CaseResult]
+        try:
+            if session is None:
+                try:
+                    session = self.boot()
+                except (GuestTimeout, GuestDied, TransportLost) as exc:
+                    raise _RebootFailed() from exc
+            keep_logs = session.keeps_case_logs and self.case_logs_dir is not None
+            res = session.run(spec.guest_command(logdir, keep_logs), self.case_timeout, hook)
+            results = self._from_output(spec, res.output, res.seconds, res.exit_status)
+            if keep_logs and not spec.is_program:
+                self._fetch_logs(session, spec, index, logdir, results)
+            for r in results:
+                r.taint_after = res.taint
+                if res.guest_seconds is not None:
+                    r.guest_seconds = round(res.guest_seconds / len(results), 2)
+        except _RebootFailed:
+            results = [self._guest_error(spec, t0, "the guest did not boot again after the previous case")]
+        except GuestTimeout as exc:
+            said = ktap.parse(exc.partial).results
+            before = f"the test reported {said[-1].status}, then " if said else ""
+            results = [self._guest_error(
+                spec, t0, f"{before}no end of the case after {fmt_duration(time.monotonic() - t0)}: "
+                          "the guest hangs or the case runs too long (guest restarted)")]
+        except GuestDied:
+            results = [self._guest_error(spec, t0, "the guest died during the case (QEMU exited; "
+                                                   "a kernel panic ends it) and was restarted")]
+        except TransportLost as exc:
+            results = [self._guest_error(spec, t0, f"{exc} (SSH transport; guest restarted)")]
+        self.detector.flush()
+        new_splats = self.detector.splats[splats_before:]
+        if new_splats:
+            titles = "; ".join(s.title for s in new_splats)
+            for r in results:
+                r.splats = [s.as_dict() for s in new_splats]
+                if r.status in ("PASS", "XFAIL", "UNSUPPORTED", "UNTESTED", "SKIP"):
+                    r.test_status = r.status
+                    r.status = "FAIL"
+                    r.reason = f"the test said {r.test_status}, but the kernel splatted: {titles}"
+        self.detector.current_case = None
+        for r in results:
+            r.boot = self.boots
+            r.taint_before = self.taint
+            if r.taint_after is not None:
+                self.taint = r.taint_after
+        if self.session is not None and any(s.kind in POISONING_KINDS for s in new_splats):
+            # An ftrace bug disables ftrace for the rest of the boot, an Oops may leave
+            # locks held: the next case gets a fresh kernel, not this one's aftermath.
+            self.stop()
+        return results
+
+    def _fetch_logs(self, session: ConsoleSession, spec: CaseSpec, index: int, logdir: str,
+                    results: list[CaseResult]) -> None:
+        """Copy a non-passing case's whole log dir back (run-case kept it), then clear it.
+        A failed copy costs the copy, never the case's result."""
+        assert self.case_logs_dir is not None
+        if all(r.status == "PASS" for r in results):
+            return
+        dest = self.case_logs_dir / f"{index:03d}-{spec.id.replace('/', '_')}"
+        try:
+            session.fetch_dir(logdir, dest)  # type: ignore[attr-defined]
+            session.run(f"rm -rf {shlex.quote(logdir)}", 60)
+        except (OSError, GuestTimeout, TransportLost) as exc:
+            self.progress.say(f"  could not copy the logs of {spec.id} back: {exc}")
+            return
+        for r in results:
+            if r.status != "PASS":
+                r.guest_logs = str(dest.relative_to(self.case_logs_dir.parent))
+
+    def _guest_error(self, spec: CaseSpec, t0: float, reason: str) -> CaseResult:
+        """ERROR for a case the guest did not finish, with the console tail; the guest is
+        killed so the next case boots a fresh one."""
+        tail = self.session.tail(60) if self.session else []
+        self.kill()
+        return CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(time.monotonic() - t0, 2),
+                          reason=reason, log="\n".join(tail))
+
+    def _from_output(self, spec: CaseSpec, output: list[str], seconds: float,
+                     exit_status: int) -> list[CaseResult]:
+        if spec.is_program:
+            return _program_results(spec, output, seconds, exit_status)
+        doc = ktap.parse(output)
+        verdicts = ktap.ftracetest_verdicts(output)
+        if not doc.results:
+            return [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(seconds, 2),
+                               reason="ftracetest printed no KTAP result", log="\n".join(output))]
+        log = caselog.excerpt(caselog.from_output(output))
+        out = []
+        for r in doc.results:
+            status = verdicts.get(r.number, r.status)
+            if not r.description and status == "PASS":
+                status = "ERROR"   # "ok 1" and nothing more: a line cut short is no pass
+            instance = "(instance)" in r.description
+            desc = r.description.replace("(instance)", "").strip()
+            reason = ""
+            if status != "PASS":
+                reason = caselog.reason(log, status)
+            out.append(CaseResult(spec.id + (" (instance)" if instance else ""), spec.suite, desc,
+                                  status, round(seconds / len(doc.results), 2), reason=reason,
+                                  log=log if status != "PASS" else ""))
+        return out
+
+
+
+def _program_results(spec: CaseSpec, output: list[str], seconds: float,
+                     exit_status: int) -> list[CaseResult]:
+    """One KTAP result from a guest program: its output is the log; the reason is the
+    SKIP directive's text, else its first 'wrong:' line, else its last '#' line."""
+    doc = ktap.parse(output)
+    log = "\n".join(output)
+    if len(doc.results) != 1:
+        return [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(seconds, 2),
+                           reason=f"{spec.guest_path} exited {exit_status}{_signal_name(exit_status)} "
+                                  f"after {len(doc.results)} KTAP results (1 expected)"
+                                  + (f": {output[-1].strip()[:120]}" if output else ""),
+                           log=log)]
+    (r,) = doc.results
+    if r.description != spec.id:
+        # A line cut short (a guest that died mid-write) must not count as this case's pass.
+        return [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(seconds, 2),
+                           reason=f"{spec.guest_path} printed a result for '{r.description}', "
+                                  f"not for {spec.id}", log=log)]
+    notes = [l[1:].strip() for l in r.diagnostics if l.startswith("#")]
+    reason = ""
+    if r.status != "PASS":
+        wrong = [n for n in notes if n.startswith("wrong: ")]
+        reason = r.reason or (wrong[0] if wrong else notes[-1] if notes else r.status)
+    return [CaseResult(spec.id, spec.suite, r.description, r.status, round(seconds, 2),
+                       reason=reason[:200], log=log if r.status != "PASS" else "")]
+
+
+def _signal_name(exit_status: int) -> str:
+    """The shell reports death by signal N as 128 + N."""
+    if exit_status > 128:
+        try:
+            return f" ({signal.Signals(exit_status - 128).name})"
+        except ValueError:
+            pass
+    return ""

@@ -1,0 +1,113 @@
+"""QEMU command lines from the arch table, and the KVM-or-TCG decision.
+
+KVM is used only when a short probe proves that a guest really runs under it: on
+nested-virt hosts /dev/kvm exists yet guests hang or die (see ../shared/platform.md).
+The verdict is cached per host boot so the probe costs its time once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import platform
+import select
+import subprocess
+import time
+
+from .. import cache, hosttools
+from ..arches import Arch
+
+PROBE_SECONDS = 15.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Accel:
+    name: str      # "kvm" or "tcg"
+    reason: str
+
+
+def kernel_cmdline(arch: Arch, extra: str = "") -> str:
+    # panic=-1 + -no-reboot: a panicking guest ends QEMU at once instead of hanging.
+    parts = [f"console={arch.console}", "panic=-1", "rdinit=/init", arch.cmdline, extra]
+    return " ".join(p for p in parts if p)
+
+
+def qemu_argv(arch: Arch, kernel: pathlib.Path, initrd: pathlib.Path | None, accel: Accel,
+              extra_cmdline: str = "") -> list[str]:
+    q = arch.qemu
+    argv = [q.binary, "-machine", q.machine, "-accel", accel.name,
+            "-cpu", arch.kvm.cpu if accel.name == "kvm" else q.cpu,
+            "-m", q.memory, "-smp", str(q.smp),
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-serial", "stdio", "-no-reboot"]
+    if q.bios:
+        argv += ["-bios", q.bios]
+    argv += ["-kernel", str(kernel)]
+    if initrd is not None and arch.boot_route == "direct":
+        argv += ["-initrd", str(initrd)]
+    argv += ["-append", kernel_cmdline(arch, extra_cmdline), *q.extra_args]
+    return argv
+
+
+def _boot_id() -> str:
+    try:
+        return pathlib.Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def choose_accel(arch: Arch, kernel: pathlib.Path, cache_root: pathlib.Path, wanted: str,
+                 say=print) -> Accel:
+    """wanted: 'auto', 'kvm' or 'tcg'."""
+    if wanted == "tcg":
+        return Accel("tcg", "TCG asked for")
+    host = platform.machine()
+    if host not in arch.kvm.host_machines:
+        return Accel("tcg", f"KVM cannot run {arch.name} guests on a {host} host")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return Accel("tcg", "/dev/kvm is absent or not accessible")
+    qemu_version = hosttools.version_line((arch.qemu.binary, "--version"))
+    key = cache.digest(_boot_id(), arch.name, qemu_version)
+    verdicts_path = cache_root / "kvm-probe.json"
+    verdicts = cache.read_json(verdicts_path) or {}
+    verdict = verdicts.get(key)
+    if verdict is None:
+        ok, detail = _probe(arch, kernel)
+        verdict = {"ok": ok, "detail": detail}
+        verdicts[key] = verdict
+        cache.atomic_write_json(verdicts_path, verdicts)
+        if not ok:
+            say(f"qemu: KVM does not work here ({detail}); using TCG, which is much slower.")
+    if verdict["ok"]:
+        return Accel("kvm", "KVM probe booted a kernel")
+    if wanted == "kvm":
+        say(f"qemu: KVM was asked for but does not work here ({verdict['detail']}); using TCG.")
+    return Accel("tcg", f"KVM probe failed: {verdict['detail']}")
+
+
+def _probe(arch: Arch, kernel: pathlib.Path) -> tuple[bool, str]:
+    """Boot the kernel under KVM with no initrd; success is its banner on the console."""
+    argv = qemu_argv(arch, kernel, None, Accel("kvm", "probe"))
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        return False, f"cannot start {argv[0]}: {exc.strerror}"
+    seen = b""
+    deadline = time.monotonic() + PROBE_SECONDS
+    try:
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                seen += chunk
+                if b"Linux version" in seen:
+                    return True, "kernel banner seen"
+        tail = seen.decode(errors="replace").strip().splitlines()[-1:] or ["no console output"]
+        return False, f"{tail[0][:120]} within {PROBE_SECONDS:.0f}s"
+    finally:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,75 @@
+"""The matrix spec and the nightly workflow generated from it."""
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+import yaml
+
+from orchestrator.matrix import workflow as ciworkflow, spec as matrixspec
+from orchestrator.errors import OrchestratorError
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_committed_workflow_matches_the_spec():
+    cells = matrixspec.load(REPO / "matrix.yaml")
+    committed = (REPO / ".github/workflows/nightly.yml").read_text()
+    assert committed == ciworkflow.render(cells, "matrix.yaml"), "run `make workflow` and commit the result"
+
+
+def test_workflow_has_a_job_per_cell_and_a_merging_report():
+    cells = matrixspec.load(REPO / "matrix.yaml")
+    wf = yaml.safe_load((REPO / ".github/workflows/nightly.yml").read_text())
+    jobs = wf["jobs"]
+    assert set(jobs) == {c.job_id for c in cells} | {"report"}
+    for c in cells:
+        runs = [s.get("run", "") for s in jobs[c.job_id]["steps"]]
+        assert any(f"--cell {c.name} " in r for r in runs)
+        assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in jobs[c.job_id]["steps"])
+    report = jobs["report"]
+    assert report["needs"] == [c.job_id for c in cells] and report["if"] == "always()"
+    assert any("--fail-on-regression" in s.get("run", "") for s in report["steps"])
+    assert wf["on"]["schedule"][0]["cron"] == "17 2 * * *"   # the key is quoted: YAML 1.1 reads on as true
+
+
+def test_the_default_spec_is_five_arches_of_debians_tree():
+    cells = matrixspec.load(REPO / "matrix.yaml")
+    assert [c.arch for c in cells] == ["x86_64", "arm64", "s390x", "riscv64", "loongarch64"]
+    assert {c.tree for c in cells} == {None} and {c.series for c in cells} == {None}
+    assert cells[0].suites == ("dynevent", "kprobe", "tcscripts", "kprobe_multi")
+    assert cells[0].name == "x86_64-debian-6.12" and cells[0].job_id == "x86_64-debian-6_12"
+
+
+def test_per_kernel_settings_override_the_defaults():
+    cells = matrixspec.parse("""
+arches: [x86_64, arm64]
+suites: [dynevent]
+case_timeout: 100
+kernels:
+  - name: base
+  - name: v4
+    tree: /srv/linux
+    series: v6.12..fprobe-v4
+    compare: true
+    suites: [kprobe, kprobe_multi]
+    case_timeout: 600
+""")
+    assert [c.name for c in cells] == ["x86_64-base", "arm64-base", "x86_64-v4", "arm64-v4"]
+    v4 = cells[2]
+    assert (v4.tree, v4.series, v4.compare, v4.suites, v4.case_timeout) == (
+        "/srv/linux", "v6.12..fprobe-v4", True, ("kprobe", "kprobe_multi"), 600.0)
+    assert cells[0].suites == ("dynevent",) and cells[0].case_timeout == 100.0
+
+
+@pytest.mark.parametrize("text,message", [
+    ("arches: [x86_64]\nkernel: []\n", "unknown key"),
+    ("arches: [sparc]\n", "Unknown arch 'sparc'"),
+    ("kernels: [{name: a}]\n", "names no arches"),
+    ("arches: [x86_64]\ncase_timeout: soon\n", "not a number of seconds"),
+    ("arches: [x86_64]\nkernels: [{name: a}, {name: a}]\n", "appear twice"),
+    ("arches: [x86_64\n", "not valid YAML"),
+])
+def test_bad_specs_say_what_is_wrong(text, message):
+    with pytest.raises(OrchestratorError, match=message):
+        matrixspec.parse(text)
