@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+REPO = pathlib.Path(__file__).resolve().parent.parent  # run from a checkout: orchestrator/ is beside bench/
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 

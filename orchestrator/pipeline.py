@@ -23,49 +23,55 @@ from .suites.ktap import FAILING
 from .progress import Progress, fmt_duration
 from .results.recorder import Recorder, failures_after_poisoning_splat, new_run_id
 from .suites.splats import SplatDetector
-from .suites.runner import GuestRunner, list_cases
+from .suites.runner import DEFAULT_SUITES, GuestRunner, list_cases
+from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, KCONFIGS_DIR, PROJECT_ROOT, RESULTS_DIR,
+                      TCSCRIPTS_DIR)
 
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
-KCONFIGS = PROJECT_ROOT / "kconfigs"
 
 
 @dataclasses.dataclass
 class TestOptions:
+    """What one run of one arch is asked to do. The defaults are every front door's (the
+    command line, the matrix, the pytest plugin): each passes only what its user gave."""
     arch: str
-    kernel: str | None
-    suites: list[str]
-    extra_kconfigs: list[str]
-    results_root: pathlib.Path
-    cache_root: pathlib.Path
-    case_timeout: float
-    boot_timeout: float
-    accel: str            # auto | kvm | tcg
+    kernel: str | None = None         # None: the built-in default tree
+    suites: list[str] = dataclasses.field(default_factory=list)   # empty: DEFAULT_SUITES
+    extra_kconfigs: list[str] = dataclasses.field(default_factory=list)
+    results_root: pathlib.Path = RESULTS_DIR
+    cache_root: pathlib.Path = dataclasses.field(default_factory=cache.default_cache_root)
+    case_timeout: float = CASE_TIMEOUT_SECONDS
+    boot_timeout: float = BOOT_TIMEOUT_SECONDS
+    accel: str = "auto"               # auto | kvm | tcg
     llvm: str | None = None           # LLVM= for every arch (overrides the table)
     cross_compile: str | None = None  # CROSS_COMPILE= prefix (overrides the table)
     # A previous run of the same cell (its dir, or a dir holding runs): the results say
     # what changed since then (results.json "baseline").
     baseline: pathlib.Path | None = None
     # The .tc cases of the tcscripts suite (default: the project's tcscripts/).
-    tcscripts: pathlib.Path = image.TCSCRIPTS_DIR
+    tcscripts: pathlib.Path = TCSCRIPTS_DIR
     # Appended to the kernel command line (built in on a "builtin" boot route).
     cmdline: str = ""
     # How commands reach the guest: "serial" (its console) or "ssh" (sshsession.py).
     transport: str = "serial"
 
+    def __post_init__(self) -> None:
+        if not self.suites:
+            self.suites = list(DEFAULT_SUITES)
+
 
 def fragments_for(arch: Arch, extra: list[str]) -> list[pathlib.Path]:
-    paths = [KCONFIGS / "base.config", KCONFIGS / "tracing.config", KCONFIGS / f"{arch.name}.config"]
+    paths = [KCONFIGS_DIR / "base.config", KCONFIGS_DIR / "tracing.config", KCONFIGS_DIR / f"{arch.name}.config"]
     for e in extra:
         p = pathlib.Path(e).expanduser()
-        if not p.exists() and (KCONFIGS / e).exists():
-            p = KCONFIGS / e
-        if not p.exists() and (KCONFIGS / f"{e}.config").exists():
-            p = KCONFIGS / f"{e}.config"
+        if not p.exists() and (KCONFIGS_DIR / e).exists():
+            p = KCONFIGS_DIR / e
+        if not p.exists() and (KCONFIGS_DIR / f"{e}.config").exists():
+            p = KCONFIGS_DIR / f"{e}.config"
         paths.append(p)
     for p in paths:
         if not p.is_file():
             raise OrchestratorError(f"The kconfig fragment {p} does not exist; give a path or a "
-                                    f"name from kconfigs/ ({', '.join(sorted(x.stem for x in KCONFIGS.glob('*.config')))}).")
+                                    f"name from kconfigs/ ({', '.join(sorted(x.stem for x in KCONFIGS_DIR.glob('*.config')))}).")
         parse_fragment(p)  # malformed lines are bad input before any work starts
     return paths
 

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import series_on_default_tree
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+from orchestrator.project import PROJECT_ROOT as REPO  # noqa: E402
 pytestmark = pytest.mark.e2e
 BROKEN_CASE = "dynevent/add_remove_kprobe.tc"
 COMMENT = ("tracing/probes: Say what parse_btf_arg() resolves",

@@ -9,7 +9,7 @@ import yaml
 from orchestrator.matrix import workflow as ciworkflow, spec as matrixspec
 from orchestrator.errors import OrchestratorError
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+from orchestrator.project import PROJECT_ROOT as REPO  # noqa: E402
 
 
 def test_committed_workflow_matches_the_spec():

@@ -10,7 +10,7 @@ import pytest
 from conftest import CACHE_ROOT, run_orchestrator_test
 from orchestrator.suites.runner import list_cases
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+from orchestrator.project import PROJECT_ROOT as REPO  # noqa: E402
 STATUS_TC = REPO / "tests" / "faults" / "tc_status"
 SSH_TC = REPO / "tests" / "faults" / "tc_ssh"
 SCHEMA = REPO / "schema" / "results.schema.json"

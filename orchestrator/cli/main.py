@@ -12,10 +12,9 @@ from .. import __version__
 from ..cache import default_cache_root
 from ..errors import ExitCode, OrchestratorError
 from ..progress import Progress
-from ..guest.image import TCSCRIPTS_DIR
+from ..project import (ACCELS, BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, DEFAULT_ARCH, MATRIX_SPEC,
+                       PROJECT_ROOT, RESULTS_DIR, TCSCRIPTS_DIR, TRANSPORTS, seconds_option)
 from ..suites.runner import DEFAULT_SUITES
-
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 class _Terminated(KeyboardInterrupt):
@@ -24,16 +23,6 @@ class _Terminated(KeyboardInterrupt):
 
 def _on_signal(signum, frame):
     raise _Terminated(signal.Signals(signum).name)
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be more than 0 seconds")
-    return value
 
 
 def split_list(values: list[str] | None) -> list[str]:
@@ -71,6 +60,10 @@ def _existing_dir(text: str | None, option: str, missing_ok: bool = False) -> pa
     return path
 
 
+def _cache_root(args: argparse.Namespace) -> pathlib.Path:
+    return pathlib.Path(args.cache_dir).expanduser().resolve() if args.cache_dir else default_cache_root()
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one sentence and the bad-input exit code
         self.print_usage(sys.stderr)
@@ -84,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"orchestrator {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     t = sub.add_parser("test", help="build, boot and test one arch")
-    t.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64",
+    t.add_argument("--arch", default=os.environ.get("ARCH") or DEFAULT_ARCH,
                    help="arch name from the arch table (default x86_64); several, comma-separated, "
                         "or 'all' run one after another with one table at the end")
     t.add_argument("--kernel", default=None,
@@ -93,13 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"ftracetest test.d dirs, 'ftrace-all' or 'tcscripts' (default {','.join(DEFAULT_SUITES)})")
     t.add_argument("--kconfig", action="append", default=None, metavar="FRAGMENT",
                    help="extra kconfig fragment (path, or a name in kconfigs/), applied last")
-    t.add_argument("--results-dir", default=str(PROJECT_ROOT / "results"))
+    t.add_argument("--results-dir", default=str(RESULTS_DIR))
     t.add_argument("--cache-dir", default=None, help="default $ORCHESTRATOR_CACHE or ~/.cache/orchestrator")
-    t.add_argument("--case-timeout", type=_positive_seconds, default=300.0,
-                   help="seconds one case may take before it is ERROR (default 300)")
-    t.add_argument("--boot-timeout", type=_positive_seconds, default=180.0,
-                   help="seconds from QEMU start to the guest shell (default 180)")
-    t.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    t.add_argument("--case-timeout", type=seconds_option, default=CASE_TIMEOUT_SECONDS,
+                   help=f"seconds one case may take before it is ERROR (default {CASE_TIMEOUT_SECONDS:g})")
+    t.add_argument("--boot-timeout", type=seconds_option, default=BOOT_TIMEOUT_SECONDS,
+                   help=f"seconds from QEMU start to the guest shell (default {BOOT_TIMEOUT_SECONDS:g})")
+    t.add_argument("--accel", choices=ACCELS, default="auto")
     t.add_argument("--llvm", default=None, metavar="1|-19",
                    help="build with clang/LLVM for every arch (kbuild's LLVM=), instead of the table's toolchain")
     t.add_argument("--cross-compile", default=None, metavar="PREFIX",
@@ -119,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(implies --compare-base)")
     t.add_argument("--tcdir", default=None, metavar="DIR",
                    help="run the .tc cases of DIR as the tcscripts suite instead of the project's tcscripts/")
-    t.add_argument("--transport", choices=("serial", "ssh"), default=os.environ.get("TRANSPORT") or "serial",
+    t.add_argument("--transport", choices=TRANSPORTS, default=os.environ.get("TRANSPORT") or "serial",
                    help="how commands reach the guest: its serial console (default), or SSH to a "
                         "dropbear in the guest over a port on 127.0.0.1 (the console is still logged)")
     t.add_argument("--cmdline", default="", metavar="ARGS",
@@ -128,16 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a previous run of the same arch (or a dir of runs: the newest complete one) "
                         "to report what changed since")
     m = sub.add_parser("matrix", help="run the cells of a matrix spec (matrix.yaml) one after another")
-    m.add_argument("--spec", default=str(PROJECT_ROOT / "matrix.yaml"))
+    m.add_argument("--spec", default=str(MATRIX_SPEC))
     m.add_argument("--cell", action="append", default=None, metavar="NAME",
                    help="only this cell (arch-kernel, e.g. x86_64-debian-6.12); repeatable")
-    m.add_argument("--results-dir", default=str(PROJECT_ROOT / "results"))
+    m.add_argument("--results-dir", default=str(RESULTS_DIR))
     m.add_argument("--cache-dir", default=None)
     m.add_argument("--baseline", default=None, metavar="DIR",
                    help="previous results: each cell is compared with its arch's newest complete run there")
-    m.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    m.add_argument("--accel", choices=ACCELS, default="auto")
     w = sub.add_parser("workflow", help="write the nightly CI workflow generated from a matrix spec")
-    w.add_argument("--spec", default=str(PROJECT_ROOT / "matrix.yaml"))
+    w.add_argument("--spec", default=str(MATRIX_SPEC))
     w.add_argument("--out", default="-", help="file to write (default: stdout)")
     r = sub.add_parser("report", help="render report.html, junit.xml and summary.txt again from "
                                       "results.json, merging several runs into one")
@@ -147,9 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fail-on-regression", action="store_true",
                    help="exit 1 when a run did not complete or regressed against its baseline")
     d = sub.add_parser("deps", help="install the host packages the arches need (apt-get)")
-    d.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64",
+    d.add_argument("--arch", default=os.environ.get("ARCH") or DEFAULT_ARCH,
                    help="arch name(s), comma-separated, or 'all'")
-    d.add_argument("--transport", choices=("serial", "ssh"), default=os.environ.get("TRANSPORT") or "serial",
+    d.add_argument("--transport", choices=TRANSPORTS, default=os.environ.get("TRANSPORT") or "serial",
                    help="ssh: also install what the SSH transport needs and build the guests' dropbear")
     d.add_argument("--cache-dir", default=None)
     return p
@@ -167,11 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             from ..pipeline import TestOptions, run_test
             selected = arches.select(args.arch)
             opts = TestOptions(
-                arch=args.arch, kernel=args.kernel or None,
-                suites=split_list(args.suite) or list(DEFAULT_SUITES),
+                arch=args.arch, kernel=args.kernel or None, suites=split_list(args.suite),
                 extra_kconfigs=split_list(args.kconfig),
-                results_root=_writable_dir(args.results_dir, "--results-dir"),
-                cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
+                results_root=_writable_dir(args.results_dir, "--results-dir"), cache_root=_cache_root(args),
                 case_timeout=args.case_timeout, boot_timeout=args.boot_timeout, accel=args.accel,
                 llvm=args.llvm or None, cross_compile=args.cross_compile,
                 baseline=_existing_dir(args.baseline, "--baseline"),
@@ -196,11 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             spec = pathlib.Path(args.spec)
             cells = matrixspec.select(matrixspec.load(spec), split_list(args.cell))
             opts = TestOptions(
-                arch=cells[0].arch, kernel=None, suites=list(DEFAULT_SUITES), extra_kconfigs=[],
-                results_root=_writable_dir(args.results_dir, "--results-dir"),
-                cache_root=pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root(),
-                case_timeout=300.0, boot_timeout=180.0, accel=args.accel,
-                baseline=_existing_dir(args.baseline, "--baseline", missing_ok=True))
+                arch=cells[0].arch, results_root=_writable_dir(args.results_dir, "--results-dir"),
+                cache_root=_cache_root(args), accel=args.accel, baseline=_existing_dir(args.baseline, "--baseline", missing_ok=True))
             return matrix.run_cells(cells, opts, progress)
         if args.command == "workflow":
             from ..matrix import workflow as ciworkflow, spec as matrixspec
@@ -221,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "deps":
             from .. import arches
             from . import deps
-            cache_root = pathlib.Path(args.cache_dir).resolve() if args.cache_dir else default_cache_root()
-            deps.install(arches.select(args.arch), cache_root, say=progress.say,
+            deps.install(arches.select(args.arch), _cache_root(args), say=progress.say,
                          ssh=args.transport == "ssh")
             return int(ExitCode.OK)
     except OrchestratorError as exc:

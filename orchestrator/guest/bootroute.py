@@ -18,7 +18,7 @@ import shutil
 from .. import cache
 from ..arches import Arch
 from ..errors import OrchestratorError
-from .image import IMAGES_DIR
+from ..project import IMAGES_DIR
 from ..kernel.source import KernelTree
 
 DTS_NAME = "orchestrator-qemu-virt"

@@ -16,10 +16,10 @@ from .. import cache, hosttools
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
 from ..kernel.source import KernelTree
+from ..project import IMAGES_DIR
 
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
-PROGRAM_SOURCES = {"kprobe_multi": PROJECT_ROOT / "images" / "kprobe_multi.c",
-                   "kto_trigger": PROJECT_ROOT / "images" / "kto_trigger.c"}
+PROGRAM_SOURCES = {"kprobe_multi": IMAGES_DIR / "kprobe_multi.c",
+                   "kto_trigger": IMAGES_DIR / "kto_trigger.c"}
 # The suite a program runs (its cases are the program's CASE() table).
 PROGRAM_SUITES = ("kprobe_multi",)
 # Which programs a suite needs in the guest.

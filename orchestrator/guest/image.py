@@ -16,10 +16,8 @@ from ..arches import Arch
 from .cpio import CpioWriter
 from ..errors import OrchestratorError
 from ..kernel.source import KernelTree
+from ..project import IMAGES_DIR, TCSCRIPTS_DIR
 
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
-IMAGES_DIR = PROJECT_ROOT / "images"
-TCSCRIPTS_DIR = PROJECT_ROOT / "tcscripts"
 FTRACE_SELFTESTS = "tools/testing/selftests/ftrace"
 GUEST_ROOT = "/kto"
 GUEST_FTRACE = f"{GUEST_ROOT}/ftrace"

@@ -13,6 +13,7 @@ import yaml
 
 from ..arches import get_arch
 from ..errors import OrchestratorError
+from ..project import BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, seconds_problem
 
 _TOP_KEYS = {"arches", "kernels", "suites", "kconfig", "case_timeout", "boot_timeout"}
 _KERNEL_KEYS = {"name", "tree", "series", "base", "compare", "suites", "kconfig",
@@ -52,8 +53,9 @@ def _list(value, where: str) -> tuple[str, ...]:
 def _seconds(value, where: str, default: float) -> float:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise OrchestratorError(f"{where} is '{value}', not a number of seconds above 0; fix the matrix spec.")
+    problem = seconds_problem(value)
+    if problem:
+        raise OrchestratorError(f"{where} is '{value}', {problem}; fix the matrix spec.")
     return float(value)
 
 
@@ -93,8 +95,8 @@ def parse(text: str, origin: str = "matrix.yaml") -> list[Cell]:
                 tree=None if k.get("tree") in (None, "default") else str(k["tree"]),
                 series=k.get("series"), base=k.get("base"), compare=bool(k.get("compare", False)),
                 suites=suites, kconfig=_list(k.get("kconfig", spec.get("kconfig")), f"{where}: kconfig"),
-                case_timeout=_seconds(k.get("case_timeout", spec.get("case_timeout")), f"{where}: case_timeout", 300.0),
-                boot_timeout=_seconds(k.get("boot_timeout", spec.get("boot_timeout")), f"{where}: boot_timeout", 180.0)))
+                case_timeout=_seconds(k.get("case_timeout", spec.get("case_timeout")), f"{where}: case_timeout", CASE_TIMEOUT_SECONDS),
+                boot_timeout=_seconds(k.get("boot_timeout", spec.get("boot_timeout")), f"{where}: boot_timeout", BOOT_TIMEOUT_SECONDS)))
     names = [c.name for c in cells]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

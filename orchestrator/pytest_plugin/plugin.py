@@ -28,8 +28,7 @@ from typing import Any
 import pytest
 
 from ..errors import OrchestratorError
-
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
+from ..project import ACCELS, BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, RESULTS_DIR, TRANSPORTS, seconds_option
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,20 +49,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="extra kconfig fragment (path, or a name in kconfigs/)")
     g.addoption("--tcdir", dest="kto_tcdir", default=None, metavar="DIR",
                 help="the .tc cases of DIR as the tcscripts suite, instead of the project's tcscripts/")
-    g.addoption("--transport", dest="kto_transport", choices=("serial", "ssh"), default="serial",
+    g.addoption("--transport", dest="kto_transport", choices=TRANSPORTS, default="serial",
                 help="how commands reach each guest: serial console (default) or SSH")
     g.addoption("--vms-per-arch", dest="kto_vms_per_arch", type=int, default=None, metavar="K",
                 help="with -n: split each arch's cases into K groups (ids ending in @ARCH-vmN) "
                      "that xdist's --dist loadgroup keeps on one worker each, so at most K guests "
                      "of an arch boot; default: each "
                      "worker boots a guest for every arch it gets cases of")
-    g.addoption("--kto-results-dir", dest="kto_results_dir", default=str(PROJECT_ROOT / "results"),
+    g.addoption("--kto-results-dir", dest="kto_results_dir", default=str(RESULTS_DIR),
                 help="where results/<run-id>/ go (default: the project's results/)")
     g.addoption("--kto-cache-dir", dest="kto_cache_dir", default=None,
                 help="default $ORCHESTRATOR_CACHE or ~/.cache/orchestrator")
-    g.addoption("--case-timeout", dest="kto_case_timeout", type=float, default=300.0)
-    g.addoption("--boot-timeout", dest="kto_boot_timeout", type=float, default=180.0)
-    g.addoption("--accel", dest="kto_accel", choices=("auto", "kvm", "tcg"), default="auto")
+    g.addoption("--case-timeout", dest="kto_case_timeout", type=seconds_option, default=CASE_TIMEOUT_SECONDS,
+                help=f"seconds one case may take before it is ERROR (default {CASE_TIMEOUT_SECONDS:g})")
+    g.addoption("--boot-timeout", dest="kto_boot_timeout", type=seconds_option, default=BOOT_TIMEOUT_SECONDS,
+                help=f"seconds from QEMU start to the guest shell (default {BOOT_TIMEOUT_SECONDS:g})")
+    g.addoption("--accel", dest="kto_accel", choices=ACCELS, default="auto")
 
 
 class Orchestra:
@@ -74,13 +75,12 @@ class Orchestra:
         from ..cache import default_cache_root
         from ..cli.main import split_list
         from ..pipeline import TestOptions
-        from ..suites.runner import DEFAULT_SUITES
         opt = config.option
         self.config = config
         self.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         self.is_controller = not hasattr(config, "workerinput")
         self.opts = TestOptions(
-            arch=opt.kto_arch, kernel=opt.kto_kernel, suites=split_list(opt.kto_suite) or list(DEFAULT_SUITES),
+            arch=opt.kto_arch, kernel=opt.kto_kernel, suites=split_list(opt.kto_suite),
             extra_kconfigs=split_list(opt.kto_kconfig),
             results_root=pathlib.Path(opt.kto_results_dir).resolve(),
             cache_root=pathlib.Path(opt.kto_cache_dir).resolve() if opt.kto_cache_dir else default_cache_root(),

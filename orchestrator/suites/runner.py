@@ -20,7 +20,8 @@ from ..guest import guestprog
 from ..vm.console import ConsoleSession, GuestDied, GuestTimeout
 from ..vm.ssh import TransportLost
 from ..errors import OrchestratorError
-from ..guest.image import FTRACE_SELFTESTS, GUEST_FTRACE, GUEST_TCSCRIPTS, TCSCRIPTS_DIR
+from ..guest.image import FTRACE_SELFTESTS, GUEST_FTRACE, GUEST_TCSCRIPTS
+from ..project import TCSCRIPTS_DIR
 from ..progress import Progress, fmt_duration
 from ..results.recorder import CaseResult
 from .splats import POISONING_KINDS, WEDGING_KINDS, SplatDetector
