@@ -19,7 +19,7 @@ from .vm.console import ConsoleSession, GuestDied, GuestTimeout
 from .vm.ssh import SshSession, TransportLost
 from .errors import ExitCode, OrchestratorError
 from .kernel.kconfig import ConfigFailed, check_user_fragments, parse_fragment
-from .suites.ktap import FAILING
+from .suites.status import FAILING
 from .progress import Progress, fmt_duration
 from .results.recorder import Recorder, failures_after_poisoning_splat, new_run_id
 from .suites.splats import SplatDetector

@@ -10,7 +10,7 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from orchestrator.suites import ktap, runner as suites
+from orchestrator.suites import ktap, status, runner as suites
 from orchestrator.series import patches as series
 from orchestrator.errors import OrchestratorError
 from orchestrator.kernel.kconfig import parse_fragment
@@ -30,7 +30,7 @@ lines = st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), m
 def test_ktap_never_raises_on_garbage(garbage):
     doc = ktap.parse(garbage)
     for r in doc.results:
-        assert r.status in ktap.STATUSES
+        assert r.status in status.STATUSES
     ktap.ftracetest_verdicts(garbage)
 
 

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from orchestrator.results import compare, junit, report
-from orchestrator.suites.ktap import FAILING, STATUSES
+from orchestrator.suites.status import FAILING, STATUSES
 from orchestrator.results.recorder import SCHEMA_VERSION, CaseResult, Recorder
 
 REPO = pathlib.Path(__file__).resolve().parent.parent

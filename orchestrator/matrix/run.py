@@ -9,11 +9,10 @@ from ..series import versus_base as abrun
 from .. import cache, pipeline
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
-from ..suites.ktap import FAILING
+from ..suites.status import FAILING, PASSED, SKIPPED
 from .spec import Cell
 from ..progress import Progress, fmt_duration
 
-_UNSUPPORTED = {"UNSUPPORTED", "UNTESTED", "SKIP"}
 
 
 @dataclasses.dataclass
@@ -44,9 +43,9 @@ class Row:
             span = dt.datetime.fromisoformat(d["finished_at"]) - dt.datetime.fromisoformat(d["started_at"])
             minutes = f"{span.total_seconds() / 60:.1f}"
         return [self.arch, stage("build"), stage("boot"),
-                str(sum(c["status"] in ("PASS", "XFAIL") for c in cases)),
+                str(sum(c["status"] in PASSED for c in cases)),
                 str(sum(c["status"] in FAILING for c in cases)),
-                str(sum(c["status"] in _UNSUPPORTED for c in cases)),
+                str(sum(c["status"] in SKIPPED for c in cases)),
                 str(len(d.get("splats", []))), minutes,
                 self.error or (d.get("verdict") or "")]
 

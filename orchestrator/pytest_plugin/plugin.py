@@ -348,7 +348,7 @@ class CaseItem(pytest.Item):
         return self.path, 0, f"{self.spec.id} [{self.arch}]"
 
     def runtest(self) -> None:
-        from ..suites.ktap import FAILING
+        from ..suites.status import FAILING, SKIPPED
         state = self.config.stash[KEY]
         try:
             guest = state.guest(self.arch)
@@ -365,7 +365,7 @@ class CaseItem(pytest.Item):
         if failing:
             raise CaseFailed("\n\n".join(
                 f"{r.status}: {r.id}: {r.reason}" + (f"\n{r.log}" if r.log else "") for r in failing))
-        skipped = [r for r in results if r.status in ("UNSUPPORTED", "UNTESTED", "SKIP")]
+        skipped = [r for r in results if r.status in SKIPPED]
         if skipped:
             # Reported at the case's file, not at this line of the plugin.
             raise pytest.skip.Exception("; ".join(f"{r.status}: {r.reason}" for r in skipped),

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pathlib
 
 from ..kernel import buildwarn, kconfig
-from ..suites.ktap import FAILING
+from ..suites.status import FAILING, SKIPPED, counts_line
 from ..suites.splats import normalize_title
 
-UNSUPPORTED = frozenset({"UNSUPPORTED", "UNTESTED", "SKIP"})
 
 
 def _cases(data: dict) -> dict[str, dict]:
@@ -47,9 +46,9 @@ def compare(base: dict, series: dict, base_dir: pathlib.Path | None = None,
             out["new_failures"].append(entry)
         elif bs in FAILING and ss == "PASS":
             out["fixed"].append(entry)
-        elif bs in UNSUPPORTED and ss not in UNSUPPORTED:
+        elif bs in SKIPPED and ss not in SKIPPED:
             out["newly_supported"].append(entry)
-        elif ss in UNSUPPORTED and bs not in UNSUPPORTED:
+        elif ss in SKIPPED and bs not in SKIPPED:
             out["newly_unsupported"].append(entry)
         else:
             out["other_changes"].append(entry)
@@ -85,17 +84,6 @@ def compare(base: dict, series: dict, base_dir: pathlib.Path | None = None,
     return out
 
 
-def _counts(data: dict) -> str:
-    statuses: dict[str, int] = {}
-    for c in data.get("cases", []):
-        statuses[c["status"]] = statuses.get(c["status"], 0) + 1
-    order = ["PASS", "FAIL", "UNRESOLVED", "ERROR", "UNSUPPORTED", "SKIP", "UNTESTED", "XFAIL"]
-    parts = [f"{statuses[s]} {s.lower()}" for s in order if statuses.get(s)]
-    splats = len(data.get("splats", []))
-    return f"{len(data.get('cases', []))} cases: {', '.join(parts) or 'none'}" + \
-        (f"; {splats} kernel splat(s)" if splats else "")
-
-
 def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = None,
                  each_patch: dict | None = None) -> str:
     """Plain text for a reply: what ran, on what, and what differed. Facts only."""
@@ -107,8 +95,8 @@ def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = Non
              f"base {str(info.get('base_commit', '?'))[:12]}, series: {info.get('title', '?')} "
              f"({len(info.get('patches', []))} patch(es))",
              f"  suites: {', '.join(series.get('suites', []))}",
-             f"  base:   {_counts(base)}",
-             f"  series: {_counts(series)}"]
+             f"  base:   {counts_line(base)}",
+             f"  series: {counts_line(series)}"]
 
     def section(title: str, entries: list[str]) -> None:
         if entries:

@@ -5,9 +5,10 @@ import pathlib
 import xml.etree.ElementTree as ET
 
 from .. import cache
+from ..suites.status import FAILING, SKIPPED
 
-_FAILURE = {"FAIL", "UNRESOLVED"}
-_SKIPPED = {"UNSUPPORTED", "UNTESTED", "SKIP"}
+# JUnit tells a failed check from an error of the harness: the guest's ERROR is the latter.
+_FAILURE = FAILING - {"ERROR"}
 
 
 def _clean(text: str) -> str:
@@ -27,7 +28,7 @@ def testsuites(data: dict, prefix: str | None = None) -> list[ET.Element]:
         el = ET.Element("testsuite", name=f"{prefix}.{suite}", tests=str(len(cases)),
                         failures=str(sum(c["status"] in _FAILURE for c in cases)),
                         errors=str(sum(c["status"] == "ERROR" for c in cases)),
-                        skipped=str(sum(c["status"] in _SKIPPED for c in cases)),
+                        skipped=str(sum(c["status"] in SKIPPED for c in cases)),
                         time=f"{sum(c['seconds'] for c in cases):.2f}")
         for c in cases:
             tc = ET.SubElement(el, "testcase", classname=f"{prefix}.{suite}", name=c["id"],
@@ -38,7 +39,7 @@ def testsuites(data: dict, prefix: str | None = None) -> list[ET.Element]:
                 ET.SubElement(tc, "failure", message=message, type=c["status"]).text = body
             elif c["status"] == "ERROR":
                 ET.SubElement(tc, "error", message=message, type="ERROR").text = body
-            elif c["status"] in _SKIPPED:
+            elif c["status"] in SKIPPED:
                 ET.SubElement(tc, "skipped", message=message)
             if c.get("splats"):
                 ET.SubElement(tc, "system-err").text = _clean("\n\n".join(

@@ -10,7 +10,8 @@ import time
 from typing import Any
 
 from .. import cache
-from ..suites.ktap import FAILING
+from ..suites import status
+from ..suites.status import FAILING
 
 SCHEMA_VERSION = 1
 
@@ -20,7 +21,7 @@ class CaseResult:
     id: str                    # "dynevent/add_remove_kprobe.tc", "(instance)" suffix when so
     suite: str
     description: str
-    status: str                # one of ktap.STATUSES
+    status: str                # one of suites.status.STATUSES
     seconds: float
     reason: str = ""           # one line: why not PASS
     log: str = ""              # the case's own log, kept for every non-PASS case
@@ -106,16 +107,10 @@ class Recorder:
         self.cases.append(case.as_dict())
         self.flush()
 
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for c in self.cases:
-            out[c["status"]] = out.get(c["status"], 0) + 1
-        return out
-
     def finish(self, state: str, verdict: str, exit_code: int) -> None:
         self.data.update(state=state, verdict=verdict, exit_code=exit_code,
                          finished_at=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                         counts=self.counts())
+                         counts=status.counts(self.cases))
         self.flush()
 
 

@@ -14,11 +14,7 @@ import markupsafe
 
 from .. import cache
 from . import junit
-from ..suites.ktap import FAILING, STATUSES
-
-# Order of the counts (every ktap status): what needs a look first.
-_COUNT_ORDER = ("PASS", "FAIL", "UNRESOLVED", "ERROR", "XFAIL", "UNSUPPORTED", "UNTESTED", "SKIP")
-assert sorted(_COUNT_ORDER) == sorted(STATUSES)
+from ..suites.status import FAILING, STATUSES, counts, counts_line
 _CONSOLE_CAP = 80          # console lines shown per case
 _CONSOLE_HEAD = 30         # of which from the start of the case's region
 _REASON_CUT = 120
@@ -56,22 +52,6 @@ def _labels(runs: list[dict]) -> list[str]:
     arches = [d.get("arch") or "unknown" for d in runs]
     return [a if arches.count(a) == 1 else f"{a}-{d.get('label') or d.get('run_id', i)}"
             for i, (a, d) in enumerate(zip(arches, runs))]
-
-
-def counts(data: dict) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for c in data.get("cases", []):
-        out[c["status"]] = out.get(c["status"], 0) + 1
-    return out
-
-
-def counts_line(data: dict) -> str:
-    """`58 cases: 55 pass, 1 fail, 1 error, 1 unsupported; 2 kernel splat(s)`"""
-    n = counts(data)
-    parts = [f"{n[s]} {s.lower()}" for s in _COUNT_ORDER if n.get(s)]
-    splats = len(data.get("splats", []))
-    return (f"{sum(n.values())} cases: {', '.join(parts) or 'none'}"
-            + (f"; {splats} kernel splat(s)" if splats else ""))
 
 
 # -- the console region of each case --------------------------------------------------
@@ -200,7 +180,7 @@ def _run_view(data: dict, run_dir: pathlib.Path | None, label: str) -> dict[str,
         })
     return {
         "label": label, "data": data,
-        "counts": counts(data), "counts_line": counts_line(data),
+        "counts": counts(data.get("cases", [])), "counts_line": counts_line(data),
         "kernel": data.get("kernel") or {}, "versions": data.get("versions") or {},
         "accel": data.get("accel") or {}, "boot_route": data.get("boot_route") or {},
         "series": data.get("series"), "taint": data.get("taint") or {},
@@ -233,7 +213,7 @@ def render_html(runs: list[tuple[dict, pathlib.Path]],
         row["differs"] = len(runs) > 1 and len(set(row["cells"])) > 1
     return _env.get_template("report.html.j2").render(
         runs=views, matrix=matrix, comparison=comparison, failing=sorted(FAILING),
-        statuses=[s for s in _COUNT_ORDER if any(v["counts"].get(s) for v in views)])
+        statuses=[s for s in STATUSES if any(v["counts"].get(s) for v in views)])
 
 
 def write_html(path: pathlib.Path, runs: list[tuple[dict, pathlib.Path]],

@@ -1,7 +1,7 @@
 """The terminal summary printed at the end of a run, from results.json data alone."""
 from __future__ import annotations
 
-from ..suites.ktap import STATUSES
+from ..suites.status import STATUSES
 from ..progress import fmt_duration
 
 _NOT_SHOWN = {"PASS"}

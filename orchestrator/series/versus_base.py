@@ -17,7 +17,7 @@ from ..results import compare, report
 from . import patches as series_mod
 from ..arches import get_arch, with_toolchain
 from ..errors import ExitCode, OrchestratorError
-from ..suites.ktap import FAILING
+from ..suites.status import FAILING
 from ..project import IMAGES_DIR, PROJECT_ROOT
 from ..pipeline import (RunContext, TestOptions, build_only, fragments_for, run_test, source_tree)
 from ..progress import Progress

@@ -10,10 +10,6 @@ from __future__ import annotations
 import dataclasses
 import re
 
-STATUSES = ("PASS", "FAIL", "UNRESOLVED", "UNTESTED", "UNSUPPORTED", "XFAIL", "SKIP", "ERROR")
-# Statuses that make a run fail.
-FAILING = frozenset({"FAIL", "UNRESOLVED", "ERROR"})
-
 _RESULT = re.compile(r"^(?P<indent>\s*)(?P<ok>not ok|ok)\s+(?P<num>\d+)\s*(?:-\s*)?"
                      r"(?P<desc>[^#]*?)\s*(?:#\s*(?P<directive>\S+)\s*(?P<reason>.*))?$")
 _PLAN = re.compile(r"^\s*1\.\.(\d+)")

@@ -16,6 +16,7 @@ import time
 from typing import Callable
 
 from . import caselog, ktap
+from .status import FAILING
 from ..guest import guestprog
 from ..vm.console import ConsoleSession, GuestDied, GuestTimeout
 from ..vm.ssh import TransportLost
@@ -205,7 +206,7 @@ class GuestRunner:
             titles = "; ".join(s.title for s in new_splats)
             for r in results:
                 r.splats = [s.as_dict() for s in new_splats]
-                if r.status in ("PASS", "XFAIL", "UNSUPPORTED", "UNTESTED", "SKIP"):
+                if r.status not in FAILING:
                     r.test_status = r.status
                     r.status = "FAIL"
                     r.reason = f"the test said {r.test_status}, but the kernel splatted: {titles}"
