@@ -22,6 +22,7 @@ from .kernel.kconfig import ConfigFailed, check_user_fragments, parse_fragment
 from .suites.status import FAILING
 from .progress import Progress, fmt_duration
 from .results.recorder import Recorder, failures_after_poisoning_splat, new_run_id
+from .suites.case_id import test_of
 from .suites.splats import SplatDetector
 from .suites.runner import DEFAULT_SUITES, GuestRunner, list_cases
 from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, KCONFIGS_DIR, PROJECT_ROOT, RESULTS_DIR,
@@ -323,7 +324,9 @@ def run_test(opts: TestOptions, progress: Progress,
     check_user_fragments(fragments[3:], tree.path, arch.srcarch)
     cases = list_cases(tree.path, opts.suites, arch.syscall_prefix, opts.tcscripts)
     if ctx.only_cases is not None:
-        cases = [c for c in cases if c.id in ctx.only_cases or c.id.split(" (")[0] in ctx.only_cases]
+        # A case's spec is its file: "x.tc (instance)" asks for x.tc, which runs both.
+        wanted = {test_of(case_id) for case_id in ctx.only_cases}
+        cases = [c for c in cases if c.id in wanted]
 
     run_id = new_run_id(arch.name) + (f"-{ctx.label}" if ctx.label else "")
     recorder = Recorder(opts.results_root, run_id, run_meta(opts, arch, tree, fragments, ctx.label, ctx.series))

@@ -23,6 +23,7 @@ from ..pipeline import (PreparedGuest, TestOptions, _write_reports, prepare_gues
 from ..progress import Progress
 from ..results.recorder import CaseResult, Recorder, failures_after_poisoning_splat
 from ..kernel.source import KernelTree
+from ..suites.case_id import test_of
 from ..suites.splats import SplatDetector
 from ..suites.runner import CaseSpec, GuestRunner
 
@@ -129,7 +130,7 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float) -> tuple[s
     ends = [r for r in records if r["kind"] == "end"]
     rank = {case_id: i for i, case_id in enumerate(order)}
     cases = sorted((r for r in records if r["kind"] == "case"),
-                   key=lambda r: (rank.get(r["case"]["id"].split(" (")[0], len(rank)), r["index"]))
+                   key=lambda r: (rank.get(test_of(r["case"]["id"]), len(rank)), r["index"]))
     recorder.data["cases"] = [r["case"] for r in cases]
     recorder.data["splats"] = [r["splat"] for r in records if r["kind"] == "splat"]
     if boots:

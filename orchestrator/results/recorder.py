@@ -18,7 +18,7 @@ SCHEMA_VERSION = 1
 
 @dataclasses.dataclass
 class CaseResult:
-    id: str                    # "dynevent/add_remove_kprobe.tc", "(instance)" suffix when so
+    id: str                    # str(suites.case_id.CaseId): "kprobe/foo.tc", "kprobe/foo.tc (instance)"
     suite: str
     description: str
     status: str                # one of suites.status.STATUSES

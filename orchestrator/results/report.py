@@ -14,13 +14,13 @@ import markupsafe
 
 from .. import cache
 from . import junit
+from ..suites.case_id import INSTANCE_SUFFIX, CaseId
 from ..suites.status import FAILING, STATUSES, counts, counts_line
 _CONSOLE_CAP = 80          # console lines shown per case
 _CONSOLE_HEAD = 30         # of which from the start of the case's region
 _REASON_CUT = 120
 _MARKER = re.compile(r"KTO:(BEGIN|END):([0-9A-Za-z]+):(\d+)")
 _READY = "KTO:READY:"
-_INSTANCE = " (instance)"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -108,8 +108,9 @@ def case_console(console: str, cases: list[dict]) -> dict[int, list[str]]:
     last_id = None
     for i, c in enumerate(cases):
         groups = by_boot.setdefault(c.get("boot", 1), [])
-        base = c["id"].removesuffix(_INSTANCE)
-        if groups and last_id == base and c["id"].endswith(_INSTANCE):
+        case_id = CaseId.parse(c["id"])
+        base = case_id.test
+        if groups and last_id == base and case_id.instance:
             groups[-1].append(i)
         else:
             groups.append([i])
@@ -127,7 +128,7 @@ def case_console(console: str, cases: list[dict]) -> dict[int, list[str]]:
             start, end = regions[first + k]
             for i in group:
                 found[i] = lines[start:end]
-        if all(cases[i]["description"].removesuffix(_INSTANCE) in "\n".join(region)
+        if all(cases[i]["description"].removesuffix(INSTANCE_SUFFIX) in "\n".join(region)
                for i, region in found.items() if cases[i]["description"] != cases[i]["id"]):
             out.update(found)
     return out

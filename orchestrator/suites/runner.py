@@ -16,6 +16,7 @@ import time
 from typing import Callable
 
 from . import caselog, ktap
+from .case_id import CaseId
 from .status import FAILING
 from ..guest import guestprog
 from ..vm.console import ConsoleSession, GuestDied, GuestTimeout
@@ -263,12 +264,11 @@ class GuestRunner:
             status = verdicts.get(r.number, r.status)
             if not r.description and status == "PASS":
                 status = "ERROR"   # "ok 1" and nothing more: a line cut short is no pass
-            instance = "(instance)" in r.description
-            desc = r.description.replace("(instance)", "").strip()
+            case_id, desc = CaseId.from_result(spec.id, r.description)
             reason = ""
             if status != "PASS":
                 reason = caselog.reason(log, status)
-            out.append(CaseResult(spec.id + (" (instance)" if instance else ""), spec.suite, desc,
+            out.append(CaseResult(str(case_id), spec.suite, desc,
                                   status, round(seconds / len(doc.results), 2), reason=reason,
                                   log=log if status != "PASS" else ""))
         return out
