@@ -1,4 +1,5 @@
-from orchestrator.suites.case_id import CaseId, test_of
+from orchestrator.suites import case_id as case_ids
+from orchestrator.suites.case_id import CaseId
 
 
 def test_instance_result_is_its_own_case_and_parses_back():
@@ -6,7 +7,7 @@ def test_instance_result_is_its_own_case_and_parses_back():
     assert str(case_id) == "kprobe/kprobe_args.tc (instance)"
     assert desc == "Kprobe dynamic event - arguments"
     assert CaseId.parse(str(case_id)) == case_id
-    assert test_of(str(case_id)) == "kprobe/kprobe_args.tc"
+    assert case_ids.test_of(str(case_id)) == "kprobe/kprobe_args.tc"
 
 
 def test_plain_result_keeps_the_file_as_its_id():
