@@ -20,7 +20,11 @@ class ExitCode(enum.IntEnum):
 class OrchestratorError(Exception):
     """An error whose message is one sentence naming the cause and the fix."""
 
-    def __init__(self, message: str, code: ExitCode = ExitCode.BAD_INPUT):
+    def __init__(self, message: str, code: ExitCode = ExitCode.BAD_INPUT,
+                 results: dict | None = None):
         super().__init__(message)
         self.message = message
         self.code = code
+        # The results.json data of the run it ended, when one had started: what was
+        # measured before the error (the matrix table, a bisect step that did not build).
+        self.results = results

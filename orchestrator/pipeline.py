@@ -400,13 +400,13 @@ def run_test(opts: TestOptions, progress: Progress,
         return int(code), recorder.data
     except OrchestratorError as exc:
         _finish_if_possible(recorder, "failed", exc.message, int(exc.code))
-        exc.results = recorder.data  # type: ignore[attr-defined]  # for the matrix table
+        exc.results = recorder.data
         raise
     except OSError as exc:
         # The results disk filled up (or went away) under console.log or a case's record.
         error = cache.disk_error(pathlib.Path(exc.filename or recorder.dir), exc)
         _finish_if_possible(recorder, "failed", error.message, int(error.code))
-        error.results = recorder.data  # type: ignore[attr-defined]
+        error.results = recorder.data
         raise error from exc
     except BaseException:
         # A second Ctrl-C (or a signal forwarded by a wrapper such as timeout(1)) must not

@@ -93,7 +93,7 @@ def _run_rows(jobs: list[tuple[str, pipeline.TestOptions, "abrun.SeriesOptions |
             rows.append(Row(name, code, data))
         except OrchestratorError as exc:
             progress.say(f"orchestrator: {name}: {exc.message}")
-            rows.append(Row(name, int(exc.code), getattr(exc, "results", {}), exc.message[:90]))
+            rows.append(Row(name, int(exc.code), exc.results or {}, exc.message[:90]))
     table = render(rows)
     print("\n" + table)
     cache.atomic_write_json(results_root / f"matrix-{dt.datetime.now():%Y%m%d-%H%M%S}.json",

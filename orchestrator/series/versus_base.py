@@ -63,7 +63,7 @@ def _run(opts: TestOptions, progress: Progress, ctx: RunContext) -> tuple[int, d
     try:
         code, data = run_test(opts, progress, ctx)
     except OrchestratorError as exc:
-        data = getattr(exc, "results", None)
+        data = exc.results
         if data is None or exc.code != ExitCode.BUILD_FAILED:
             raise
         code = int(exc.code)
