@@ -15,8 +15,9 @@ from .guest import bootroute, guestprog, image, dropbear as sshd
 from .kernel import build, buildwarn, source
 from .vm import qemu
 from .arches import Arch, get_arch, with_toolchain
-from .vm.console import ConsoleSession, GuestDied, GuestTimeout
-from .vm.ssh import SshSession, TransportLost
+from .vm.console import ConsoleSession
+from .vm.ssh import SshSession
+from .vm.transport import GuestDied, GuestTimeout, Transport, TransportLost
 from .errors import ExitCode, OrchestratorError
 from .kernel.kconfig import ConfigFailed, check_user_fragments, parse_fragment
 from .suites.status import FAILING
@@ -85,13 +86,13 @@ def _project_revision() -> str:
 
 def session_factory(arch: Arch, transport: str, argv: list[str], console_log: BinaryIO,
                     observer: Callable[[str], None],
-                    started: list[ConsoleSession]) -> Callable[[], ConsoleSession]:
+                    started: list[Transport]) -> Callable[[], Transport]:
     """What GuestRunner starts for each boot (appended to `started`): a console session,
     or an SSH one (which adds the network card and its port forward at each start)."""
-    def start() -> ConsoleSession:
+    def start() -> Transport:
         if transport == "ssh":
             assert arch.ssh is not None   # check_inputs refused an arch without it
-            session: ConsoleSession = SshSession(argv, console_log, arch.ssh.net_device, observer)
+            session: Transport = SshSession(argv, console_log, arch.ssh.net_device, observer)
         else:
             session = ConsoleSession(argv, console_log, observer)
         started.append(session)
@@ -99,10 +100,10 @@ def session_factory(arch: Arch, transport: str, argv: list[str], console_log: Bi
     return start
 
 
-def transport_record(transport: str, started: list[ConsoleSession]) -> dict:
+def transport_record(transport: str, started: list[Transport]) -> dict:
     if transport != "ssh":
         return {"name": transport}
-    return {"name": "ssh", "connects": sum(getattr(s, "connects", 0) for s in started)}
+    return {"name": "ssh", "connects": sum(s.connects for s in started)}
 
 
 def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -> build.BuildResult:
@@ -350,7 +351,7 @@ def run_test(opts: TestOptions, progress: Progress,
         accel, argv = prepared.accel, prepared.argv
         recorder.set("accel", {"name": accel.name, "reason": accel.reason})
         recorder.set("qemu_argv", argv)
-        sessions: list[ConsoleSession] = []
+        sessions: list[Transport] = []
         recorder.set("transport", transport_record(opts.transport, sessions))
         runner = GuestRunner(session_factory(arch, opts.transport, argv, console_log, detector.feed, sessions),
                              detector, progress, opts.case_timeout, opts.boot_timeout,

@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from orchestrator.vm.console import ConsoleSession, GuestTimeout
+from orchestrator.vm.console import ConsoleSession
+from orchestrator.vm.transport import GuestTimeout
 from orchestrator.progress import Progress
 from orchestrator.results.recorder import failures_after_poisoning_splat
 from orchestrator.suites.splats import SplatDetector

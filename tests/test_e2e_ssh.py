@@ -7,7 +7,9 @@ import pathlib
 import pytest
 
 from conftest import run_orchestrator_test
-from orchestrator.vm.ssh import ScpSink, SshSession, TransportLost, net_args
+from orchestrator.vm.scp import ScpSink
+from orchestrator.vm.ssh import SshSession, net_args
+from orchestrator.vm.transport import TransportLost
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 STATUS_TC = REPO / "tests" / "faults" / "tc_status"

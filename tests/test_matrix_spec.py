@@ -1,7 +1,6 @@
 """The matrix spec and the nightly workflow generated from it."""
 from __future__ import annotations
 
-import pathlib
 
 import pytest
 import yaml

@@ -184,10 +184,9 @@ class Orchestra:
     # -- every process that runs items ------------------------------------
     def guest(self, arch_name: str):
         """This process's guest for the arch, booted on first use."""
-        from ..vm.console import GuestDied, GuestTimeout
+        from ..vm.transport import GuestDied, GuestTimeout, TransportLost
         from ..pipeline import boot_failure
         from ..progress import Progress
-        from ..vm.ssh import TransportLost
         from .parts import ArchGuest, PartWriter
         if arch_name in self.failed_arches:
             raise ArchUnavailable(self.failed_arches[arch_name])

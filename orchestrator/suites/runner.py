@@ -19,8 +19,7 @@ from . import caselog, ktap
 from .case_id import CaseId
 from .status import FAILING
 from ..guest import guestprog
-from ..vm.console import ConsoleSession, GuestDied, GuestTimeout
-from ..vm.ssh import TransportLost
+from ..vm.transport import GuestDied, GuestTimeout, Transport, TransportLost
 from ..errors import OrchestratorError
 from ..guest.image import FTRACE_SELFTESTS, GUEST_FTRACE, GUEST_TCSCRIPTS
 from ..project import TCSCRIPTS_DIR
@@ -103,7 +102,7 @@ class _RebootFailed(Exception):
 class GuestRunner:
     """Runs cases in a guest, restarting the guest after it dies or hangs."""
 
-    def __init__(self, start_guest: Callable[[], ConsoleSession], detector: SplatDetector,
+    def __init__(self, start_guest: Callable[[], Transport], detector: SplatDetector,
                  progress: Progress, case_timeout: float, boot_timeout: float,
                  halt_command: str | None, max_restarts: int = 5,
                  case_logs_dir: pathlib.Path | None = None):
@@ -118,7 +117,7 @@ class GuestRunner:
         self.halt_command = halt_command
         self.max_restarts = max_restarts
         self.case_logs_dir = case_logs_dir
-        self.session: ConsoleSession | None = None
+        self.session: Transport | None = None
         self.boots = 0
         self.boot_seconds: list[float] = []
         # Each boot's guest uptime at its shell (None from images without it): restarts
@@ -128,7 +127,7 @@ class GuestRunner:
         # (a restart does not clear it: the mask says what this run's kernel went through).
         self.taint: int | None = None
 
-    def boot(self) -> ConsoleSession:
+    def boot(self) -> Transport:
         """Start a guest and wait for /init's READY line; GuestDied/GuestTimeout on failure."""
         self.boots += 1
         session = self.start_guest()
@@ -223,7 +222,7 @@ class GuestRunner:
             self.stop()
         return results
 
-    def _fetch_logs(self, session: ConsoleSession, spec: CaseSpec, index: int, logdir: str,
+    def _fetch_logs(self, session: Transport, spec: CaseSpec, index: int, logdir: str,
                     results: list[CaseResult]) -> None:
         """Copy a non-passing case's whole log dir back (run-case kept it), then clear it.
         A failed copy costs the copy, never the case's result."""
@@ -232,7 +231,7 @@ class GuestRunner:
             return
         dest = self.case_logs_dir / f"{index:03d}-{spec.id.replace('/', '_')}"
         try:
-            session.fetch_dir(logdir, dest)  # type: ignore[attr-defined]
+            session.fetch_dir(logdir, dest)
             session.run(f"rm -rf {shlex.quote(logdir)}", 60)
         except (OSError, GuestTimeout, TransportLost) as exc:
             self.progress.say(f"  could not copy the logs of {spec.id} back: {exc}")

@@ -8,7 +8,7 @@ are unambiguous even when the kernel prints to the same console.
 from __future__ import annotations
 
 import collections
-import dataclasses
+import pathlib
 import re
 import secrets
 import time
@@ -17,36 +17,17 @@ from typing import BinaryIO, Callable
 import pexpect
 
 from ..suites.splats import kernel_text
+from .transport import CommandResult, GuestDied, GuestTimeout
 
 READY = re.compile(r"KTO:READY:([^:\s]*):(\d+)(?::([\d.]+))?")
 
 
-class GuestDied(Exception):
-    """QEMU exited (panic with panic=-1, killed from outside, or a failed start)."""
-
-
-class GuestTimeout(Exception):
-    """No marker within the deadline: the guest hangs or the command runs too long."""
-
-    def __init__(self, partial: list[str] | None = None):
-        super().__init__("timeout")
-        self.partial = partial or []   # what the command printed before the deadline
-
-
-@dataclasses.dataclass
-class CommandResult:
-    output: list[str]        # the command's own lines (kernel lines taken out)
-    kernel_lines: list[str]  # kernel messages printed while it ran
-    exit_status: int
-    taint: int
-    seconds: float
-    guest_seconds: float | None = None   # by the guest's own uptime (None: an older log)
-
-
 class ConsoleSession:
-    # Whether a non-passing case's log dir can be copied back whole (SSH can, the
-    # console cannot: what it carries is the excerpt run-case prints).
+    """The Transport over the serial console."""
+    # The console cannot copy a case's log dir back: what it carries is the excerpt
+    # run-case prints.
     keeps_case_logs = False
+    connects = 0
 
     def __init__(self, argv: list[str], console_log: BinaryIO,
                  observer: Callable[[str], None] | None = None, tail_lines: int = 80):
@@ -212,7 +193,6 @@ class ConsoleSession:
         started = begin.search(first)
         guest_t0 = float(started.group(1)) if started and started.group(1) else None
         output: list[str] = []
-        kernel: list[str] = []
 
         def collect(l: str) -> bool:
             m = end.search(l)
@@ -221,20 +201,24 @@ class ConsoleSession:
                 if before.strip():
                     output.append(before)
                 return True
-            (kernel if kernel_text(l) else output).append(l)
+            if not kernel_text(l):   # kernel messages went to the observer already
+                output.append(l)
             return False
 
         try:
             last = self._pump(deadline, collect, deadline_hook)
         except GuestTimeout:
             raise GuestTimeout(output) from None
-        return command_result(output, kernel, last, end, guest_t0, time.monotonic() - t0)
+        return command_result(output, last, end, guest_t0, time.monotonic() - t0)
+
+    def fetch_dir(self, remote: str, local: pathlib.Path, timeout: float = 120.0) -> list[pathlib.Path]:
+        raise OSError("the serial console cannot copy files back (keeps_case_logs is False)")
 
 
-def command_result(output: list[str], kernel: list[str], end_line: str, end: re.Pattern[str],
+def command_result(output: list[str], end_line: str, end: re.Pattern[str],
                    guest_t0: float | None, seconds: float) -> CommandResult:
     """The result of a command from its END marker line (the pattern framed() made)."""
     m = end.search(end_line)
     assert m
     guest = float(m.group(3)) - guest_t0 if m.group(3) and guest_t0 is not None else None
-    return CommandResult(output, kernel, int(m.group(1)), int(m.group(2)), seconds, guest)
+    return CommandResult(output, int(m.group(1)), int(m.group(2)), seconds, guest)

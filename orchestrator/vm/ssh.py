@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import pathlib
-import re
 import select
 import shlex
 import socket
@@ -23,7 +22,9 @@ from typing import BinaryIO, Callable
 
 import paramiko
 
-from .console import CommandResult, ConsoleSession, GuestTimeout, command_result
+from .console import ConsoleSession, command_result
+from .scp import ScpSink
+from .transport import CommandResult, GuestTimeout, TransportLost
 from ..guest.dropbear import GUEST_PATH
 
 GUEST_SSH_PORT = 22
@@ -40,14 +41,6 @@ HANDSHAKE_TIMEOUT = 30.0
 # are retried and the last error is reported, so the noise is dropped.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False
-
-
-class TransportLost(Exception):
-    """No SSH connection could be made, or it dropped during a command."""
-
-    def __init__(self, message: str, partial: list[str] | None = None):
-        super().__init__(message)
-        self.partial = partial or []
 
 
 def free_local_port() -> int:
@@ -81,6 +74,7 @@ def server_setup_command(client_public_key: str, guest_port: int = GUEST_SSH_POR
 
 
 class SshSession(ConsoleSession):
+    """The Transport over SSH; the console is still read (for console.log and splats)."""
     keeps_case_logs = True
 
     def __init__(self, argv: list[str], console_log: BinaryIO, net_device: str,
@@ -251,7 +245,7 @@ class SshSession(ConsoleSession):
                     if m:
                         if text[:m.start()].strip():
                             output.append(text[:m.start()])
-                        return command_result(output, [], text, end, guest_t0, time.monotonic() - t0)
+                        return command_result(output, text, end, guest_t0, time.monotonic() - t0)
                     output.append(text)
                 if (chan.closed or chan.eof_received) and not chan.recv_ready():
                     if buf:
@@ -278,72 +272,3 @@ class SshSession(ConsoleSession):
             raise TransportLost(f"scp of {remote} failed: {exc}") from exc
         finally:
             chan.close()
-
-
-_SAFE_NAME = re.compile(r"^[^/\0]+$")
-
-
-class ScpSink:
-    """The receiving side of the scp protocol (what `scp -t` does), enough for -r."""
-
-    def __init__(self, chan: paramiko.Channel):
-        self.chan = chan
-
-    def _line(self) -> bytes:
-        out = b""
-        while not out.endswith(b"\n"):
-            c = self.chan.recv(1)
-            if not c:
-                return out
-            out += c
-        return out
-
-    def _read_exact(self, n: int) -> bytes:
-        chunks: list[bytes] = []
-        while n > 0:
-            c = self.chan.recv(min(n, 65536))
-            if not c:
-                raise OSError("scp: the source ended in the middle of a file")
-            chunks.append(c)
-            n -= len(c)
-        return b"".join(chunks)
-
-    def receive_into(self, local: pathlib.Path) -> list[pathlib.Path]:
-        stack: list[pathlib.Path] = []
-        files: list[pathlib.Path] = []
-        self.chan.sendall(b"\0")
-        while True:
-            line = self._line()
-            if not line:
-                return files
-            kind, body = line[:1], line[1:].rstrip(b"\n").decode("utf-8", errors="replace")
-            if kind in (b"\x01", b"\x02"):
-                raise OSError(f"scp in the guest: {body}")
-            if kind == b"T":          # times (-p): not asked for, accepted
-                self.chan.sendall(b"\0")
-                continue
-            if kind == b"E":
-                stack.pop()
-                self.chan.sendall(b"\0")
-                continue
-            mode, size, name = body.split(" ", 2)
-            # The guest runs the kernel under test: its names must not climb out.
-            if not _SAFE_NAME.match(name) or name in (".", ".."):
-                raise OSError(f"scp: refusing the name {name!r} from the guest")
-            if kind == b"D":
-                target = local if not stack else stack[-1] / name
-                target.mkdir(parents=True, exist_ok=True)
-                stack.append(target)
-                self.chan.sendall(b"\0")
-            elif kind == b"C":
-                self.chan.sendall(b"\0")
-                data = self._read_exact(int(size))
-                self._read_exact(1)   # the source's status byte after the data
-                target = (stack[-1] if stack else local) / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-                target.chmod(int(mode, 8) & 0o644 | 0o600)
-                files.append(target)
-                self.chan.sendall(b"\0")
-            else:
-                raise OSError(f"scp: unexpected record {line[:40]!r}")

@@ -1,0 +1,78 @@
+"""The receiving side of the scp protocol, for copying a case's log dir back from the
+guest over SSH. The guest runs the kernel under test and is untrusted: names must not
+climb out of the target, and nothing it sends is buffered without a bound."""
+from __future__ import annotations
+
+import pathlib
+import re
+
+import paramiko
+
+
+_SAFE_NAME = re.compile(r"^[^/\0]+$")
+
+
+class ScpSink:
+    """The receiving side of the scp protocol (what `scp -t` does), enough for -r."""
+
+    def __init__(self, chan: paramiko.Channel):
+        self.chan = chan
+
+    def _line(self) -> bytes:
+        out = b""
+        while not out.endswith(b"\n"):
+            c = self.chan.recv(1)
+            if not c:
+                return out
+            out += c
+        return out
+
+    def _read_exact(self, n: int) -> bytes:
+        chunks: list[bytes] = []
+        while n > 0:
+            c = self.chan.recv(min(n, 65536))
+            if not c:
+                raise OSError("scp: the source ended in the middle of a file")
+            chunks.append(c)
+            n -= len(c)
+        return b"".join(chunks)
+
+    def receive_into(self, local: pathlib.Path) -> list[pathlib.Path]:
+        stack: list[pathlib.Path] = []
+        files: list[pathlib.Path] = []
+        self.chan.sendall(b"\0")
+        while True:
+            line = self._line()
+            if not line:
+                return files
+            kind, body = line[:1], line[1:].rstrip(b"\n").decode("utf-8", errors="replace")
+            if kind in (b"\x01", b"\x02"):
+                raise OSError(f"scp in the guest: {body}")
+            if kind == b"T":          # times (-p): not asked for, accepted
+                self.chan.sendall(b"\0")
+                continue
+            if kind == b"E":
+                stack.pop()
+                self.chan.sendall(b"\0")
+                continue
+            mode, size, name = body.split(" ", 2)
+            # The guest runs the kernel under test: its names must not climb out.
+            if not _SAFE_NAME.match(name) or name in (".", ".."):
+                raise OSError(f"scp: refusing the name {name!r} from the guest")
+            if kind == b"D":
+                target = local if not stack else stack[-1] / name
+                target.mkdir(parents=True, exist_ok=True)
+                stack.append(target)
+                self.chan.sendall(b"\0")
+            elif kind == b"C":
+                self.chan.sendall(b"\0")
+                data = self._read_exact(int(size))
+                self._read_exact(1)   # the source's status byte after the data
+                target = (stack[-1] if stack else local) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                target.chmod(int(mode, 8) & 0o644 | 0o600)
+                files.append(target)
+                self.chan.sendall(b"\0")
+            else:
+                raise OSError(f"scp: unexpected record {line[:40]!r}")
