@@ -10,7 +10,7 @@ import subprocess
 from typing import BinaryIO, Callable
 
 from . import __version__, cache, hosttools
-from .results import baseline, junit, report, summary
+from .results import baseline, report, summary
 from .guest import bootroute, guestprog, image, dropbear as sshd
 from .kernel import build, buildwarn, source
 from .vm import qemu
@@ -183,19 +183,6 @@ def _finish_if_possible(recorder: Recorder, state: str, verdict: str, code: int)
         recorder.finish(state, verdict, code)
     except OrchestratorError:
         pass
-
-
-def _write_reports(recorder: Recorder) -> None:
-    """report.html and summary.txt beside results.json; `orchestrator report` can make them
-    again from results.json, so a failure here costs the pages, never the results."""
-    data = recorder.data
-    try:
-        report.write_html(recorder.dir / "report.html", [(data, recorder.dir)],
-                          comparison=(data.get("baseline") or {}).get("diff"))
-        cache.atomic_write(recorder.dir / "summary.txt", report.summary_text([data]) + "\n")
-    except Exception as exc:  # noqa: BLE001 - any bug in the page must not cost the run's results
-        print(f"orchestrator: the report pages of {recorder.dir} were not written ({exc}); "
-              f"`orchestrator report {recorder.dir}` makes them from results.json.")
 
 
 @dataclasses.dataclass
@@ -433,10 +420,6 @@ def run_test(opts: TestOptions, progress: Progress,
             console_log.close()
         except OSError:
             pass
-        try:
-            junit.write(recorder.data, recorder.dir / "junit.xml")
-        except (OSError, OrchestratorError):
-            pass
-        _write_reports(recorder)
+        report.write_run_reports(recorder)
         progress.clear()
         print(summary.render(recorder.data, str(recorder.dir)))

@@ -17,9 +17,10 @@ import os
 import pathlib
 from typing import IO, Any
 
-from ..results import junit, summary
-from ..errors import ExitCode, OrchestratorError
-from ..pipeline import (PreparedGuest, TestOptions, _write_reports, prepare_guest, session_factory, transport_record, verdict_of)
+from ..results import report, summary
+from ..errors import ExitCode
+from ..pipeline import (PreparedGuest, TestOptions, prepare_guest, session_factory, transport_record,
+                        verdict_of)
 from ..progress import Progress
 from ..results.recorder import CaseResult, Recorder, failures_after_poisoning_splat
 from ..kernel.source import KernelTree
@@ -141,15 +142,12 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float) -> tuple[s
         for e in ends:   # taint is a bit mask: any guest's flag counts
             end_taint |= e["taint"] or 0
         recorder.data["taint"] = {"boot": first["taint"], "end": end_taint if ends else None}
-        recorder.data["stages"]["boot"] = {
-            "state": "done", "seconds": first["seconds_to_shell"], "at": None,
-            "seconds_to_shell": first["seconds_to_shell"],
-            "guest_uptime_at_shell": first["guest_uptime_at_shell"]}
+        recorder.stage_finished("boot", seconds=first["seconds_to_shell"],
+                                seconds_to_shell=first["seconds_to_shell"],
+                                guest_uptime_at_shell=first["guest_uptime_at_shell"])
     if cases:
-        recorder.data["stages"]["suites"] = {
-            "state": "done", "seconds": round(items_seconds, 2), "at": None,
-            "boots": sum(e["boots"] for e in ends),
-            "restart_seconds": [s for e in ends for s in e["restart_seconds"]]}
+        recorder.stage_finished("suites", seconds=items_seconds, boots=sum(e["boots"] for e in ends),
+                                restart_seconds=[s for e in ends for s in e["restart_seconds"]])
     workers = sorted({r["worker"] for r in boots} | {r["worker"] for r in ends})
     recorder.data["pytest"] = {"workers": [
         {"worker": w,
@@ -167,18 +165,13 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float) -> tuple[s
     failed_boots = [r for r in records if r["kind"] == "boot_failed"]
     if failed_boots and not boots:   # no worker's guest booted: the run failed at boot
         first = failed_boots[0]
-        recorder.data["stages"]["boot"] = {"state": "failed", "seconds": None, "at": None,
-                                           "error": first["error"], "console_tail": first["console_tail"]}
+        recorder.stage_finished("boot", "failed", error=first["error"], console_tail=first["console_tail"])
         error = first["error"]
         recorder.finish("failed", f"{error[:1].upper()}{error[1:]}; the console tail is in results.json "
                                   f"and {recorder.dir / 'console.log'}.", int(ExitCode.BOOT_FAILED))
     else:
         recorder.finish("complete" if cases else "incomplete", verdict if cases else "no case ran", int(code))
-    try:
-        junit.write(recorder.data, recorder.dir / "junit.xml")
-    except (OSError, OrchestratorError):
-        pass
-    _write_reports(recorder)
+    report.write_run_reports(recorder)
     return summary.render(recorder.data, str(recorder.dir)), int(code)
 
 

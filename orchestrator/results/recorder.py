@@ -93,10 +93,15 @@ class Recorder:
                                      "at": round(now - PROCESS_START, 2)}
         self.flush()
 
-    def stage_finished(self, name: str, state: str = "done", **info: Any) -> None:
-        seconds = time.monotonic() - self._stage_t0.get(name, time.monotonic())
+    def stage_finished(self, name: str, state: str = "done", seconds: float | None = None,
+                       **info: Any) -> None:
+        """seconds: as measured elsewhere (the pytest workers' parts); else since
+        stage_started, or None for a stage that never started here."""
+        if seconds is None and name in self._stage_t0:
+            seconds = time.monotonic() - self._stage_t0[name]
         at = self.data["stages"].get(name, {}).get("at")
-        self.data["stages"][name] = {"state": state, "seconds": round(seconds, 2), "at": at, **info}
+        self.data["stages"][name] = {"state": state, "seconds": None if seconds is None else round(seconds, 2),
+                                     "at": at, **info}
         self.flush()
 
     def set(self, key: str, value: Any) -> None:

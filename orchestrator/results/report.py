@@ -13,7 +13,9 @@ import jinja2
 import markupsafe
 
 from .. import cache
+from ..errors import OrchestratorError
 from . import junit
+from .recorder import Recorder
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
 from ..suites.status import FAILING, STATUSES, counts, counts_line
 _CONSOLE_CAP = 80          # console lines shown per case
@@ -220,6 +222,24 @@ def render_html(runs: list[tuple[dict, pathlib.Path]],
 def write_html(path: pathlib.Path, runs: list[tuple[dict, pathlib.Path]],
                comparison: dict | None = None) -> None:
     cache.atomic_write(pathlib.Path(path), render_html(runs, comparison))
+
+
+def write_run_reports(recorder: Recorder) -> None:
+    """The end of every run (make test, the pytest plugin's merge): junit.xml, report.html
+    and summary.txt beside results.json. `orchestrator report` makes them again from
+    results.json, so a failure here costs the pages, never the results."""
+    data = recorder.data
+    try:
+        junit.write(data, recorder.dir / "junit.xml")
+    except (OSError, OrchestratorError):
+        pass   # a full disk: results.json (written first) is what counts
+    try:
+        write_html(recorder.dir / "report.html", [(data, recorder.dir)],
+                   comparison=(data.get("baseline") or {}).get("diff"))
+        cache.atomic_write(recorder.dir / "summary.txt", summary_text([data]) + "\n")
+    except Exception as exc:  # noqa: BLE001 - any bug in the page must not cost the run's results
+        print(f"orchestrator: the report pages of {recorder.dir} were not written ({exc}); "
+              f"`orchestrator report {recorder.dir}` makes them from results.json.")
 
 
 # -- text for a reply, JUnit for CI ---------------------------------------------------
