@@ -19,14 +19,15 @@ from .vm.console import ConsoleSession
 from .vm.ssh import SshSession
 from .vm.transport import GuestDied, GuestTimeout, Transport, TransportLost
 from .errors import ExitCode, OrchestratorError
-from .kernel.kconfig import ConfigFailed, check_user_fragments, parse_fragment
+from .kernel.fragments import Fragments, fragments_for
+from .kernel.kconfig import ConfigFailed, check_user_fragments
 from .suites.status import FAILING
 from .progress import Progress, fmt_duration
 from .results.recorder import Recorder, failures_after_poisoning_splat, new_run_id
 from .suites.case_id import test_of
 from .suites.splats import SplatDetector
 from .suites.runner import DEFAULT_SUITES, GuestRunner, list_cases
-from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, KCONFIGS_DIR, PROJECT_ROOT, RESULTS_DIR,
+from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, PROJECT_ROOT, RESULTS_DIR,
                       TCSCRIPTS_DIR)
 
 
@@ -59,23 +60,6 @@ class TestOptions:
     def __post_init__(self) -> None:
         if not self.suites:
             self.suites = list(DEFAULT_SUITES)
-
-
-def fragments_for(arch: Arch, extra: list[str]) -> list[pathlib.Path]:
-    paths = [KCONFIGS_DIR / "base.config", KCONFIGS_DIR / "tracing.config", KCONFIGS_DIR / f"{arch.name}.config"]
-    for e in extra:
-        p = pathlib.Path(e).expanduser()
-        if not p.exists() and (KCONFIGS_DIR / e).exists():
-            p = KCONFIGS_DIR / e
-        if not p.exists() and (KCONFIGS_DIR / f"{e}.config").exists():
-            p = KCONFIGS_DIR / f"{e}.config"
-        paths.append(p)
-    for p in paths:
-        if not p.is_file():
-            raise OrchestratorError(f"The kconfig fragment {p} does not exist; give a path or a "
-                                    f"name from kconfigs/ ({', '.join(sorted(x.stem for x in KCONFIGS_DIR.glob('*.config')))}).")
-        parse_fragment(p)  # malformed lines are bad input before any work starts
-    return paths
 
 
 def _project_revision() -> str:
@@ -126,11 +110,11 @@ def _builtin_route(opts: TestOptions, tree: source.KernelTree, arch: Arch,
 
 
 def _configure_and_build(opts: TestOptions, tree: source.KernelTree, arch: Arch,
-                         fragments: list[pathlib.Path], route: bootroute.BuiltinBoot | None,
+                         fragments: Fragments, route: bootroute.BuiltinBoot | None,
                          progress: Progress) -> build.BuildResult:
     """What the boot route builds in (DTB, initramfs) is part of the build and its key;
     modules only on the direct route (a built-in initramfs cannot take them)."""
-    return build.configure_and_build(tree, arch, fragments, opts.cache_root, progress,
+    return build.configure_and_build(tree, arch, fragments.all, opts.cache_root, progress,
                                      route.config if route else None, route.digest if route else "",
                                      build_modules=route is None)
 
@@ -150,7 +134,7 @@ class RunContext:
     warning_files: tuple[str, ...] = ()       # compile these again for their warnings
 
 
-def run_meta(opts: TestOptions, arch: Arch, tree: source.KernelTree, fragments: list[pathlib.Path],
+def run_meta(opts: TestOptions, arch: Arch, tree: source.KernelTree, fragments: Fragments,
              label: str = "", series: dict | None = None) -> dict:
     """What results.json says about a run before it starts."""
     return {
@@ -160,7 +144,7 @@ def run_meta(opts: TestOptions, arch: Arch, tree: source.KernelTree, fragments: 
                    "tree_id": tree.tree_id, "git_commit": tree.git_commit, "release": None},
         "series": series,
         "suites": opts.suites,
-        "fragments": [str(p) for p in fragments],
+        "fragments": [str(p) for p in fragments.all],
         "host": {"machine": platform.machine(), "kernel": platform.release()},
         "versions": {"orchestrator": f"{__version__} ({_project_revision()})",
                      "qemu": hosttools.version_line((arch.qemu.binary, "--version"))},
@@ -196,7 +180,7 @@ class PreparedGuest:
     boot_route: dict          # results.json "boot_route"
 
 
-def check_inputs(opts: TestOptions, arch: Arch) -> list[pathlib.Path]:
+def check_inputs(opts: TestOptions, arch: Arch) -> Fragments:
     """Bad input and missing host tools, before any work (even fetching the tree); the
     kconfig fragments."""
     fragments = fragments_for(arch, opts.extra_kconfigs)
@@ -209,7 +193,7 @@ def check_inputs(opts: TestOptions, arch: Arch) -> list[pathlib.Path]:
 
 def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress,
                   recorder: Recorder | None = None,
-                  fragments: list[pathlib.Path] | None = None) -> PreparedGuest:
+                  fragments: Fragments | None = None) -> PreparedGuest:
     """Config, build and image for opts.arch under one lock in the cache, so parallel
     processes (pytest-xdist workers) make them once and the others find them reused;
     recorded as the build and image stages when a recorder is given. fragments: the
@@ -217,7 +201,7 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
     arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
     if fragments is None:
         fragments = check_inputs(opts, arch)
-        check_user_fragments(fragments[3:], tree.path, arch.srcarch)
+        check_user_fragments(fragments.user, tree.path, arch.srcarch)
     programs = guestprog.programs_for(opts.suites, tree.path)
     with_sshd = opts.transport == "ssh"
     stages = recorder or _NoRecorder()
@@ -309,7 +293,7 @@ def run_test(opts: TestOptions, progress: Progress,
     arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
     fragments = check_inputs(opts, arch)
     tree = ctx.tree or source_tree(opts, progress)
-    check_user_fragments(fragments[3:], tree.path, arch.srcarch)
+    check_user_fragments(fragments.user, tree.path, arch.srcarch)
     cases = list_cases(tree.path, opts.suites, arch.syscall_prefix, opts.tcscripts)
     if ctx.only_cases is not None:
         # A case's spec is its file: "x.tc (instance)" asks for x.tc, which runs both.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import re
+from typing import Sequence
 
 from ..errors import ExitCode, OrchestratorError
 from . import kconfig_deps
@@ -131,7 +132,7 @@ def check_required(dropped: list[Dropped]) -> None:
             "really cannot have them.", dropped)
 
 
-def check_user_fragments(extra: list[pathlib.Path], srctree: pathlib.Path, srcarch: str) -> None:
+def check_user_fragments(extra: Sequence[pathlib.Path], srctree: pathlib.Path, srcarch: str) -> None:
     """An option a user's fragment names that this tree's Kconfig does not define is a typo
     or the wrong tree: bad input before any build. (The project's own fragments may name
     options older trees lack; those are reported as "not defined" instead.)"""

@@ -19,7 +19,8 @@ from ..arches import get_arch, with_toolchain
 from ..errors import ExitCode, OrchestratorError
 from ..suites.status import FAILING
 from ..project import IMAGES_DIR, PROJECT_ROOT
-from ..pipeline import (RunContext, TestOptions, build_only, fragments_for, run_test, source_tree)
+from ..kernel.fragments import fragments_for
+from ..pipeline import RunContext, TestOptions, build_only, run_test, source_tree
 from ..progress import Progress
 from ..results.recorder import new_run_id, point_latest
 
@@ -36,7 +37,7 @@ class SeriesOptions:
 def _inputs_digest(opts: TestOptions) -> str:
     """Everything but the kernel tree that decides a base run's results."""
     arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
-    files = [*fragments_for(arch, opts.extra_kconfigs)]
+    files = fragments_for(arch, opts.extra_kconfigs).all
     for top in (IMAGES_DIR, opts.tcscripts):
         files += sorted(p for p in top.rglob("*") if p.is_file())
     parts = [f"{p.relative_to(PROJECT_ROOT) if p.is_relative_to(PROJECT_ROOT) else p}\0{cache.file_digest(p)}"
