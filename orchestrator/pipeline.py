@@ -289,46 +289,87 @@ def run_test(opts: TestOptions, progress: Progress,
              ctx: RunContext | None = None) -> tuple[int, dict]:
     """Exit code and the run's results data. A failing stage raises OrchestratorError
     with the data so far as `.results` (for the matrix table)."""
-    ctx = ctx or RunContext()
-    arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
-    fragments = check_inputs(opts, arch)
-    tree = ctx.tree or source_tree(opts, progress)
-    check_user_fragments(fragments.user, tree.path, arch.srcarch)
-    cases = list_cases(tree.path, opts.suites, arch.syscall_prefix, opts.tcscripts)
-    if ctx.only_cases is not None:
-        # A case's spec is its file: "x.tc (instance)" asks for x.tc, which runs both.
-        wanted = {test_of(case_id) for case_id in ctx.only_cases}
-        cases = [c for c in cases if c.id in wanted]
-
-    run_id = new_run_id(arch.name) + (f"-{ctx.label}" if ctx.label else "")
-    recorder = Recorder(opts.results_root, run_id, run_meta(opts, arch, tree, fragments, ctx.label, ctx.series))
-    progress.say(f"{arch.name}: Linux {tree.version} from {tree.origin}; {len(cases)} cases; "
-                 f"results in {recorder.dir}")
-    console_log = open(recorder.dir / "console.log", "wb")
-    runner: GuestRunner | None = None
-    detector = SplatDetector()
+    run = _Run(opts, progress, ctx or RunContext())
     try:
-        # -- config, build, image (under the cache's lock) ------------------
-        prepared = prepare_guest(opts, tree, progress, recorder, fragments)
-        b, img = prepared.build, prepared.image
-        if ctx.warning_files:
+        run.prepare()
+        run.boot()
+        run.run_suites()
+        return run.finish()
+    except OrchestratorError as exc:
+        _finish_if_possible(run.recorder, "failed", exc.message, int(exc.code))
+        exc.results = run.recorder.data
+        raise
+    except OSError as exc:
+        # The results disk filled up (or went away) under console.log or a case's record.
+        error = cache.disk_error(pathlib.Path(exc.filename or run.recorder.dir), exc)
+        _finish_if_possible(run.recorder, "failed", error.message, int(error.code))
+        error.results = run.recorder.data
+        raise error from exc
+    except BaseException:
+        # A second Ctrl-C (or a signal forwarded by a wrapper such as timeout(1)) must not
+        # cut the write of what was measured: the process is on its way out anyway.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        _finish_if_possible(run.recorder, "incomplete",
+                            "interrupted before the end; the cases listed are all that ran",
+                            int(ExitCode.INTERRUPTED))
+        raise
+    finally:
+        run.close()
+
+
+class _Run:
+    """One run of run_test, stage by stage: its inputs are checked and its results dir
+    opened on construction; prepare, boot, run_suites, finish; close whatever happened."""
+
+    def __init__(self, opts: TestOptions, progress: Progress, ctx: RunContext):
+        self.opts, self.progress, self.ctx = opts, progress, ctx
+        self.arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
+        self.fragments = check_inputs(opts, self.arch)
+        self.tree = ctx.tree or source_tree(opts, progress)
+        check_user_fragments(self.fragments.user, self.tree.path, self.arch.srcarch)
+        cases = list_cases(self.tree.path, opts.suites, self.arch.syscall_prefix, opts.tcscripts)
+        if ctx.only_cases is not None:
+            # A case's spec is its file: "x.tc (instance)" asks for x.tc, which runs both.
+            wanted = {test_of(case_id) for case_id in ctx.only_cases}
+            cases = [c for c in cases if c.id in wanted]
+        self.cases = cases
+        run_id = new_run_id(self.arch.name) + (f"-{ctx.label}" if ctx.label else "")
+        self.recorder = Recorder(opts.results_root, run_id,
+                                 run_meta(opts, self.arch, self.tree, self.fragments, ctx.label, ctx.series))
+        progress.say(f"{self.arch.name}: Linux {self.tree.version} from {self.tree.origin}; "
+                     f"{len(cases)} cases; results in {self.recorder.dir}")
+        self.console_log = open(self.recorder.dir / "console.log", "wb")
+        self.detector = SplatDetector()
+        self.runner: GuestRunner | None = None
+        self.sessions: list[Transport] = []
+        self.prepared: PreparedGuest | None = None
+
+    def prepare(self) -> None:
+        """Config, build, image (under the cache's lock)."""
+        recorder, progress = self.recorder, self.progress
+        self.prepared = prepare_guest(self.opts, self.tree, progress, recorder, self.fragments)
+        b, img = self.prepared.build, self.prepared.image
+        if self.ctx.warning_files:
             progress.status("compiler warnings of the .c files the series touches")
-            recorder.set("build_warnings", buildwarn.warnings_for(b.build_dir, ctx.warning_files))
+            recorder.set("build_warnings", buildwarn.warnings_for(b.build_dir, self.ctx.warning_files))
         for d in b.dropped:
             progress.say(f"config: {d.option}={d.asked} is {d.got} in the final .config ({d.kind}): {d.reason}")
         recorder.data["versions"]["busybox"] = img.busybox
 
-        # -- boot ----------------------------------------------------------
-        accel, argv = prepared.accel, prepared.argv
+    def boot(self) -> None:
+        assert self.prepared is not None
+        opts, arch, recorder = self.opts, self.arch, self.recorder
+        accel, argv = self.prepared.accel, self.prepared.argv
         recorder.set("accel", {"name": accel.name, "reason": accel.reason})
         recorder.set("qemu_argv", argv)
-        sessions: list[Transport] = []
-        recorder.set("transport", transport_record(opts.transport, sessions))
-        runner = GuestRunner(session_factory(arch, opts.transport, argv, console_log, detector.feed, sessions),
-                             detector, progress, opts.case_timeout, opts.boot_timeout,
-                             arch.halt_command, case_logs_dir=recorder.dir / "caselogs")
+        recorder.set("transport", transport_record(opts.transport, self.sessions))
+        runner = self.runner = GuestRunner(
+            session_factory(arch, opts.transport, argv, self.console_log, self.detector.feed, self.sessions),
+            self.detector, self.progress, opts.case_timeout, opts.boot_timeout,
+            arch.halt_command, case_logs_dir=recorder.dir / "caselogs")
         recorder.stage_started("boot")
-        progress.status(f"boot {arch.name} under {accel.name.upper()}")
+        self.progress.status(f"boot {arch.name} under {accel.name.upper()}")
         try:
             session = runner.boot()
         except (GuestTimeout, GuestDied, TransportLost) as exc:
@@ -347,63 +388,50 @@ def run_test(opts: TestOptions, progress: Progress,
         recorder.stage_finished("boot", seconds_to_shell=runner.boot_seconds[-1],
                                 guest_uptime_at_shell=session.guest_boot_seconds)
 
-        # -- suites --------------------------------------------------------
+    def run_suites(self) -> None:
+        assert self.runner is not None
+        runner, recorder, progress = self.runner, self.recorder, self.progress
         recorder.stage_started("suites")
-        for index, spec in enumerate(cases, 1):
-            for result in runner.run_case(spec, index, len(cases), f"/tmp/kto/{index}"):
+        for index, spec in enumerate(self.cases, 1):
+            for result in runner.run_case(spec, index, len(self.cases), f"/tmp/kto/{index}"):
                 recorder.add_case(result)
                 if result.status != "PASS":
                     progress.say(f"  {result.status:<11} {result.id}  {result.reason[:90]}")
         progress.clear()
         recorder.data["taint"]["end"] = runner.taint
-        recorder.set("transport", transport_record(opts.transport, sessions))
+        recorder.set("transport", transport_record(self.opts.transport, self.sessions))
         recorder.stage_finished("suites", boots=runner.boots,
                                 restart_seconds=runner.boot_seconds[1:],
                                 restart_guest_seconds=runner.guest_boot_seconds[1:])
         runner.stop()
-        detector.flush()
-        recorder.set("splats", [s.as_dict() for s in detector.splats])
+        self.detector.flush()
+        recorder.set("splats", [s.as_dict() for s in self.detector.splats])
         recorder.set("first_cause", failures_after_poisoning_splat(recorder.data))
 
-        if opts.baseline is not None:
-            baseline.compare_with(recorder, opts.baseline, progress)
-        verdict, code = verdict_of(recorder.cases, len(detector.splats))
-        recorder.finish("complete", verdict, int(code))
-        return int(code), recorder.data
-    except OrchestratorError as exc:
-        _finish_if_possible(recorder, "failed", exc.message, int(exc.code))
-        exc.results = recorder.data
-        raise
-    except OSError as exc:
-        # The results disk filled up (or went away) under console.log or a case's record.
-        error = cache.disk_error(pathlib.Path(exc.filename or recorder.dir), exc)
-        _finish_if_possible(recorder, "failed", error.message, int(error.code))
-        error.results = recorder.data
-        raise error from exc
-    except BaseException:
-        # A second Ctrl-C (or a signal forwarded by a wrapper such as timeout(1)) must not
-        # cut the write of what was measured: the process is on its way out anyway.
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        _finish_if_possible(recorder, "incomplete",
-                            "interrupted before the end; the cases listed are all that ran",
-                            int(ExitCode.INTERRUPTED))
-        raise
-    finally:
-        if runner is not None:
-            runner.kill()
-        detector.flush()
+    def finish(self) -> tuple[int, dict]:
+        if self.opts.baseline is not None:
+            baseline.compare_with(self.recorder, self.opts.baseline, self.progress)
+        verdict, code = verdict_of(self.recorder.cases, len(self.detector.splats))
+        self.recorder.finish("complete", verdict, int(code))
+        return int(code), self.recorder.data
+
+    def close(self) -> None:
+        """No QEMU left, and what was measured on disk, whichever way the run ended."""
+        recorder = self.recorder
+        if self.runner is not None:
+            self.runner.kill()
+        self.detector.flush()
         # Splats seen before a failure or an interrupt are results too. On a full disk
         # each of these writes may fail: the error already on its way is the one to tell.
         try:
-            if len(recorder.data["splats"]) != len(detector.splats):
-                recorder.set("splats", [s.as_dict() for s in detector.splats])
+            if len(recorder.data["splats"]) != len(self.detector.splats):
+                recorder.set("splats", [s.as_dict() for s in self.detector.splats])
         except OrchestratorError:
             pass
         try:
-            console_log.close()
+            self.console_log.close()
         except OSError:
             pass
         report.write_run_reports(recorder)
-        progress.clear()
+        self.progress.clear()
         print(summary.render(recorder.data, str(recorder.dir)))
