@@ -49,7 +49,7 @@ test: deps
 		$(if $(filter test,$(EACH_PATCH)),--each-patch=test) \
 		$(if $(filter 1 yes,$(BISECT)),--bisect) $(if $(TRANSPORT),--transport "$(TRANSPORT)")
 
-# The suites' cases as pytest items (the plugin in orchestrator/pytest_plugin.py), N
+# The suites' cases as pytest items (the plugin in orchestrator/pytest_plugin/), N
 # workers each with its own guest per arch; JUnit XML in results/pytest-junit.xml.
 pytest: deps
 	$(PY) -m pytest -p no:cacheprovider -n "$(or $(N),2)" --arch "$(ARCH)" \

@@ -157,7 +157,7 @@ def pytest_wall(runs: pathlib.Path, arch: str, workers: int, transport: str) -> 
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(workers),
                         "--arch", arch, "--suite", "dynevent,kprobe", "--transport", transport,
-                        "--kto-results-dir", str(out)], cwd=out, capture_output=True, text=True)
+                        "--orchestrator-results-dir", str(out)], cwd=out, capture_output=True, text=True)
     wall = round(time.monotonic() - t0, 1)
     # pytest's own last word ("2 failed, 40 passed, 1 skipped in 70.37s"), not a progress line.
     tail = next((l for l in reversed(p.stdout.splitlines()) if " in " in l and ("passed" in l or "failed" in l)), "?")

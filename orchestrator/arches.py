@@ -69,13 +69,13 @@ class Arch:
     halt_command: str | None
     packages: tuple[str, ...]   # Debian packages beyond toolchain/qemu/busybox
     # "direct": QEMU -kernel/-initrd/-append. "builtin": DTB (command line inside) and
-    # initramfs built into the kernel, for machines QEMU cannot direct-boot (bootroute.py).
+    # initramfs built into the kernel, for machines QEMU cannot direct-boot (guest/bootroute.py).
     # The target triple for clang (--target) when the arch is built with LLVM.
     triple: str = ""
     # What the arch puts before a syscall's name in its entry function
     # (__x64_sys_getpid): the BPF checks in the guest probe those by name.
     syscall_prefix: str = "sys_"
-    # Extra compiler flags for the guest programs (guestprog.py), e.g. an ISA level
+    # Extra compiler flags for the guest programs (guest/guestprog.py), e.g. an ISA level
     # QEMU emulates.
     guest_cflags: tuple[str, ...] = ()
     boot_route: str = "direct"

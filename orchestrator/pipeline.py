@@ -54,7 +54,7 @@ class TestOptions:
     tcscripts: pathlib.Path = TCSCRIPTS_DIR
     # Appended to the kernel command line (built in on a "builtin" boot route).
     cmdline: str = ""
-    # How commands reach the guest: "serial" (its console) or "ssh" (sshsession.py).
+    # How commands reach the guest: "serial" (its console) or "ssh" (vm/ssh.py).
     transport: str = "serial"
 
     def __post_init__(self) -> None:
@@ -126,7 +126,7 @@ def source_tree(opts: TestOptions, progress: Progress) -> source.KernelTree:
 
 @dataclasses.dataclass
 class RunContext:
-    """What a series run adds to a plain one (abrun.py)."""
+    """What a series run adds to a plain one (series/versus_base.py)."""
     tree: source.KernelTree | None = None     # built instead of the opts' tree
     label: str = ""                           # base | series | bisect-3, in the run id
     series: dict | None = None                # recorded as results.json "series"

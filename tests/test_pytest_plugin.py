@@ -21,7 +21,7 @@ pytest_plugins = ["pytester"]
 def _cache_args() -> tuple[str, str]:
     """pytester points HOME at a fresh directory: the runs it starts use this machine's
     cache (the tree, builds, ccache) only when told where it is."""
-    return ("--kto-cache-dir", str(CACHE_ROOT))
+    return ("--orchestrator-cache-dir", str(CACHE_ROOT))
 
 # What each ftracetest status becomes in pytest (the plugin's docstring; the issue's map).
 OUTCOME = {"PASS": "passed", "FAIL": "failed", "UNRESOLVED": "failed", "ERROR": "failed",
@@ -79,7 +79,7 @@ def _orchestrator_test(results: pathlib.Path, *args: str) -> dict:
 def _pytest_run(pytester, results: pathlib.Path, *args: str):
     junit = results / "pytest-junit.xml"
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--arch", "x86_64", "--kto-results-dir", str(results),
+        "-p", "no:cacheprovider", "--arch", "x86_64", "--orchestrator-results-dir", str(results),
         "--junitxml", str(junit), "-rA", *_cache_args(), *args, timeout=3600)
     print(result.stdout.str()[-4000:])
     (run_dir,) = [d for d in results.iterdir() if d.name.endswith("-pytest")]

@@ -2,7 +2,8 @@
 
 Route "builtin": the device tree (with the command line in /chosen) and the initramfs
 are built into the kernel, for QEMU 7.2's loongarch64 virt machine, which passes a
-6.12 kernel neither an FDT nor an EFI table (platform.md). Only boot plumbing changes:
+6.12 kernel neither an FDT nor an EFI table (traced with -d in_asm: the kernel panics
+in unflatten_device_tree with no memory map, before the console). Only boot plumbing changes:
 three config options and one generated .dts; the tracing code under test does not.
 
 The initramfs is linked from a fixed path in the build dir, so re-packing it relinks

@@ -64,7 +64,7 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
     """modules: a modules_install tree (.../lib/modules) to ship, for tests that modprobe;
     programs: the guest programs (guestprog.PROGRAM_SOURCES) the suites run;
     tcscripts: the directory of .tc cases shipped as the tcscripts suite;
-    with_sshd: ship the static dropbear the SSH transport starts (sshd.py)."""
+    with_sshd: ship the static dropbear the SSH transport starts (guest/dropbear.py)."""
     busybox = userland.busybox_for(arch, cache_root, say)
     binaries = {name: guestprog.build_program(name, tree, arch, cache_root, say) for name in programs}
     if with_sshd:

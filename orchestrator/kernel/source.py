@@ -1,7 +1,10 @@
 """Source stage: find the kernel tree to test and give it a content identity.
 
 The default tree is Debian's linux-source tarball, made into a git repository in the
-cache once. A user's tree (KERNEL=) is used in place; it is never modified.
+cache once. A user's tree (KERNEL=) is used in place and builds go to the cache; the one
+file written into it is the device tree of the built-in boot route (guest/bootroute.py,
+loongarch64 on QEMU 7.2: kbuild takes a built-in DTB only from arch/*/boot/dts/), named
+orchestrator-*.dts and left out of the tree's identity.
 """
 from __future__ import annotations
 
@@ -86,7 +89,7 @@ def _plain_tree_id(path: pathlib.Path) -> str:
         dirs[:] = sorted(d for d in dirs if d != ".git")
         for name in sorted(files):
             if name.startswith("orchestrator-"):
-                continue  # boot plumbing the orchestrator itself writes (bootroute.py)
+                continue  # boot plumbing the orchestrator itself writes (guest/bootroute.py)
             p = os.path.join(root, name)
             try:
                 st = os.lstat(p)

@@ -1,7 +1,7 @@
 """The matrix spec (matrix.yaml): arches x kernels, each cell one `orchestrator test` run.
 
 `make matrix` runs the cells in sequence on one machine; `make workflow` turns the same
-file into a CI workflow with one job per cell (ciworkflow.py).
+file into a CI workflow with one job per cell (workflow.py).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Guests for cases run as pytest items (pytest_plugin.py), and the run directory they
+"""Guests for cases run as pytest items (plugin.py), and the run directory they
 share.
 
 Every process that runs items (the one pytest process, or each pytest-xdist worker)

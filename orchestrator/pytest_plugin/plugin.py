@@ -12,7 +12,7 @@ SKIP -> skipped with the reason; XFAIL -> xfailed.
 The process pytest starts (the xdist controller, or the only process) fetches the tree,
 applies a series, builds each arch's kernel and image once (with its progress on the
 terminal) and opens one results/<run-id>/ per arch; every process that runs items boots
-its own guest per arch (vmpool.py); at the end the controller merges what they measured
+its own guest per arch (parts.py); at the end the controller merges what they measured
 into the run's results.json, junit.xml, report.html and summary.txt.
 """
 from __future__ import annotations
@@ -34,40 +34,40 @@ from ..project import ACCELS, BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, RESULT
 def pytest_addoption(parser: pytest.Parser) -> None:
     from ..suites.runner import DEFAULT_SUITES
     g = parser.getgroup("orchestrator", "kernel test cases in QEMU guests (orchestrator)")
-    g.addoption("--arch", dest="kto_arch", default=None, metavar="ARCH[,ARCH]",
+    g.addoption("--arch", dest="orchestrator_arch", default=None, metavar="ARCH[,ARCH]",
                 help="run the suites' cases as items on these arches (from the arch table, or 'all'); "
                      "without it the plugin does nothing")
-    g.addoption("--kernel", dest="kto_kernel", default=None,
+    g.addoption("--kernel", dest="orchestrator_kernel", default=None,
                 help="kernel tree (default: Debian's linux-source-6.12)")
-    g.addoption("--series", dest="kto_series", default=None, metavar="MBOX|DIR|BASE..TIP|BRANCH",
+    g.addoption("--series", dest="orchestrator_series", default=None, metavar="MBOX|DIR|BASE..TIP|BRANCH",
                 help="patch series applied on a worktree of the tree first")
-    g.addoption("--series-base", dest="kto_base", default=None, metavar="REV",
+    g.addoption("--series-base", dest="orchestrator_base", default=None, metavar="REV",
                 help="the commit the series goes on (default: the tree's HEAD, or the range's base)")
-    g.addoption("--suite", dest="kto_suite", action="append", default=None, metavar="NAME[,NAME]",
+    g.addoption("--suite", dest="orchestrator_suite", action="append", default=None, metavar="NAME[,NAME]",
                 help=f"suites (default {','.join(DEFAULT_SUITES)})")
-    g.addoption("--kconfig", dest="kto_kconfig", action="append", default=None, metavar="FRAGMENT",
+    g.addoption("--kconfig", dest="orchestrator_kconfig", action="append", default=None, metavar="FRAGMENT",
                 help="extra kconfig fragment (path, or a name in kconfigs/)")
-    g.addoption("--tcdir", dest="kto_tcdir", default=None, metavar="DIR",
+    g.addoption("--tcdir", dest="orchestrator_tcdir", default=None, metavar="DIR",
                 help="the .tc cases of DIR as the tcscripts suite, instead of the project's tcscripts/")
-    g.addoption("--transport", dest="kto_transport", choices=TRANSPORTS, default="serial",
+    g.addoption("--transport", dest="orchestrator_transport", choices=TRANSPORTS, default="serial",
                 help="how commands reach each guest: serial console (default) or SSH")
-    g.addoption("--vms-per-arch", dest="kto_vms_per_arch", type=int, default=None, metavar="K",
+    g.addoption("--vms-per-arch", dest="orchestrator_vms_per_arch", type=int, default=None, metavar="K",
                 help="with -n: split each arch's cases into K groups (ids ending in @ARCH-vmN) "
                      "that xdist's --dist loadgroup keeps on one worker each, so at most K guests "
                      "of an arch boot; default: each "
                      "worker boots a guest for every arch it gets cases of")
-    g.addoption("--kto-results-dir", dest="kto_results_dir", default=str(RESULTS_DIR),
+    g.addoption("--orchestrator-results-dir", dest="orchestrator_results_dir", default=str(RESULTS_DIR),
                 help="where results/<run-id>/ go (default: the project's results/)")
-    g.addoption("--kto-cache-dir", dest="kto_cache_dir", default=None,
+    g.addoption("--orchestrator-cache-dir", dest="orchestrator_cache_dir", default=None,
                 help="default $ORCHESTRATOR_CACHE or ~/.cache/orchestrator")
-    g.addoption("--case-timeout", dest="kto_case_timeout", type=seconds_option, default=CASE_TIMEOUT_SECONDS,
+    g.addoption("--case-timeout", dest="orchestrator_case_timeout", type=seconds_option, default=CASE_TIMEOUT_SECONDS,
                 help=f"seconds one case may take before it is ERROR (default {CASE_TIMEOUT_SECONDS:g})")
-    g.addoption("--boot-timeout", dest="kto_boot_timeout", type=seconds_option, default=BOOT_TIMEOUT_SECONDS,
+    g.addoption("--boot-timeout", dest="orchestrator_boot_timeout", type=seconds_option, default=BOOT_TIMEOUT_SECONDS,
                 help=f"seconds from QEMU start to the guest shell (default {BOOT_TIMEOUT_SECONDS:g})")
-    g.addoption("--accel", dest="kto_accel", choices=ACCELS, default="auto")
+    g.addoption("--accel", dest="orchestrator_accel", choices=ACCELS, default="auto")
 
 
-class Orchestra:
+class PluginSession:
     """This process's view of the session: options, tree, per-arch cases and run dirs,
     and (in processes that run items) its guests."""
 
@@ -80,19 +80,19 @@ class Orchestra:
         self.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         self.is_controller = not hasattr(config, "workerinput")
         self.opts = TestOptions(
-            arch=opt.kto_arch, kernel=opt.kto_kernel, suites=split_list(opt.kto_suite),
-            extra_kconfigs=split_list(opt.kto_kconfig),
-            results_root=pathlib.Path(opt.kto_results_dir).resolve(),
-            cache_root=pathlib.Path(opt.kto_cache_dir).resolve() if opt.kto_cache_dir else default_cache_root(),
-            case_timeout=opt.kto_case_timeout, boot_timeout=opt.kto_boot_timeout, accel=opt.kto_accel,
-            transport=opt.kto_transport)
-        if opt.kto_tcdir:
-            tcdir = pathlib.Path(opt.kto_tcdir).resolve()
+            arch=opt.orchestrator_arch, kernel=opt.orchestrator_kernel, suites=split_list(opt.orchestrator_suite),
+            extra_kconfigs=split_list(opt.orchestrator_kconfig),
+            results_root=pathlib.Path(opt.orchestrator_results_dir).resolve(),
+            cache_root=pathlib.Path(opt.orchestrator_cache_dir).resolve() if opt.orchestrator_cache_dir else default_cache_root(),
+            case_timeout=opt.orchestrator_case_timeout, boot_timeout=opt.orchestrator_boot_timeout, accel=opt.orchestrator_accel,
+            transport=opt.orchestrator_transport)
+        if opt.orchestrator_tcdir:
+            tcdir = pathlib.Path(opt.orchestrator_tcdir).resolve()
             if not tcdir.is_dir():
-                raise pytest.UsageError(f"--tcdir {opt.kto_tcdir} is not a directory; give the "
+                raise pytest.UsageError(f"--tcdir {opt.orchestrator_tcdir} is not a directory; give the "
                                         "directory that holds the .tc cases.")
             self.opts.tcscripts = tcdir
-        self.vms_per_arch = opt.kto_vms_per_arch
+        self.vms_per_arch = opt.orchestrator_vms_per_arch
         self.cases: dict[str, list] = {}       # arch -> its CaseSpecs, in the suites' order
         self.runs: dict[str, str] = {}         # arch -> its results/<run-id>/
         self.tree: Any = None
@@ -118,8 +118,8 @@ class Orchestra:
                      for arch in selected}
         tree = source_tree(self.opts, progress)
         series_info = None
-        if self.config.option.kto_series:
-            ser, base = series_mod.load_for_tree(self.config.option.kto_series, tree, self.config.option.kto_base)
+        if self.config.option.orchestrator_series:
+            ser, base = series_mod.load_for_tree(self.config.option.orchestrator_series, tree, self.config.option.orchestrator_base)
             # Held to the end of the session: no other run checks out another commit under it.
             self._stack.enter_context(series_mod.worktree_lock(tree, self.opts.cache_root, progress.say))
             applied = series_mod.apply(tree, ser, base, self.opts.cache_root, progress.say)
@@ -154,10 +154,10 @@ class Orchestra:
     def adopt(self, workerinput: dict) -> None:
         """A worker takes the controller's tree, run dirs and arch failures."""
         from ..kernel.source import KernelTree
-        tree = dict(workerinput["kto_tree"])
+        tree = dict(workerinput["orchestrator_tree"])
         self.tree = KernelTree(**{**tree, "path": pathlib.Path(tree["path"])})
-        self.runs = dict(workerinput["kto_runs"])
-        self.failed_arches = dict(workerinput["kto_failed"])
+        self.runs = dict(workerinput["orchestrator_runs"])
+        self.failed_arches = dict(workerinput["orchestrator_failed"])
         self._list_cases(list(self.runs))
 
     def _list_cases(self, names: list[str]) -> None:
@@ -178,8 +178,8 @@ class Orchestra:
         return self.tree.path / FTRACE_SELFTESTS / "test.d" / spec.id
 
     def workerinput(self) -> dict:
-        return {"kto_tree": {**dataclasses.asdict(self.tree), "path": str(self.tree.path)},
-                "kto_runs": self.runs, "kto_failed": self.failed_arches}
+        return {"orchestrator_tree": {**dataclasses.asdict(self.tree), "path": str(self.tree.path)},
+                "orchestrator_runs": self.runs, "orchestrator_failed": self.failed_arches}
 
     # -- every process that runs items ------------------------------------
     def guest(self, arch_name: str):
@@ -252,15 +252,15 @@ class ArchUnavailable(Exception):
     """The arch's kernel, image or first boot failed: each of its items fails with why."""
 
 
-KEY = pytest.StashKey[Orchestra]()
+KEY = pytest.StashKey[PluginSession]()
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if not config.option.kto_arch:
+    if not config.option.orchestrator_arch:
         return
     config.addinivalue_line("markers", "kernel_case: a case of a kernel suite run in a QEMU guest")
-    state = Orchestra(config)
+    state = PluginSession(config)
     config.stash[KEY] = state
     if state.vms_per_arch:
         # The groups only hold together under loadgroup; the user asked for that by asking

@@ -254,7 +254,7 @@ def prepare_worktree(tree: KernelTree, cache_root: pathlib.Path, commit: str) ->
         _git(wt, "checkout", "-q", "-f", "--detach", commit)
         _git(wt, "reset", "-q", "--hard", commit)
     # Untracked files would survive a checkout and end up in the build; the loongarch
-    # boot route's DTS is written again by bootroute.py.
+    # boot route's DTS is written again by guest/bootroute.py.
     _git(wt, "clean", "-q", "-f", "-d", "-x")
     return wt
 
@@ -363,7 +363,7 @@ def _apply_mails(wt: pathlib.Path, series: Series) -> None:
 
 
 def tree_id_of(repo: pathlib.Path, commit: str) -> str:
-    """The identity source.py gives a clean checkout of `commit`."""
+    """The identity kernel/source.py gives a clean checkout of `commit`."""
     return "git:" + _text(_git(repo, "rev-parse", f"{commit}^{{tree}}"))
 
 

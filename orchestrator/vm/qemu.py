@@ -1,7 +1,9 @@
 """QEMU command lines from the arch table, and the KVM-or-TCG decision.
 
 KVM is used only when a short probe proves that a guest really runs under it: on
-nested-virt hosts /dev/kvm exists yet guests hang or die (see ../shared/platform.md).
+nested-virt hosts (these 2-core Debian VMs among them) /dev/kvm exists, yet `-cpu host`
+aborts ("failed to set MSR 0x10a"), named CPU models hang with no console output and
+the default one dies with a KVM internal error.
 The verdict is cached per host boot so the probe costs its time once.
 """
 from __future__ import annotations
