@@ -43,6 +43,16 @@ class BusyboxSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class BuiltinDtbSpec:
+    """The device tree the "builtin" boot route builds into the kernel: a template in
+    images/ and the machine's RAM layout, which the memory node must match for -m."""
+    template: str
+    low_ram: tuple[int, int]     # [start, end) of RAM in the low window
+    low_window: int              # how much of -m the low window takes
+    high_base: int               # where the rest of -m is mapped
+
+
+@dataclasses.dataclass(frozen=True)
 class SshSpec:
     """The SSH transport on this arch: the guest's network card (a QEMU -device) and the
     zig target its static dropbear is built for."""
@@ -79,7 +89,7 @@ class Arch:
     # QEMU emulates.
     guest_cflags: tuple[str, ...] = ()
     boot_route: str = "direct"
-    builtin_dtb: str | None = None   # the .dts template in images/, for "builtin"
+    builtin_dtb: BuiltinDtbSpec | None = None   # for "builtin"
     ssh: SshSpec | None = None       # None: this arch has no SSH transport
 
     def host_packages(self) -> list[str]:
@@ -109,6 +119,9 @@ class Arch:
 
 
 def _arch_from_row(name: str, row: dict) -> Arch:
+    if row.get("boot_route") == "builtin" and not row.get("builtin_dtb"):
+        raise OrchestratorError(f"The arch table row '{name}' has boot_route builtin but no builtin_dtb; "
+                                "fix orchestrator/data/arches.yaml.", ExitCode.INFRA_ERROR)
     try:
         q = row["qemu"]
         return Arch(
@@ -135,7 +148,9 @@ def _arch_from_row(name: str, row: dict) -> Arch:
             syscall_prefix=row["syscall_prefix"],
             guest_cflags=tuple(row.get("guest_cflags") or ()),
             boot_route=row.get("boot_route", "direct"),
-            builtin_dtb=row.get("builtin_dtb"),
+            builtin_dtb=(BuiltinDtbSpec(row["builtin_dtb"]["template"], tuple(row["builtin_dtb"]["low_ram"]),
+                                        int(row["builtin_dtb"]["low_window"]), int(row["builtin_dtb"]["high_base"]))
+                         if row.get("builtin_dtb") else None),
             ssh=SshSpec(**row["ssh"]) if row.get("ssh") else None,
         )
     except (KeyError, TypeError) as exc:

@@ -17,17 +17,13 @@ import re
 import shutil
 
 from .. import cache
-from ..arches import Arch
+from ..arches import Arch, BuiltinDtbSpec
 from ..errors import OrchestratorError
 from ..project import IMAGES_DIR
 from ..kernel.source import KernelTree
 
 DTS_NAME = "orchestrator-qemu-virt"
 INITRAMFS_NAME = "orchestrator-initramfs.cpio"
-# QEMU's loongarch virt machine maps RAM at 0x200000-0xf000000 (low) and from
-# 0x90000000 (high); the high part holds what -m gives beyond the low 256 MiB.
-_LOW_RAM = 0x10000000
-_HIGH_BASE = 0x90000000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,21 +41,31 @@ def memory_bytes(text: str) -> int:
     return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2)]
 
 
-def render_dts(template: str, memory: str, bootargs: str) -> str:
-    high = memory_bytes(memory) - _LOW_RAM
+def _cells(start: int, size: int) -> str:
+    """A (start, size) pair as #address-cells = #size-cells = 2 write it."""
+    return " ".join(f"0x{v >> 32:x} 0x{v & 0xffffffff:08x}" for v in (start, size))
+
+
+def render_dts(template: str, layout: BuiltinDtbSpec, memory: str, bootargs: str) -> str:
+    """The template with the memory node for -m (the arch table's RAM layout) and the
+    command line in /chosen."""
+    high = memory_bytes(memory) - layout.low_window
     if high <= 0:
-        raise OrchestratorError(f"QEMU memory {memory} is too small for the loongarch virt layout; "
-                                "give at least 512M in the arch table.")
-    cells = f"0x{high >> 32:x} 0x{high & 0xffffffff:08x}"
-    return template.replace("{high_size_cells}", cells).replace("{bootargs}", bootargs.replace('"', ""))
+        raise OrchestratorError(f"QEMU memory {memory} is too small for the {layout.template} layout; "
+                                f"give more than {layout.low_window >> 20}M in the arch table.")
+    low_start, low_end = layout.low_ram
+    return (template.replace("{low_ram_cells}", _cells(low_start, low_end - low_start))
+            .replace("{high_ram_cells}", _cells(layout.high_base, high))
+            .replace("{bootargs}", bootargs.replace('"', "")))
 
 
 def prepare(arch: Arch, tree: KernelTree, build_dir: pathlib.Path, initramfs: pathlib.Path,
             bootargs: str) -> BuiltinBoot:
     """Write the DTS into the tree's arch/<srcarch>/boot/dts (the only place kbuild takes it
     from) and the initramfs into the build dir; return the options that build them in."""
-    template = (IMAGES_DIR / arch.builtin_dtb).read_text()
-    dts = render_dts(template, arch.qemu.memory, bootargs)
+    assert arch.builtin_dtb is not None   # the table's check: "builtin" needs one
+    template = (IMAGES_DIR / arch.builtin_dtb.template).read_text()
+    dts = render_dts(template, arch.builtin_dtb, arch.qemu.memory, bootargs)
     dts_path = tree.path / "arch" / arch.srcarch / "boot" / "dts" / f"{DTS_NAME}.dts"
     if not dts_path.exists() or dts_path.read_text() != dts:
         cache.atomic_write(dts_path, dts)
