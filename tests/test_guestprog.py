@@ -123,7 +123,7 @@ def test_unknown_case_and_bad_usage_exit_2(host_kprobe_multi):
 
 
 def test_trigger_mmap_passes_the_six_values(default_tree, cache_root):
-    trigger = guestprog.build_program("kto_trigger", default_tree, get_arch("x86_64"), cache_root)
+    trigger = guestprog.build_program("args_trigger", default_tree, get_arch("x86_64"), cache_root)
     ok = _run([trigger, "mmap", "0x10000000", "0x3000", "3", "0x22", "-1", "0x50000"])
     assert ok.returncode == 0 and ok.stdout.startswith("mmap=") and ok.stdout.strip().endswith("errno=0")
     # An offset that is not page aligned is refused before the mapping: EINVAL, exit 1.
@@ -138,7 +138,7 @@ def test_second_build_is_the_cached_binary(default_tree, cache_root, host_kprobe
 
 def test_programs_in_the_image(default_tree, tmp_path):
     # A tree with nolibc gets them all, whatever the suites: the image stays the same.
-    assert guestprog.programs_for(["dynevent"], default_tree.path) == ("kprobe_multi", "kto_trigger")
+    assert guestprog.programs_for(["dynevent"], default_tree.path) == ("kprobe_multi", "args_trigger")
     # Without nolibc only what the suites need is asked for (and its build explains).
     assert guestprog.programs_for(["dynevent", "kprobe"], tmp_path) == ()
-    assert guestprog.programs_for(["tcscripts", "kprobe_multi"], tmp_path) == ("kto_trigger", "kprobe_multi")
+    assert guestprog.programs_for(["tcscripts", "kprobe_multi"], tmp_path) == ("args_trigger", "kprobe_multi")

@@ -19,11 +19,11 @@ from ..kernel.source import KernelTree
 from ..project import IMAGES_DIR
 
 PROGRAM_SOURCES = {"kprobe_multi": IMAGES_DIR / "kprobe_multi.c",
-                   "kto_trigger": IMAGES_DIR / "kto_trigger.c"}
+                   "args_trigger": IMAGES_DIR / "args_trigger.c"}
 # The suite a program runs (its cases are the program's CASE() table).
 PROGRAM_SUITES = ("kprobe_multi",)
 # Which programs a suite needs in the guest.
-SUITE_PROGRAMS = {"kprobe_multi": ("kprobe_multi",), "tcscripts": ("kto_trigger",)}
+SUITE_PROGRAMS = {"kprobe_multi": ("kprobe_multi",), "tcscripts": ("args_trigger",)}
 GUEST_BIN = "/kto/bin"
 NOLIBC = "tools/include/nolibc"
 PROGRAM_RECIPE = "1"   # bump when the flags below change

@@ -19,6 +19,8 @@ from ..kernel.source import KernelTree
 from ..project import IMAGES_DIR, TCSCRIPTS_DIR
 
 FTRACE_SELFTESTS = "tools/testing/selftests/ftrace"
+# Everything of ours in the guest lives under /kto: "kernel test orchestrator", the
+# prefix of the console markers too (KTO:READY/BEGIN/END, images/init, vm/console.py).
 GUEST_ROOT = "/kto"
 GUEST_FTRACE = f"{GUEST_ROOT}/ftrace"
 GUEST_TCSCRIPTS = f"{GUEST_ROOT}/tcscripts"

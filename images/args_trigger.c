@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * kto_trigger: makes the guest kernel run a function with arguments a .tc case chose,
+ * args_trigger: makes the guest kernel run a function with arguments a .tc case chose,
  * for the cases that check probe arguments the shell cannot pass (tcscripts/).
  *
- * usage: kto_trigger mmap ADDR LEN PROT FLAGS FD OFFSET
+ * usage: args_trigger mmap ADDR LEN PROT FLAGS FD OFFSET
  *          mmap(2) with exactly these six values (numbers in C notation, FD may be -1),
  *          then munmap of what it got; prints the result. ksys_mmap_pgoff() receives
  *          OFFSET / page size as its sixth argument.
