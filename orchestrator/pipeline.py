@@ -180,10 +180,13 @@ class PreparedGuest:
     boot_route: dict          # results.json "boot_route"
 
 
-def check_inputs(opts: TestOptions, arch: Arch) -> Fragments:
+def check_inputs(opts: TestOptions, arch: Arch, host_tools: bool = True) -> Fragments:
     """Bad input and missing host tools, before any work (even fetching the tree); the
-    kconfig fragments."""
+    kconfig fragments. host_tools=False: only listing cases (pytest --collect-only), which
+    needs no compiler or QEMU."""
     fragments = fragments_for(arch, opts.extra_kconfigs)
+    if not host_tools:
+        return fragments
     hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
     hosttools.require({arch.qemu.binary: arch.qemu.package}, f"booting {arch.name} guests")
     if opts.transport == "ssh":

@@ -114,7 +114,8 @@ class PluginSession:
         progress = Progress()
         collect_only = self.config.option.collectonly
         selected = arches_mod.select(self.opts.arch)
-        fragments = {arch.name: check_inputs(dataclasses.replace(self.opts, arch=arch.name), arch)
+        fragments = {arch.name: check_inputs(dataclasses.replace(self.opts, arch=arch.name), arch,
+                                             host_tools=not collect_only)
                      for arch in selected}
         tree = source_tree(self.opts, progress)
         series_info = None
