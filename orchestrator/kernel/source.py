@@ -23,8 +23,8 @@ DEFAULT_TARBALL = pathlib.Path("/usr/src/linux-source-6.12.tar.xz")
 DEFAULT_PACKAGE = "linux-source-6.12"
 # The identity git needs for commits, and no automatic gc/maintenance: a `git gc --auto`
 # after recording an 80k-file tree repacked for ~8 minutes beside the kernel build.
-_GIT_IDENTITY = ["-c", "user.name=orchestrator", "-c", "user.email=orchestrator@localhost",
-                 "-c", "gc.auto=0", "-c", "maintenance.auto=false"]
+GIT_CONFIG = ["-c", "user.name=orchestrator", "-c", "user.email=orchestrator@localhost",
+              "-c", "gc.auto=0", "-c", "maintenance.auto=false"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +168,7 @@ def _unpack_into_git(tarball: pathlib.Path, dest: pathlib.Path, say) -> None:
     _git(tree, "config", "maintenance.auto", "false")
     # Debian's tarball .gitignore ends with "/*": without -f nothing would be added.
     _git(tree, "add", "-A", "-f")
-    _git(tree, *_GIT_IDENTITY, "commit", "-q", "-m", f"{tarball.name} as shipped by Debian")
+    _git(tree, *GIT_CONFIG, "commit", "-q", "-m", f"{tarball.name} as shipped by Debian")
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tree, dest)
     shutil.rmtree(partial, ignore_errors=True)

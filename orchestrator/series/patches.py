@@ -18,12 +18,8 @@ import subprocess
 
 from .. import cache
 from ..errors import ExitCode, OrchestratorError
-from ..kernel.source import KernelTree, kernel_version
+from ..kernel.source import GIT_CONFIG, KernelTree, kernel_version
 
-# The identity git needs for commits, and no automatic gc/maintenance: a `git gc --auto`
-# after recording an 80k-file tree repacked for ~8 minutes beside the kernel build.
-_GIT_IDENTITY = ["-c", "user.name=orchestrator", "-c", "user.email=orchestrator@localhost",
-                 "-c", "gc.auto=0", "-c", "maintenance.auto=false"]
 # `git format-patch` / `b4 am` separators: "From <40 hex> Mon Sep 17 00:00:00 2001".
 _MBOX_FROM = re.compile(rb"^From (\S+) .*\d{4}$", re.M)
 _DIFF_PATH = re.compile(r"^(?:diff --git a/(\S+) b/(\S+)|--- a/(\S+)|\+\+\+ b/(\S+)|"
@@ -88,7 +84,7 @@ class AppliedSeries:
 
 def _git(path: pathlib.Path, *args: str, input: bytes | None = None,
          check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(["git", "-C", str(path), *_GIT_IDENTITY, *args], input=input,
+    out = subprocess.run(["git", "-C", str(path), *GIT_CONFIG, *args], input=input,
                          capture_output=True)
     if check and out.returncode != 0:
         raise OrchestratorError(f"git {' '.join(args)} failed in {path}: "
