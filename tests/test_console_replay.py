@@ -96,9 +96,11 @@ def test_replay_of_a_run_where_the_kernel_oopsed(tmp_path, data_dir):
     by_id = {r.id: r for r in results}
     assert len(results) == 43
     hung = by_id["dynevent/add_remove_tprobe_module.tc"]
-    # The test printed "not ok", then its shell never came back: ERROR, with both facts.
+    # The test printed "not ok", then its shell never came back: ERROR, the Oops named as
+    # the cause first, then what the harness saw.
     assert hung.status == "ERROR"
-    assert hung.reason.startswith("the test reported FAIL, then no end of the case")
+    assert hung.reason.startswith("BUG: kernel NULL pointer dereference, address: 0000000000000026 (then: ")
+    assert "the test reported FAIL, then no end of the case" in hung.reason
     kinds_titles = [(s["kind"], s["title"]) for s in hung.splats]
     assert kinds_titles == [
         ("warning", "WARNING: CPU: 1 PID: 1017 at kernel/trace/ftrace.c:387 "

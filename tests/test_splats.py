@@ -76,3 +76,18 @@ def test_loongarch64_ftrace_bug_is_one_report_titled_by_its_cause(data_dir):
     assert lines[0] == "------------[ ftrace bug ]------------"
     assert any("kernel_clone+0x0/0x380" in l for l in lines)
     assert any("WARNING: CPU: 0 PID: 5857 at kernel/trace/ftrace.c:2235 ftrace_bug" in l for l in lines)
+
+
+def test_reason_skips_a_missing_exit_helper_and_names_the_check_before_it():
+    # The shape ftracetest's `set -x` log takes when a case calls an exit helper that does
+    # not exist (kprobe_eventname.tc called exit_failure): the shell's "not found" is the
+    # failure path's own error, the grep before it is the check that failed.
+    from orchestrator.suites import caselog
+    log = "\n".join([
+        "+ . /kto/ftrace/test.d/kprobe/kprobe_eventname.tc",
+        "+ echo p:event1 vfs_read",
+        "+ grep -q event1 kprobe_events",
+        "+ exit_failure",
+        "/kto/ftrace/test.d/kprobe/kprobe_eventname.tc: line 12: exit_failure: not found",
+    ])
+    assert caselog.reason(log, "FAIL") == "failed at: echo p:event1 vfs_read ; grep -q event1 kprobe_events"

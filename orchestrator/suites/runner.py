@@ -210,6 +210,10 @@ class GuestRunner:
                     r.test_status = r.status
                     r.status = "FAIL"
                     r.reason = f"the test said {r.test_status}, but the kernel splatted: {titles}"
+                elif cause := next((s for s in new_splats if s.kind in POISONING_KINDS | WEDGING_KINDS), None):
+                    # A case that died with the kernel: the splat is its cause, what the
+                    # harness saw next ("no end of the case after 32s") only follows.
+                    r.reason = f"{cause.title} (then: {r.reason})"
         self.detector.current_case = None
         for r in results:
             r.boot = self.boots
