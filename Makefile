@@ -1,5 +1,5 @@
 # The user-facing verbs. Variables: ARCH, KERNEL, SUITES, KCONFIG, TIMEOUT, ACCEL, LLVM, CROSS_COMPILE,
-# SERIES, BASE, COMPARE, EACH_PATCH, BISECT, TRANSPORT (serial|ssh), N (pytest workers).
+# SERIES, BASE, COMPARE, EACH_PATCH, BISECT, RETRIES, TRANSPORT (serial|ssh), N (pytest workers).
 #   make test                      x86_64, Debian's linux-source-6.12, the default suites
 #   make test KERNEL=~/linux SUITES=dynevent,kprobe
 #   make test ARCH=arm64 SERIES=v4.mbx COMPARE=1 BISECT=1   base vs base+series, first bad patch
@@ -47,7 +47,8 @@ test: deps
 		$(if $(SERIES),--series "$(SERIES)") $(if $(BASE),--base "$(BASE)") \
 		$(if $(filter 1 yes,$(COMPARE)),--compare-base) $(if $(filter 1 yes,$(EACH_PATCH)),--each-patch) \
 		$(if $(filter test,$(EACH_PATCH)),--each-patch=test) \
-		$(if $(filter 1 yes,$(BISECT)),--bisect) $(if $(TRANSPORT),--transport "$(TRANSPORT)")
+		$(if $(filter 1 yes,$(BISECT)),--bisect) $(if $(TRANSPORT),--transport "$(TRANSPORT)") \
+		$(if $(RETRIES),--retries "$(RETRIES)")
 
 # The suites' cases as pytest items (the plugin in orchestrator/pytest_plugin/), N
 # workers each with its own guest per arch; JUnit XML in results/pytest-junit.xml.

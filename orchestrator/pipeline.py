@@ -23,8 +23,10 @@ from .kernel.fragments import Fragments, fragments_for
 from .kernel.kconfig import ConfigFailed, check_user_fragments
 from .suites.status import FAILING
 from .progress import Progress, fmt_duration
-from .results.recorder import Recorder, failures_after_poisoning_splat, new_run_id
+from .results.recorder import Recorder, failures_after_poisoning_splat, new_run_id, point_latest
 from .suites.case_id import test_of
+from .suites.status import counts_line
+from .results.confirm import DEFAULT_RETRIES
 from .suites.splats import SplatDetector
 from .suites.runner import DEFAULT_SUITES, GuestRunner, list_cases
 from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, PROJECT_ROOT, RESULTS_DIR,
@@ -56,6 +58,9 @@ class TestOptions:
     cmdline: str = ""
     # How commands reach the guest: "serial" (its console) or "ssh" (vm/ssh.py).
     transport: str = "serial"
+    # Tries after the first run, in fresh guests, of every case that differs from the
+    # base or the baseline, and per bisect step (results/confirm.py); 0: none.
+    retries: int = DEFAULT_RETRIES
 
     def __post_init__(self) -> None:
         if not self.suites:
@@ -132,6 +137,7 @@ class RunContext:
     series: dict | None = None                # recorded as results.json "series"
     only_cases: frozenset[str] | None = None  # run just these case ids (bisect steps)
     warning_files: tuple[str, ...] = ()       # compile these again for their warnings
+    quiet: bool = False                       # a try (results/confirm.py): one line at the end
 
 
 def run_meta(opts: TestOptions, arch: Arch, tree: source.KernelTree, fragments: Fragments,
@@ -413,10 +419,27 @@ class _Run:
 
     def finish(self) -> tuple[int, dict]:
         if self.opts.baseline is not None:
-            baseline.compare_with(self.recorder, self.opts.baseline, self.progress)
+            baseline.compare_with(self.recorder, self.opts.baseline, self.progress, self.tries)
         verdict, code = verdict_of(self.recorder.cases, len(self.detector.splats))
         self.recorder.finish("complete", verdict, int(code))
         return int(code), self.recorder.data
+
+    def tries(self, case_ids: list[str]) -> list[dict]:
+        """These cases again on this run's kernel, each try in a fresh guest of its own run
+        (results/<run>-tryN), for confirming a difference from the baseline."""
+        runs = []
+        for k in range(1, self.opts.retries + 1):
+            try:
+                _, data = run_test(dataclasses.replace(self.opts, baseline=None), self.progress, RunContext(
+                    tree=self.tree, label=f"{self.ctx.label or 'run'}-try{k}", series=self.ctx.series,
+                    only_cases=frozenset(case_ids), quiet=True))
+            except OrchestratorError as exc:
+                if exc.results is None:
+                    raise
+                data = exc.results   # a try whose guest did not boot counts with no cases
+            runs.append(data)
+        point_latest(self.opts.results_root, self.recorder.data["run_id"])
+        return runs
 
     def close(self) -> None:
         """No QEMU left, and what was measured on disk, whichever way the run ended."""
@@ -437,4 +460,7 @@ class _Run:
             pass
         report.write_run_reports(recorder)
         self.progress.clear()
-        print(summary.render(recorder.data, str(recorder.dir)))
+        if self.ctx.quiet:
+            self.progress.say(f"  {self.ctx.label}: {counts_line(recorder.data)}")
+        else:
+            print(summary.render(recorder.data, str(recorder.dir)))

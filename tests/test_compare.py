@@ -152,7 +152,7 @@ def test_a_run_compared_with_its_baseline(ab, tmp_path):
                                                  if k not in ("schema_version", "run_id", "state")})
     rec.data["cases"], rec.data["splats"] = series["cases"], series["splats"]
     out = io.StringIO()
-    baseline.compare_with(rec, dirs["base"], Progress(out))
+    baseline.compare_with(rec, dirs["base"], Progress(out), tries=lambda case_ids: [])
     got = json.loads((rec.dir / "results.json").read_text())["baseline"]
     assert got["run_id"] == base["run_id"]
     assert [e["id"] for e in got["diff"]["new_failures"]] == ["dynevent/add_remove_kprobe.tc",

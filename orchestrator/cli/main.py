@@ -14,6 +14,7 @@ from ..errors import ExitCode, OrchestratorError
 from ..progress import Progress
 from ..project import (ACCELS, BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, DEFAULT_ARCH, MATRIX_SPEC,
                        PROJECT_ROOT, RESULTS_DIR, TCSCRIPTS_DIR, TRANSPORTS, seconds_option)
+from ..results.confirm import DEFAULT_RETRIES
 from ..suites.runner import DEFAULT_SUITES
 
 
@@ -58,6 +59,12 @@ def _existing_dir(text: str | None, option: str, missing_ok: bool = False) -> pa
             return None
         raise OrchestratorError(f"{option} {text} is not a directory; give an existing directory.")
     return path
+
+
+def _retries(text: str) -> int:
+    if not text.isdigit() or int(text) > 20:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of retries from 0 to 20")
+    return int(text)
 
 
 def _cache_root(args: argparse.Namespace) -> pathlib.Path:
@@ -110,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bisect", action="store_true",
                    help="when the series adds failures or splats, find the first patch that does "
                         "(implies --compare-base)")
+    t.add_argument("--retries", type=_retries, default=DEFAULT_RETRIES, metavar="N",
+                   help="run every case that differs from the base (or the baseline) N more times on each "
+                        "side in fresh guests before calling it a difference; a case with mixed results is "
+                        f"flaky, not a failure; also per bisect step (default {DEFAULT_RETRIES}; 0: take "
+                        "the first results as they are)")
     t.add_argument("--tcdir", default=None, metavar="DIR",
                    help="run the .tc cases of DIR as the tcscripts suite instead of the project's tcscripts/")
     t.add_argument("--transport", choices=TRANSPORTS, default=os.environ.get("TRANSPORT") or "serial",
@@ -167,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 llvm=args.llvm or None, cross_compile=args.cross_compile,
                 baseline=_existing_dir(args.baseline, "--baseline"),
                 tcscripts=_existing_dir(args.tcdir, "--tcdir") or TCSCRIPTS_DIR,
-                cmdline=args.cmdline, transport=args.transport)
+                cmdline=args.cmdline, transport=args.transport, retries=args.retries)
             if args.series:
                 from ..series.versus_base import SeriesOptions, run_series
                 sopts = SeriesOptions(args.series, args.base, args.compare_base or args.bisect,

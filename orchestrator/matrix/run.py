@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from ..series import versus_base as abrun
+from ..series import versus_base
 from .. import cache, pipeline
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
@@ -75,19 +75,19 @@ def run_cells(cells: list[Cell], base: pipeline.TestOptions, progress: Progress)
         opts = dataclasses.replace(base, arch=c.arch, kernel=c.tree, suites=list(c.suites) or base.suites,
                                    extra_kconfigs=list(c.kconfig), case_timeout=c.case_timeout,
                                    boot_timeout=c.boot_timeout)
-        sopts = abrun.SeriesOptions(c.series, c.base, c.compare) if c.series else None
+        sopts = versus_base.SeriesOptions(c.series, c.base, c.compare) if c.series else None
         jobs.append((c.name, opts, sopts))
     return _run_rows(jobs, base.results_root, progress)
 
 
-def _run_rows(jobs: list[tuple[str, pipeline.TestOptions, "abrun.SeriesOptions | None"]],
+def _run_rows(jobs: list[tuple[str, pipeline.TestOptions, "versus_base.SeriesOptions | None"]],
               results_root, progress: Progress) -> int:
     rows: list[Row] = []
     for name, opts, sopts in jobs:
         progress.say(f"=== matrix: {name} ({len(rows) + 1}/{len(jobs)}) ===")
         try:
             if sopts is not None:
-                code, data = abrun.run_series(opts, sopts, progress)
+                code, data = versus_base.run_series(opts, sopts, progress)
             else:
                 code, data = pipeline.run_test(opts, progress)
             rows.append(Row(name, code, data))

@@ -3,9 +3,10 @@ night), so the report says what changed since."""
 from __future__ import annotations
 
 import pathlib
+from typing import Callable
 
 from .. import cache
-from . import compare
+from . import compare, confirm
 from ..progress import Progress
 from .recorder import Recorder
 
@@ -22,7 +23,11 @@ def find_baseline(path: pathlib.Path, arch: str, exclude: str) -> pathlib.Path |
     return max(found)[1] if found else None
 
 
-def compare_with(recorder: Recorder, path: pathlib.Path, progress: Progress) -> None:
+def compare_with(recorder: Recorder, path: pathlib.Path, progress: Progress,
+                 tries: Callable[[list[str]], list[dict]]) -> None:
+    """The comparison with the newest complete run of the arch under `path`, each
+    difference confirmed by `tries` (the cases again on this kernel; the baseline's
+    kernel is an earlier run's and is not run again)."""
     data = recorder.data
     run_dir = find_baseline(path, data["arch"], data["run_id"])
     if run_dir is None:
@@ -32,6 +37,11 @@ def compare_with(recorder: Recorder, path: pathlib.Path, progress: Progress) -> 
         return
     base = cache.read_json(run_dir / "results.json") or {}
     diff = compare.compare(base, data, run_dir, recorder.dir)
+    case_ids = confirm.targets(diff)
+    runs = tries(case_ids) if case_ids else []
+    diff = confirm.confirm(diff, [base], [data, *runs])
+    for line in confirm.flaky_lines(diff):
+        progress.say(f"  since {base.get('run_id')}: flaky {line}")
     recorder.set("baseline", {"path": str(run_dir), "run_id": base.get("run_id"), "diff": diff})
     for e in diff["new_failures"]:
         progress.say(f"  since {base.get('run_id')}: {e['id']} {e['base']} -> {e['series']}")

@@ -7,16 +7,13 @@ import pathlib
 
 from ..kernel import buildwarn, kconfig
 from ..suites.status import FAILING, SKIPPED, counts_line
-from ..suites.splats import normalize_title
+from ..suites.splats import splat_key
+from . import confirm
 
 
 
 def _cases(data: dict) -> dict[str, dict]:
     return {c["id"]: c for c in data.get("cases", [])}
-
-
-def splat_key(s: dict) -> str:
-    return f"{s['kind']}: {normalize_title(s['title'])}"
 
 
 def _config(run_dir: pathlib.Path | None) -> dict[str, str]:
@@ -103,10 +100,15 @@ def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = Non
             lines.append(f"  {title}:")
             lines.extend(f"    {e}" for e in entries)
 
+    tries = diff.get("tries") or {}
+    if max(tries.values(), default=1) > 1:
+        lines.append(f"  every difference below was seen on each of {tries['series']} series and "
+                     f"{tries['base']} base runs (fresh guests)")
     section("new failures", [f"{e['id']}: {e['base']} -> {e['series']}"
                              + (f" ({e['reason'][:100]})" if e["reason"] else "") for e in diff["new_failures"]])
     section("new kernel splats", [f"{s['title']}" + (f" (during {s['case']})" if s.get("case") else "")
                                   for s in diff["new_splats"]])
+    section("flaky (mixed results on a side: not a difference)", confirm.flaky_lines(diff))
     section("fixed", [f"{e['id']}: {e['base']} -> {e['series']}" for e in diff["fixed"]])
     section("newly supported", [f"{e['id']}: {e['base']} -> {e['series']}" for e in diff["newly_supported"]])
     section("newly unsupported", [f"{e['id']}: {e['base']} -> {e['series']}"
@@ -130,7 +132,12 @@ def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = Non
             lines.append(f"  patch {t['number']}: {len(t['failing'])} failing case(s), {t['splats']} splat(s)"
                          + (f": {', '.join(t['failing'][:6])}" if t["failing"] else ""))
     if bisect and (bisect["first_bad"] or bisect["unresolved"]):
-        lines.append(f"  bisected ({bisect['steps']} step(s) over {bisect['patches']} patch(es)):")
+        if bisect["patches"] == 1:
+            lines.append("  bisected (one patch: the base and the series runs above place it):")
+        else:
+            per_step = bisect.get("tries_per_step", 1)
+            lines.append(f"  bisected ({bisect['steps']} step(s) over {bisect['patches']} patch(es)"
+                         + (f", {per_step} runs per step" if per_step > 1 else "") + "):")
         for name, p in bisect["first_bad"].items():
             lines.append(f"    {name}: first bad patch {p['number']}/{bisect['patches']} {p['subject']}")
         for name, why in bisect["unresolved"].items():

@@ -14,7 +14,7 @@ import markupsafe
 
 from .. import cache
 from ..errors import OrchestratorError
-from . import junit
+from . import confirm, junit
 from .recorder import Recorder
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
 from ..suites.status import FAILING, STATUSES, counts, counts_line
@@ -216,6 +216,7 @@ def render_html(runs: list[tuple[dict, pathlib.Path]],
         row["differs"] = len(runs) > 1 and len(set(row["cells"])) > 1
     return _env.get_template("report.html.j2").render(
         runs=views, matrix=matrix, comparison=comparison, failing=sorted(FAILING),
+        flaky=confirm.flaky_lines(comparison) if comparison else [],
         statuses=[s for s in STATUSES if any(v["counts"].get(s) for v in views)])
 
 

@@ -13,10 +13,11 @@ import pathlib
 
 from ..kernel import build, buildwarn
 from .. import cache
-from ..results import compare, report
+from ..results import compare, confirm, report
 from . import patches as series_mod
 from ..arches import get_arch, with_toolchain
 from ..errors import ExitCode, OrchestratorError
+from ..suites.splats import splat_key
 from ..suites.status import FAILING
 from ..project import IMAGES_DIR, PROJECT_ROOT
 from ..kernel.fragments import fragments_for
@@ -60,15 +61,28 @@ def _cached_base(opts: TestOptions, base_tree_id: str) -> tuple[dict, pathlib.Pa
 
 
 def _run(opts: TestOptions, progress: Progress, ctx: RunContext) -> tuple[int, dict, pathlib.Path]:
-    """A bisect step: a commit that does not build is a result, not the end of the run."""
+    """A bisect step or a try: a commit that does not build, or a guest that does not
+    boot, is a result (with no cases), not the end of the run."""
     try:
         code, data = run_test(opts, progress, ctx)
     except OrchestratorError as exc:
         data = exc.results
-        if data is None or exc.code != ExitCode.BUILD_FAILED:
+        if data is None or exc.code not in (ExitCode.BUILD_FAILED, ExitCode.BOOT_FAILED):
             raise
         code = int(exc.code)
     return code, data, opts.results_root / data["run_id"]
+
+
+def _tries(opts: TestOptions, progress: Progress, tree, case_ids: list[str], label: str,
+           retries: int, step_dirs: list[pathlib.Path], series: dict | None = None) -> list[dict]:
+    """The cases again, each try in a fresh guest (its own run, linked from the comparison)."""
+    runs = []
+    for k in range(1, retries + 1):
+        code, data, run_dir = _run(opts, progress, RunContext(
+            tree=tree, label=f"{label}-try{k}", only_cases=frozenset(case_ids), series=series, quiet=True))
+        step_dirs.append(run_dir)
+        runs.append(data)
+    return runs
 
 
 def _each_patch(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSeries,
@@ -118,36 +132,46 @@ def _targets(diff: dict) -> dict[str, tuple[str, str]]:
     out = {e["id"]: ("case", e["id"]) for e in diff["new_failures"] if not e.get("test_status")}
     seen = set()
     for s in diff["new_splats"]:
-        key = compare.splat_key(s)
+        key = splat_key(s)
         if key not in seen:
             seen.add(key)
             out[f"splat {s['title']}"] = ("splat", key)
     return out
 
 
-def _shows(data: dict, what: tuple[str, str]) -> bool:
+def _shows_in(data: dict, what: tuple[str, str]) -> bool:
     kind, key = what
     if kind == "case":
         return any(c["id"] == key and c["status"] in FAILING for c in data.get("cases", []))
-    return any(compare.splat_key(s) == key for s in data.get("splats", []))
+    return any(splat_key(s) == key for s in data.get("splats", []))
+
+
+def _shows(runs: list[dict], what: tuple[str, str]) -> bool | None:
+    """Whether every try of a step shows the target (True), none does (False), or some
+    do (None: the step cannot place it)."""
+    seen = [_shows_in(d, what) for d in runs]
+    return True if all(seen) else False if not any(seen) else None
 
 
 def _bisect(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSeries,
-            diff: dict, step_dirs: list[pathlib.Path]) -> dict:
-    """The first patch showing each new failure or splat. A binary search per target, but
-    one step runs every case concerned, so steps are shared between targets; each step
-    builds incrementally in the one build dir."""
+            diff: dict, step_dirs: list[pathlib.Path], retries: int) -> dict:
+    """The first patch showing each confirmed new failure or splat. A binary search per
+    target, but one step runs every case concerned, so steps are shared between targets;
+    each step builds incrementally in the one build dir and runs its cases 1 + retries
+    times, so a step that shows a target only sometimes says so instead of misleading
+    the search. The base and the tip were confirmed already: a one-patch series needs no
+    step."""
     patches = applied.series.patches
     targets = _targets(diff)
     cases = frozenset({e["id"] for e in diff["new_failures"]} |
                       {s["case"] for s in diff["new_splats"] if s.get("case")})
-    out: dict = {"patches": len(patches), "steps": 0, "first_bad": {}, "unresolved": {},
-                 "cases": sorted(cases), "tested": []}
+    out: dict = {"patches": len(patches), "steps": 0, "tries_per_step": 1 + retries, "first_bad": {},
+                 "unresolved": {}, "cases": sorted(cases), "tested": []}
     if not targets:
         return out
-    observed: dict[int, dict | None] = {}   # patch number -> its step's results (None: no build)
+    observed: dict[int, list[dict] | None] = {}   # patch number -> its step's runs (None: no build)
 
-    def step(k: int) -> dict | None:
+    def step(k: int) -> list[dict] | None:
         if k not in observed:
             p = patches[k - 1]
             progress.say(f"bisect: patch {k}/{len(patches)} {p.subject} ({len(cases)} case(s))")
@@ -157,9 +181,10 @@ def _bisect(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSe
                 tree=tree, label=f"bisect-{k}", only_cases=cases, series=applied.as_dict()))
             step_dirs.append(run_dir)
             out["steps"] += 1
-            observed[k] = None if code == ExitCode.BUILD_FAILED else data
-            out["tested"].append({"number": k, "run": data["run_id"],
-                                  "built": observed[k] is not None})
+            built = code != ExitCode.BUILD_FAILED
+            observed[k] = [data, *_tries(opts, progress, tree, sorted(cases), f"bisect-{k}", retries,
+                                         step_dirs, applied.as_dict())] if built else None
+            out["tested"].append({"number": k, "run": data["run_id"], "built": built})
         return observed[k]
 
     try:
@@ -167,11 +192,17 @@ def _bisect(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSe
             good, bad = 0, len(patches)   # the base does not show it, the tip does
             while bad - good > 1:
                 mid = (good + bad) // 2
-                data = step(mid)
-                if data is None:
+                runs = step(mid)
+                if runs is None:
                     out["unresolved"][name] = f"patch {mid} does not build; the first bad patch is one of {good + 1}..{bad}"
                     break
-                if _shows(data, what):
+                shows = _shows(runs, what)
+                if shows is None:
+                    n = sum(_shows_in(d, what) for d in runs)
+                    out["unresolved"][name] = (f"patch {mid} shows it in {n} of {len(runs)} tries; the first "
+                                               f"bad patch is one of {good + 1}..{bad}")
+                    break
+                if shows:
                     bad = mid
                 else:
                     good = mid
@@ -203,12 +234,42 @@ def _link(parent: pathlib.Path, name: str, target: pathlib.Path) -> None:
     link.symlink_to(os.path.relpath(target, parent))
 
 
+def _confirmed(opts: TestOptions, progress: Progress, retries: int, diff: dict,
+               base: tuple[dict, object], series: tuple[dict, object],
+               applied: series_mod.AppliedSeries, step_dirs: list[pathlib.Path]) -> dict:
+    """The comparison with each difference tried `retries` more times on both sides, in
+    fresh guests: the series first (the worktree is at its tip), then the base (in the
+    tree itself, or the worktree checked out at the base and back to the tip after)."""
+    (b_data, base_tree), (s_data, s_tree) = base, series
+    case_ids = confirm.targets(diff)
+    if not retries or not case_ids:
+        return confirm.confirm(diff, [b_data], [s_data])
+    progress.say(f"confirm: {len(case_ids)} case(s) differ between base and series; each side runs "
+                 f"them {retries} more time(s) in fresh guests: {', '.join(case_ids[:6])}"
+                 + (" ..." if len(case_ids) > 6 else ""))
+    s_runs = _tries(opts, progress, s_tree, case_ids, "series", retries, step_dirs, applied.as_dict())
+    try:
+        if base_tree is None:
+            series_mod.checkout(applied.worktree, applied.base_commit)
+            base_tree = series_mod.worktree_tree(applied.worktree, f"the base {applied.base_commit[:12]}")
+        b_runs = _tries(opts, progress, base_tree, case_ids, "base", retries, step_dirs)
+    finally:
+        series_mod.checkout(applied.worktree, applied.tip_commit)
+    out = confirm.confirm(diff, [b_data, *b_runs], [s_data, *s_runs])
+    for line in confirm.flaky_lines(out):
+        progress.say(f"  flaky: {line}")
+    return out
+
+
 def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> tuple[int, dict]:
     """Exit code and the series run's results data."""
     tree = source_tree(opts, progress)
     ser, base_commit = series_mod.load_for_tree(sopts.spec, tree, sopts.base)
     progress.say(f"series: {ser.title}: {len(ser.patches)} patch(es) onto {base_commit[:12]}")
     want_base = sopts.compare or sopts.bisect
+    # The base is built from the tree as it is when that is the base (its build dir is
+    # likely warm), else from the worktree checked out at the base.
+    base_in_tree = tree.git_commit == base_commit and "+dirty" not in tree.tree_id
     with series_mod.worktree_lock(tree, opts.cache_root, progress.say):
         base = None
         if want_base:
@@ -217,8 +278,8 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
             if base:
                 progress.say(f"base: reusing the results of {base[1]} (same base, config, suites)")
             else:
-                if tree.git_commit == base_commit and "+dirty" not in tree.tree_id:
-                    base_tree = tree    # the tree as it is: its build dir is likely warm
+                if base_in_tree:
+                    base_tree = tree
                 else:
                     wt = series_mod.prepare_worktree(tree, opts.cache_root, base_commit)
                     base_tree = series_mod.worktree_tree(wt, f"{tree.origin} at {base_commit[:12]}")
@@ -249,9 +310,11 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
         b_data, b_dir = base
         _fill_base_warnings(b_data, b_dir, ser.touched_files())
         diff = compare.compare(b_data, s_data, b_dir, s_dir)
+        diff = _confirmed(opts, progress, opts.retries, diff, (b_data, tree if base_in_tree else None),
+                          (s_data, s_tree), applied, step_dirs)
         bis = None
         if sopts.bisect and (diff["new_failures"] or diff["new_splats"]):
-            bis = _bisect(opts, progress, applied, diff, step_dirs)
+            bis = _bisect(opts, progress, applied, diff, step_dirs, opts.retries)
 
     out_dir = opts.results_root / (new_run_id(s_data["arch"]) + "-compare")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -86,6 +86,11 @@ def normalize_title(title: str) -> str:
     return re.sub(r"0x[0-9a-f]+|\d+", "N", title)
 
 
+def splat_key(s: dict) -> str:
+    """What makes two recorded splats (results.json entries) the same report."""
+    return f"{s['kind']}: {normalize_title(s['title'])}"
+
+
 class SplatDetector:
     def __init__(self) -> None:
         self.splats: list[Splat] = []
