@@ -10,7 +10,7 @@ import subprocess
 from typing import BinaryIO, Callable
 
 from . import __version__, cache, hosttools
-from .results import baseline, report, summary
+from .results import baseline, history, report, summary
 from .guest import bootroute, guestprog, image, dropbear as sshd
 from .kernel import build, buildwarn, source
 from .vm import qemu
@@ -29,7 +29,7 @@ from .suites.status import counts_line
 from .results.confirm import DEFAULT_RETRIES
 from .suites.splats import SplatDetector
 from .suites.runner import DEFAULT_SUITES, GuestRunner, list_cases
-from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, PROJECT_ROOT, RESULTS_DIR,
+from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, IMAGES_DIR, PROJECT_ROOT, RESULTS_DIR,
                       TCSCRIPTS_DIR)
 
 
@@ -127,6 +127,24 @@ def _configure_and_build(opts: TestOptions, tree: source.KernelTree, arch: Arch,
 def source_tree(opts: TestOptions, progress: Progress) -> source.KernelTree:
     return (source.user_tree(opts.kernel) if opts.kernel
             else source.default_tree(opts.cache_root, say=progress.say))
+
+
+def inputs_digest(opts: TestOptions) -> str:
+    """Everything but the kernel tree that decides a run's results: the arch and its
+    toolchain (with versions), the fragments, the guest's recipe (images/, the .tc cases),
+    the suites, timeouts, command line, transport and accel, and the QEMU version. A base
+    run is reused, and a case's history kept, only for the same digest."""
+    arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
+    files = fragments_for(arch, opts.extra_kconfigs).all
+    for top in (IMAGES_DIR, opts.tcscripts):
+        files += sorted(p for p in top.rglob("*") if p.is_file())
+    parts = [f"{p.relative_to(PROJECT_ROOT) if p.is_relative_to(PROJECT_ROOT) else p}\0{cache.file_digest(p)}"
+             for p in files]
+    versions = sorted(f"{k}={v}" for k, v in build.toolchain_versions(arch).items())
+    return cache.digest(arch.name, " ".join(arch.make_vars()), ",".join(opts.suites),
+                        str(opts.case_timeout), str(opts.boot_timeout), opts.cmdline, opts.transport,
+                        opts.accel, hosttools.version_line((arch.qemu.binary, "--version")),
+                        *versions, *parts)
 
 
 @dataclasses.dataclass
@@ -418,6 +436,9 @@ class _Run:
         recorder.set("first_cause", failures_after_poisoning_splat(recorder.data))
 
     def finish(self) -> tuple[int, dict]:
+        self.recorder.set("history", history.record(
+            history.path_for(self.opts.cache_root, self.tree.tree_id, inputs_digest(self.opts)),
+            self.recorder.data))
         if self.opts.baseline is not None:
             baseline.compare_with(self.recorder, self.opts.baseline, self.progress, self.tries)
         verdict, code = verdict_of(self.recorder.cases, len(self.detector.splats))

@@ -90,3 +90,21 @@ def test_no_retries_takes_the_first_results_as_they_are(data_dir):
     diff = compare.compare(base, series)
     out = confirm.confirm(diff, [base], [series])
     assert [e["id"] for e in out["new_failures"]] == [BROKEN, COOKIES] and out["flaky"] == []
+
+
+def test_history_marks_a_case_seen_with_other_results_on_this_kernel(data_dir, tmp_path):
+    from orchestrator.results import history
+    base = _load(data_dir, "base")
+    path = history.path_for(tmp_path, base["kernel"]["tree_id"], "inputs")
+    for _ in range(8):
+        assert history.record(path, base) == {}       # the same statuses each time: no record
+    odd = copy.deepcopy(base)
+    next(c for c in odd["cases"] if c["id"] == BROKEN)["status"] = "ERROR"
+    got = history.record(path, odd)
+    assert got == {BROKEN: {"runs": 9, "counts": {"PASS": 8, "ERROR": 1}}}
+    assert history.mark(BROKEN, "ERROR", got[BROKEN]) == f"{BROKEN}: ERROR in 1 of the last 9 runs of this kernel"
+    # The next clean run still shows it, from the PASS side.
+    again = history.record(path, base)
+    assert history.mark(BROKEN, "PASS", again[BROKEN]) == f"{BROKEN}: ERROR in 1 of the last 10 runs of this kernel"
+    # Another kernel (or other inputs) has a history of its own.
+    assert history.record(history.path_for(tmp_path, "git:other", "inputs"), odd) == {}

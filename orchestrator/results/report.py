@@ -14,7 +14,7 @@ import markupsafe
 
 from .. import cache
 from ..errors import OrchestratorError
-from . import confirm, junit
+from . import confirm, history, junit
 from .recorder import Recorder
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
 from ..suites.status import FAILING, STATUSES, counts, counts_line
@@ -193,6 +193,8 @@ def _run_view(data: dict, run_dir: pathlib.Path | None, label: str) -> dict[str,
         "splats": [{**s, "lines": "\n".join(s.get("lines", []))}
                    for s in data.get("splats", [])],
         "first_cause": data.get("first_cause"),
+        "known_noise": [history.mark(c["id"], c["status"], (data.get("history") or {})[c["id"]])
+                        for c in cases if c["id"] in (data.get("history") or {})],
     }
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..suites.status import STATUSES
 from ..progress import fmt_duration
+from . import history
 
 _NOT_SHOWN = {"PASS"}
 
@@ -33,6 +34,11 @@ def render(data: dict, results_dir: str) -> str:
         for s in splats:
             times = f" x{s['count']}" if s.get("count", 1) > 1 else ""
             out.append(f"    {s['kind']}{times} during {s.get('case') or 'boot/idle'}: {s['title'][:110]}")
+    known = [history.mark(c["id"], c["status"], data["history"][c["id"]])
+             for c in data.get("cases", []) if c["status"] != "PASS" and c["id"] in (data.get("history") or {})]
+    if known:
+        out.append("  seen with other results before (known noise?):")
+        out.extend(f"    {line}" for line in known)
     cause = data.get("first_cause")
     if cause and cause.get("failing_after"):
         n = len(cause["failing_after"])

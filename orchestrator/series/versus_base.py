@@ -15,13 +15,10 @@ from ..kernel import build, buildwarn
 from .. import cache
 from ..results import compare, confirm, report
 from . import patches as series_mod
-from ..arches import get_arch, with_toolchain
 from ..errors import ExitCode, OrchestratorError
 from ..suites.splats import splat_key
 from ..suites.status import FAILING
-from ..project import IMAGES_DIR, PROJECT_ROOT
-from ..kernel.fragments import fragments_for
-from ..pipeline import RunContext, TestOptions, build_only, run_test, source_tree
+from ..pipeline import RunContext, TestOptions, build_only, inputs_digest, run_test, source_tree
 from ..progress import Progress
 from ..results.recorder import new_run_id, point_latest
 
@@ -35,20 +32,8 @@ class SeriesOptions:
     bisect: bool = False
 
 
-def _inputs_digest(opts: TestOptions) -> str:
-    """Everything but the kernel tree that decides a base run's results."""
-    arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
-    files = fragments_for(arch, opts.extra_kconfigs).all
-    for top in (IMAGES_DIR, opts.tcscripts):
-        files += sorted(p for p in top.rglob("*") if p.is_file())
-    parts = [f"{p.relative_to(PROJECT_ROOT) if p.is_relative_to(PROJECT_ROOT) else p}\0{cache.file_digest(p)}"
-             for p in files]
-    return cache.digest(arch.name, " ".join(arch.make_vars()), ",".join(opts.suites),
-                        str(opts.case_timeout), opts.cmdline, *parts)
-
-
 def _baseline_file(opts: TestOptions, base_tree_id: str) -> pathlib.Path:
-    return opts.cache_root / "baselines" / f"{cache.digest(base_tree_id, _inputs_digest(opts))[:24]}.json"
+    return opts.cache_root / "baselines" / f"{cache.digest(base_tree_id, inputs_digest(opts))[:24]}.json"
 
 
 def _cached_base(opts: TestOptions, base_tree_id: str) -> tuple[dict, pathlib.Path] | None:

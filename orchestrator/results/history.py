@@ -1,0 +1,70 @@
+"""Each case's results across the runs of one kernel with one set of inputs, kept in the
+cache, so known noise shows as what it is: "ERROR in 1 of the last 9 runs of this kernel".
+
+One JSON line per run (its tries included: each is a run of the cases it holds) in
+<cache>/history/<key>.jsonl, key = (tree id, pipeline.inputs_digest). Appends are one
+write each of a short line, so concurrent runs of the same kernel do not tear lines;
+a torn or foreign line is skipped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+from .. import cache
+
+# How many earlier runs a case's record looks back over.
+WINDOW = 20
+
+
+def path_for(cache_root: pathlib.Path, tree_id: str, inputs: str) -> pathlib.Path:
+    return cache_root / "history" / f"{cache.digest(tree_id, inputs)[:24]}.jsonl"
+
+
+def _earlier(path: pathlib.Path) -> list[dict]:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("statuses"), dict):
+            out.append(entry)
+    return out
+
+
+def record(path: pathlib.Path, data: dict) -> dict:
+    """Append this run's statuses; return the record of every case of this run whose
+    statuses over the window (this run included) are not all the same:
+    {case id: {"runs": n, "counts": {status: k}}}."""
+    earlier = _earlier(path)[-(WINDOW - 1):]
+    statuses = {c["id"]: c["status"] for c in data.get("cases", [])}
+    out: dict[str, dict] = {}
+    for case_id, status in statuses.items():
+        seen = [e["statuses"][case_id] for e in earlier if case_id in e["statuses"]] + [status]
+        if len(set(seen)) > 1:
+            counts: dict[str, int] = {}
+            for s in seen:
+                counts[s] = counts.get(s, 0) + 1
+            out[case_id] = {"runs": len(seen), "counts": counts}
+    line = json.dumps({"run_id": data.get("run_id"), "statuses": statuses}) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+    return out
+
+
+def mark(case_id: str, status: str, entry: dict) -> str:
+    """`ERROR in 1 of the last 9 runs of this kernel` for a case that is `status` now
+    (the rarer side of its record: what a reader should weigh)."""
+    counts = entry["counts"]
+    shown = status if status != "PASS" else max((s for s in counts if s != "PASS"), key=counts.get)
+    return f"{case_id}: {shown} in {counts[shown]} of the last {entry['runs']} runs of this kernel"
