@@ -3,7 +3,10 @@
 The series is written here against the default tree: a comment (no effect), a WARN on
 the kprobe-event registration path (a splat, and a case that passes while it fires),
 and a selftest change that breaks dynevent/add_remove_kprobe.tc. The first run of this
-module builds the series' worktree cold (~6-9 min on 2 cores); the dynevent suite only.
+module builds the series' worktree cold (~6-9 min on 2 cores); the dynevent suite, and
+as the tcscripts suite one case that fails at random (tests/faults/tc_coin/coin.tc):
+every difference is tried RETRIES more times on each side, so the coin can only ever be
+flaky and the deterministic break is still a confirmed new failure, bisected.
 """
 import json
 import pathlib
@@ -17,6 +20,9 @@ from conftest import series_on_default_tree
 from orchestrator.project import PROJECT_ROOT as REPO  # noqa: E402
 pytestmark = pytest.mark.e2e
 BROKEN_CASE = "dynevent/add_remove_kprobe.tc"
+COIN = "tcscripts/coin.tc"
+COIN_DIR = REPO / "tests" / "faults" / "tc_coin"
+RETRIES = 3
 COMMENT = ("tracing/probes: Say what parse_btf_arg() resolves",
            [("kernel/trace/trace_probe.c", "static int parse_btf_arg(char *varname,",
              "/* Resolve a BTF-named argument and its fields into fetch insns. */\n"
@@ -40,7 +46,8 @@ def series_files(tmp_path_factory):
 
 def _run(results: pathlib.Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64",
-                           "--suite", "dynevent", "--results-dir", str(results), *extra],
+                           "--suite", "dynevent,tcscripts", "--tcdir", str(COIN_DIR),
+                           "--retries", str(RETRIES), "--results-dir", str(results), *extra],
                           cwd=REPO, capture_output=True, text=True, timeout=5400)
 
 
@@ -53,6 +60,9 @@ def test_series_that_breaks_a_case_is_bisected_to_its_patch(series_files, tmp_pa
     diff, bisect = report["diff"], report["bisect"]
     new = {e["id"]: e for e in diff["new_failures"]}
     assert new[BROKEN_CASE]["base"] == "PASS" and new[BROKEN_CASE]["series"] == "FAIL"
+    # Confirmed: the break was seen on every series try and on no base try.
+    assert new[BROKEN_CASE]["tries"] == {"base": 1 + RETRIES, "series": 1 + RETRIES}
+    _check_coin(diff)
     # The WARN is new, tied to the first case that registers a kprobe event.
     warns = [s for s in diff["new_splats"] if "kprobe event" in s["title"] or "trace_kprobe.c" in s["title"]]
     assert warns and warns[0]["case"] in new
@@ -77,6 +87,22 @@ def test_series_that_breaks_a_case_is_bisected_to_its_patch(series_files, tmp_pa
     assert base["series"] is None and series["series"]["tip_commit"] == series["kernel"]["git_commit"]
 
 
+def _check_coin(diff: dict) -> None:
+    """The coin is never a confirmed difference unless every try on each side agreed
+    (the rule itself: with 4 tries a side that takes 2 * 2^-8 of luck); when its tries
+    were mixed it is flaky, with its counts."""
+    changed = {e["id"]: e for name in ("new_failures", "fixed", "other_changes") for e in diff[name]}
+    flaky = {e["id"]: e for e in diff["flaky"]}
+    assert not (COIN in changed and COIN in flaky)
+    if COIN in flaky:
+        e = flaky[COIN]
+        assert e["status"] == "FAIL" and len(e["base_statuses"]) == len(e["series_statuses"]) == 1 + RETRIES
+        assert len(set(e["base_statuses"] + e["series_statuses"])) == 2
+        assert e["series"] == f"{e['series_statuses'].count('FAIL')}/{1 + RETRIES}"
+    if COIN in changed:
+        assert changed[COIN]["tries"] == {"base": 1 + RETRIES, "series": 1 + RETRIES}
+
+
 def test_series_that_changes_nothing_reports_no_difference(series_files, tmp_path):
     p = _run(tmp_path, "--series", str(series_files / "comment.mbx"), "--compare-base")
     print(p.stdout[-4000:], p.stderr[-3000:])
@@ -84,6 +110,10 @@ def test_series_that_changes_nothing_reports_no_difference(series_files, tmp_pat
     report = json.loads((latest / "compare.json").read_text())
     assert report["diff"]["regressed"] is False
     assert report["diff"]["new_failures"] == [] and report["diff"]["new_splats"] == []
-    assert "no difference between base and series" in (latest / "summary.txt").read_text()
+    _check_coin(report["diff"])
+    summary = (latest / "summary.txt").read_text()
+    assert "no difference between base and series" in summary
+    if report["diff"]["flaky"]:
+        assert "flaky (mixed results on a side: not a difference):" in summary
     assert "base: reusing the results of" in p.stdout + p.stderr   # the first test's base, cached
     assert p.returncode == 0
