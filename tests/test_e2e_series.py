@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 BROKEN_CASE = "dynevent/add_remove_kprobe.tc"
 COIN = "tcscripts/coin.tc"
 COIN_DIR = REPO / "tests" / "faults" / "tc_coin"
-RETRIES = 3
+RETRIES = 5
 COMMENT = ("tracing/probes: Say what parse_btf_arg() resolves",
            [("kernel/trace/trace_probe.c", "static int parse_btf_arg(char *varname,",
              "/* Resolve a BTF-named argument and its fields into fetch insns. */\n"
@@ -89,7 +89,7 @@ def test_series_that_breaks_a_case_is_bisected_to_its_patch(series_files, tmp_pa
 
 def _check_coin(diff: dict) -> None:
     """The coin is never a confirmed difference unless every try on each side agreed
-    (the rule itself: with 4 tries a side that takes 2 * 2^-8 of luck); when its tries
+    (the rule itself: with 6 tries a side that takes 2 * 2^-12 of luck); when its tries
     were mixed it is flaky, with its counts."""
     changed = {e["id"]: e for name in ("new_failures", "fixed", "other_changes") for e in diff[name]}
     flaky = {e["id"]: e for e in diff["flaky"]}
