@@ -243,3 +243,40 @@ def test_replay_of_a_panic_in_interrupt_under_function_graph(tmp_path, data_dir)
     ids = [r.id for r in results]
     after = results[ids.index("tcscripts/fprobe_under_function_graph.tc") + 1]
     assert after.boot == crashed.boot + 1 and after.status == "PASS"
+
+
+def _programs_run_with(tmp_path, data_dir, old: bytes, new: bytes):
+    """The captured x86_64 guest-program run, with one stretch of its console changed."""
+    name = "x86_64-6.12.117-programs.console.log"
+    edited = tmp_path / "data"
+    edited.mkdir()
+    log = read_log(data_dir / name)
+    assert log.count(old) == 1
+    (edited / name).write_bytes(log.replace(old, new))
+    (edited / name.replace(".console.log", ".cases")).write_bytes(
+        (data_dir / name.replace(".console.log", ".cases")).read_bytes())
+    results, _, _ = _run_all(tmp_path, edited, name)
+    return {r.id: r for r in results}
+
+
+def test_a_printk_cutting_a_not_ok_line_is_no_pass(tmp_path, data_dir):
+    # A kernel message printed in the middle of the program's "not ok" line: the line goes
+    # on after the message. Taking the message's line out whole would leave "ok 1 ...".
+    by_id = _programs_run_with(
+        tmp_path, data_dir,
+        b"ok 1 kprobe_multi/cookies\r\r\nKTO:END:5f5ab5e1:11:0:0",
+        b"not [   19.100000] random: crng init done\r\r\nok 1 kprobe_multi/cookies\r\r\nKTO:END:5f5ab5e1:11:1:0")
+    assert by_id["kprobe_multi/cookies"].status == "FAIL"
+    assert by_id["kprobe_multi/attach_by_symbol"].status == "PASS"
+
+
+def test_a_program_whose_ok_disagrees_with_its_exit_status_is_an_error(tmp_path, data_dir):
+    # The guest programs exit 0 after "ok" and 1 after "not ok": a lost "not " (a garbled
+    # console) must not read as a pass when the exit status says otherwise.
+    by_id = _programs_run_with(
+        tmp_path, data_dir,
+        b"ok 1 kprobe_multi/cookies\r\r\nKTO:END:5f5ab5e1:11:0:0",
+        b"ok 1 kprobe_multi/cookies\r\r\nKTO:END:5f5ab5e1:11:1:0")
+    case = by_id["kprobe_multi/cookies"]
+    assert case.status == "ERROR"
+    assert "printed ok" in case.reason and "exited 1" in case.reason

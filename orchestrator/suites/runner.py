@@ -296,6 +296,13 @@ def _program_results(spec: CaseSpec, output: list[str], seconds: float,
         return [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(seconds, 2),
                            reason=f"{spec.guest_path} printed a result for '{r.description}', "
                                   f"not for {spec.id}", log=log)]
+    if (r.status == "FAIL") != (exit_status != 0):
+        # The programs exit 0 after "ok" and 1 after "not ok": a line the console garbled
+        # (a lost "not ") must not read as a pass.
+        said = "not ok" if r.status == "FAIL" else "ok"
+        return [CaseResult(spec.id, spec.suite, spec.id, "ERROR", round(seconds, 2),
+                           reason=f"{spec.guest_path} printed {said} but exited {exit_status}"
+                                  f"{_signal_name(exit_status)}", log=log)]
     notes = [l[1:].strip() for l in r.diagnostics if l.startswith("#")]
     reason = ""
     if r.status != "PASS":

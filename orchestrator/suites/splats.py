@@ -66,6 +66,17 @@ class Splat:
         return dataclasses.asdict(self)
 
 
+def command_part(line: str) -> str | None:
+    """What of a console line the command printed: the whole line when it carries no
+    printk timestamp, the text before a timestamp that interrupted it mid-line (the
+    command's line then goes on in the next one), or None for a kernel line."""
+    m = _KERNEL_LINE.search(line)
+    if not m:
+        return line
+    before = line[:m.start()]
+    return before if before.strip() else None
+
+
 def kernel_text(line: str) -> tuple[float, str] | None:
     """(timestamp, message) when the line carries a printk timestamp."""
     m = _KERNEL_LINE.search(line)

@@ -16,7 +16,7 @@ from typing import BinaryIO, Callable
 
 import pexpect
 
-from ..suites.splats import kernel_text
+from ..suites.splats import command_part
 from .transport import CommandResult, GuestDied, GuestTimeout
 
 READY = re.compile(r"KTO:READY:([^:\s]*):(\d+)(?::([\d.]+))?")
@@ -193,16 +193,25 @@ class ConsoleSession:
         started = begin.search(first)
         guest_t0 = float(started.group(1)) if started and started.group(1) else None
         output: list[str] = []
+        # The start of a command's line that a kernel message cut off mid-line: the line
+        # goes on after the message, so "not " + printk + "ok 1 x" reads "not ok 1 x".
+        cut: list[str] = []
 
         def collect(l: str) -> bool:
             m = end.search(l)
             if m:
-                before = l[:m.start()]
+                before = "".join(cut) + l[:m.start()]
                 if before.strip():
                     output.append(before)
                 return True
-            if not kernel_text(l):   # kernel messages went to the observer already
-                output.append(l)
+            part = command_part(l)   # kernel messages went to the observer already
+            if part is None:
+                return False
+            if part != l:
+                cut.append(part)
+                return False
+            output.append("".join(cut) + l)
+            cut.clear()
             return False
 
         try:
