@@ -192,7 +192,12 @@ def select(names: str) -> list[Arch]:
     """'arm64', 'x86_64,arm64' or 'all' -> arches, in table order for 'all'."""
     if names.strip() == "all":
         return list(load_table().values())
-    return [get_arch(n) for n in names.replace(",", " ").split()]
+    chosen = [get_arch(n) for n in dict.fromkeys(names.replace(",", " ").split())]
+    if not chosen:
+        raise OrchestratorError(f"No arch named in '{names}'; give one or more of "
+                                f"{', '.join(sorted(load_table()))} (comma-separated), or 'all'.",
+                                ExitCode.BAD_INPUT)
+    return chosen
 
 
 def get_arch(name: str) -> Arch:

@@ -176,6 +176,15 @@ def run_meta(opts: TestOptions, arch: Arch, tree: source.KernelTree, fragments: 
     }
 
 
+def internal_error(exc: BaseException) -> str:
+    """The one line for an exception that is not an OrchestratorError: a bug."""
+    import traceback
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" at {pathlib.Path(where.filename).name}:{where.lineno}" if where else ""
+    return (f"internal error: {type(exc).__name__}: {str(exc)[:200]}{at}; this is a bug of the "
+            "orchestrator: the results measured so far are kept; please report it with results.json")
+
+
 def verdict_of(cases: list[dict], splat_count: int) -> tuple[str, ExitCode]:
     failing = [c for c in cases if c["status"] in FAILING]
     if failing or splat_count:
@@ -332,6 +341,13 @@ def run_test(opts: TestOptions, progress: Progress,
         _finish_if_possible(run.recorder, "failed", error.message, int(error.code))
         error.results = run.recorder.data
         raise error from exc
+    except Exception as exc:
+        # A bug of ours (or of a library): the run's state says so, with the exception, and
+        # every result already measured stays; the user sees one line and exit 7.
+        error = OrchestratorError(internal_error(exc), ExitCode.INFRA_ERROR)
+        _finish_if_possible(run.recorder, "error", error.message, int(error.code))
+        error.results = run.recorder.data
+        raise error from exc
     except BaseException:
         # A second Ctrl-C (or a signal forwarded by a wrapper such as timeout(1)) must not
         # cut the write of what was measured: the process is on its way out anyway.
@@ -399,6 +415,8 @@ class _Run:
         self.progress.status(f"boot {arch.name} under {accel.name.upper()}")
         try:
             session = runner.boot()
+            # The first command: a guest that dies or stalls right after READY did not boot.
+            facts = session.run("busybox 2>&1 | head -n 1; cat /proc/version", 60).output
         except (GuestTimeout, GuestDied, TransportLost) as exc:
             tail = runner.session.tail(40) if runner.session else []
             why = boot_failure(exc, opts.boot_timeout)
@@ -407,7 +425,6 @@ class _Run:
                 f"The {arch.name} guest did not boot ({why}); the console tail is in "
                 f"{recorder.dir / 'console.log'}: check the console= setting and kconfigs/{arch.name}.config.",
                 ExitCode.BOOT_FAILED) from exc
-        facts = session.run("busybox 2>&1 | head -n 1; cat /proc/version", 60).output
         recorder.data["kernel"]["release"] = session.kernel_release
         recorder.data["versions"]["busybox_guest"] = facts[0] if facts else "unknown"
         recorder.data["versions"]["kernel_banner"] = facts[1] if len(facts) > 1 else "unknown"

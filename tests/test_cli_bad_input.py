@@ -162,3 +162,53 @@ def test_fragment_naming_an_option_the_tree_does_not_have(tmp_path):
     p = run("--kconfig", str(frag), "--suite", "dynevent", results=tmp_path / "r")
     assert p.returncode == 2
     assert "typo.config:2: CONFIG_FPROBEE is not an option of this tree's Kconfig (arch x86)" in p.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0"])
+def test_timeouts_that_never_fire_are_refused(tmp_path, value):
+    p = run(f"--case-timeout={value}", results=tmp_path / "r")
+    assert p.returncode == 2
+    assert f"'{value}' is not a finite number of seconds above 0" in p.stderr
+
+
+@pytest.mark.parametrize("value", [",", " , "])
+def test_an_arch_list_naming_no_arch(tmp_path, value):
+    p = run("--arch", value, "--series", "x..y", results=tmp_path / "r")
+    assert p.returncode == 2
+    assert f"No arch named in '{value}'" in p.stderr
+
+
+def test_an_arch_list_with_a_trailing_comma_is_that_arch(tmp_path):
+    # Accepted as x86_64 (it then stops at the missing series file, after the arch check).
+    p = run("--arch", "x86_64,", "--series", str(tmp_path / "none.mbx"), results=tmp_path / "r")
+    assert "Unknown arch" not in p.stderr and p.returncode == 2
+
+
+def test_a_baseline_whose_results_json_is_not_ours(tmp_path):
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "results.json").write_text('{"cases": [{"id": 1}], "splats": []}')
+    p = run("--baseline", str(base), results=tmp_path / "r")
+    assert p.returncode == 2
+    assert f"--baseline {base}: its results.json is not one this tool wrote" in p.stderr
+
+
+def test_a_bug_is_exit_7_with_one_line_and_the_run_says_error(fake_tree, tmp_path, monkeypatch, capsys):
+    # A fault that cannot be caused for real on purpose: an exception of ours (not an
+    # OrchestratorError) in the middle of a run, after its results dir exists.
+    import json
+    from orchestrator import pipeline
+    from orchestrator.cli.main import main
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the build stage")
+    monkeypatch.setattr(pipeline, "prepare_guest", broken)
+    code = main(["test", "--kernel", str(fake_tree), "--suite", "dynevent", "--results-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 7
+    assert "internal error: RuntimeError: a bug in the build stage at test_cli_bad_input.py:" in err
+    assert "Traceback" not in err
+    (run_dir,) = [d for d in (tmp_path / "r").iterdir() if d.is_dir() and not d.is_symlink()]
+    data = json.loads((run_dir / "results.json").read_text())
+    assert data["state"] == "error" and data["exit_code"] == 7
+    assert "RuntimeError: a bug in the build stage" in data["verdict"]

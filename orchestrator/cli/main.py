@@ -67,6 +67,14 @@ def _retries(text: str) -> int:
     return int(text)
 
 
+def _baseline_dir(text: str | None) -> pathlib.Path | None:
+    from ..results import baseline
+    path = _existing_dir(text, "--baseline")
+    if path is not None:
+        baseline.check(path)
+    return path
+
+
 def _cache_root(args: argparse.Namespace) -> pathlib.Path:
     return pathlib.Path(args.cache_dir).expanduser().resolve() if args.cache_dir else default_cache_root()
 
@@ -172,12 +180,12 @@ def main(argv: list[str] | None = None) -> int:
             from ..pipeline import TestOptions, run_test
             selected = arches.select(args.arch)
             opts = TestOptions(
-                arch=args.arch, kernel=args.kernel or None, suites=split_list(args.suite),
+                arch=selected[0].name, kernel=args.kernel or None, suites=split_list(args.suite),
                 extra_kconfigs=split_list(args.kconfig),
                 results_root=_writable_dir(args.results_dir, "--results-dir"), cache_root=_cache_root(args),
                 case_timeout=args.case_timeout, boot_timeout=args.boot_timeout, accel=args.accel,
                 llvm=args.llvm or None, cross_compile=args.cross_compile,
-                baseline=_existing_dir(args.baseline, "--baseline"),
+                baseline=_baseline_dir(args.baseline),
                 tcscripts=_existing_dir(args.tcdir, "--tcdir") or TCSCRIPTS_DIR,
                 cmdline=args.cmdline, transport=args.transport, retries=args.retries)
             if args.series:
@@ -234,4 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"orchestrator: interrupted ({what}); QEMU and make were stopped, results so far are kept.",
               file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - a bug is one line and exit 7, never a traceback
+        from ..pipeline import internal_error
+        progress.clear()
+        print(f"orchestrator: {internal_error(exc)}", file=sys.stderr)
+        return int(ExitCode.INFRA_ERROR)
     return int(ExitCode.BAD_INPUT)

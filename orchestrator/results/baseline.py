@@ -7,17 +7,45 @@ from typing import Callable
 
 from .. import cache
 from . import compare, confirm
+from ..errors import OrchestratorError
 from ..progress import Progress
+from ..suites.status import STATUSES
 from .recorder import Recorder
 
 
+def read_run(run_dir: pathlib.Path) -> dict | None:
+    """A run's results.json when it has the shape comparisons read (a file from a nightly's
+    artifacts may be anything): cases with an id and a known status, splats with a kind
+    and a title."""
+    data = cache.read_json(run_dir / "results.json")
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), list) \
+            or not isinstance(data.get("splats", []), list):
+        return None
+    if not all(isinstance(c, dict) and isinstance(c.get("id"), str) and c.get("status") in STATUSES
+               for c in data["cases"]):
+        return None
+    if not all(isinstance(s, dict) and isinstance(s.get("kind"), str) and isinstance(s.get("title"), str)
+               for s in data.get("splats", [])):
+        return None
+    return data
+
+
+def check(path: pathlib.Path) -> None:
+    """--baseline given as a run directory: its results.json is readable, before any work."""
+    if (path / "results.json").is_file() and read_run(path) is None:
+        raise OrchestratorError(f"--baseline {path}: its results.json is not one this tool wrote "
+                                "(no readable cases and splats); give a run directory from results/, "
+                                "or a directory holding such runs.")
+
+
 def find_baseline(path: pathlib.Path, arch: str, exclude: str) -> pathlib.Path | None:
-    """The run dir itself, or the newest complete run of the arch under it."""
+    """The run dir itself, or the newest complete run of the arch under it (runs whose
+    results.json is not readable are passed over)."""
     if (path / "results.json").is_file():
-        return path
+        return path if read_run(path) is not None else None
     found = []
     for f in list(path.glob("*/results.json")) + list(path.glob("*/*/results.json")):
-        data = cache.read_json(f) or {}
+        data = read_run(f.parent) or {}
         if data.get("arch") == arch and data.get("state") == "complete" and data.get("run_id") != exclude:
             found.append((data.get("started_at") or "", f.parent))
     return max(found)[1] if found else None
@@ -35,7 +63,7 @@ def compare_with(recorder: Recorder, path: pathlib.Path, progress: Progress,
                                   "note": f"no complete {data['arch']} run under {path}"})
         progress.say(f"baseline: no complete {data['arch']} run under {path}; nothing to compare with")
         return
-    base = cache.read_json(run_dir / "results.json") or {}
+    base = read_run(run_dir) or {}
     diff = compare.compare(base, data, run_dir, recorder.dir)
     case_ids = confirm.targets(diff)
     runs = tries(case_ids) if case_ids else []
