@@ -2,6 +2,8 @@
 names its items per arch, and (e2e) runs real guests on two xdist workers, with the
 same statuses as `orchestrator test` on the same cases."""
 import json
+import subprocess
+import sys
 import pathlib
 import xml.etree.ElementTree as ET
 
@@ -207,3 +209,26 @@ def test_a_guest_that_does_not_boot_fails_its_items_with_why(pytester, tmp_path)
     assert data["verdict"].startswith("The x86_64 guest did not boot (no shell within 0.2s)")
     jsonschema = pytest.importorskip("jsonschema")
     jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+
+
+@pytest.mark.e2e
+def test_a_run_stopped_early_is_not_complete_and_fails_the_regression_check(pytester, tmp_path):
+    """-x stops at the first failing case (02_fail.tc): what ran is kept, the run is
+    incomplete (never complete with exit 0), and the matrix's regression check says so."""
+    result, data, run_dir, _ = _pytest_run(pytester, tmp_path / "pytest", "-x", "--suite", "tcscripts",
+                                           "--tcdir", str(STATUS_TC))
+    assert [c["id"] for c in data["cases"]] == ["tcscripts/01_pass.tc", "tcscripts/02_fail.tc"]
+    assert data["state"] == "incomplete" and data["exit_code"] == 130
+    assert "6 of 8 selected case(s) have no result (pytest stopped early)" in data["verdict"]
+    check = subprocess.run([sys.executable, "-m", "orchestrator", "report", "--fail-on-regression", str(run_dir)],
+                           cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert check.returncode == 1 and "incomplete" in check.stdout + check.stderr
+
+
+@pytest.mark.e2e
+def test_a_k_selection_is_complete_when_its_cases_ran(pytester, tmp_path):
+    """-k selects two of the eight cases: the run expects just those."""
+    result, data, run_dir, _ = _pytest_run(pytester, tmp_path / "pytest", "-k", "01_pass or 04_xfail",
+                                           "--suite", "tcscripts", "--tcdir", str(STATUS_TC))
+    assert sorted(c["id"] for c in data["cases"]) == ["tcscripts/01_pass.tc", "tcscripts/04_xfail.tc"]
+    assert data["state"] == "complete" and data["exit_code"] == 0

@@ -18,6 +18,7 @@ import pathlib
 from typing import IO, Any
 
 from ..results import report, summary
+from .. import cache
 from ..errors import ExitCode
 from ..pipeline import (PreparedGuest, TestOptions, prepare_guest, session_factory, transport_record,
                         verdict_of)
@@ -29,6 +30,22 @@ from ..suites.splats import SplatDetector
 from ..suites.runner import CaseSpec, GuestRunner
 
 PARTS = "parts"
+SELECTED = "selected-{worker}.json"
+
+
+def write_selected(run_dir: pathlib.Path, worker: str, case_ids: list[str]) -> None:
+    """The cases this process's pytest session selected for the arch (after -k, -m,
+    deselection): what the merge expects a result for. Each worker collects the same."""
+    cache.atomic_write_json(run_dir / SELECTED.format(worker=worker), case_ids)
+
+
+def read_selected(run_dir: pathlib.Path) -> set[str]:
+    out: set[str] = set()
+    for path in run_dir.glob(SELECTED.format(worker="*")):
+        ids = cache.read_json(path)
+        if isinstance(ids, list):
+            out.update(i for i in ids if isinstance(i, str))
+    return out
 
 
 def worker_id() -> str:
@@ -121,11 +138,13 @@ def read_parts(run_dir: pathlib.Path) -> list[dict]:
     return records
 
 
-def merge(recorder: Recorder, order: list[str], items_seconds: float) -> tuple[str, int]:
+def merge(recorder: Recorder, order: list[str], items_seconds: float,
+          stopped: bool = False) -> tuple[str, int]:
     """Fill the run's results.json from the parts (cases in the suites' order, whichever
     worker ran them); then junit.xml, report.html, summary.txt. The summary's text and the
     exit code. items_seconds: the wall time of pytest's run of the items (the suites
-    stage: every worker's guests at once)."""
+    stage: every worker's guests at once). stopped: pytest ended before running every
+    item (-x, Ctrl-C). The run is complete only when every selected case has a result."""
     records = read_parts(recorder.dir)
     boots = [r for r in records if r["kind"] == "boot"]
     ends = [r for r in records if r["kind"] == "end"]
@@ -170,7 +189,17 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float) -> tuple[s
         recorder.finish("failed", f"{error[:1].upper()}{error[1:]}; the console tail is in results.json "
                                   f"and {recorder.dir / 'console.log'}.", int(ExitCode.BOOT_FAILED))
     else:
-        recorder.finish("complete" if cases else "incomplete", verdict if cases else "no case ran", int(code))
+        expected = read_selected(recorder.dir) or set(order)
+        missing = sorted(expected - {test_of(r["case"]["id"]) for r in cases})
+        if missing or stopped or not cases:
+            # A killed worker, -x or Ctrl-C: what ran is kept, but the run is not complete,
+            # so `report --fail-on-regression` cannot pass it.
+            code = ExitCode.INTERRUPTED if stopped else ExitCode.INFRA_ERROR
+            recorder.finish("incomplete", f"{len(missing)} of {len(expected)} selected case(s) have no result"
+                            + (" (pytest stopped early)" if stopped else " (a worker died?)")
+                            + (f": {', '.join(missing[:5])}" if missing else ""), int(code))
+        else:
+            recorder.finish("complete", verdict, int(code))
     report.write_run_reports(recorder)
     return summary.render(recorder.data, str(recorder.dir)), int(code)
 

@@ -238,13 +238,13 @@ class PluginSession:
                 print(f"orchestrator: stopping a guest failed: {exc}", file=sys.stderr)
         self.guests.clear()
 
-    def finish(self) -> None:
-        from . import parts as vmpool
+    def finish(self, stopped: bool) -> None:
+        from . import parts
         for name, recorder in self.recorders.items():
-            if name in self.failed_arches and not vmpool.read_parts(recorder.dir):
+            if name in self.failed_arches and not parts.read_parts(recorder.dir):
                 continue   # failed before any guest: results.json already says why
-            text, _ = vmpool.merge(recorder, [c.id for c in self.cases[name]],
-                                   time.monotonic() - self.items_started)
+            text, _ = parts.merge(recorder, [c.id for c in self.cases[name]],
+                                  time.monotonic() - self.items_started, stopped)
             self.summaries.append(text)
         self._stack.close()
 
@@ -393,7 +393,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     state.close_guests()
     if state.is_controller and not session.config.option.collectonly:
-        state.finish()
+        stopped = bool(session.shouldstop or session.shouldfail) or exitstatus == pytest.ExitCode.INTERRUPTED
+        state.finish(stopped)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What this process selected, per arch (after -k/-m): the merge expects each."""
+    state = session.config.stash.get(KEY, None)
+    if state is None or session.config.option.collectonly:
+        return
+    from . import parts
+    for name, run_dir in state.runs.items():
+        ids = [item.spec.id for item in session.items if isinstance(item, CaseItem) and item.arch == name]
+        parts.write_selected(pathlib.Path(run_dir), state.worker, ids)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
