@@ -172,3 +172,21 @@ def test_a_patch_escaping_the_tree_is_refused(repo, mbox, tmp_path):
     f.write_text(evil)
     with pytest.raises(series.SeriesError, match=r"touches '\.\./\.\./etc/passwd', a path outside the kernel tree"):
         series.load(str(f), repo)
+
+
+def test_an_untracked_file_is_part_of_the_tree_identity(repo):
+    # A new .c file the series' author has not added yet is built all the same: editing it
+    # must change the identity (the build stamp), or make would never run.
+    clean = _tree(repo).tree_id
+    new = repo / "kernel/trace/trace_new.c"
+    new.write_text("int x;\n")
+    added = _tree(repo).tree_id
+    assert added != clean and added.startswith(clean + "+dirty:")
+    new.write_text("int x, y;\n")
+    assert _tree(repo).tree_id not in (clean, added)
+    new.unlink()
+    assert _tree(repo).tree_id == clean
+    # What the loongarch boot route writes into a tree is not the tree's content.
+    (repo / "arch/orchestrator-qemu-virt.dts").parent.mkdir(exist_ok=True)
+    (repo / "arch/orchestrator-qemu-virt.dts").write_text("/dts-v1/;\n")
+    assert _tree(repo).tree_id == clean

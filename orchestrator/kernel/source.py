@@ -104,8 +104,21 @@ def _git_tree_id(path: pathlib.Path) -> tuple[str, str]:
     tree = _git(path, "rev-parse", "HEAD^{tree}")
     diff = subprocess.run(["git", "-C", str(path), "diff", "HEAD", "--binary"],
                           capture_output=True).stdout
-    if diff:
-        return f"git:{tree}+dirty:{hashlib.sha256(diff).hexdigest()[:16]}", commit
+    # Files git does not track (and does not ignore) are built too (a new .c file): their
+    # path, size and mtime, as for a plain tree; git diff shows none of them.
+    untracked = subprocess.run(["git", "-C", str(path), "ls-files", "-z", "--others", "--exclude-standard"],
+                               capture_output=True).stdout
+    h = hashlib.sha256(diff)
+    for rel in sorted(untracked.split(b"\0")):
+        if not rel or pathlib.PurePath(rel.decode(errors="replace")).name.startswith("orchestrator-"):
+            continue   # empty, or boot plumbing the orchestrator itself writes (guest/bootroute.py)
+        try:
+            st = os.lstat(path / rel.decode(errors="surrogateescape"))
+        except OSError:
+            continue
+        h.update(rel + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    if diff or h.digest() != hashlib.sha256(b"").digest():
+        return f"git:{tree}+dirty:{h.hexdigest()[:16]}", commit
     return f"git:{tree}", commit
 
 
