@@ -13,6 +13,7 @@ import json
 import os
 import pathlib
 import tempfile
+import time
 from typing import Any, Iterator
 
 from .errors import ExitCode, OrchestratorError
@@ -82,17 +83,42 @@ def read_json(path: pathlib.Path) -> Any | None:
         return None
 
 
+# How long a run waits for another's lock: longer than any build of one arch here (the
+# slowest cold build measured took 18 min), short of waiting for ever on a wedged run.
+LOCK_WAIT_SECONDS = 2 * 3600.0
+
+
 @contextlib.contextmanager
-def file_lock(path: pathlib.Path, what: str, on_wait=None) -> Iterator[None]:
-    """An exclusive flock, so two runs (or xdist workers) never build into one dir at once."""
+def file_lock(path: pathlib.Path, what: str, on_wait=None,
+              timeout: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+    """An exclusive flock, so two runs (or xdist workers) never build into one dir at once.
+    The holder's pid is in the file; a wait says so every minute and ends after `timeout`
+    with one sentence naming the holder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait:
-                on_wait(f"waiting for another run that holds the lock on {what}")
-            fcntl.flock(f, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        said = -1
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - t0
+                f.seek(0)
+                holder = f.read().strip() or "unknown"
+                if waited >= timeout:
+                    raise OrchestratorError(
+                        f"Another run (pid {holder}) has held the lock on {what} for {waited / 60:.0f} min; "
+                        f"let it finish or stop it, then retry (the lock is {path}).", ExitCode.INFRA_ERROR)
+                if on_wait and int(waited // 60) != said:
+                    said = int(waited // 60)
+                    on_wait(f"waiting for another run (pid {holder}) that holds the lock on {what}"
+                            + (f" ({said} min so far)" if said else ""))
+                time.sleep(1.0)
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
         try:
             yield
         finally:

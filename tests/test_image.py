@@ -36,3 +36,51 @@ def test_entries_are_padded_to_four_bytes():
     assert len(data) % 4 == 0
     assert data.startswith(b"070701")
     assert data.rstrip(b"\0").endswith(b"TRAILER!!!")
+
+
+def test_the_image_takes_regular_files_only(tmp_path):
+    # What a series can add under test.d: a FIFO, a symlink to /dev/zero, a symlink out
+    # of the tree. Each is refused at once (reading one would hang under the cache lock).
+    import os
+    import time
+    import pytest
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.guest.image import _tree_files
+    top = tmp_path / "ftrace" / "test.d" / "dynevent"
+    top.mkdir(parents=True)
+    (top / "ok.tc").write_text("#!/bin/sh\n")
+    (top / "twin.tc").symlink_to("ok.tc")
+    assert [p.name for p in _tree_files(tmp_path / "ftrace")] == ["ok.tc", "twin.tc"]
+    for make, said in ((lambda p: os.mkfifo(p), "is not a regular file"),
+                       (lambda p: p.symlink_to("/dev/zero"), "is a symlink to /dev/zero"),
+                       (lambda p: p.symlink_to("/etc/hostname"), "is a symlink to /etc/hostname")):
+        bad = top / "zz.tc"
+        make(bad)
+        t0 = time.monotonic()
+        with pytest.raises(OrchestratorError) as exc:
+            _tree_files(tmp_path / "ftrace")
+        assert time.monotonic() - t0 < 5
+        assert f"{bad} {said}; the guest image takes regular files only" in exc.value.message
+        bad.unlink()
+
+
+def test_a_lock_held_too_long_ends_the_wait_with_the_holder(tmp_path):
+    import fcntl
+    import os
+    import pytest
+    from orchestrator import cache
+    from orchestrator.errors import OrchestratorError
+    lock = tmp_path / "locks" / "prepare.lock"
+    said = []
+    with cache.file_lock(lock, "kernel builds"):
+        with open(lock) as other:          # another open file: flock conflicts with it
+            assert other.read() == str(os.getpid())
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(OrchestratorError) as exc:
+            with cache.file_lock(lock, "kernel builds", on_wait=said.append, timeout=1.5):
+                pass
+    assert f"Another run (pid {os.getpid()}) has held the lock on kernel builds" in exc.value.message
+    assert said == [f"waiting for another run (pid {os.getpid()}) that holds the lock on kernel builds"]
+    with cache.file_lock(lock, "kernel builds", timeout=1.5):   # released: taken at once
+        pass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import stat
 
 from .. import cache
 from . import guestprog, dropbear as sshd, busybox as userland
@@ -37,10 +38,26 @@ class ImageResult:
 
 
 def _tree_files(top: pathlib.Path) -> list[pathlib.Path]:
+    """The regular files under `top` (what goes into the image, and its key). Anything else
+    is refused: a series can add a FIFO or a symlink to /dev/zero under test.d, and reading
+    it would hang the build of every run on the machine (it happens under the cache lock)."""
     files = []
+    inside = top.resolve()
     for root, dirs, names in os.walk(top):
         dirs[:] = sorted(d for d in dirs if d not in ("logs", "__pycache__"))
-        files.extend(pathlib.Path(root, n) for n in sorted(names))
+        for name in sorted(names):
+            path = pathlib.Path(root, name)
+            try:
+                regular = stat.S_ISREG(path.stat().st_mode)   # a symlink: what it points to
+            except OSError:
+                regular = False
+            # A symlink out of the directory would put a host file into the guest.
+            if not regular or (path.is_symlink() and not path.resolve().is_relative_to(inside)):
+                what = "a symlink to " + os.readlink(path) if path.is_symlink() else "not a regular file"
+                raise OrchestratorError(
+                    f"{path} is {what}; the guest image takes regular files only: make it a file "
+                    "or remove it from the tree (or the series that adds it).")
+            files.append(path)
     return files
 
 
