@@ -190,3 +190,16 @@ def test_an_untracked_file_is_part_of_the_tree_identity(repo):
     (repo / "arch/orchestrator-qemu-virt.dts").parent.mkdir(exist_ok=True)
     (repo / "arch/orchestrator-qemu-virt.dts").write_text("/dts-v1/;\n")
     assert _tree(repo).tree_id == clean
+
+
+@pytest.mark.parametrize("old,new", [
+    ('"a/x y/../../../etc/passwd"', '"b/x y/../../../etc/passwd"'),            # git quotes names with spaces
+    ("a/../../etc/passwd\t2026-12-01 10:00:00", "b/../../etc/passwd\t2026-12-01 10:00:00"),  # diff(1)'s dates
+])
+def test_a_quoted_or_dated_path_escaping_the_tree_is_refused(repo, mbox, tmp_path, old, new):
+    evil = (mbox.read_text().replace(f"diff --git a/{FILES[0]} b/{FILES[0]}\n", "", 1)
+            .replace(f"--- a/{FILES[0]}\n", f"--- {old}\n", 1).replace(f"+++ b/{FILES[0]}\n", f"+++ {new}\n", 1))
+    f = tmp_path / "evil.mbx"
+    f.write_text(evil)
+    with pytest.raises(series.SeriesError, match=r"touches '(x y/)?\.\./\.\./(\.\./)?etc/passwd', a path outside"):
+        series.load(str(f), repo)

@@ -106,13 +106,37 @@ def _header(msg: email.message.Message, name: str) -> str:
     return " ".join(str(email.header.make_header(email.header.decode_header(str(value)))).split())
 
 
-def _diff_files(body: str) -> list[str]:
-    files = []
+def _header_paths(body: str) -> list[str]:
+    """Every path the diff's header lines name, read plainly (a first cut: no quoting)."""
+    files: list[str] = []
     for m in _DIFF_PATH.finditer(body):
         for path in m.groups():
             if path and path != "/dev/null" and path not in files:
                 files.append(path)
     return files
+
+
+def _diff_files(body: str) -> list[str]:
+    """The paths a message's diff touches, as git reads them (`git apply --numstat -z`:
+    quoted names, tabs, spaces, renames); the header lines themselves when git cannot
+    parse the diff (git am then refuses it with its own message)."""
+    out = subprocess.run(["git", "apply", "--numstat", "-z", "-"], input=body.encode(errors="surrogateescape"),
+                         capture_output=True, timeout=60)
+    files: list[str] = []
+    if out.returncode == 0 and out.stdout:
+        fields = out.stdout.decode(errors="replace").split("\0")
+        i = 0
+        while i < len(fields) and fields[i]:
+            path = fields[i].split("\t", 2)[2]
+            if path:                     # "added<TAB>deleted<TAB>path"
+                names = [path]
+                i += 1
+            else:                        # a rename or copy: "added<TAB>deleted<TAB>", old, new
+                names = fields[i + 1:i + 3]
+                i += 3
+            files += [n for n in names if n and n not in files]
+        return files
+    return _header_paths(body)
 
 
 def _check_paths(files: list[str], where: str) -> None:
@@ -146,7 +170,8 @@ def _parse_message(raw: bytes, where: str) -> tuple[Patch | None, str]:
     if not subject:
         raise SeriesError(f"{where} has a diff but no Subject: header; give patches as "
                           "`git format-patch` or `b4 am` writes them.")
-    _check_paths(files, where)
+    # Both readings: a header line git does not take its name from is still refused.
+    _check_paths(files + [f for f in _header_paths(body) if f not in files], where)
     mid = _header(msg, "Message-ID").strip("<> ") or None
     return Patch(0, subject, _header(msg, "From"), mid, files, raw=raw), subject
 
