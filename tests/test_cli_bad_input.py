@@ -212,3 +212,13 @@ def test_a_bug_is_exit_7_with_one_line_and_the_run_says_error(fake_tree, tmp_pat
     data = json.loads((run_dir / "results.json").read_text())
     assert data["state"] == "error" and data["exit_code"] == 7
     assert "RuntimeError: a bug in the build stage" in data["verdict"]
+
+
+def test_a_case_file_with_a_newline_in_its_name(tmp_path):
+    tcdir = tmp_path / "tc"
+    tcdir.mkdir()
+    (tcdir / "ok.tc").write_text("#!/bin/sh\n")
+    (tcdir / "two\nlines.tc").write_text("#!/bin/sh\n")
+    p = run("--suite", "tcscripts", "--tcdir", str(tcdir), results=tmp_path / "r")
+    assert p.returncode == 2
+    assert "The case file 'tcscripts/two\\nlines.tc' has a newline or a control character in its name" in p.stderr

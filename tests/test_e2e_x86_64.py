@@ -140,3 +140,26 @@ def test_sigint_mid_run_leaves_no_qemu_and_keeps_results(first_run, tmp_path):
     assert data["state"] == "incomplete" and data["exit_code"] == 130
     assert len(data["cases"]) >= 3
     assert ET.parse(tmp_path / "latest" / "junit.xml").getroot().findall("./testsuite/testcase")
+
+
+def test_a_command_that_is_not_shell_costs_that_command_not_the_guest(first_run):
+    """The guest's command loop evaluates each line in a subshell: a syntax error (which
+    ends a non-interactive sh, and PID 1 with it) costs that command only."""
+    import io
+    from orchestrator import pipeline
+    from orchestrator.progress import Progress
+    from orchestrator.vm.console import ConsoleSession
+    from orchestrator.vm.transport import GuestTimeout
+    opts = pipeline.TestOptions(arch="x86_64")
+    tree = pipeline.source_tree(opts, Progress(io.StringIO()))
+    prepared = pipeline.prepare_guest(opts, tree, Progress(io.StringIO()))   # the first run's, reused
+    session = ConsoleSession(prepared.argv, io.BytesIO())
+    session.start()
+    try:
+        session.wait_ready(180)
+        with pytest.raises(GuestTimeout):
+            session.run("if then fi", 10)       # no BEGIN or END marker: the line never ran
+        assert session.alive
+        assert session.run("echo alive", 60).output == ["alive"]
+    finally:
+        session.kill()

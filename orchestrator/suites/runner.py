@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import re
 import shlex
 import signal
 import time
@@ -28,6 +29,7 @@ from ..results.recorder import CaseResult
 from .splats import POISONING_KINDS, WEDGING_KINDS, SplatDetector
 
 DEFAULT_SUITES = ("dynevent", "kprobe", "tcscripts", "kprobe_multi")
+_UNSENDABLE = re.compile(r"[\x00-\x1f\x7f]")
 ALL_FTRACE = "ftrace-all"
 # Suites run by a guest program of ours rather than by ftracetest.
 PROGRAM_SUITES = guestprog.PROGRAM_SUITES
@@ -89,6 +91,11 @@ def list_cases(tree_path: pathlib.Path, suites: list[str], syscall_prefix: str =
             specs = [CaseSpec(str(f.relative_to(test_d)), str(f.relative_to(test_d)).split("/")[0],
                               f"{GUEST_FTRACE}/test.d/{f.relative_to(test_d)}") for f in files]
         for spec in specs:
+            if _UNSENDABLE.search(spec.id):
+                # The host sends one command per line: a newline in a name would split it.
+                raise OrchestratorError(
+                    f"The case file {spec.id!r} has a newline or a control character in its name; "
+                    "rename it (the guest's commands are sent one per line).")
             if spec.id not in seen:
                 seen.add(spec.id)
                 cases.append(spec)
