@@ -3,6 +3,7 @@ default suites. The first run on a machine builds the kernel (~6 min on 2 cores)
 later runs reuse the cached build."""
 import json
 import pathlib
+import signal
 import subprocess
 import sys
 import time
@@ -114,9 +115,12 @@ def _qemu_pids_using(path: str) -> list[int]:
 
 def test_sigint_mid_run_leaves_no_qemu_and_keeps_results(first_run, tmp_path):
     """Ctrl-C while the suites run: exit 130, QEMU gone, the finished cases kept."""
+    # SIGINT as a terminal gives it: a test run from a background job inherits it ignored
+    # (and Python then keeps it ignored).
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64",
                              "--suite", "kprobe", "--results-dir", str(tmp_path)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     results = tmp_path / "latest" / "results.json"
     deadline = time.monotonic() + 300
     data = {}

@@ -425,7 +425,7 @@ def validator():
 def test_schema_matches_the_code(validator):
     props = validator.schema["properties"]
     assert props["schema_version"]["const"] == SCHEMA_VERSION
-    assert props["state"]["enum"] == ["running", "complete", "failed", "incomplete"]
+    assert props["state"]["enum"] == ["running", "complete", "failed", "incomplete", "error"]
     assert sorted(validator.schema["$defs"]["case"]["properties"]["status"]["enum"]) == sorted(STATUSES)
     import dataclasses
     fields = {f.name for f in dataclasses.fields(CaseResult)}

@@ -19,7 +19,17 @@ import pexpect
 from ..suites.splats import command_part
 from .transport import CommandResult, GuestDied, GuestTimeout
 
-READY = re.compile(r"KTO:READY:([^:\s]*):(\d+)(?::([\d.]+))?")
+# KTO:READY:<boot nonce>:<release>:<taint>:<uptime>; the nonce comes from the kernel
+# command line (kto.boot=, added at each start where QEMU passes one), so nothing printed
+# before the guest read its command line can pass for READY. Images from before the
+# nonce (and boot routes with a built-in command line) print no nonce field.
+def _ready(nonce: str | None) -> re.Pattern[str]:
+    if nonce:
+        return re.compile(rf"KTO:READY:{nonce}:([^:\s]*):(\d+)(?::([\d.]+))?")
+    return re.compile(r"KTO:READY:(?:[0-9a-f]*:)?([^:\s]*):(\d+)(?::([\d.]+))?")
+
+
+BOOT_NONCE_ARG = "kto.boot"
 
 
 class ConsoleSession:
@@ -34,7 +44,9 @@ class ConsoleSession:
         self.argv = argv
         self.console_log = console_log
         self.observer = observer
-        self.nonce = secrets.token_hex(4)
+        # 128 bits: the markers of a command cannot be guessed by what the guest prints.
+        self.nonce = secrets.token_hex(16)
+        self.ready_nonce: str | None = None
         self.seq = 0
         self._buf = b""
         self._tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
@@ -45,8 +57,12 @@ class ConsoleSession:
 
     # -- process ---------------------------------------------------------
     def start(self) -> None:
-        self.child = pexpect.spawn(self.argv[0], self.argv[1:], timeout=None, echo=False,
-                                   maxread=65536)
+        argv = list(self.argv)
+        if "-append" in argv:
+            i = argv.index("-append") + 1
+            argv[i] = f"{argv[i]} {BOOT_NONCE_ARG}={self.nonce}"
+            self.ready_nonce = self.nonce
+        self.child = pexpect.spawn(argv[0], argv[1:], timeout=None, echo=False, maxread=65536)
 
     @property
     def alive(self) -> bool:
@@ -158,8 +174,9 @@ class ConsoleSession:
 
     # -- protocol --------------------------------------------------------
     def wait_ready(self, timeout: float) -> None:
-        line = self._pump(time.monotonic() + timeout, lambda l: READY.search(l) is not None)
-        m = READY.search(line)
+        ready = _ready(self.ready_nonce)
+        line = self._pump(time.monotonic() + timeout, lambda l: ready.search(l) is not None)
+        m = ready.search(line)
         assert m
         self.kernel_release, self.boot_taint = m.group(1), int(m.group(2))
         # The guest's uptime at its shell: its own boot time (None from older images).
