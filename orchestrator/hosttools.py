@@ -2,11 +2,46 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
+import signal
 import subprocess
-from typing import Mapping
+from typing import Any, Mapping
 
 from .errors import ExitCode, OrchestratorError
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """End a process started in its own session and everything it started (a make's
+    recipe shells and compilers): SIGTERM to the group, SIGKILL after 10 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def run_tree(argv: list[str], input: bytes | str | None = None, **kwargs: Any) -> subprocess.CompletedProcess:
+    """subprocess.run for a command that starts others (make): in a session of its own, so
+    a Ctrl-C, a SIGTERM (raised here as KeyboardInterrupt) or any other exception ends
+    the whole tree, not only its first process."""
+    if input is None and "stdin" not in kwargs:
+        kwargs["stdin"] = subprocess.DEVNULL
+    if kwargs.pop("capture_output", False):
+        kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
+    if input is not None:
+        kwargs["stdin"] = subprocess.PIPE
+    proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
+    try:
+        out, err = proc.communicate(input)
+    except BaseException:
+        kill_group(proc)
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def require(tools: Mapping[str, str], purpose: str) -> None:

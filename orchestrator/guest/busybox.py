@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 
-from .. import cache
+from .. import cache, hosttools
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
 
@@ -151,8 +151,8 @@ def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, sa
         steps = [make + ["oldconfig"], make + [f"-j{os.cpu_count() or 1}", "busybox_unstripped"]]
         for argv in steps:
             # oldconfig asks about options Debian's config does not set: take every default.
-            rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                input=b"\n" * 4000 if argv[-1] == "oldconfig" else None).returncode
+            rc = hosttools.run_tree(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                    input=b"\n" * 4000 if argv[-1] == "oldconfig" else None).returncode
             if rc:
                 raise OrchestratorError(
                     f"Building busybox for {arch.name} with zig failed (make exit {rc}); see {log}.",

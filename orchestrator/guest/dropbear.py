@@ -12,7 +12,7 @@ import pathlib
 import shutil
 import subprocess
 
-from .. import cache
+from .. import cache, hosttools
 from . import busybox as userland
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
@@ -76,7 +76,7 @@ def _build(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, say) -> Non
     ]
     with open(log, "w") as out:
         for argv in steps:
-            rc = subprocess.run(argv, cwd=build, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+            rc = hosttools.run_tree(argv, cwd=build, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
             if rc:
                 raise OrchestratorError(
                     f"Building dropbear for {arch.name} with zig failed ({pathlib.Path(argv[0]).name} "

@@ -74,7 +74,7 @@ def uapi_headers(tree: KernelTree, arch: Arch, cache_root: pathlib.Path, say=pri
         out.mkdir(parents=True, exist_ok=True)
         stamp.unlink(missing_ok=True)
         argv = ["make", "-s", "-C", str(tree.path), f"O={out}", *arch.make_vars(), "headers"]
-        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        proc = hosttools.run_tree(argv, capture_output=True, text=True)
         if proc.returncode != 0:
             first = (proc.stderr or proc.stdout).strip().splitlines()[:3]
             raise ProgramBuildFailed(

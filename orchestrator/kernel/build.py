@@ -11,7 +11,6 @@ import os
 import pathlib
 import re
 import shutil
-import signal
 import subprocess
 import time
 
@@ -121,23 +120,11 @@ def _run_make(argv: list[str], env: dict[str, str], log_file, progress: Progress
             progress.status(f"{label}: {steps} steps{pct}, {fmt_duration(elapsed)}  {last}")
         rc = proc.wait()
     except BaseException:
-        _kill_group(proc)
+        hosttools.kill_group(proc)
         raise
     finally:
         log_file.flush()
     return rc, steps
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
 
 
 def first_errors(log: pathlib.Path, limit: int = 8) -> list[str]:

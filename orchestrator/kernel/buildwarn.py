@@ -10,7 +10,8 @@ from __future__ import annotations
 import pathlib
 import re
 import shlex
-import subprocess
+
+from .. import hosttools
 
 _SAVED = re.compile(r"^savedcmd_\S+ := (.*)$", re.M)
 _WARNING = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?:\d+:)? warning: (?P<msg>.*)$")
@@ -52,8 +53,7 @@ def warnings_for(build_dir: pathlib.Path, files: tuple[str, ...] | list[str]) ->
         argv = _compile_argv(cmd_file)
         if argv is None:
             continue   # not part of this config's build
-        proc = subprocess.run(argv, cwd=build_dir, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
+        proc = hosttools.run_tree(argv, cwd=build_dir, capture_output=True, text=True)
         found = []
         for line in proc.stderr.splitlines():
             m = _WARNING.match(line)

@@ -76,15 +76,16 @@ class ConsoleSession:
             self._drain()
         except Exception:
             pass
-        try:
-            self.child.terminate(force=True)
-        except Exception:
-            pass
-        try:
-            self.child.close(force=True)
-        except Exception:
-            pass
-        self.child = None
+        finally:   # a signal during the drain still ends QEMU
+            try:
+                self.child.terminate(force=True)
+            except Exception:
+                pass
+            try:
+                self.child.close(force=True)
+            except Exception:
+                pass
+            self.child = None
 
     def halt(self, command: str | None, timeout: float = 15.0) -> None:
         """Ask the guest to end QEMU (reboot -f with -no-reboot); kill it if it does not."""

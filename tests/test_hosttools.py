@@ -1,0 +1,44 @@
+"""Commands that start others (make and its recipe shells and compilers) end as a tree."""
+import os
+import signal
+import time
+
+import pytest
+
+from orchestrator import hosttools
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie waiting for its reaper is gone for our purpose.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_an_interrupt_ends_the_whole_tree(tmp_path):
+    pidfile = tmp_path / "grandchild"
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")   # what the CLI raises for SIGTERM/SIGHUP
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+        with pytest.raises(KeyboardInterrupt):
+            hosttools.run_tree(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    grandchild = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(grandchild)
+
+
+def test_output_and_input_as_subprocess_run_gives_them():
+    out = hosttools.run_tree(["sh", "-c", "read x; echo got $x; echo err >&2; exit 3"], input="it\n",
+                             capture_output=True, text=True)
+    assert (out.returncode, out.stdout, out.stderr) == (3, "got it\n", "err\n")
