@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+from .. import cache
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
 from ..guest import dropbear as sshd, busybox as userland
@@ -75,9 +76,9 @@ DEB_SRC_FILE = pathlib.Path("/etc/apt/sources.list.d/orchestrator-deb-src.source
 
 def _ensure_deb_src(say) -> bool:
     """Add deb-src twins of the machine's deb822 'Types: deb' stanzas (for busybox's
-    source package). Returns True when apt needs an update."""
-    if DEB_SRC_FILE.exists():
-        return False
+    source package). Returns True when apt needs an update. The file is written whole
+    (a temp file renamed over it), and one that is not what it should be (an earlier
+    write cut short) is written again."""
     stanzas = []
     for f in sorted(pathlib.Path("/etc/apt/sources.list.d").glob("*.sources")):
         for block in f.read_text().split("\n\n"):
@@ -90,10 +91,16 @@ def _ensure_deb_src(say) -> bool:
             "bookworm to your apt sources by hand and run `apt-get update`.", ExitCode.MISSING_HOST_TOOL)
     text = "# Added by orchestrator deps: busybox's source package for riscv64/loongarch64 guests.\n"
     text += "\n\n".join(stanzas) + "\n"
+    try:
+        if DEB_SRC_FILE.read_text() == text:
+            return False
+    except OSError:
+        pass
     say(f"deps: writing {DEB_SRC_FILE}")
     if os.geteuid() == 0:
-        DEB_SRC_FILE.write_text(text)
+        cache.atomic_write(DEB_SRC_FILE, text)
     else:
-        subprocess.run(["sudo", "tee", str(DEB_SRC_FILE)], input=text.encode(), check=True,
-                       stdout=subprocess.DEVNULL)
+        tmp = DEB_SRC_FILE.with_name(f".{DEB_SRC_FILE.name}.{os.getpid()}")
+        subprocess.run(["sudo", "tee", str(tmp)], input=text.encode(), check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["sudo", "mv", "-f", str(tmp), str(DEB_SRC_FILE)], check=True)
     return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 
 from ..series import versus_base
 from .. import cache, pipeline
@@ -96,7 +97,8 @@ def _run_rows(jobs: list[tuple[str, pipeline.TestOptions, "versus_base.SeriesOpt
             rows.append(Row(name, int(exc.code), exc.results or {}, exc.message[:90]))
     table = render(rows)
     print("\n" + table)
-    cache.atomic_write_json(results_root / f"matrix-{dt.datetime.now():%Y%m%d-%H%M%S}.json",
+    # The pid too: two matrices finishing in the same second must not share one file.
+    cache.atomic_write_json(results_root / f"matrix-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.json",
                             {"rows": [{"arch": r.arch, "exit_code": r.code, "run_id": r.data.get("run_id"),
                                        "cells": dict(zip(HEADER, r.cells()))} for r in rows]})
     codes = [r.code for r in rows]

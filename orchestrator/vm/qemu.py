@@ -71,15 +71,17 @@ def choose_accel(arch: Arch, kernel: pathlib.Path, cache_root: pathlib.Path, wan
     qemu_version = hosttools.version_line((arch.qemu.binary, "--version"))
     key = cache.digest(_boot_id(), arch.name, qemu_version)
     verdicts_path = cache_root / "kvm-probe.json"
-    verdicts = cache.read_json(verdicts_path) or {}
-    verdict = verdicts.get(key)
-    if verdict is None:
-        ok, detail = _probe(arch, kernel)
-        verdict = {"ok": ok, "detail": detail}
-        verdicts[key] = verdict
-        cache.atomic_write_json(verdicts_path, verdicts)
-        if not ok:
-            say(f"qemu: KVM does not work here ({detail}); using TCG, which is much slower.")
+    # One probe at a time: two runs would both probe and the second write drop the first's.
+    with cache.file_lock(cache_root / "locks" / "kvm-probe.lock", "the KVM probe", on_wait=say):
+        verdicts = cache.read_json(verdicts_path) or {}
+        verdict = verdicts.get(key)
+        if verdict is None:
+            ok, detail = _probe(arch, kernel)
+            verdict = {"ok": ok, "detail": detail}
+            verdicts[key] = verdict
+            cache.atomic_write_json(verdicts_path, verdicts)
+            if not ok:
+                say(f"qemu: KVM does not work here ({detail}); using TCG, which is much slower.")
     if verdict["ok"]:
         return Accel("kvm", "KVM probe booted a kernel")
     if wanted == "kvm":
