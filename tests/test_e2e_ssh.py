@@ -46,6 +46,17 @@ def test_scp_refuses_names_that_leave_the_target(tmp_path, name):
     assert not (tmp_path / "escape").exists()
 
 
+@pytest.mark.parametrize("stream,said", [
+    (b"D0755 0 logs\nC0644 nonsense\n", "garbled record"),        # too few fields
+    (b"D0755 0 logs\nC06z4 3 x\nabc\0E\n", "garbled record"),       # a mode that is not octal
+    (b"D0755 0 logs\nC0644 99999999999 big\n", "more than 64 MiB"),  # a size the host would buffer
+    (b"E\n", "never began"),                                       # an end with no directory
+])
+def test_scp_refuses_a_garbled_or_unbounded_stream(tmp_path, stream, said):
+    with pytest.raises(OSError, match=said):
+        ScpSink(_ScriptedChannel(stream)).receive_into(tmp_path / "dest")
+
+
 def test_scp_sink_reads_a_tree(tmp_path):
     chan = _ScriptedChannel(b"D0755 0 logs\nC0644 5 ktap.out\nhello\0D0700 0 sub\nC0600 2 x\nhi\0E\nE\n")
     files = ScpSink(chan).receive_into(tmp_path / "dest")

@@ -9,6 +9,9 @@ import re
 import paramiko
 
 
+# What one case's log dir may hold: far more than ftracetest writes, bounded all the same
+# (the host buffers each file whole).
+MAX_BYTES = 64 << 20
 _SAFE_NAME = re.compile(r"^[^/\0]+$")
 
 
@@ -17,6 +20,7 @@ class ScpSink:
 
     def __init__(self, chan: paramiko.Channel):
         self.chan = chan
+        self.received = 0   # bytes of file data so far
 
     def _line(self) -> bytes:
         out = b""
@@ -52,10 +56,19 @@ class ScpSink:
                 self.chan.sendall(b"\0")
                 continue
             if kind == b"E":
+                if not stack:
+                    raise OSError("scp: the guest ended a directory it never began")
                 stack.pop()
                 self.chan.sendall(b"\0")
                 continue
-            mode, size, name = body.split(" ", 2)
+            try:
+                mode, size_text, name = body.split(" ", 2)
+                size, perm = int(size_text), int(mode, 8)
+            except ValueError:
+                raise OSError(f"scp: a garbled record from the guest: {line[:60]!r}") from None
+            self.received += size if kind == b"C" else 0
+            if size < 0 or self.received > MAX_BYTES:
+                raise OSError(f"scp: the guest sent more than {MAX_BYTES >> 20} MiB of logs; the copy stops here")
             # The guest runs the kernel under test: its names must not climb out.
             if not _SAFE_NAME.match(name) or name in (".", ".."):
                 raise OSError(f"scp: refusing the name {name!r} from the guest")
@@ -66,12 +79,12 @@ class ScpSink:
                 self.chan.sendall(b"\0")
             elif kind == b"C":
                 self.chan.sendall(b"\0")
-                data = self._read_exact(int(size))
+                data = self._read_exact(size)
                 self._read_exact(1)   # the source's status byte after the data
                 target = (stack[-1] if stack else local) / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
-                target.chmod(int(mode, 8) & 0o644 | 0o600)
+                target.chmod(perm & 0o644 | 0o600)
                 files.append(target)
                 self.chan.sendall(b"\0")
             else:
