@@ -8,11 +8,12 @@ import pathlib
 from .. import cache
 from ..results import report
 from ..errors import ExitCode, OrchestratorError
+from ..results.recorder import read_run
 
 
 def _load(run_dir: pathlib.Path) -> dict:
-    data = cache.read_json(run_dir / "results.json")
-    if not isinstance(data, dict) or "cases" not in data:
+    data = read_run(run_dir)
+    if data is None:
         raise OrchestratorError(f"{run_dir} holds no readable results.json; give run directories "
                                 "such as results/20261122-101500-x86_64-1234.")
     return data

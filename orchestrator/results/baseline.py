@@ -5,29 +5,10 @@ from __future__ import annotations
 import pathlib
 from typing import Callable
 
-from .. import cache
 from . import compare, confirm
 from ..errors import OrchestratorError
 from ..progress import Progress
-from ..suites.status import STATUSES
-from .recorder import Recorder
-
-
-def read_run(run_dir: pathlib.Path) -> dict | None:
-    """A run's results.json when it has the shape comparisons read (a file from a nightly's
-    artifacts may be anything): cases with an id and a known status, splats with a kind
-    and a title."""
-    data = cache.read_json(run_dir / "results.json")
-    if not isinstance(data, dict) or not isinstance(data.get("cases"), list) \
-            or not isinstance(data.get("splats", []), list):
-        return None
-    if not all(isinstance(c, dict) and isinstance(c.get("id"), str) and c.get("status") in STATUSES
-               for c in data["cases"]):
-        return None
-    if not all(isinstance(s, dict) and isinstance(s.get("kind"), str) and isinstance(s.get("title"), str)
-               for s in data.get("splats", [])):
-        return None
-    return data
+from .recorder import Recorder, read_run
 
 
 def check(path: pathlib.Path) -> None:

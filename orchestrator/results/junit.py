@@ -33,7 +33,7 @@ def testsuites(data: dict, prefix: str | None = None) -> list[ET.Element]:
         for c in cases:
             tc = ET.SubElement(el, "testcase", classname=f"{prefix}.{suite}", name=c["id"],
                                time=f"{c['seconds']:.2f}")
-            message = _clean(f"{c['status']}: {c.get('reason') or c['description']}")
+            message = _clean(f"{c['status']}: {c.get('reason') or c.get('description') or c['id']}")
             body = _clean(c.get("log") or "")
             if c["status"] in _FAILURE:
                 ET.SubElement(tc, "failure", message=message, type=c["status"]).text = body

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import cache
 from ..suites import status
+from ..suites.status import STATUSES
 from ..suites.status import FAILING
 
 SCHEMA_VERSION = 1
@@ -117,6 +118,42 @@ class Recorder:
                          finished_at=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                          counts=status.counts(self.cases))
         self.flush()
+
+
+def read_run(run_dir: pathlib.Path) -> dict | None:
+    """A run's results.json when it has the shape the readers take (a file from a
+    nightly's artifacts may be anything), else None. Nulls are dropped (every reader takes
+    an absent value for its default); what is left must have the types the readers use."""
+    data = cache.read_json(run_dir / "results.json")
+    if not isinstance(data, dict):
+        return None
+    data = {k: v for k, v in data.items() if v is not None}
+    for key in ("cases", "splats"):
+        if isinstance(data.get(key), list):
+            data[key] = [{k: v for k, v in e.items() if v is not None} if isinstance(e, dict) else e
+                         for e in data[key]]
+
+    def typed(d: dict, types: dict) -> bool:
+        return all(k not in d or (isinstance(d[k], t) and not (t is not bool and isinstance(d[k], bool)))
+                   for k, t in types.items())
+
+    case_types = {"id": str, "suite": str, "status": str, "seconds": (int, float), "reason": str, "log": str,
+                  "description": str, "splats": list, "test_status": str, "worker": str, "boot": int}
+    if not isinstance(data.get("cases"), list) or not all(
+            isinstance(c, dict) and typed(c, case_types) and {"id", "suite", "seconds"} <= set(c)
+            and c.get("status") in STATUSES for c in data["cases"]):
+        return None
+    if not isinstance(data.get("splats", []), list) or not all(
+            isinstance(s, dict) and typed(s, {"kind": str, "title": str, "case": str, "lines": list, "count": int})
+            and {"kind", "title"} <= set(s) for s in data.get("splats", [])):
+        return None
+    top = {k: str for k in ("run_id", "arch", "label", "state", "verdict", "started_at", "finished_at")}
+    top.update({k: dict for k in ("kernel", "versions", "accel", "boot_route", "taint", "config", "baseline",
+                                  "first_cause", "stages", "series", "history", "counts")})
+    top.update({"exit_code": int, "suites": list})
+    if not typed(data, top) or not all(isinstance(s, dict) for s in data.get("stages", {}).values()):
+        return None
+    return data
 
 
 def failures_after_poisoning_splat(data: dict) -> dict | None:
