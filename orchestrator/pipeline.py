@@ -20,6 +20,7 @@ from .vm.ssh import SshSession
 from .vm.transport import GuestDied, GuestTimeout, Transport, TransportLost
 from .errors import ExitCode, OrchestratorError
 from .kernel.fragments import Fragments, fragments_for
+from .kernel.trees import BUILTIN_TREES, DEFAULT_TREE
 from .kernel.kconfig import ConfigFailed, check_user_fragments
 from .suites.status import FAILING
 from .progress import Progress, fmt_duration
@@ -125,8 +126,11 @@ def _configure_and_build(opts: TestOptions, tree: source.KernelTree, arch: Arch,
 
 
 def source_tree(opts: TestOptions, progress: Progress) -> source.KernelTree:
-    return (source.user_tree(opts.kernel) if opts.kernel
-            else source.default_tree(opts.cache_root, say=progress.say))
+    """KERNEL=: a built-in tree's name (6.12, 7.2), else a path; none: the default tree."""
+    name = opts.kernel or DEFAULT_TREE
+    if name in BUILTIN_TREES:
+        return source.builtin_tree(name, opts.cache_root, say=progress.say)
+    return source.user_tree(name)
 
 
 def inputs_digest(opts: TestOptions) -> str:

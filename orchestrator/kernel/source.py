@@ -18,9 +18,10 @@ import subprocess
 
 from .. import cache
 from ..errors import ExitCode, OrchestratorError
+from . import trees
+from .trees import BUILTIN_TREES, DEFAULT_TREE
 
-DEFAULT_TARBALL = pathlib.Path("/usr/src/linux-source-6.12.tar.xz")
-DEFAULT_PACKAGE = "linux-source-6.12"
+DEFAULT_TARBALL = pathlib.Path(BUILTIN_TREES[DEFAULT_TREE].tarball)
 # The identity git needs for commits, and no automatic gc/maintenance: a `git gc --auto`
 # after recording an 80k-file tree repacked for ~8 minutes beside the kernel build.
 GIT_CONFIG = ["-c", "user.name=orchestrator", "-c", "user.email=orchestrator@localhost",
@@ -135,14 +136,18 @@ def user_tree(path_text: str) -> KernelTree:
                       origin=f"user tree {path}", git_commit=commit)
 
 
-def default_tree(cache_root: pathlib.Path, tarball: pathlib.Path = DEFAULT_TARBALL,
-                 say=print) -> KernelTree:
+def builtin_tree(name: str, cache_root: pathlib.Path, say=print) -> KernelTree:
+    """A built-in tree by name (kernel/trees.py) as a git repo in the cache, made once."""
+    tree = BUILTIN_TREES[name]
+    return _tarball_tree(trees.ensure_tarball(tree, cache_root, say), tree.package, cache_root, say)
+
+
+def default_tree(cache_root: pathlib.Path, say=print) -> KernelTree:
+    return builtin_tree(DEFAULT_TREE, cache_root, say)
+
+
+def _tarball_tree(tarball: pathlib.Path, package: str, cache_root: pathlib.Path, say) -> KernelTree:
     """Debian's linux-source tarball as a git repo in the cache, made once."""
-    if not tarball.exists():
-        raise OrchestratorError(
-            f"The default kernel tree {tarball} is not installed; install it with "
-            f"`apt-get install {DEFAULT_PACKAGE}` (or `make deps`), or set KERNEL=/path/to/linux.",
-            ExitCode.MISSING_HOST_TOOL)
     stem = tarball.name.split(".tar")[0]
     sources = cache_root / "sources"
     dest = sources / stem
@@ -151,7 +156,7 @@ def default_tree(cache_root: pathlib.Path, tarball: pathlib.Path = DEFAULT_TARBA
     tarball_key = f"{tarball}:{st.st_size}:{st.st_mtime_ns}"
     with cache.file_lock(sources / f"{stem}.lock", f"the {stem} tree", on_wait=say):
         if not (stamp.exists() and stamp.read_text() == tarball_key and (dest / ".git").exists()):
-            _unpack_into_git(tarball, dest, say)
+            _unpack_into_git(tarball, package, dest, say)
             cache.atomic_write(stamp, tarball_key)
     commit = _git(dest, "rev-parse", "HEAD")
     tree = _git(dest, "rev-parse", "HEAD^{tree}")
@@ -159,7 +164,7 @@ def default_tree(cache_root: pathlib.Path, tarball: pathlib.Path = DEFAULT_TARBA
                       origin=f"Debian {tarball.name}", git_commit=commit)
 
 
-def _unpack_into_git(tarball: pathlib.Path, dest: pathlib.Path, say) -> None:
+def _unpack_into_git(tarball: pathlib.Path, package: str, dest: pathlib.Path, say) -> None:
     partial = dest.with_name(dest.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -170,7 +175,7 @@ def _unpack_into_git(tarball: pathlib.Path, dest: pathlib.Path, say) -> None:
     if out.returncode != 0 or len(tops) != 1:
         shutil.rmtree(partial, ignore_errors=True)
         raise OrchestratorError(f"Cannot unpack {tarball}: {out.stderr.strip()[-300:] or 'unexpected layout'}; "
-                                f"reinstall it (`apt-get install --reinstall {DEFAULT_PACKAGE}`).",
+                                f"reinstall it (`apt-get install --reinstall {package}`).",
                                 ExitCode.INFRA_ERROR)
     top = tops[0].name
     tree = partial / top
