@@ -18,6 +18,13 @@
 #include "nolibc.h"
 #endif
 
+/* nolibc's raw syscall macros were my_syscallN up to 6.x and are __nolibc_syscallN in
+ * newer trees (7.2): the program builds against either tree's nolibc. */
+#if !defined(my_syscall0) && defined(__nolibc_syscall0)
+#define my_syscall0(num) __nolibc_syscall0(num)
+#define my_syscall3(num, a1, a2, a3) __nolibc_syscall3(num, a1, a2, a3)
+#endif
+
 /* ---- bpf(2) ABI, as in include/uapi/linux/bpf.h ------------------------------ */
 #define CMD_MAP_CREATE		0
 #define CMD_MAP_LOOKUP_ELEM	1
