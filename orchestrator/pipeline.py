@@ -29,7 +29,7 @@ from .suites.case_id import test_of
 from .suites.status import counts_line
 from .results.confirm import DEFAULT_RETRIES
 from .suites.splats import SplatDetector
-from .suites.runner import DEFAULT_SUITES, GuestRunner, list_cases
+from .suites.runner import DEFAULT_SUITES, GuestRunner, list_cases, not_built
 from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, IMAGES_DIR, PROJECT_ROOT, RESULTS_DIR,
                       TCSCRIPTS_DIR)
 
@@ -253,7 +253,8 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
         except OrchestratorError as exc:
             stages.stage_finished("image", "failed", error=exc.message)
             raise
-        stages.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size)
+        stages.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size,
+                              **({"program_errors": img.program_errors} if img.program_errors else {}))
         return img
 
     # One build at a time on this machine, whichever run or worker asks.
@@ -440,8 +441,11 @@ class _Run:
         assert self.runner is not None
         runner, recorder, progress = self.runner, self.recorder, self.progress
         recorder.stage_started("suites")
+        program_errors = self.prepared.image.program_errors if self.prepared else {}
         for index, spec in enumerate(self.cases, 1):
-            for result in runner.run_case(spec, index, len(self.cases), f"/tmp/kto/{index}"):
+            unbuilt = not_built(spec, program_errors)
+            for result in [unbuilt] if unbuilt else runner.run_case(spec, index, len(self.cases),
+                                                                      f"/tmp/kto/{index}"):
                 recorder.add_case(result)
                 if result.status != "PASS":
                     progress.say(f"  {result.status:<11} {result.id}  {result.reason[:90]}")

@@ -1,4 +1,5 @@
 """The initramfs writer, checked by the real cpio(1) and by the kernel's expectations."""
+import pathlib
 import subprocess
 
 from orchestrator.guest.cpio import CpioWriter
@@ -84,3 +85,31 @@ def test_a_lock_held_too_long_ends_the_wait_with_the_holder(tmp_path):
     assert said == [f"waiting for another run (pid {os.getpid()}) that holds the lock on kernel builds"]
     with cache.file_lock(lock, "kernel builds", timeout=1.5):   # released: taken at once
         pass
+
+
+def test_a_guest_program_that_does_not_build_costs_its_suite_only(tmp_path):
+    # A tree whose nolibc the program cannot be built with (here: no kbuild to make its
+    # headers with): the image is made without the program, and only the cases of the
+    # suite it runs are ERROR, with the build's error.
+    import shutil
+    import pytest
+    from orchestrator.arches import get_arch
+    from orchestrator.guest import image
+    from orchestrator.kernel.source import KernelTree
+    from orchestrator.suites.runner import CaseSpec, not_built
+    if not shutil.which("gcc") or not pathlib.Path("/bin/busybox").exists():
+        pytest.skip("needs the x86_64 toolchain and busybox-static (make deps)")
+    linux = tmp_path / "linux"
+    for d in ("tools/include/nolibc", "tools/testing/selftests/ftrace/test.d/dynevent"):
+        (linux / d).mkdir(parents=True)
+    (linux / "tools/include/nolibc/nolibc.h").write_text("")
+    (linux / "tools/testing/selftests/ftrace/ftracetest").write_text("#!/bin/sh\n")
+    tree = KernelTree(linux, "plain:test", "6.99", "test", None)
+    said = []
+    img = image.build_image(tree, get_arch("x86_64"), tmp_path / "cache", None, ("kprobe_multi",), say=said.append)
+    assert set(img.program_errors) == {"kprobe_multi"} and img.path.exists()
+    assert any("kprobe_multi" in line for line in said)
+    unbuilt = not_built(CaseSpec("kprobe_multi/cookies", "kprobe_multi", "/kto/bin/kprobe_multi"), img.program_errors)
+    assert unbuilt.status == "ERROR" and unbuilt.reason.startswith("not run: ")
+    assert "`make headers` for x86_64 failed" in unbuilt.reason
+    assert not_built(CaseSpec("dynevent/x.tc", "dynevent", "/kto/ftrace/test.d/dynevent/x.tc"), img.program_errors) is None

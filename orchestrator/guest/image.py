@@ -35,6 +35,9 @@ class ImageResult:
     size: int
     reused: bool
     busybox: str
+    # Guest programs that did not build, with the compiler's error: the image goes without
+    # them, and the cases of the suites they run are ERROR with it (the others still run).
+    program_errors: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _tree_files(top: pathlib.Path) -> list[pathlib.Path]:
@@ -85,7 +88,14 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
     tcscripts: the directory of .tc cases shipped as the tcscripts suite;
     with_sshd: ship the static dropbear the SSH transport starts (guest/dropbear.py)."""
     busybox = userland.busybox_for(arch, cache_root, say)
-    binaries = {name: guestprog.build_program(name, tree, arch, cache_root, say) for name in programs}
+    binaries: dict[str, pathlib.Path] = {}
+    program_errors: dict[str, str] = {}
+    for name in programs:
+        try:
+            binaries[name] = guestprog.build_program(name, tree, arch, cache_root, say)
+        except guestprog.ProgramBuildFailed as exc:
+            program_errors[name] = exc.message
+            say(f"image: the {name} guest program is left out (its suite's cases will be ERROR): {exc.message}")
     if with_sshd:
         binaries[pathlib.PurePath(sshd.GUEST_PATH).name] = sshd.dropbear_for(arch, cache_root, say)
     ftrace_dir = tree.path / FTRACE_SELFTESTS
@@ -99,7 +109,7 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
     out = cache_root / "images" / f"{arch.name}-{key[:16]}.cpio"
     bb_digest = cache.file_digest(busybox)[:16]
     if out.exists():
-        return ImageResult(out, key, out.stat().st_size, True, f"{busybox} sha256:{bb_digest}")
+        return ImageResult(out, key, out.stat().st_size, True, f"{busybox} sha256:{bb_digest}", program_errors)
 
     cpio = CpioWriter()
     for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp",
@@ -124,4 +134,4 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
         cpio.directory("lib")
         _add_tree(cpio, modules, "lib/modules")
     cache.atomic_write(out, cpio.finish())
-    return ImageResult(out, key, out.stat().st_size, False, f"{busybox} sha256:{bb_digest}")
+    return ImageResult(out, key, out.stat().st_size, False, f"{busybox} sha256:{bb_digest}", program_errors)

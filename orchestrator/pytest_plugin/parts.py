@@ -27,7 +27,7 @@ from ..results.recorder import CaseResult, Recorder, failures_after_poisoning_sp
 from ..kernel.source import KernelTree
 from ..suites.case_id import test_of
 from ..suites.splats import SplatDetector
-from ..suites.runner import CaseSpec, GuestRunner
+from ..suites.runner import CaseSpec, GuestRunner, not_built
 
 PARTS = "parts"
 SELECTED = "selected-{worker}.json"
@@ -104,7 +104,8 @@ class ArchGuest:
         return self.runner.session.tail(40) if self.runner.session else []
 
     def run(self, spec: CaseSpec, index: int, total: int) -> list[CaseResult]:
-        results = self.runner.run_case(spec, index, total, f"/tmp/kto/{index}")
+        unbuilt = not_built(spec, self.prepared.image.program_errors)
+        results = [unbuilt] if unbuilt else self.runner.run_case(spec, index, total, f"/tmp/kto/{index}")
         for r in results:
             r.worker = self.worker
             self.part.write("case", index=index, case=r.as_dict())

@@ -102,6 +102,16 @@ def list_cases(tree_path: pathlib.Path, suites: list[str], syscall_prefix: str =
     return cases
 
 
+def not_built(spec: CaseSpec, program_errors: dict[str, str]) -> CaseResult | None:
+    """ERROR for a case of a suite whose guest program did not build (the image has no
+    binary to run), with the compiler's error; None when the case can run."""
+    missing = [program_errors[p] for p in guestprog.SUITE_PROGRAMS.get(spec.suite, ())
+               if p in program_errors] if spec.is_program else []
+    if not missing:
+        return None
+    return CaseResult(spec.id, spec.suite, spec.id, "ERROR", 0.0, reason=f"not run: {missing[0]}")
+
+
 class _RebootFailed(Exception):
     """The guest restarted for this case did not reach its shell."""
 
