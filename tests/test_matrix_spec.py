@@ -32,12 +32,14 @@ def test_workflow_has_a_job_per_cell_and_a_merging_report():
     assert wf["on"]["schedule"][0]["cron"] == "17 2 * * *"   # the key is quoted: YAML 1.1 reads on as true
 
 
-def test_the_default_spec_is_five_arches_of_debians_tree():
+def test_the_default_spec_is_five_arches_of_debians_two_trees():
     cells = matrixspec.load(REPO / "matrix.yaml")
-    assert [c.arch for c in cells] == ["x86_64", "arm64", "s390x", "riscv64", "loongarch64"]
-    assert {c.tree for c in cells} == {None} and {c.series for c in cells} == {None}
+    arches = ["x86_64", "arm64", "s390x", "riscv64", "loongarch64"]
+    assert [c.arch for c in cells] == arches * 2
+    assert [c.tree for c in cells] == ["6.12"] * 5 + ["7.2"] * 5 and {c.series for c in cells} == {None}
     assert cells[0].suites == ("dynevent", "kprobe", "tcscripts", "kprobe_multi")
     assert cells[0].name == "x86_64-debian-6.12" and cells[0].job_id == "x86_64-debian-6_12"
+    assert cells[5].name == "x86_64-debian-7.2" and cells[5].kernel_name == "debian-7.2"
 
 
 def test_per_kernel_settings_override_the_defaults():

@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="arch name from the arch table (default x86_64); several, comma-separated, "
                         "or 'all' run one after another with one table at the end")
     t.add_argument("--kernel", default=None,
-                   help="kernel tree to test (git or plain dir); default: Debian's linux-source-6.12")
+                   help="kernel tree to test: a built-in one by name (6.12: Debian's linux-source-6.12; "
+                        "7.2: linux-source-7.2 from trixie-backports, fetched once), or a path (git or "
+                        "plain dir); default 6.12")
     t.add_argument("--suite", action="append", default=None, metavar="NAME[,NAME]",
                    help=f"ftracetest test.d dirs, 'ftrace-all' or 'tcscripts' (default {','.join(DEFAULT_SUITES)})")
     t.add_argument("--kconfig", action="append", default=None, metavar="FRAGMENT",

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import os
 
+from . import kernels
 from ..series import versus_base
 from .. import cache, pipeline
 from ..arches import Arch
@@ -18,10 +19,11 @@ from ..progress import Progress, fmt_duration
 
 @dataclasses.dataclass
 class Row:
-    arch: str
+    arch: str                  # the cell's name (arch-kernel) in a matrix spec
     code: int
     data: dict
     error: str = ""
+    kernel: str = ""           # the cell's kernel name (matrix spec), for the kernel axis
 
     def cells(self) -> list[str]:
         """The table row; `arch` is the cell name for a matrix spec (arch-kernel)."""
@@ -65,7 +67,7 @@ def render(rows: list[Row]) -> str:
 
 def run(arches: list[Arch], base: pipeline.TestOptions, progress: Progress) -> int:
     """`test --arch all`: the same options on every arch."""
-    return _run_rows([(a.name, dataclasses.replace(base, arch=a.name), None) for a in arches],
+    return _run_rows([(a.name, dataclasses.replace(base, arch=a.name), None, "") for a in arches],
                      base.results_root, progress)
 
 
@@ -77,30 +79,36 @@ def run_cells(cells: list[Cell], base: pipeline.TestOptions, progress: Progress)
                                    extra_kconfigs=list(c.kconfig), case_timeout=c.case_timeout,
                                    boot_timeout=c.boot_timeout)
         sopts = versus_base.SeriesOptions(c.series, c.base, c.compare) if c.series else None
-        jobs.append((c.name, opts, sopts))
+        jobs.append((c.name, opts, sopts, c.kernel_name))
     return _run_rows(jobs, base.results_root, progress)
 
 
-def _run_rows(jobs: list[tuple[str, pipeline.TestOptions, "versus_base.SeriesOptions | None"]],
+def _run_rows(jobs: list[tuple[str, pipeline.TestOptions, "versus_base.SeriesOptions | None", str]],
               results_root, progress: Progress) -> int:
     rows: list[Row] = []
-    for name, opts, sopts in jobs:
+    arch_of = {name: opts.arch for name, opts, _, _ in jobs}
+    for name, opts, sopts, kernel in jobs:
         progress.say(f"=== matrix: {name} ({len(rows) + 1}/{len(jobs)}) ===")
         try:
             if sopts is not None:
                 code, data = versus_base.run_series(opts, sopts, progress)
             else:
                 code, data = pipeline.run_test(opts, progress)
-            rows.append(Row(name, code, data))
+            rows.append(Row(name, code, data, kernel=kernel))
         except OrchestratorError as exc:
             progress.say(f"orchestrator: {name}: {exc.message}")
-            rows.append(Row(name, int(exc.code), exc.results or {}, exc.message[:90]))
+            rows.append(Row(name, int(exc.code), exc.results or {}, exc.message[:90], kernel=kernel))
     table = render(rows)
     print("\n" + table)
+    axis = kernels.changes([(arch_of[r.arch], r.kernel, r.data) for r in rows if r.kernel])
+    if axis:
+        print("\nwhat each newer kernel changed, per arch:\n" + kernels.render(axis))
     # The pid too: two matrices finishing in the same second must not share one file.
     cache.atomic_write_json(results_root / f"matrix-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.json",
                             {"rows": [{"arch": r.arch, "exit_code": r.code, "run_id": r.data.get("run_id"),
-                                       "cells": dict(zip(HEADER, r.cells()))} for r in rows]})
+                                       "kernel": r.kernel or None,
+                                       "cells": dict(zip(HEADER, r.cells()))} for r in rows],
+                             "kernel_changes": axis})
     codes = [r.code for r in rows]
     if all(c == ExitCode.OK for c in codes):
         return int(ExitCode.OK)
