@@ -3,6 +3,7 @@ UAPI headers and run on the host: case list, BPF instruction bytes in both byte
 orders (against an encoder written here from struct bpf_insn), the mmap trigger."""
 from __future__ import annotations
 
+import pathlib
 import shutil
 import struct
 import subprocess
@@ -142,3 +143,24 @@ def test_programs_in_the_image(default_tree, tmp_path):
     # Without nolibc only what the suites need is asked for (and its build explains).
     assert guestprog.programs_for(["dynevent", "kprobe"], tmp_path) == ()
     assert guestprog.programs_for(["tcscripts", "kprobe_multi"], tmp_path) == ("args_trigger", "kprobe_multi")
+
+
+@pytest.mark.e2e
+def test_the_7_2_tree_is_fetched_and_its_selftests_get_their_poll_helper(cache_root, tmp_path):
+    """KERNEL=7.2: Debian's linux-source-7.2 from trixie-backports through a private apt
+    source list (once per cache); the guest programs build against its nolibc, and its
+    trigger-hist-poll.tc finds the poll helper it runs from ${FTRACETEST_ROOT}."""
+    import subprocess
+    from orchestrator.guest import image
+    tree = source.builtin_tree("7.2", cache_root, say=lambda *_: None)
+    assert tree.version.startswith("7.2.") and tree.origin == "Debian linux-source-7.2.tar.xz"
+    programs = guestprog.programs_for(["dynevent"], tree.path)
+    assert programs == ("kprobe_multi", "args_trigger", "ftrace_poll")
+    img = image.build_image(tree, get_arch("x86_64"), cache_root, None, programs, say=lambda *_: None)
+    assert img.program_errors == {}
+    listing = subprocess.run(["cpio", "-t", "--quiet"], input=img.path.read_bytes(), capture_output=True).stdout.decode()
+    assert {"kto/ftrace/poll", "kto/bin/kprobe_multi", "kto/bin/args_trigger",
+            "kto/ftrace/test.d/trigger/trigger-hist-poll.tc"} <= set(listing.split())
+    # The host's apt configuration was not touched.
+    assert not any("trixie" in p.read_text() for p in pathlib.Path("/etc/apt").rglob("*.list*") if p.is_file())
+    assert not any("trixie" in p.read_text() for p in pathlib.Path("/etc/apt/sources.list.d").glob("*.sources"))

@@ -20,6 +20,10 @@ from ..project import IMAGES_DIR
 
 PROGRAM_SOURCES = {"kprobe_multi": IMAGES_DIR / "kprobe_multi.c",
                    "args_trigger": IMAGES_DIR / "args_trigger.c"}
+# Helpers the tree's own selftests want compiled beside them (TEST_GEN_FILES of the ftrace
+# selftests' Makefile: 7.2's trigger-hist-poll.tc runs ${FTRACETEST_ROOT}/poll): the source
+# in the tree, and where the binary goes relative to the guest's copy of the ftrace dir.
+TREE_PROGRAMS = {"ftrace_poll": ("tools/testing/selftests/ftrace/poll.c", "poll")}
 # The suite a program runs (its cases are the program's CASE() table).
 PROGRAM_SUITES = ("kprobe_multi",)
 # Which programs a suite needs in the guest.
@@ -42,7 +46,7 @@ def programs_for(suites: list[str], tree_path: pathlib.Path) -> tuple[str, ...]:
     route that links it into the kernel, the kernel) does not change with --suite;
     else only those the suites need, whose build then says why it cannot be made."""
     if (tree_path / NOLIBC / "nolibc.h").is_file():
-        return tuple(PROGRAM_SOURCES)
+        return (*PROGRAM_SOURCES, *(name for name, (src, _) in TREE_PROGRAMS.items() if (tree_path / src).is_file()))
     return tuple(dict.fromkeys(p for s in suites for p in SUITE_PROGRAMS.get(s, ())))
 
 
@@ -87,7 +91,7 @@ def uapi_headers(tree: KernelTree, arch: Arch, cache_root: pathlib.Path, say=pri
 def build_program(name: str, tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
                   say=print) -> pathlib.Path:
     """The program's static binary for the arch, cached by everything that goes into it."""
-    source = PROGRAM_SOURCES[name]
+    source = PROGRAM_SOURCES[name] if name in PROGRAM_SOURCES else tree.path / TREE_PROGRAMS[name][0]
     nolibc = tree.path / NOLIBC
     if not (nolibc / "nolibc.h").is_file():
         raise ProgramBuildFailed(

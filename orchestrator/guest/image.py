@@ -124,10 +124,14 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
     if binaries:
         cpio.directory(guestprog.GUEST_BIN)
     for name, path in binaries.items():
-        cpio.file(f"{guestprog.GUEST_BIN}/{name}", path.read_bytes(), 0o755)
+        if name not in guestprog.TREE_PROGRAMS:
+            cpio.file(f"{guestprog.GUEST_BIN}/{name}", path.read_bytes(), 0o755)
     cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
     cpio.file("etc/group", b"root:x:0:\n")
     _add_tree(cpio, ftrace_dir, GUEST_FTRACE)
+    for name, (_, beside) in guestprog.TREE_PROGRAMS.items():
+        if name in binaries:   # where the tree's selftests look for it
+            cpio.file(f"{GUEST_FTRACE}/{beside}", binaries[name].read_bytes(), 0o755)
     if tcscripts.is_dir():
         _add_tree(cpio, tcscripts, GUEST_TCSCRIPTS)
     if modules:
