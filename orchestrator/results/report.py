@@ -14,7 +14,7 @@ import markupsafe
 
 from .. import cache
 from ..errors import OrchestratorError
-from . import confirm, history, junit
+from . import confirm, history, junit, ktap_out
 from .recorder import Recorder
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
 from ..suites.status import FAILING, STATUSES, counts, counts_line
@@ -228,12 +228,13 @@ def write_html(path: pathlib.Path, runs: list[tuple[dict, pathlib.Path]],
 
 
 def write_run_reports(recorder: Recorder) -> None:
-    """The end of every run (make test, the pytest plugin's merge): junit.xml, report.html
-    and summary.txt beside results.json. `orchestrator report` makes them again from
+    """The end of every run (make test, the pytest plugin's merge): junit.xml, results.ktap,
+    report.html and summary.txt beside results.json. `orchestrator report` makes them again from
     results.json, so a failure here costs the pages, never the results."""
     data = recorder.data
     try:
         junit.write(data, recorder.dir / "junit.xml")
+        ktap_out.write(data, recorder.dir / "results.ktap")
     except (OSError, OrchestratorError):
         pass   # a full disk: results.json (written first) is what counts
     try:
