@@ -167,3 +167,19 @@ def test_a_command_that_is_not_shell_costs_that_command_not_the_guest(first_run)
         assert session.run("echo alive", 60).output == ["alive"]
     finally:
         session.kill()
+
+
+def test_rerun_runs_what_did_not_pass_on_the_same_kernel(first_run, tmp_path):
+    p, latest = first_run
+    first = json.loads((latest / "results.json").read_text())
+    not_passed = [c["id"] for c in first["cases"] if c["status"] not in ("PASS", "XFAIL")]
+    assert not_passed, "the default tree always has cases that do not pass on 6.12"
+    p2, _ = _run(tmp_path, "--rerun", str(latest))
+    print(p2.stdout[-3000:], p2.stderr[-2000:])
+    data = json.loads((tmp_path / "latest" / "results.json").read_text())
+    assert data["label"] == "rerun" and data["stages"]["build"]["reused"] is True
+    assert sorted({c["id"].removesuffix(" (instance)") for c in data["cases"]}) == \
+        sorted({i.removesuffix(" (instance)") for i in not_passed})
+    assert f"rerun of {first['run_id']} ({len(not_passed)} case(s)), first result -> now:" in p2.stdout
+    for case_id in not_passed:
+        assert f"  {case_id}: " in p2.stdout

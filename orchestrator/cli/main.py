@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "side in fresh guests before calling it a difference; a case with mixed results is "
                         f"flaky, not a failure; also per bisect step (default {DEFAULT_RETRIES}; 0: take "
                         "the first results as they are)")
+    t.add_argument("--rerun", default=None, metavar="RUN_DIR",
+                   help="run again, on the same kernel, the cases of an earlier run that did not pass "
+                        "(e.g. results/latest), and show them beside their first result")
     t.add_argument("--tcdir", default=None, metavar="DIR",
                    help="run the .tc cases of DIR as the tcscripts suite instead of the project's tcscripts/")
     t.add_argument("--transport", choices=TRANSPORTS, default=os.environ.get("TRANSPORT") or "serial",
@@ -190,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                 baseline=_baseline_dir(args.baseline),
                 tcscripts=_existing_dir(args.tcdir, "--tcdir") or TCSCRIPTS_DIR,
                 cmdline=args.cmdline, transport=args.transport, retries=args.retries)
+            if args.rerun:
+                from ..rerun import rerun
+                return rerun(opts, pathlib.Path(args.rerun).expanduser().resolve(), progress)[0]
             if args.series:
                 from ..series.versus_base import SeriesOptions, run_series
                 sopts = SeriesOptions(args.series, args.base, args.compare_base or args.bisect,

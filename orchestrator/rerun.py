@@ -1,0 +1,49 @@
+"""--rerun RUN: the cases of an earlier run that did not pass (nor fail as expected), run
+again on the same kernel with the same suites and fragments, reported beside their first
+result. The build is the one that run used (same tree, config, toolchain: reused)."""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from .arches import get_arch
+from .errors import OrchestratorError
+from .kernel import source
+from .kernel.fragments import fragments_for
+from .pipeline import RunContext, TestOptions, run_test
+from .progress import Progress
+from .results.recorder import read_run
+from .suites.status import PASSED
+
+
+def rerun(opts: TestOptions, run_dir: pathlib.Path, progress: Progress) -> tuple[int, dict | None]:
+    first = read_run(run_dir)
+    if first is None or not first.get("arch") or not (first.get("kernel") or {}).get("path"):
+        raise OrchestratorError(f"--rerun {run_dir}: no readable results.json of a run there; give a "
+                                "run directory such as results/latest.")
+    again = [c["id"] for c in first["cases"] if c["status"] not in PASSED]
+    if not again:
+        progress.say(f"rerun: every case of {first.get('run_id')} passed; nothing to run again")
+        return 0, None
+    kernel = first["kernel"]
+    tree = source.user_tree(kernel["path"])
+    if tree.tree_id != kernel.get("tree_id"):
+        raise OrchestratorError(
+            f"--rerun {run_dir}: its kernel tree {kernel['path']} has changed since that run "
+            f"(tree id {tree.tree_id[:24]}, was {str(kernel.get('tree_id'))[:24]}); run the suites on it "
+            "as it is now with `make test`, or restore it.")
+    arch = get_arch(first["arch"])
+    project = set(map(str, fragments_for(arch, []).project))
+    opts = dataclasses.replace(opts, arch=arch.name, suites=list(first.get("suites") or opts.suites),
+                               extra_kconfigs=[f for f in first.get("fragments", []) if f not in project])
+    progress.say(f"rerun: {len(again)} case(s) of {first.get('run_id')} that did not pass, on the same kernel")
+    code, data = run_test(opts, progress, RunContext(tree=tree, label="rerun", only_cases=frozenset(again),
+                                                     series=first.get("series")))
+    now = {c["id"]: c for c in data["cases"]}
+    print(f"\nrerun of {first.get('run_id')} ({len(again)} case(s)), first result -> now:")
+    for c in first["cases"]:
+        if c["id"] in again:
+            n = now.get(c["id"])
+            print(f"  {c['id']}: {c['status']} -> {n['status'] if n else 'not run'}"
+                  + (f"  ({n['reason'][:90]})" if n and n.get("reason") else ""))
+    return code, data
