@@ -48,7 +48,8 @@ test: deps
 		$(if $(filter 1 yes,$(COMPARE)),--compare-base) $(if $(filter 1 yes,$(EACH_PATCH)),--each-patch) \
 		$(if $(filter test,$(EACH_PATCH)),--each-patch=test) \
 		$(if $(filter 1 yes,$(BISECT)),--bisect) $(if $(TRANSPORT),--transport "$(TRANSPORT)") \
-		$(if $(RETRIES),--retries "$(RETRIES)") $(if $(RERUN),--rerun "$(RERUN)")
+		$(if $(RETRIES),--retries "$(RETRIES)") $(if $(RERUN),--rerun "$(RERUN)") \
+		$(if $(REPLY),--reply "$(REPLY)")
 
 # The suites' cases as pytest items (the plugin in orchestrator/pytest_plugin/), N
 # workers each with its own guest per arch; JUnit XML in results/pytest-junit.xml.

@@ -104,7 +104,8 @@ def _check_coin(diff: dict) -> None:
 
 
 def test_series_that_changes_nothing_reports_no_difference(series_files, tmp_path):
-    p = _run(tmp_path, "--series", str(series_files / "comment.mbx"), "--compare-base")
+    p = _run(tmp_path, "--series", str(series_files / "comment.mbx"), "--compare-base",
+             "--reply", str(tmp_path / "reply.eml"))
     print(p.stdout[-4000:], p.stderr[-3000:])
     latest = (tmp_path / "latest").resolve()
     report = json.loads((latest / "compare.json").read_text())
@@ -116,4 +117,11 @@ def test_series_that_changes_nothing_reports_no_difference(series_files, tmp_pat
     if report["diff"]["flaky"]:
         assert "flaky (mixed results on a side: not a difference):" in summary
     assert "base: reusing the results of" in p.stdout + p.stderr   # the first test's base, cached
+    # The reply: to the patch's own Message-ID (no cover letter), with the summary.
+    import email
+    msg = email.message_from_string((tmp_path / "reply.eml").read_text())
+    mid = report["series"]["patches"][0]["message_id"]
+    assert msg["In-Reply-To"] == f"<{mid}>" and msg["Subject"].startswith("Re: [PATCH] ")
+    assert "no difference between base and series" in msg.get_payload()
+    assert "regresses" not in msg.get_payload()
     assert p.returncode == 0

@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "side in fresh guests before calling it a difference; a case with mixed results is "
                         f"flaky, not a failure; also per bisect step (default {DEFAULT_RETRIES}; 0: take "
                         "the first results as they are)")
+    t.add_argument("--reply", default=None, metavar="FILE",
+                   help="with --series: write the mail a tester sends to the series' thread (In-Reply-To "
+                        "its cover letter, the comparison per arch, Tested-by: when nothing regressed); "
+                        "implies --compare-base")
     t.add_argument("--rerun", default=None, metavar="RUN_DIR",
                    help="run again, on the same kernel, the cases of an earlier run that did not pass "
                         "(e.g. results/latest), and show them beside their first result")
@@ -198,13 +202,19 @@ def main(argv: list[str] | None = None) -> int:
                 return rerun(opts, pathlib.Path(args.rerun).expanduser().resolve(), progress)[0]
             if args.series:
                 from ..series.versus_base import SeriesOptions, run_series
-                sopts = SeriesOptions(args.series, args.base, args.compare_base or args.bisect,
+                sopts = SeriesOptions(args.series, args.base, args.compare_base or args.bisect or bool(args.reply),
                                       args.each_patch, args.bisect)
-                codes = [run_series(dataclasses.replace(opts, arch=a.name), sopts, progress)[0]
-                         for a in selected]
+                codes, compare_dirs = [], []
+                for a in selected:
+                    codes.append(run_series(dataclasses.replace(opts, arch=a.name), sopts, progress)[0])
+                    compare_dirs.append((opts.results_root / "latest").resolve())   # its -compare dir
+                if args.reply:
+                    from ..series import reply
+                    reply.write(pathlib.Path(args.reply), compare_dirs)
+                    progress.say(f"reply: {args.reply} (send it with `git send-email {args.reply}`)")
                 return max(codes)
-            if args.base or args.compare_base or args.each_patch or args.bisect:
-                raise OrchestratorError("--base, --compare-base, --each-patch and --bisect need a "
+            if args.base or args.compare_base or args.each_patch or args.bisect or args.reply:
+                raise OrchestratorError("--base, --compare-base, --each-patch, --bisect and --reply need a "
                                         "series; give it with --series (SERIES=).")
             if len(selected) > 1 or args.arch.strip() == "all":
                 return matrix.run(selected, opts, progress)

@@ -56,6 +56,7 @@ class Series:
     patches: list[Patch]
     cover_subject: str | None = None
     base_rev: str | None = None   # from a range "base..tip"
+    cover_message_id: str | None = None
 
     @property
     def title(self) -> str:
@@ -78,6 +79,7 @@ class AppliedSeries:
     def as_dict(self) -> dict:
         s = self.series
         return {"kind": s.kind, "spec": s.spec, "title": s.title, "cover_subject": s.cover_subject,
+                "cover_message_id": s.cover_message_id,
                 "base_commit": self.base_commit, "tip_commit": self.tip_commit,
                 "worktree": str(self.worktree), "patches": [p.as_dict() for p in s.patches]}
 
@@ -157,33 +159,34 @@ def split_mbox(data: bytes) -> list[bytes]:
     return [data[a:b] for a, b in zip(starts, starts[1:] + [len(data)])]
 
 
-def _parse_message(raw: bytes, where: str) -> tuple[Patch | None, str]:
-    """(the patch, or None for a message with no diff, such as a cover letter; its subject)."""
+def _parse_message(raw: bytes, where: str) -> tuple[Patch | None, str, str | None]:
+    """(the patch, or None for a message with no diff, such as a cover letter; its subject;
+    its Message-ID)."""
     body_start = raw.find(b"\n") + 1 if raw.startswith(b"From ") else 0
     msg = email.message_from_bytes(raw[body_start:], policy=email.policy.compat32)
     subject = _header(msg, "Subject")
     payload = msg.get_payload(decode=True) if not msg.is_multipart() else b""
     body = (payload or b"").decode(errors="replace")
     files = _diff_files(body)
+    mid = _header(msg, "Message-ID").strip("<> ") or None
     if not files:
-        return None, subject
+        return None, subject, mid
     if not subject:
         raise SeriesError(f"{where} has a diff but no Subject: header; give patches as "
                           "`git format-patch` or `b4 am` writes them.")
     # Both readings: a header line git does not take its name from is still refused.
     _check_paths(files + [f for f in _header_paths(body) if f not in files], where)
-    mid = _header(msg, "Message-ID").strip("<> ") or None
-    return Patch(0, subject, _header(msg, "From"), mid, files, raw=raw), subject
+    return Patch(0, subject, _header(msg, "From"), mid, files, raw=raw), subject, mid
 
 
 def _load_messages(blobs: list[tuple[str, bytes]], kind: str, spec: str) -> Series:
     patches: list[Patch] = []
-    cover = None
+    cover = cover_mid = None
     for where, raw in blobs:
-        patch, subject = _parse_message(raw, where)
+        patch, subject, mid = _parse_message(raw, where)
         if patch is None:
             if re.search(r"\b0+/\d+\]", subject):
-                cover = subject
+                cover, cover_mid = subject, mid
                 continue
             raise SeriesError(f"{where} ('{subject or 'no subject'}') holds no diff and is no "
                               "cover letter; give patches as `git format-patch` or `b4 am` writes them.")
@@ -193,7 +196,7 @@ def _load_messages(blobs: list[tuple[str, bytes]], kind: str, spec: str) -> Seri
         raise SeriesError(f"The series {spec} holds no patch (no message with a diff); give an mbox "
                           "from `b4 am` / `git format-patch --stdout`, a directory of *.patch files, "
                           "or a git range base..tip.")
-    return Series(kind, spec, patches, cover)
+    return Series(kind, spec, patches, cover, cover_message_id=cover_mid)
 
 
 def load(spec: str, tree_path: pathlib.Path | None, base: str | None = None) -> Series:

@@ -1,0 +1,64 @@
+"""--reply FILE: the mail a tester sends back to the thread of the series, ready for
+`git send-email` or a mail client: In-Reply-To/References the cover letter (else the
+first patch), "Re: " its subject, the comparison per arch (confirmed new failures with
+their first bad patch, flaky cases as such), and a Tested-by: line only when no arch
+regressed. The author's identity is git's (user.name, user.email)."""
+from __future__ import annotations
+
+import email.utils
+import pathlib
+import subprocess
+
+from .. import cache
+from ..errors import OrchestratorError
+
+
+def _identity() -> str | None:
+    def get(key: str) -> str:
+        out = subprocess.run(["git", "config", "--get", key], capture_output=True, text=True)
+        return out.stdout.strip()
+    name, addr = get("user.name"), get("user.email")
+    return email.utils.formataddr((name, addr)) if name and addr else None
+
+
+def render(compares: list[dict], summaries: list[str], identity: str | None) -> str:
+    """compares: each arch's compare.json; summaries: each arch's summary text."""
+    info = compares[0]["series"]
+    patches = info.get("patches") or []
+    mid = info.get("cover_message_id") or (patches[0].get("message_id") if patches else None)
+    subject = info.get("cover_subject") or (patches[0]["subject"] if patches else info.get("title", "the series"))
+    regressed = [c["arch"] for c in compares if c["diff"].get("regressed") or
+                 (c.get("each_patch") or {}).get("first_failing")]
+    lines = [f"Subject: Re: {subject.removeprefix('Re: ')}"]
+    if mid:
+        lines += [f"In-Reply-To: <{mid}>", f"References: <{mid}>"]
+    if identity:
+        lines.append(f"From: {identity}")
+    lines += ["", "Hi,", "",
+              f"I ran the series on {', '.join(c['arch'] for c in compares)} in QEMU, each against its "
+              "base with the tree's own ftrace selftests (dynamic events, kprobes, fprobes), "
+              "BPF kprobe_multi checks and the orchestrator's own cases. Every difference below was "
+              "seen on every try of both sides; cases with mixed results are listed as flaky.", ""]
+    for text in summaries:
+        lines += [text.rstrip(), ""]
+    if regressed:
+        lines.append(f"So no Tested-by from me yet: the series regresses on {', '.join(regressed)}.")
+    elif identity:
+        lines.append(f"Tested-by: {identity}")
+    else:
+        lines.append("(No Tested-by: line: git config user.name and user.email are not set.)")
+    return "\n".join(lines) + "\n"
+
+
+def write(path: pathlib.Path, compare_dirs: list[pathlib.Path]) -> str:
+    compares, summaries = [], []
+    for d in compare_dirs:
+        data = cache.read_json(d / "compare.json")
+        if not isinstance(data, dict) or "diff" not in data:
+            raise OrchestratorError(f"{d} holds no compare.json; --reply needs a series run compared with "
+                                    "its base (COMPARE=1).")
+        compares.append(data)
+        summaries.append((d / "summary.txt").read_text(errors="replace"))
+    text = render(compares, summaries, _identity())
+    cache.atomic_write(path, text)
+    return text

@@ -1,0 +1,39 @@
+"""--reply: the tester's mail to the series' thread, from a real comparison (x86_64 6.12,
+a v2 series that breaks two cases) and its summary text."""
+import copy
+import email
+import json
+
+from orchestrator.series import reply
+
+AB = "ab-x86_64-v2"
+
+
+def _compare(data_dir):
+    return (json.loads((data_dir / AB / "compare.json").read_text()),
+            (data_dir / AB / "summary.txt").read_text())
+
+
+def test_a_regressed_series_gets_the_failures_and_no_tested_by(data_dir):
+    cmp, summary = _compare(data_dir)
+    text = reply.render([cmp], [summary], "A Tester <tester@example.org>")
+    msg = email.message_from_string(text)
+    assert msg["Subject"] == "Re: [PATCH v2 0/3] tracing: probe argument fixes"
+    first = cmp["series"]["patches"][0]["message_id"]     # no cover Message-ID recorded: patch 1
+    assert msg["In-Reply-To"] == f"<{first}>" and msg["References"] == f"<{first}>"
+    assert msg["From"] == "A Tester <tester@example.org>"
+    body = msg.get_payload()
+    assert "dynevent/add_remove_kprobe.tc: first bad patch 3/3" in body
+    assert "Tested-by:" not in body and "regresses on x86_64" in body
+
+
+def test_a_clean_series_is_tested_by_and_answers_the_cover_letter(data_dir):
+    cmp, summary = _compare(data_dir)
+    clean = copy.deepcopy(cmp)
+    clean["diff"]["regressed"] = False
+    clean["series"]["cover_message_id"] = "cover.1795389852.git.demo@example.org"
+    msg = email.message_from_string(reply.render([clean], [summary], "A Tester <tester@example.org>"))
+    assert msg["In-Reply-To"] == "<cover.1795389852.git.demo@example.org>"
+    assert msg.get_payload().rstrip().endswith("Tested-by: A Tester <tester@example.org>")
+    without = reply.render([clean], [summary], None)
+    assert "Tested-by:" not in without.replace("No Tested-by:", "") and "git config user.name" in without
