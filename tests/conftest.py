@@ -87,7 +87,8 @@ def series_on_default_tree(out: pathlib.Path, name: str,
             for rel, old, new in edits:
                 edit(scratch, rel, old, new)
             git(scratch, "commit", "-qam", subject)
-        args = ["format-patch", "--stdout", f"HEAD~{len(commits)}"] + (["--cover-letter"] if cover else [])
+        # --thread: Message-IDs, as mails on a list have (a --reply answers them).
+        args = ["format-patch", "--stdout", "--thread", f"HEAD~{len(commits)}"] + (["--cover-letter"] if cover else [])
         mbox = out / f"{name}.mbx"
         mbox.write_text(git(scratch, *args) + "\n")
     finally:
