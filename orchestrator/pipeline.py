@@ -20,6 +20,7 @@ from .vm.ssh import SshSession
 from .vm.transport import GuestDied, GuestTimeout, Transport, TransportLost
 from .errors import ExitCode, OrchestratorError
 from .kernel.fragments import Fragments, fragments_for
+from .kernel import pahole
 from .kernel.trees import BUILTIN_TREES, DEFAULT_TREE
 from .kernel.kconfig import ConfigFailed, check_user_fragments
 from .suites.status import FAILING
@@ -285,7 +286,7 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
             build.copy_log(recorder.dir, b.log)
             shutil.copyfile(b.dotconfig, recorder.dir / "config")
             recorder.data["versions"].update(b.toolchain)
-        stages.set("config", {"dropped": [d.as_dict() for d in b.dropped]})
+        stages.set("config", {"dropped": [d.as_dict() for d in b.dropped], "notes": pahole.notes(tree.path)})
         stages.stage_finished("build", reused=b.reused, build_dir=str(b.build_dir), steps=b.steps,
                               config_seconds=round(b.config_seconds, 1))
         progress.say(f"build {arch.name}: " + (f"reused {b.build_dir}" if b.reused else

@@ -95,3 +95,13 @@ def test_riscv64_limits_of_6_12_are_unavailable_not_dropped(data_dir, kconfig_tr
     assert {x.kind for x in d.values()} == {"unavailable"}
     assert "HAVE_KPROBES_ON_FTRACE [=n]" in d["CONFIG_KPROBES_ON_FTRACE"].reason
     assert d["CONFIG_HIST_TRIGGERS"].reason == "depends on ARCH_HAVE_NMI_SAFE_CMPXCHG [=n]"
+
+
+def test_what_an_older_pahole_costs_the_trees_btf(tmp_path):
+    from conftest import extract_from_tarball
+    from orchestrator.kernel import pahole
+    top = extract_from_tarball(tmp_path, "--wildcards", "*/scripts/Makefile.btf")
+    got = pahole.notes(top, have=124)        # bookworm's dwarves
+    assert [n.split(":")[0] for n in got] == ["pahole 1.24 < 1.25", "pahole 1.24 < 1.26"]
+    assert "BTF-typed probe argument" in got[0]
+    assert pahole.notes(top, have=126) == [] and pahole.notes(tmp_path, have=124) == []

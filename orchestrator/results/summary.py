@@ -51,6 +51,8 @@ def render(data: dict, results_dir: str) -> str:
             tag = {"unavailable": "not available in this tree", "undefined": "not defined in this tree",
                    "dropped": "dropped"}.get(d["kind"], d["kind"])
             out.append(f"    {d['option']}={d['asked']} -> {d['got']}: {tag}: {d['reason'][:110]}")
+    for note in (data.get("config") or {}).get("notes", []):
+        out.append(f"  config: {note[:160]}")
     taint = data.get("taint") or {}
     if taint and taint.get("boot") != taint.get("end"):
         out.append(f"  taint: {taint.get('boot')} at boot, {taint.get('end')} at the end")
