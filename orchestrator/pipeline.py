@@ -10,30 +10,27 @@ import subprocess
 from typing import BinaryIO, Callable
 
 from . import __version__, cache, hosttools
-from .results import baseline, history, report, summary
-from .guest import bootroute, guestprog, image, dropbear as sshd
-from .kernel import build, buildwarn, source
-from .vm import qemu
 from .arches import Arch, get_arch, with_toolchain
+from .errors import ExitCode, OrchestratorError
+from .guest import bootroute, dropbear, guestprog, image
+from .kernel import build, buildwarn, pahole, source
+from .kernel.fragments import Fragments, fragments_for
+from .kernel.kconfig import ConfigFailed, check_user_fragments
+from .kernel.trees import BUILTIN_TREES, DEFAULT_TREE
+from .progress import Progress, fmt_duration
+from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, IMAGES_DIR, PROJECT_ROOT, RESULTS_DIR,
+                      TCSCRIPTS_DIR)
+from .results import baseline, history, report, summary
+from .results.confirm import DEFAULT_RETRIES
+from .results.recorder import Recorder, failures_after_poisoning_splat, new_run_id, point_latest
+from .suites.case_id import test_of
+from .suites.runner import DEFAULT_SUITES, GuestRunner, list_cases, not_built
+from .suites.splats import SplatDetector
+from .suites.status import FAILING, counts_line
+from .vm import qemu
 from .vm.console import ConsoleSession
 from .vm.ssh import SshSession
 from .vm.transport import GuestDied, GuestTimeout, Transport, TransportLost
-from .errors import ExitCode, OrchestratorError
-from .kernel.fragments import Fragments, fragments_for
-from .kernel import pahole
-from .kernel.trees import BUILTIN_TREES, DEFAULT_TREE
-from .kernel.kconfig import ConfigFailed, check_user_fragments
-from .suites.status import FAILING
-from .progress import Progress, fmt_duration
-from .results.recorder import Recorder, failures_after_poisoning_splat, new_run_id, point_latest
-from .suites.case_id import test_of
-from .suites.status import counts_line
-from .results.confirm import DEFAULT_RETRIES
-from .suites.splats import SplatDetector
-from .suites.runner import DEFAULT_SUITES, GuestRunner, list_cases, not_built
-from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, IMAGES_DIR, PROJECT_ROOT, RESULTS_DIR,
-                      TCSCRIPTS_DIR)
-
 
 
 @dataclasses.dataclass
@@ -228,7 +225,7 @@ def check_inputs(opts: TestOptions, arch: Arch, host_tools: bool = True) -> Frag
     hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
     hosttools.require({arch.qemu.binary: arch.qemu.package}, f"booting {arch.name} guests")
     if opts.transport == "ssh":
-        sshd.require_ssh(arch)
+        dropbear.require_ssh(arch)
     return fragments
 
 

@@ -12,7 +12,7 @@ import sys
 from .. import cache
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
-from ..guest import dropbear as sshd, busybox as userland
+from ..guest import busybox, dropbear
 
 
 def _installed(package: str) -> bool:
@@ -63,12 +63,12 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
             raise OrchestratorError("`pip install ziglang` failed; run it by hand to see why.",
                                     ExitCode.MISSING_HOST_TOOL)
     for arch in arches:
-        path = userland.busybox_for(arch, cache_root, say)
+        path = busybox.busybox_for(arch, cache_root, say)
         say(f"deps: {arch.name}: busybox {path}")
         if ssh and arch.ssh is None:
             say(f"deps: {arch.name}: no SSH transport on this arch (see its `ssh` row in the arch table)")
         elif ssh:
-            say(f"deps: {arch.name}: dropbear {sshd.dropbear_for(arch, cache_root, say)}")
+            say(f"deps: {arch.name}: dropbear {dropbear.dropbear_for(arch, cache_root, say)}")
 
 
 DEB_SRC_FILE = pathlib.Path("/etc/apt/sources.list.d/orchestrator-deb-src.sources")

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 
 from .. import cache, hosttools
-from . import busybox as userland
+from . import busybox
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
 
@@ -47,7 +47,7 @@ def dropbear_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Pat
     """The static dropbearmulti for `arch` (built once, about 3 minutes)."""
     require_ssh(arch)
     recipe = cache.digest(arch.ssh.zig_target, arch.ssh.zig_cpu or "", LOCAL_OPTIONS, PROGRAMS,
-                          *CONFIGURE_FLAGS, pathlib.Path(userland.__file__).with_name("zigcc.py").read_text())
+                          *CONFIGURE_FLAGS, pathlib.Path(busybox.__file__).with_name("zigcc.py").read_text())
     dest = cache_root / "userland" / arch.name / f"dropbearmulti-{recipe[:12]}"
     if dest.is_file():
         return dest
@@ -59,14 +59,14 @@ def dropbear_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Pat
 
 def _build(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, say) -> None:
     assert arch.ssh is not None
-    userland.require_zig(arch.name)
-    src = userland.debian_source("dropbear", cache_root, say)
+    busybox.require_zig(arch.name)
+    src = busybox.debian_source("dropbear", cache_root, say)
     build = dest.parent / "dropbear-build"
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
     (build / "localoptions.h").write_text(LOCAL_OPTIONS)
-    cc = userland.zig_cc(arch.ssh.zig_target, arch.ssh.zig_cpu)
-    env = dict(userland.zig_env(), CC=cc)
+    cc = busybox.zig_cc(arch.ssh.zig_target, arch.ssh.zig_cpu)
+    env = dict(busybox.zig_env(), CC=cc)
     log = dest.parent / "dropbear-build.log"
     say(f"userland: building a static dropbear for {arch.name} with zig ({arch.ssh.zig_target}), "
         "about 3 minutes, once")
@@ -81,5 +81,5 @@ def _build(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, say) -> Non
                 raise OrchestratorError(
                     f"Building dropbear for {arch.name} with zig failed ({pathlib.Path(argv[0]).name} "
                     f"exit {rc}); see {log}.", ExitCode.BUILD_FAILED)
-    userland.install_executable(build / "dropbearmulti", dest)
+    busybox.install_executable(build / "dropbearmulti", dest)
     shutil.rmtree(build, ignore_errors=True)

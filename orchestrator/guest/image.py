@@ -12,7 +12,7 @@ import pathlib
 import stat
 
 from .. import cache
-from . import guestprog, dropbear as sshd, busybox as userland
+from . import busybox, dropbear, guestprog
 from ..arches import Arch
 from .cpio import CpioWriter
 from ..errors import OrchestratorError
@@ -87,7 +87,7 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
     programs: the guest programs (guestprog.PROGRAM_SOURCES) the suites run;
     tcscripts: the directory of .tc cases shipped as the tcscripts suite;
     with_sshd: ship the static dropbear the SSH transport starts (guest/dropbear.py)."""
-    busybox = userland.busybox_for(arch, cache_root, say)
+    busybox_path = busybox.busybox_for(arch, cache_root, say)
     binaries: dict[str, pathlib.Path] = {}
     program_errors: dict[str, str] = {}
     for name in programs:
@@ -97,19 +97,19 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
             program_errors[name] = exc.message
             say(f"image: the {name} guest program is left out (its suite's cases will be ERROR): {exc.message}")
     if with_sshd:
-        binaries[pathlib.PurePath(sshd.GUEST_PATH).name] = sshd.dropbear_for(arch, cache_root, say)
+        binaries[pathlib.PurePath(dropbear.GUEST_PATH).name] = dropbear.dropbear_for(arch, cache_root, say)
     ftrace_dir = tree.path / FTRACE_SELFTESTS
     if not (ftrace_dir / "ftracetest").is_file():
         raise OrchestratorError(
             f"The kernel tree {tree.path} has no {FTRACE_SELFTESTS}/ftracetest; use a tree "
             "that ships the ftrace selftests (Linux 4.1 or newer).")
-    inputs = [busybox, *_tree_files(IMAGES_DIR), *_tree_files(ftrace_dir), *_tree_files(tcscripts),
+    inputs = [busybox_path, *_tree_files(IMAGES_DIR), *_tree_files(ftrace_dir), *_tree_files(tcscripts),
               *(_tree_files(modules) if modules else []), *binaries.values()]
     key = cache.digest(IMAGE_RECIPE, arch.name, *(f"{p}\0{cache.file_digest(p)}" for p in inputs))
     out = cache_root / "images" / f"{arch.name}-{key[:16]}.cpio"
-    bb_digest = cache.file_digest(busybox)[:16]
+    bb_digest = cache.file_digest(busybox_path)[:16]
     if out.exists():
-        return ImageResult(out, key, out.stat().st_size, True, f"{busybox} sha256:{bb_digest}", program_errors)
+        return ImageResult(out, key, out.stat().st_size, True, f"{busybox_path} sha256:{bb_digest}", program_errors)
 
     cpio = CpioWriter()
     for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp",
@@ -117,7 +117,7 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
         cpio.directory(d)
     # The console node must exist before devtmpfs is mounted, or init has no stdout.
     cpio.char_device("dev/console", 5, 1)
-    cpio.file("bin/sh", busybox.read_bytes(), 0o755)
+    cpio.file("bin/sh", busybox_path.read_bytes(), 0o755)
     cpio.symlink("bin/busybox", "sh")
     cpio.file("init", (IMAGES_DIR / "init").read_bytes(), 0o755)
     cpio.file(f"{GUEST_ROOT}/run-case", (IMAGES_DIR / "run-case").read_bytes(), 0o755)
@@ -138,4 +138,4 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
         cpio.directory("lib")
         _add_tree(cpio, modules, "lib/modules")
     cache.atomic_write(out, cpio.finish())
-    return ImageResult(out, key, out.stat().st_size, False, f"{busybox} sha256:{bb_digest}", program_errors)
+    return ImageResult(out, key, out.stat().st_size, False, f"{busybox_path} sha256:{bb_digest}", program_errors)

@@ -67,7 +67,7 @@ def server_setup_command(client_public_key: str, guest_port: int = GUEST_SSH_POR
         "chmod 600 /root/.ssh/authorized_keys",
         f"{db} dropbearkey -t ed25519 -f {HOST_KEY_FILE} >/dev/null 2>&1",
         f"{db} dropbearkey -y -f {HOST_KEY_FILE} | grep '^ssh-ed25519 '",
-        # Passwords and forwarding are compiled out (sshd.LOCAL_OPTIONS); -E: its log to a
+        # Passwords and forwarding are compiled out (guest/dropbear.py LOCAL_OPTIONS); -E: its log to a
         # file in the guest, not to a syslog there is none of.
         f"{db} dropbear -r {HOST_KEY_FILE} -p {guest_port} -m -E -P /tmp/dropbear.pid 2>>/tmp/dropbear.log",
     ])
