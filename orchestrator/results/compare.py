@@ -101,7 +101,7 @@ def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = Non
             lines.extend(f"    {e}" for e in entries)
 
     tries = diff.get("tries") or {}
-    if max(tries.values(), default=1) > 1:
+    if max(tries.values(), default=1) > 1 and any(diff.get(k) for k in (*confirm.CHANGE_LISTS, "new_splats")):
         lines.append(f"  every difference below was seen on each of {tries['series']} series and "
                      f"{tries['base']} base runs (fresh guests)")
     section("new failures", [f"{e['id']}: {e['base']} -> {e['series']}"
