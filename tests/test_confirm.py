@@ -108,3 +108,22 @@ def test_history_marks_a_case_seen_with_other_results_on_this_kernel(data_dir, t
     assert history.mark(BROKEN, "PASS", again[BROKEN]) == f"{BROKEN}: ERROR in 1 of the last 10 runs of this kernel"
     # Another kernel (or other inputs) has a history of its own.
     assert history.record(history.path_for(tmp_path, "git:other", "inputs"), odd) == {}
+
+
+def test_a_real_ab_with_a_flaky_oops_is_no_difference(data_dir):
+    """A comment-only series on x86_64 6.12 (one of ten A/B runs here): the int3 Oops of
+    fprobe_under_function_graph.tc struck one of the three series runs and none of the
+    base's; it is flaky, and the comparison says no difference."""
+    d = data_dir / "ab-x86_64-flaky"
+    cmp = json.loads((d / "compare.json").read_text())
+    base, series = (json.loads((d / s / "results.json").read_text()) for s in ("base", "series"))
+    diff = cmp["diff"]
+    assert diff["regressed"] is False and diff["new_failures"] == [] and diff["new_splats"] == []
+    (flaky,) = diff["flaky"]
+    assert (flaky["id"], flaky["series"], flaky["base"]) == ("tcscripts/fprobe_under_function_graph.tc", "1/3", "0/3")
+    assert {s["title"] for s in diff["flaky_splats"]} == {"Oops: int3: 0000 [#1] SMP",
+                                                         "Kernel panic - not syncing: Fatal exception in interrupt"}
+    text = compare.mail_summary(diff, base, series, cmp["bisect"], cmp["each_patch"])
+    assert ("tcscripts/fprobe_under_function_graph.tc: ERROR 1/3 on series, 0/3 on base (Oops: int3: 0000 [#1] SMP"
+            in text)
+    assert text.rstrip().endswith("no difference between base and series")
