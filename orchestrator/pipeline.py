@@ -447,6 +447,8 @@ class _Run:
                 recorder.add_case(result)
                 if result.status != "PASS":
                     progress.say(f"  {result.status:<11} {result.id}  {result.reason[:90]}")
+                else:   # a log shows each case as it ends; a terminal's status line did
+                    progress.log(f"  [{index}/{len(self.cases)}] PASS {result.id} {fmt_duration(result.seconds)}")
         progress.clear()
         recorder.data["taint"]["end"] = runner.taint
         recorder.set("transport", transport_record(self.opts.transport, self.sessions))

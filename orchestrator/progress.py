@@ -17,7 +17,8 @@ def fmt_duration(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, stream: TextIO | None = None, plain_interval: float = 30.0):
+    # A log (CI, nohup) gets the status at least this often: enough to plan by, not a flood.
+    def __init__(self, stream: TextIO | None = None, plain_interval: float = 10.0):
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.plain_interval = plain_interval
@@ -37,6 +38,11 @@ class Progress:
                 self._last_plain = now
                 self.stream.write(text + "\n")
                 self.stream.flush()
+
+    def log(self, text: str) -> None:
+        """A line for a log only (on a terminal the status line already showed it)."""
+        if not self.tty:
+            self.say(text)
 
     def clear(self) -> None:
         if self.tty and self._shown:

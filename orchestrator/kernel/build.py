@@ -23,6 +23,7 @@ from .source import KernelTree
 
 STAMP = "orchestrator-build.json"
 ALLCONFIG = "orchestrator.allconfig"
+STEPS_SEEN = "build-steps.json"   # in the cache root: first builds' step counts
 BUILD_LOG = "orchestrator-build.log"
 # modules_install output, copied into the initramfs (/lib/modules/<release>).
 MODULES_DIR = "orchestrator-modules"
@@ -83,6 +84,23 @@ def _make_argv(tree: KernelTree, arch: Arch, build_dir: pathlib.Path, *targets: 
             f"CC=ccache {cc}", f"-j{os.cpu_count() or 1}", *targets]
 
 
+def _steps_key(arch: Arch, tree: KernelTree) -> str:
+    """Builds of one arch and kernel version line take about as many kbuild steps."""
+    return f"{arch.name} {'.'.join(tree.version.split('.')[:2])}"
+
+
+def _steps_seen(cache_root: pathlib.Path, arch: Arch, tree: KernelTree) -> int | None:
+    """The step count of an earlier first build of this arch and version line (another
+    tree or build dir), for a first build's estimate."""
+    return (cache.read_json(cache_root / STEPS_SEEN) or {}).get(_steps_key(arch, tree))
+
+
+def _remember_steps(cache_root: pathlib.Path, arch: Arch, tree: KernelTree, steps: int) -> None:
+    seen = cache.read_json(cache_root / STEPS_SEEN) or {}
+    seen[_steps_key(arch, tree)] = steps
+    cache.atomic_write_json(cache_root / STEPS_SEEN, seen)
+
+
 def _make_env(cache_root: pathlib.Path) -> dict[str, str]:
     env = dict(os.environ)
     env["CCACHE_DIR"] = str(cache_root / "ccache")
@@ -116,7 +134,11 @@ def _run_make(argv: list[str], env: dict[str, str], log_file, progress: Progress
                 steps += 1
                 last = f"{m.group(1)} {m.group(2).strip()}"
             elapsed = time.monotonic() - start
-            pct = f" (~{min(99, 100 * steps // expected_steps)}%)" if expected_steps else ""
+            pct = ""
+            if expected_steps:
+                left = elapsed / steps * max(0, expected_steps - steps) if steps else 0
+                pct = (f" of ~{expected_steps} (~{min(99, 100 * steps // expected_steps)}%"
+                       + (f", ~{fmt_duration(left)} left" if steps > 20 else "") + ")")
             progress.status(f"{label}: {steps} steps{pct}, {fmt_duration(elapsed)}  {last}")
         rc = proc.wait()
     except BaseException:
@@ -196,7 +218,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
             targets = [arch.build_target, "vmlinux"] + (["modules"] if modular else [])
             rc, steps = _run_make(_make_argv(tree, arch, build_dir, *targets),
                                   env, log_file, progress, f"build {arch.name}",
-                                  int(stamp.get("steps", 0)) or None)
+                                  int(stamp.get("steps", 0)) or _steps_seen(cache_root, arch, tree) or None)
             if rc == 0 and modular:
                 staging = build_dir / MODULES_DIR
                 shutil.rmtree(staging, ignore_errors=True)
@@ -204,6 +226,8 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
                                              f"INSTALL_MOD_PATH={staging}", "INSTALL_MOD_STRIP=1"),
                                   env, log_file, progress, f"modules_install {arch.name}", None)
             build_seconds = time.monotonic() - t1
+            if rc == 0 and not stamp.get("steps"):
+                _remember_steps(cache_root, arch, tree, steps)
         progress.clear()
         if rc != 0 or not image.exists():
             errs = first_errors(log_path)
