@@ -183,3 +183,29 @@ def test_rerun_runs_what_did_not_pass_on_the_same_kernel(first_run, tmp_path):
     assert f"rerun of {first['run_id']} ({len(not_passed)} case(s)), first result -> now:" in p2.stdout
     for case_id in not_passed:
         assert f"  {case_id}: " in p2.stdout
+
+
+def test_a_baseline_difference_is_confirmed_on_this_kernel(first_run, tmp_path):
+    """--baseline: a difference from the earlier run is tried again on this run's kernel
+    (the earlier run's kernel is not run again). The baseline here is the first run with
+    one passing case marked FAIL: every try on this kernel passes it, so it is "fixed",
+    confirmed by 1 + 2 runs; no case of this run is flaky or a new failure."""
+    p, latest = first_run
+    first = json.loads((latest / "results.json").read_text())
+    # kprobe_multi: a short suite, all PASS on x86_64 6.12.
+    case = next(c for c in first["cases"] if c["id"].startswith("kprobe_multi/") and c["status"] == "PASS")
+    base = tmp_path / "baseline" / first["run_id"]
+    base.mkdir(parents=True)
+    edited = dict(first, cases=[dict(c, status="FAIL", reason="marked FAIL for the test") if c["id"] == case["id"]
+                                else c for c in first["cases"]])
+    (base / "results.json").write_text(json.dumps(edited))
+    suite = case["id"].split("/")[0]
+    p2, _ = _run(tmp_path / "run", "--suite", suite, "--baseline", str(base))
+    print(p2.stdout[-3000:], p2.stderr[-2000:])
+    data = json.loads((tmp_path / "run" / "latest" / "results.json").read_text())
+    diff = data["baseline"]["diff"]
+    fixed = {e["id"]: e for e in diff["fixed"]}
+    assert fixed[case["id"]]["tries"] == {"base": 1, "series": 3}
+    assert diff["flaky"] == [] or all(e["id"] != case["id"] for e in diff["flaky"])
+    tries = [d for d in (tmp_path / "run").iterdir() if "-try" in d.name]
+    assert len(tries) == 2 and data["state"] == "complete"
