@@ -130,6 +130,34 @@ def test_qemu_killed_from_outside(tmp_path):
     assert proc.returncode == 1 and data["state"] == "complete"
 
 
+def test_qemu_killed_right_after_ready(tmp_path):
+    """QEMU killed as soon as the guest says READY: the first command (or the first case)
+    meets a dead guest. Exit 6 (the boot failed) or that case ERROR; never a traceback,
+    never 'incomplete' with exit 130."""
+    proc = subprocess.Popen(_argv(tmp_path, "--suite", "tcscripts", "--tcdir", str(HERE / "tc_kill")),
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed = False
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline and proc.poll() is None:
+        log = tmp_path / "latest" / "console.log"
+        qemus = [pid for pid, cmd in _children(proc.pid) if "qemu-system" in cmd]
+        if qemus and log.exists() and b"KTO:READY:" in log.read_bytes():
+            os.kill(qemus[0], signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.05)
+    assert killed, "the guest never said READY"
+    out, _ = proc.communicate(timeout=600)
+    print(out[-3000:])
+    assert "Traceback" not in out
+    data = _results(tmp_path)
+    assert data["state"] != "incomplete" and proc.returncode != 130
+    if proc.returncode == 6:
+        assert data["state"] == "failed" and data["stages"]["boot"]["state"] == "failed"
+    else:
+        assert data["cases"][0]["status"] == "ERROR" and data["state"] == "complete"
+
+
 def test_sigterm_during_a_build_leaves_no_make(tmp_path):
     # A one-option fragment the other runs do not have: this run has to build.
     extra = tmp_path / "localversion.config"
