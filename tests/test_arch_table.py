@@ -72,3 +72,23 @@ def test_matrix_table_from_real_runs(data_dir):
     assert lines[1].split()[:8] == ["s390x", "7m35s", "0s", "39", "3", "2", "3", "12.2"]
     assert lines[2].split()[:3] == ["riscv64", "FAILED", "-"]
     assert "The riscv64 kernel build failed" in lines[2]
+
+
+def test_the_boot_nonce_goes_where_qemu_passes_a_command_line():
+    """READY carries the boot's nonce from the kernel command line where QEMU passes one;
+    the builtin route's command line is in the kernel, so QEMU gets no -append there and the
+    session expects no nonce."""
+    import io
+    import pathlib
+    from orchestrator.vm import qemu
+    from orchestrator.vm.console import ConsoleSession
+    accel = qemu.Accel("tcg", "test")
+    get_arch = arches.get_arch
+    direct = qemu.qemu_argv(get_arch("x86_64"), pathlib.Path("bzImage"), pathlib.Path("i.cpio"), accel)
+    builtin = qemu.qemu_argv(get_arch("loongarch64"), pathlib.Path("vmlinux"), pathlib.Path("i.cpio"), accel)
+    assert "-append" in direct and "-append" not in builtin and "-initrd" not in builtin
+    for argv, nonce in ((["true", *direct[1:]], True), (["true", *builtin[1:]], False)):
+        s = ConsoleSession(argv, io.BytesIO())
+        s.start()
+        s.kill()
+        assert (s.ready_nonce == s.nonce) if nonce else s.ready_nonce is None

@@ -47,7 +47,11 @@ def qemu_argv(arch: Arch, kernel: pathlib.Path, initrd: pathlib.Path | None, acc
     argv += ["-kernel", str(kernel)]
     if initrd is not None and arch.boot_route == "direct":
         argv += ["-initrd", str(initrd)]
-    argv += ["-append", kernel_cmdline(arch, extra_cmdline), *q.extra_args]
+    if arch.boot_route == "direct":
+        # On the builtin route the command line is built into the kernel (CONFIG_CMDLINE_FORCE)
+        # and -append would be ignored: the console session then expects no boot nonce on READY.
+        argv += ["-append", kernel_cmdline(arch, extra_cmdline)]
+    argv += [*q.extra_args]
     return argv
 
 
