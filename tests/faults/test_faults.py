@@ -87,9 +87,11 @@ def test_panic_hang_and_warn_in_one_run(tmp_path):
     warn = by_id["tcscripts/02_warn.tc"]
     assert warn["test_status"] == "PASS" and warn["splats"][0]["kind"] == "warning"
     assert "lkdtm" in " ".join(warn["splats"][0]["lines"]).lower()
-    # The panic: ERROR with the panic text; the next case ran on a fresh guest.
+    # The panic: ERROR, its reason leading with the panic, then what the harness saw; the
+    # next case ran on a fresh guest.
     panic = by_id["tcscripts/03_panic.tc"]
-    assert panic["reason"].startswith("the guest died during the case")
+    assert panic["reason"].startswith("Kernel panic - not syncing: sysrq triggered crash (then: ")
+    assert "the guest died during the case" in panic["reason"]
     assert any("Kernel panic - not syncing: sysrq triggered crash" in s["title"] for s in panic["splats"])
     assert by_id["tcscripts/04_after_panic.tc"]["boot"] == panic["boot"] + 1
     # The hang: ended at the case timeout, not later; the guest was restarted.
