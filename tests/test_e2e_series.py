@@ -71,7 +71,12 @@ def test_series_that_breaks_a_case_is_bisected_to_its_patch(series_files, tmp_pa
     assert set(bisect["first_bad"]) == {BROKEN_CASE, f"splat {warns[0]['title']}"}
     assert bisect["first_bad"][BROKEN_CASE]["number"] == 3
     assert bisect["first_bad"][f"splat {warns[0]['title']}"]["number"] == 2
-    assert all(new[w["case"]]["test_status"] == "PASS" for w in warns)
+    # A WARN_ONCE lands on the first case that registers a kprobe in each boot: after a
+    # restart that can be another case, which the tries (fresh guests, the differing cases
+    # only) then pass: that case is flaky, the splat itself confirmed.
+    flaky = {e["id"] for e in diff["flaky"]}
+    assert all(w["case"] in new or w["case"] in flaky for w in warns)
+    assert all(new[w["case"]]["test_status"] == "PASS" for w in warns if w["case"] in new)
     assert report["each_patch"] == {"mode": "build", "built": 3, "first_failing": None, "tested": []}
     assert [pt["subject"] for pt in report["series"]["patches"]] == [
         "[PATCH 1/3] tracing/probes: Say what parse_btf_arg() resolves",
