@@ -105,22 +105,26 @@ def test_panic_hang_and_warn_in_one_run(tmp_path):
     assert all(f"tcscripts/{n}" in summary for n in ("02_warn.tc", "03_panic.tc", "05_hang.tc"))
 
 
-def test_qemu_killed_from_outside(tmp_path):
+def _kill_qemu_when(tmp_path: pathlib.Path, ready, poll: float, wait: float = 0.0) -> subprocess.Popen:
+    """A run of tc_kill/ whose QEMU is SIGKILLed `wait` s after ready(run dir) first holds."""
     proc = subprocess.Popen(_argv(tmp_path, "--suite", "tcscripts", "--tcdir", str(HERE / "tc_kill")),
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    killed_at = None
     deadline = time.monotonic() + 1800
     while time.monotonic() < deadline and proc.poll() is None:
-        results = tmp_path / "latest" / "results.json"
-        cases = json.loads(results.read_text())["cases"] if results.exists() else []
         qemus = [pid for pid, cmd in _children(proc.pid) if "qemu-system" in cmd]
-        if len(cases) == 1 and qemus:
-            time.sleep(3)          # well inside 02_long.tc's sleep
+        if qemus and ready(tmp_path / "latest"):
+            time.sleep(wait)
             os.kill(qemus[0], signal.SIGKILL)
-            killed_at = time.monotonic()
-            break
-        time.sleep(0.5)
-    assert killed_at is not None, "the run never reached its second case"
+            return proc
+        time.sleep(poll)
+    raise AssertionError("the run never reached the moment to kill its QEMU")
+
+
+def test_qemu_killed_from_outside(tmp_path):
+    def one_case_done(run: pathlib.Path) -> bool:
+        results = run / "results.json"
+        return results.exists() and len(json.loads(results.read_text())["cases"]) == 1
+    proc = _kill_qemu_when(tmp_path, one_case_done, poll=0.5, wait=3)   # well inside 02_long.tc's sleep
     out, _ = proc.communicate(timeout=600)
     print(out[-3000:])
     data = _results(tmp_path)
@@ -136,19 +140,9 @@ def test_qemu_killed_right_after_ready(tmp_path):
     """QEMU killed as soon as the guest says READY: the first command (or the first case)
     meets a dead guest. Exit 6 (the boot failed) or that case ERROR; never a traceback,
     never 'incomplete' with exit 130."""
-    proc = subprocess.Popen(_argv(tmp_path, "--suite", "tcscripts", "--tcdir", str(HERE / "tc_kill")),
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    killed = False
-    deadline = time.monotonic() + 1800
-    while time.monotonic() < deadline and proc.poll() is None:
-        log = tmp_path / "latest" / "console.log"
-        qemus = [pid for pid, cmd in _children(proc.pid) if "qemu-system" in cmd]
-        if qemus and log.exists() and b"KTO:READY:" in log.read_bytes():
-            os.kill(qemus[0], signal.SIGKILL)
-            killed = True
-            break
-        time.sleep(0.05)
-    assert killed, "the guest never said READY"
+    def ready(run: pathlib.Path) -> bool:
+        return (run / "console.log").exists() and b"KTO:READY:" in (run / "console.log").read_bytes()
+    proc = _kill_qemu_when(tmp_path, ready, poll=0.05)
     out, _ = proc.communicate(timeout=600)
     print(out[-3000:])
     assert "Traceback" not in out
