@@ -8,7 +8,11 @@ import time
 import pytest
 
 DATA = pathlib.Path(__file__).parent / "data"
+# The LTS tree bookworm installs (make deps): the Kconfig parser's tests read its Kconfig files.
 DEBIAN_TARBALL = pathlib.Path("/usr/src/linux-source-6.12.tar.xz")
+# What the default tree's banner says (KERNEL unset: Debian's linux-source-<DEFAULT_TREE>).
+from orchestrator.kernel.trees import DEFAULT_TREE  # noqa: E402
+DEFAULT_BANNER = f"Linux version {DEFAULT_TREE}."
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +79,7 @@ def edit(root: pathlib.Path, rel: str, old: str, new: str) -> None:
 def series_on_default_tree(out: pathlib.Path, name: str,
                            commits: list[tuple[str, list[tuple[str, str, str]]]],
                            cover: bool = False) -> pathlib.Path:
-    """An mbox of real patches against the default tree (Debian's 6.12 in the cache), made
+    """An mbox of real patches against the default tree (Debian's, unpacked in the cache), made
     by committing each (subject, [(file, old text, new text)]) in a scratch worktree."""
     from orchestrator import cache
     from orchestrator.kernel import source

@@ -1,4 +1,4 @@
-"""End to end: a real series on Debian's 6.12 tree, base vs series on x86_64, bisected.
+"""End to end: a real series on the default tree (Debian's 7.2), base vs series on x86_64, bisected.
 
 The series is written here against the default tree: a comment (no effect), a WARN on
 the kprobe-event registration path (a splat, and a case that passes while it fires),

@@ -1,6 +1,7 @@
 """The project's C guest programs, built for real with the default tree's nolibc and
 UAPI headers and run on the host: case list, BPF instruction bytes in both byte
-orders (against an encoder written here from struct bpf_insn), the mmap trigger."""
+orders (against an encoder written here from struct bpf_insn), the mmap trigger, and
+the guest's readelf against binutils' own on real binaries."""
 from __future__ import annotations
 
 import pathlib
@@ -23,8 +24,6 @@ def cache_root():
 
 @pytest.fixture(scope="session")
 def default_tree(cache_root):
-    if not source.DEFAULT_TARBALL.exists():
-        pytest.skip(f"{source.DEFAULT_TARBALL} is not installed (run `make deps`)")
     return source.default_tree(cache_root, say=lambda *_: None)
 
 
@@ -137,9 +136,13 @@ def test_second_build_is_the_cached_binary(default_tree, cache_root, host_kprobe
     assert again == host_kprobe_multi
 
 
-def test_programs_in_the_image(default_tree, tmp_path):
-    # A tree with nolibc gets them all, whatever the suites: the image stays the same.
-    assert guestprog.programs_for(["dynevent"], default_tree.path) == ("kprobe_multi", "args_trigger")
+def test_programs_in_the_image(cache_root, tmp_path):
+    # A tree with nolibc gets them all, whatever the suites: the image stays the same;
+    # 6.12 has no ftrace poll.c, so that one is not asked for.
+    if not pathlib.Path(source.BUILTIN_TREES["6.12"].tarball).exists():
+        pytest.skip("Debian's linux-source-6.12 is not installed (run `make deps`)")
+    lts = source.builtin_tree("6.12", cache_root, say=lambda *_: None)
+    assert guestprog.programs_for(["dynevent"], lts.path) == ("kprobe_multi", "args_trigger", "readelf")
     # Without nolibc only what the suites need is asked for (and its build explains).
     assert guestprog.programs_for(["dynevent", "kprobe"], tmp_path) == ()
     assert guestprog.programs_for(["tcscripts", "kprobe_multi"], tmp_path) == ("args_trigger", "kprobe_multi")
@@ -155,7 +158,7 @@ def test_the_7_2_tree_is_fetched_and_its_selftests_get_their_poll_helper(cache_r
     tree = source.builtin_tree("7.2", cache_root, say=lambda *_: None)
     assert tree.version.startswith("7.2.") and tree.origin == "Debian linux-source-7.2.tar.xz"
     programs = guestprog.programs_for(["dynevent"], tree.path)
-    assert programs == ("kprobe_multi", "args_trigger", "ftrace_poll")
+    assert programs == ("kprobe_multi", "args_trigger", "readelf", "ftrace_poll")
     img = image.build_image(tree, get_arch("x86_64"), cache_root, None, programs, say=lambda *_: None)
     assert img.program_errors == {}
     listing = subprocess.run(["cpio", "-t", "--quiet"], input=img.path.read_bytes(), capture_output=True).stdout.decode()
@@ -164,3 +167,60 @@ def test_the_7_2_tree_is_fetched_and_its_selftests_get_their_poll_helper(cache_r
     # The host's apt configuration was not touched.
     assert not any("trixie" in p.read_text() for p in pathlib.Path("/etc/apt").rglob("*.list*") if p.is_file())
     assert not any("trixie" in p.read_text() for p in pathlib.Path("/etc/apt/sources.list.d").glob("*.sources"))
+
+
+# -- readelf: what dynevent/add_remove_uprobe.tc reads of it, as binutils prints it -------
+
+_SEGMENT_ROW = r"^  [A-Z_]+ +0x[0-9a-f]+ 0x[0-9a-f]+ 0x[0-9a-f]+ 0x[0-9a-f]+ 0x[0-9a-f]+ [RWE ]{3} 0x[0-9a-f]+$"
+
+
+def _readelf_rows(text: str) -> tuple[list[str], list[str]]:
+    """(the entry point line, the segment rows) of `readelf -hW`/`-lW` output."""
+    import re
+    lines = text.splitlines()
+    return ([l for l in lines if "Entry point address:" in l],
+            [l for l in lines if re.match(_SEGMENT_ROW, l)])
+
+
+def _binutils_readelf(path) -> tuple[list[str], list[str]]:
+    if not shutil.which("readelf"):
+        pytest.skip("needs binutils' readelf on the host")
+    return _readelf_rows(_run(["readelf", "-hW", path]).stdout + _run(["readelf", "-lW", path]).stdout)
+
+
+@pytest.fixture(scope="session")
+def host_readelf(default_tree, cache_root):
+    return guestprog.build_program("readelf", default_tree, get_arch("x86_64"), cache_root)
+
+
+def test_readelf_prints_what_binutils_prints_for_pie_and_static_binaries(host_readelf, cache_root):
+    from orchestrator.guest import busybox
+    static = busybox.busybox_for(get_arch("x86_64"), cache_root, say=lambda *_: None)
+    for binary in (pathlib.Path("/bin/ls"), static):      # a PIE (DYN) and a static EXEC
+        ours = _readelf_rows(_run([host_readelf, "-hW", binary]).stdout + _run([host_readelf, "-lW", binary]).stdout)
+        entry, rows = _binutils_readelf(binary)
+        assert ours == (entry, rows) and len(entry) == 1 and any(" LOAD " in r for r in rows), binary
+
+
+def test_readelf_reads_a_big_endian_binary_in_a_big_endian_guest(default_tree, cache_root):
+    """Built for s390x and run there (qemu-user): the byte order is the file's."""
+    from orchestrator.guest import busybox
+    s390x = get_arch("s390x")
+    if not shutil.which(s390x.compiler) or not shutil.which("qemu-s390x"):
+        pytest.skip(f"needs {s390x.compiler} and qemu-s390x (qemu-user) on the host")
+    binary = guestprog.build_program("readelf", default_tree, s390x, cache_root)
+    target = busybox.busybox_for(s390x, cache_root, say=lambda *_: None)
+    out = _run(["qemu-s390x", binary, "-hlW", target])
+    assert out.returncode == 0
+    assert _readelf_rows(out.stdout) == _binutils_readelf(target)
+
+
+def test_readelf_refuses_what_it_cannot_answer(host_readelf, tmp_path):
+    """Exit 2 for an option it does not have (a case reading -s output would read nothing
+    plausible), 1 for a file that is not ELF."""
+    assert _run([host_readelf, "-Ws", "/bin/ls"]).returncode == 2
+    assert _run([host_readelf, "/bin/ls"]).returncode == 2
+    text = tmp_path / "script.sh"
+    text.write_text("#!/bin/sh\n")
+    out = _run([host_readelf, "-h", text])
+    assert out.returncode == 1 and "not an ELF file" in out.stdout

@@ -15,6 +15,7 @@ from ..progress import Progress
 from ..project import (ACCELS, BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, DEFAULT_ARCH, MATRIX_SPEC,
                        PROJECT_ROOT, RESULTS_DIR, TCSCRIPTS_DIR, TRANSPORTS, seconds_option)
 from ..results.confirm import DEFAULT_RETRIES
+from ..kernel.trees import DEFAULT_TREE
 from ..suites.runner import DEFAULT_SUITES
 
 
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--kernel", default=None,
                    help="kernel tree to test: a built-in one by name (6.12: Debian's linux-source-6.12; "
                         "7.2: linux-source-7.2 from trixie-backports, fetched once), or a path (git or "
-                        "plain dir); default 6.12")
+                        "plain dir); default " + DEFAULT_TREE)
     t.add_argument("--suite", action="append", default=None, metavar="NAME[,NAME]",
                    help=f"ftracetest test.d dirs, 'ftrace-all' or 'tcscripts' (default {','.join(DEFAULT_SUITES)})")
     t.add_argument("--kconfig", action="append", default=None, metavar="FRAGMENT",

@@ -19,7 +19,12 @@ from ..kernel.source import KernelTree
 from ..project import IMAGES_DIR
 
 PROGRAM_SOURCES = {"kprobe_multi": IMAGES_DIR / "kprobe_multi.c",
-                   "args_trigger": IMAGES_DIR / "args_trigger.c"}
+                   "args_trigger": IMAGES_DIR / "args_trigger.c",
+                   "readelf": IMAGES_DIR / "readelf.c"}
+# Programs of ours that stand in for a host tool the tree's selftests call by name (busybox
+# has no readelf; dynevent/add_remove_uprobe.tc is UNRESOLVED without one): on the guest's
+# PATH instead of in GUEST_BIN.
+ON_PATH = {"readelf": "usr/bin/readelf"}
 # Helpers the tree's own selftests want compiled beside them (TEST_GEN_FILES of the ftrace
 # selftests' Makefile: 7.2's trigger-hist-poll.tc runs ${FTRACETEST_ROOT}/poll): the source
 # in the tree, and where the binary goes relative to the guest's copy of the ftrace dir.

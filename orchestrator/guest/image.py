@@ -125,7 +125,7 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
         cpio.directory(guestprog.GUEST_BIN)
     for name, path in binaries.items():
         if name not in guestprog.TREE_PROGRAMS:
-            cpio.file(f"{guestprog.GUEST_BIN}/{name}", path.read_bytes(), 0o755)
+            cpio.file(guestprog.ON_PATH.get(name, f"{guestprog.GUEST_BIN}/{name}"), path.read_bytes(), 0o755)
     cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
     cpio.file("etc/group", b"root:x:0:\n")
     _add_tree(cpio, ftrace_dir, GUEST_FTRACE)

@@ -21,7 +21,6 @@ from ..errors import ExitCode, OrchestratorError
 from . import trees
 from .trees import BUILTIN_TREES, DEFAULT_TREE
 
-DEFAULT_TARBALL = pathlib.Path(BUILTIN_TREES[DEFAULT_TREE].tarball)
 # The identity git needs for commits, and no automatic gc/maintenance: a `git gc --auto`
 # after recording an 80k-file tree repacked for ~8 minutes beside the kernel build.
 GIT_CONFIG = ["-c", "user.name=orchestrator", "-c", "user.email=orchestrator@localhost",

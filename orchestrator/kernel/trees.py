@@ -37,7 +37,8 @@ BUILTIN_TREES = {t.name: t for t in (
     BuiltinTree("6.12", "linux-source-6.12", None, "/usr/src/linux-source-6.12.tar.xz"),
     BuiltinTree("7.2", "linux-source-7.2", "trixie-backports", "/usr/src/linux-source-7.2.tar.xz"),
 )}
-DEFAULT_TREE = "6.12"
+# The tree series are written against (mainline-near); 6.12 stays as the LTS tree.
+DEFAULT_TREE = "7.2"
 KEYRING = pathlib.Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 _FALLBACK_MIRROR = "http://deb.debian.org/debian"
 

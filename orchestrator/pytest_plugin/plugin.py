@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from ..errors import OrchestratorError
+from ..kernel.trees import DEFAULT_TREE
 from ..project import ACCELS, BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, RESULTS_DIR, TRANSPORTS, seconds_option
 
 
@@ -38,7 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="run the suites' cases as items on these arches (from the arch table, or 'all'); "
                      "without it the plugin does nothing")
     g.addoption("--kernel", dest="orchestrator_kernel", default=None,
-                help="kernel tree: 6.12 or 7.2 (Debian's, built in) or a path (default 6.12)")
+                help=f"kernel tree: 6.12 or 7.2 (Debian's, built in) or a path (default {DEFAULT_TREE})")
     g.addoption("--series", dest="orchestrator_series", default=None, metavar="MBOX|DIR|BASE..TIP|BRANCH",
                 help="patch series applied on a worktree of the tree first")
     g.addoption("--series-base", dest="orchestrator_base", default=None, metavar="REV",

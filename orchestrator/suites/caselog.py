@@ -13,12 +13,41 @@ _CASE_START = re.compile(r"^\+ \. /\S+\.tc$")
 # ftracetest's exit helpers; a case may also call one that does not exist (exit_failure):
 # its "not found" is the failure path's error, not the check that failed.
 _EXIT = re.compile(r"^\+ exit_\w+")
+# run-case's copy of tracefs's error_log after a case that did not pass, each entry
+# without its timestamp:
+#   trace_kprobe: error: Invalid argument type
+#     Command: p:myevent vfs_read arg=%ax:foo
+#                                       ^
+ERROR_LOG_PREFIX = "error_log: "
+_ERROR_ENTRY = re.compile(r"^(?P<source>[\w-]+): error: (?P<message>.+)$")
+_COMMAND = re.compile(r"^(?P<indent>\s*Command: )(?P<command>.*)$")
 
 
 def from_output(lines: list[str]) -> str:
     """The case's log as run-case prints it ('# | ' lines, '# log:' headers)."""
-    return "\n".join(l[4:] if l.startswith("# | ") else l for l in lines
-                     if l.startswith(("# | ", "# log: ")))
+    return "\n".join(l[4:] if l.startswith("# | ") else l[2:] if l.startswith("# error_log: ") else l
+                     for l in lines if l.startswith(("# | ", "# log: ", "# error_log: ")))
+
+
+def kernel_error(log: str) -> str:
+    """The last entry of tracefs's error_log in a case log, as one line: who refused what,
+    and the word of the command the kernel pointed at; '' when the log has none."""
+    entries = [l[len(ERROR_LOG_PREFIX):] for l in log.splitlines() if l.startswith(ERROR_LOG_PREFIX)]
+    for i in range(len(entries) - 1, -1, -1):
+        m = _ERROR_ENTRY.match(entries[i])
+        if not m:
+            continue
+        said = f"{m.group('source')}: {m.group('message').strip()}"
+        cmd = _COMMAND.match(entries[i + 1]) if i + 1 < len(entries) else None
+        if cmd is None:
+            return said
+        command = cmd.group("command")
+        caret = entries[i + 2].find("^") - len(cmd.group("indent")) if i + 2 < len(entries) else -1
+        if 0 <= caret < len(command):
+            word = command[caret:].split()[0] if command[caret:].strip() else ""
+            return f"{said} at '{word}' in '{command}'" if word else f"{said} in '{command}'"
+        return f"{said} in '{command}'"
+    return ""
 
 
 def excerpt(log: str) -> str:
@@ -37,7 +66,13 @@ def excerpt(log: str) -> str:
 
 def reason(log: str, status: str) -> str:
     """One line: the last message the case printed, else the commands it gave up after."""
-    lines = excerpt(log).splitlines()
+    lines = [l for l in excerpt(log).splitlines() if not l.startswith(ERROR_LOG_PREFIX)]
+    said = _reason(lines, status)
+    refused = kernel_error(log)
+    return f"{said} (kernel: {refused})"[:300] if refused else said
+
+
+def _reason(lines: list[str], status: str) -> str:
     end = len(lines)
     for i, line in enumerate(lines):
         if _EXIT.match(line):
