@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from orchestrator.results import compare, junit, report
+from orchestrator.results import causes, compare, junit, report
 from orchestrator.suites.status import FAILING, STATUSES
 from orchestrator.results.recorder import SCHEMA_VERSION, CaseResult, Recorder
 
@@ -352,7 +352,10 @@ def test_summary_text(x86, arm64):
     assert lines[arm_line] == "arm64: 44 cases: 32 pass, 2 fail, 10 unsupported"
     failing = [(d, c) for d in (x86[0], arm64[0]) for c in d["cases"] if c["status"] in FAILING]
     splats = [s for d in (x86[0], arm64[0]) for s in d["splats"]]
-    assert len(lines) == 2 + len(failing) + len(splats)          # nothing else
+    explained = [c for d, c in failing if causes.of(c, d)]
+    assert explained    # the tprobe module Oops and the TCG ustring fetch, at least
+    assert len(lines) == 2 + len(failing) + len(explained) + len(splats)          # nothing else
+    assert sum(l.startswith("    known cause, ") for l in lines) == len(explained)
     for d, c in failing:
         section = lines[:arm_line] if d is x86[0] else lines[arm_line:]
         line = next(l for l in section if f" {c['id']}: " in l)
@@ -431,7 +434,7 @@ def test_schema_matches_the_code(validator):
     fields = {f.name for f in dataclasses.fields(CaseResult)}
     assert set(validator.schema["$defs"]["case"]["properties"]) == fields
     # These came later: runs recorded before them are still valid.
-    assert set(validator.schema["$defs"]["case"]["required"]) == fields - {"guest_seconds", "guest_logs", "worker"}
+    assert set(validator.schema["$defs"]["case"]["required"]) == fields - {"guest_seconds", "guest_logs", "worker", "cause"}
 
 
 @pytest.mark.parametrize("name", sorted(p.parent.name for p in RUNS.glob("*/results.json")))

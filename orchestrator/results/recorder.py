@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from .. import cache
+from . import causes
 from ..suites import status
 from ..suites.status import STATUSES
 from ..suites.status import FAILING
@@ -34,6 +35,7 @@ class CaseResult:
     guest_seconds: float | None = None   # the guest's own time for the case (its uptime)
     guest_logs: str | None = None  # its ftracetest log dir copied back (SSH), run-dir relative
     worker: str | None = None      # the pytest-xdist worker whose guest ran it
+    cause: dict | None = None      # results/causes.py's {"kind", "why"}, set when the run finishes
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -114,6 +116,8 @@ class Recorder:
         self.flush()
 
     def finish(self, state: str, verdict: str, exit_code: int) -> None:
+        for case in self.cases:
+            case["cause"] = causes.of(case, self.data)
         self.data.update(state=state, verdict=verdict, exit_code=exit_code,
                          finished_at=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                          counts=status.counts(self.cases))

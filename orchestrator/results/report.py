@@ -14,7 +14,7 @@ import markupsafe
 
 from .. import cache
 from ..errors import OrchestratorError
-from . import confirm, history, junit, ktap_out
+from . import causes, confirm, history, junit, ktap_out
 from .recorder import Recorder
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
 from ..suites.status import FAILING, STATUSES, counts, counts_line
@@ -180,6 +180,7 @@ def _run_view(data: dict, run_dir: pathlib.Path | None, label: str) -> dict[str,
             "console": "\n".join(_capped(region)) if region is not None else None,
             "log_tail": "\n".join(_capped(log_lines, head=0)) if region is None else None,
             "splats": [s.get("title", "") for s in c.get("splats", [])],
+            "cause": causes.of(c, data),
         })
     return {
         "label": label, "data": data,
@@ -190,6 +191,7 @@ def _run_view(data: dict, run_dir: pathlib.Path | None, label: str) -> dict[str,
         "stages": _stage_bars(data.get("stages") or {}),
         "dropped": (data.get("config") or {}).get("dropped", []),
         "cases": shown,
+        "unexplained": sum(1 for c in shown if c["cause"] is None),
         "splats": [{**s, "lines": "\n".join(s.get("lines", []))}
                    for s in data.get("splats", [])],
         "first_cause": data.get("first_cause"),
@@ -217,7 +219,7 @@ def render_html(runs: list[tuple[dict, pathlib.Path]],
         # Rows whose status is not the same in every run are what a reader looks for.
         row["differs"] = len(runs) > 1 and len(set(row["cells"])) > 1
     return _env.get_template("report.html.j2").render(
-        runs=views, matrix=matrix, comparison=comparison, failing=sorted(FAILING),
+        runs=views, matrix=matrix, comparison=comparison, failing=sorted(FAILING), kinds=causes.KINDS,
         flaky=confirm.flaky_lines(comparison) if comparison else [],
         statuses=[s for s in STATUSES if any(v["counts"].get(s) for v in views)])
 
@@ -256,6 +258,9 @@ def summary_text(runs: list[dict]) -> str:
         for c in data.get("cases", []):
             if c["status"] in FAILING:
                 out.append(f"  {c['status']} {c['id']}: {_cut(c.get('reason') or '')}")
+                cause = causes.of(c, data)
+                if cause:
+                    out.append(f"    known cause, {_cut(causes.line(cause))}")
         for s in data.get("splats", []):
             times = f" x{s['count']}" if s.get("count", 1) > 1 else ""
             out.append(f"  splat {s['kind']}{times} during {s.get('case') or 'boot/idle'}: "

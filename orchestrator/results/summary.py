@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..suites.status import STATUSES
 from ..progress import fmt_duration
-from . import history
+from . import causes, history
 
 _NOT_SHOWN = {"PASS"}
 
@@ -28,6 +28,13 @@ def render(data: dict, results_dir: str) -> str:
         if c["status"] in _NOT_SHOWN:
             continue
         out.append(f"  {c['status']:<11} {c['id']:<{width}}  {c.get('reason', '')[:100]}")
+        cause = causes.of(c, data)
+        if cause:
+            out.append(f"  {'':<11} {'':<{width}}  known cause, {causes.line(cause)[:100]}")
+    left = causes.unexplained(data)
+    if left:
+        out.append(f"  not explained: {len(left)} case(s) that did not pass have no known cause "
+                   f"(orchestrator/data/causes.yaml): {', '.join(c['id'] for c in left)[:160]}")
     splats = data.get("splats", [])
     if splats:
         out.append(f"  kernel splats: {len(splats)}")

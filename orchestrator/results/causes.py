@@ -1,0 +1,99 @@
+"""Why a case did not pass, when that is known and is not the code under test: a limit
+of the tree (with the Kconfig symbol), of this project's config, of the emulator, of the
+guest image, of the selftest itself, or a kernel bug (its splat).
+
+The known causes are data (orchestrator/data/causes.yaml), each found in a real run and
+matched by case, status, arch, kernel version and the case's own reason. A case with a
+splat is explained by the splat unless the table knows better. Whatever is neither is
+"unexplained": the reports count those apart, they are what a reader looks at first.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import functools
+import re
+
+import yaml
+
+from ..project import PROJECT_ROOT
+from ..suites.status import PASSED
+
+CAUSES_FILE = PROJECT_ROOT / "orchestrator" / "data" / "causes.yaml"
+# What each kind of cause means, in the order the reports list them.
+KINDS = {
+    "tree": "a limit of the kernel tree",
+    "config": "this project's kernel config",
+    "emulator": "the emulator (QEMU)",
+    "image": "the guest image",
+    "test": "the selftest itself",
+    "kernel": "a kernel bug",
+    "unsettled": "seen and studied, cause not settled",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class KnownCause:
+    cases: tuple[str, ...]           # fnmatch patterns on the case id
+    kind: str                        # a key of KINDS
+    why: str
+    statuses: tuple[str, ...] = ()   # empty: any status that is not a pass
+    arches: tuple[str, ...] = ()     # empty: every arch
+    kernels: tuple[str, ...] = ()    # version prefixes ("6.12" matches 6.12.117); empty: any
+    reason: re.Pattern | None = None  # searched in the case's reason
+
+    def matches(self, case: dict, arch: str, version: str) -> bool:
+        return (any(fnmatch.fnmatchcase(case.get("id", ""), p) for p in self.cases)
+                and (not self.statuses or case.get("status") in self.statuses)
+                and (not self.arches or arch in self.arches)
+                and (not self.kernels or any(version == k or version.startswith(k + ".")
+                                             for k in self.kernels))
+                and (self.reason is None or bool(self.reason.search(case.get("reason") or ""))))
+
+
+def _listed(entry: dict, key: str) -> tuple[str, ...]:
+    value = entry.get(key) or ()
+    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+
+
+def parse(entries: list[dict]) -> tuple[KnownCause, ...]:
+    """The table from causes.yaml's list; ValueError naming the entry that is wrong."""
+    out = []
+    for n, e in enumerate(entries, 1):
+        if not isinstance(e, dict) or not e.get("case") or not e.get("why") or e.get("kind") not in KINDS:
+            raise ValueError(f"{CAUSES_FILE.name} entry {n} needs case, why and a kind of {', '.join(KINDS)}")
+        out.append(KnownCause(_listed(e, "case"), e["kind"], " ".join(str(e["why"]).split()),
+                              _listed(e, "status"), _listed(e, "arch"), _listed(e, "kernel"),
+                              re.compile(e["reason"]) if e.get("reason") else None))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1)
+def table() -> tuple[KnownCause, ...]:
+    return parse(yaml.safe_load(CAUSES_FILE.read_text()) or [])
+
+
+def of(case: dict, data: dict) -> dict | None:
+    """{"kind", "why"} for a case of the run `data` that did not pass, or None when it
+    passed or nothing explains it."""
+    if case.get("status") in PASSED:
+        return None
+    arch = data.get("arch") or ""
+    version = (data.get("kernel") or {}).get("version") or ""
+    for known in table():
+        if known.matches(case, arch, version):
+            return {"kind": known.kind, "why": known.why}
+    splats = case.get("splats") or []
+    if splats:
+        first = splats[0]
+        return {"kind": "kernel", "why": f"{first.get('kind', 'splat')}: {first.get('title', '')}".strip()}
+    return None
+
+
+def unexplained(data: dict) -> list[dict]:
+    """The run's cases that did not pass and that nothing explains."""
+    return [c for c in data.get("cases", []) if c.get("status") not in PASSED and of(c, data) is None]
+
+
+def line(cause: dict) -> str:
+    return f"{cause['kind']}: {cause['why']}"
