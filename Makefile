@@ -1,6 +1,6 @@
 # The user-facing verbs. Variables: ARCH, KERNEL, SUITES, KCONFIG, TIMEOUT, ACCEL, LLVM, CROSS_COMPILE,
 # SERIES, BASE, COMPARE, EACH_PATCH, BISECT, RETRIES, TRANSPORT (serial|ssh), N (pytest workers).
-#   make test                      x86_64, Debian's linux-source-6.12, the default suites
+#   make test                      x86_64, Debian's linux-source-7.2 (KERNEL=6.12: the LTS tree), the default suites
 #   make test KERNEL=~/linux SUITES=dynevent,kprobe
 #   make test ARCH=arm64 SERIES=v4.mbx COMPARE=1 BISECT=1   base vs base+series, first bad patch
 #   make test TRANSPORT=ssh        commands over SSH to the guest (console still logged)

@@ -65,6 +65,26 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _write_page(path, stamp: str, rows: list[Row], axis: list[dict], progress: Progress) -> None:
+    """results/matrix-<stamp>.html: the table with each cell's report linked, and the
+    kernel axis; a failure here costs the page, never the cells' results."""
+    from ..results import report
+    page_rows = []
+    for r in rows:
+        cells = dict(zip(HEADER, r.cells()))
+        run_id = r.data.get("run_id")
+        linked = run_id and (path.parent / run_id / "report.html").is_file()
+        page_rows.append({"name": r.arch, "arch": r.data.get("arch", ""), "kernel": r.kernel,
+                          "build": cells["build"], "boot": cells["boot"], "minutes": cells["minutes"],
+                          "verdict": cells["verdict"], "data": r.data,
+                          "report": f"{run_id}/report.html" if linked else None})
+    try:
+        cache.atomic_write(path, report.render_matrix_html(stamp, page_rows, axis))
+        progress.say(f"matrix page: {path}")
+    except OSError as exc:
+        progress.say(f"orchestrator: the matrix page {path} was not written ({exc.strerror})")
+
+
 def run(arches: list[Arch], base: pipeline.TestOptions, progress: Progress) -> int:
     """`test --arch all`: the same options on every arch."""
     return _run_rows([(a.name, dataclasses.replace(base, arch=a.name), None, "") for a in arches],
@@ -104,7 +124,9 @@ def _run_rows(jobs: list[tuple[str, pipeline.TestOptions, "versus_base.SeriesOpt
     if axis:
         print("\nwhat each newer kernel changed, per arch:\n" + kernels.render(axis))
     # The pid too: two matrices finishing in the same second must not share one file.
-    cache.atomic_write_json(results_root / f"matrix-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.json",
+    stamp = f"{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
+    _write_page(results_root / f"matrix-{stamp}.html", stamp, rows, axis, progress)
+    cache.atomic_write_json(results_root / f"matrix-{stamp}.json",
                             {"rows": [{"arch": r.arch, "exit_code": r.code, "run_id": r.data.get("run_id"),
                                        "kernel": r.kernel or None,
                                        "cells": dict(zip(HEADER, r.cells()))} for r in rows],

@@ -229,6 +229,20 @@ def write_html(path: pathlib.Path, runs: list[tuple[dict, pathlib.Path]],
     cache.atomic_write(pathlib.Path(path), render_html(runs, comparison))
 
 
+def render_matrix_html(stamp: str, rows: list[dict], changes: list[dict]) -> str:
+    """The matrix page: rows of {name, arch, kernel, build, boot, data, report, verdict,
+    minutes} (report: the cell's report.html relative to the page), then per arch what
+    each newer kernel changed (matrix/kernels.py)."""
+    cells = []
+    for r in rows:
+        data = r["data"]
+        cells.append({**r, "counts": counts(data.get("cases", [])), "splats": len(data.get("splats", [])),
+                      "unexplained": len(causes.unexplained(data)) if data.get("cases") else ""})
+    statuses = [s for s in STATUSES if any(c["counts"].get(s) for c in cells)]
+    return _env.get_template("matrix.html.j2").render(stamp=stamp, rows=cells, changes=changes,
+                                                      statuses=statuses)
+
+
 def write_run_reports(recorder: Recorder) -> None:
     """The end of every run (make test, the pytest plugin's merge): junit.xml, results.ktap,
     report.html and summary.txt beside results.json. `orchestrator report` makes them again from
