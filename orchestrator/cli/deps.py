@@ -71,16 +71,18 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
             say(f"deps: {arch.name}: dropbear {dropbear.dropbear_for(arch, cache_root, say)}")
 
 
-DEB_SRC_FILE = pathlib.Path("/etc/apt/sources.list.d/orchestrator-deb-src.sources")
+APT_SOURCES_DIR = pathlib.Path("/etc/apt/sources.list.d")
+DEB_SRC_FILE = APT_SOURCES_DIR / "orchestrator-deb-src.sources"
 
 
-def _ensure_deb_src(say) -> bool:
+def _ensure_deb_src(say, sources_dir: pathlib.Path = APT_SOURCES_DIR,
+                    out: pathlib.Path = DEB_SRC_FILE) -> bool:
     """Add deb-src twins of the machine's deb822 'Types: deb' stanzas (for busybox's
     source package). Returns True when apt needs an update. The file is written whole
     (a temp file renamed over it), and one that is not what it should be (an earlier
     write cut short) is written again."""
     stanzas = []
-    for f in sorted(pathlib.Path("/etc/apt/sources.list.d").glob("*.sources")):
+    for f in sorted(p for p in sources_dir.glob("*.sources") if p != out):
         for block in f.read_text().split("\n\n"):
             if re.search(r"^Types:.*\bdeb\b", block, re.M) and "deb-src" not in block:
                 lines = [l for l in block.splitlines() if l.strip() and not l.startswith("#")]
@@ -92,15 +94,15 @@ def _ensure_deb_src(say) -> bool:
     text = "# Added by orchestrator deps: busybox's source package for riscv64/loongarch64 guests.\n"
     text += "\n\n".join(stanzas) + "\n"
     try:
-        if DEB_SRC_FILE.read_text() == text:
+        if out.read_text() == text:
             return False
     except OSError:
         pass
-    say(f"deps: writing {DEB_SRC_FILE}")
+    say(f"deps: writing {out}")
     if os.geteuid() == 0:
-        cache.atomic_write(DEB_SRC_FILE, text)
+        cache.atomic_write(out, text)
     else:
-        tmp = DEB_SRC_FILE.with_name(f".{DEB_SRC_FILE.name}.{os.getpid()}")
+        tmp = out.with_name(f".{out.name}.{os.getpid()}")
         subprocess.run(["sudo", "tee", str(tmp)], input=text.encode(), check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["sudo", "mv", "-f", str(tmp), str(DEB_SRC_FILE)], check=True)
+        subprocess.run(["sudo", "mv", "-f", str(tmp), str(out)], check=True)
     return True

@@ -1,0 +1,54 @@
+"""A base run is reused (and a case's history kept) only for the same inputs: every
+option and host tool that decides a run's results changes pipeline.inputs_digest, and
+nothing else does."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+import pytest
+
+from orchestrator import hosttools, pipeline
+
+
+@pytest.fixture
+def base():
+    return pipeline.TestOptions(arch="x86_64")
+
+
+def test_the_same_inputs_give_the_same_digest(base, tmp_path):
+    again = pipeline.TestOptions(arch="x86_64", results_root=tmp_path / "elsewhere")
+    assert pipeline.inputs_digest(base) == pipeline.inputs_digest(again)
+
+
+@pytest.mark.parametrize("change", [
+    {"transport": "ssh"}, {"accel": "tcg"}, {"boot_timeout": 181.0}, {"case_timeout": 299.0},
+    {"cmdline": "nokaslr"}, {"suites": ["dynevent"]}, {"arch": "arm64"}, {"llvm": "-19"},
+])
+def test_each_option_that_decides_results_changes_it(base, change):
+    assert pipeline.inputs_digest(dataclasses.replace(base, **change)) != pipeline.inputs_digest(base)
+
+
+def test_the_tcscripts_cases_are_part_of_it(base, tmp_path):
+    (tmp_path / "a.tc").write_text("#!/bin/sh\nexit 0\n")
+    mine = dataclasses.replace(base, tcscripts=tmp_path)
+    first = pipeline.inputs_digest(mine)
+    (tmp_path / "a.tc").write_text("#!/bin/sh\nexit 1\n")
+    assert pipeline.inputs_digest(mine) != first
+
+
+@pytest.mark.parametrize("tool", ["qemu-system-x86_64", "gcc"])
+def test_another_qemu_or_compiler_on_the_path_changes_it(base, tmp_path, monkeypatch, tool):
+    """As when QEMU 10 from backports or another gcc is installed: a tool of the same name
+    that says another version first on PATH."""
+    before = pipeline.inputs_digest(base)
+    fake = tmp_path / tool
+    fake.write_text("#!/bin/sh\necho 'another version 99.1'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    hosttools.version_line.cache_clear()
+    try:
+        assert pipeline.inputs_digest(base) != before
+    finally:
+        hosttools.version_line.cache_clear()
