@@ -33,8 +33,12 @@ _UNSENDABLE = re.compile(r"[\x00-\x1f\x7f]")
 ALL_FTRACE = "ftrace-all"
 # Suites run by a guest program of ours rather than by ftracetest.
 PROGRAM_SUITES = guestprog.PROGRAM_SUITES
-# After an Oops or a stall the guest rarely finishes the case: give it this long.
+# After an Oops or a stall the guest rarely finishes the case: it gets this long at most,
+# and only while its console still prints: once it has said nothing for
+# WEDGED_QUIET_SECONDS after the report, the shell is not coming back (6.12's tprobe
+# module Oops: the case's KTAP line, then silence) and the guest is restarted.
 WEDGED_GRACE_SECONDS = 30.0
+WEDGED_QUIET_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +188,10 @@ class GuestRunner:
             if not hang_seen_at and self._hang_reported(splats_before):
                 hang_seen_at.append(time.monotonic())
             self.progress.status(f"[{index}/{total}] {spec.id}  {fmt_duration(time.monotonic() - t0)}")
-            return min(deadline, hang_seen_at[0] + WEDGED_GRACE_SECONDS) if hang_seen_at else deadline
+            if not hang_seen_at:
+                return deadline
+            quiet_until = max(hang_seen_at[0], self.detector.last_line_at) + WEDGED_QUIET_SECONDS
+            return min(deadline, hang_seen_at[0] + WEDGED_GRACE_SECONDS, quiet_until)
 
         self.progress.status(f"[{index}/{total}] {spec.id}")
         session = self.session

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 
 # (kind, pattern, is_header)
 CATALOGUE: tuple[tuple[str, str, bool], ...] = (
@@ -109,9 +110,13 @@ class SplatDetector:
         self._open: Splat | None = None
         self._titled = False
         self._line_no = 0
+        # When the console last printed anything (time.monotonic()): after an Oops, a guest
+        # that has gone quiet is not finishing its case.
+        self.last_line_at = time.monotonic()
 
     def feed(self, line: str) -> None:
         self._line_no += 1
+        self.last_line_at = time.monotonic()
         parsed = kernel_text(line)
         if parsed is None:
             return

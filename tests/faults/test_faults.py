@@ -82,7 +82,8 @@ def test_panic_hang_and_warn_in_one_run(tmp_path):
     by_id = {c["id"]: c for c in data["cases"]}
     status = [(c["id"].split("/")[-1], c["status"]) for c in data["cases"]]
     assert status == [("01_pass.tc", "PASS"), ("02_warn.tc", "FAIL"), ("03_panic.tc", "ERROR"),
-                      ("04_after_panic.tc", "PASS"), ("05_hang.tc", "ERROR"), ("06_after_hang.tc", "PASS")]
+                      ("04_after_panic.tc", "PASS"), ("05_hang.tc", "ERROR"), ("06_after_hang.tc", "PASS"),
+                      ("07_oops_then_silence.tc", "ERROR"), ("08_after_oops.tc", "PASS")]
     # A WARN during a case that passed: not a pass, and the splat names the case.
     warn = by_id["tcscripts/02_warn.tc"]
     assert warn["test_status"] == "PASS" and warn["splats"][0]["kind"] == "warning"
@@ -98,6 +99,12 @@ def test_panic_hang_and_warn_in_one_run(tmp_path):
     hang = by_id["tcscripts/05_hang.tc"]
     assert "no end of the case after" in hang["reason"] and 20 <= hang["seconds"] < 40
     assert by_id["tcscripts/06_after_hang.tc"]["boot"] == hang["boot"] + 1
+    # An Oops, then silence: the guest is given up on once it has been quiet for a few
+    # seconds after the report, not after the 30 s grace nor at the case timeout.
+    oops = by_id["tcscripts/07_oops_then_silence.tc"]
+    assert oops["splats"] and oops["splats"][0]["kind"] in ("oops", "bug"), oops["splats"]
+    assert oops["reason"].startswith(oops["splats"][0]["title"]) and oops["seconds"] < 10, oops
+    assert by_id["tcscripts/08_after_oops.tc"]["boot"] == oops["boot"] + 1
     assert data["state"] == "complete" and p.returncode == 1 == data["exit_code"]
     html = (tmp_path / "latest" / "report.html").read_text()
     assert "sysrq triggered crash" in html and "tcscripts/02_warn.tc" in html
