@@ -25,7 +25,7 @@ FTRACE_SELFTESTS = "tools/testing/selftests/ftrace"
 GUEST_ROOT = "/kto"
 GUEST_FTRACE = f"{GUEST_ROOT}/ftrace"
 GUEST_TCSCRIPTS = f"{GUEST_ROOT}/tcscripts"
-IMAGE_RECIPE = "2"  # bump when the layout below changes
+IMAGE_RECIPE = "3"  # bump when the layout below changes
 
 
 @dataclasses.dataclass
@@ -126,8 +126,10 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
     for name, path in binaries.items():
         if name not in guestprog.TREE_PROGRAMS:
             cpio.file(guestprog.ON_PATH.get(name, f"{guestprog.GUEST_BIN}/{name}"), path.read_bytes(), 0o755)
-    cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
-    cpio.file("etc/group", b"root:x:0:\n")
+    # A second user and group: 00basic/mount_options.tc and test_ownership.tc remount
+    # tracefs with gid=/uid= of one that is not root's.
+    cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+    cpio.file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
     _add_tree(cpio, ftrace_dir, GUEST_FTRACE)
     for name, (_, beside) in guestprog.TREE_PROGRAMS.items():
         if name in binaries:   # where the tree's selftests look for it
