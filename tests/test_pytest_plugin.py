@@ -230,3 +230,64 @@ def test_a_k_selection_is_complete_when_its_cases_ran(pytester, tmp_path):
                                            "--suite", "tcscripts", "--tcdir", str(STATUS_TC))
     assert sorted(c["id"] for c in data["cases"]) == ["tcscripts/01_pass.tc", "tcscripts/04_xfail.tc"]
     assert data["state"] == "complete" and data["exit_code"] == 0
+
+
+LONG_TC = REPO / "tests" / "faults" / "tc_long"
+
+
+def _descendants(pid: int) -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of every process below pid."""
+    procs = {}
+    for d in pathlib.Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, IndexError, ValueError):
+                continue
+            procs[int(d.name)] = (ppid, cmd)
+    out, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for child, (ppid, cmd) in procs.items():
+            if ppid == parent:
+                out.append((child, ppid, cmd))
+                todo.append(child)
+    return out
+
+
+@pytest.mark.e2e
+def test_a_worker_killed_mid_case_leaves_an_incomplete_run(tmp_path):
+    """pytest -n 2 with one xdist worker SIGKILLed while its guest runs a case: the merged
+    run keeps what finished, is not complete, the regression check fails it, and the dead
+    worker's QEMU does not outlive it (its pty hangs up)."""
+    import os
+    import signal
+    import time
+    results = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+                             "--arch", "x86_64", "--suite", "tcscripts", "--tcdir", str(LONG_TC),
+                             "--orchestrator-results-dir", str(results), *_cache_args()],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 1800
+    victim = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        qemus = [(pid, ppid) for pid, ppid, cmd in _descendants(proc.pid) if "qemu-system" in cmd]
+        if len(qemus) == 2:
+            time.sleep(8)                   # both guests booted and into their first case
+            victim_qemu, victim = qemus[0]
+            os.kill(victim, signal.SIGKILL)
+            break
+        time.sleep(0.5)
+    assert victim is not None, "two guests never ran at once"
+    out, _ = proc.communicate(timeout=1800)
+    print(out[-4000:])
+    (run_dir,) = [d for d in results.iterdir() if d.name.endswith("-pytest")]
+    data = json.loads((run_dir / "results.json").read_text())
+    assert data["state"] != "complete" and data["exit_code"] != 0, data["verdict"]
+    assert 0 < len(data["cases"]) < 4
+    check = subprocess.run([sys.executable, "-m", "orchestrator", "report", "--fail-on-regression", str(run_dir)],
+                           cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert check.returncode == 1, check.stdout + check.stderr
+    time.sleep(1)
+    assert not pathlib.Path(f"/proc/{victim_qemu}").exists(), "the killed worker's QEMU outlived it"
