@@ -130,3 +130,37 @@ def test_series_that_changes_nothing_reports_no_difference(series_files, tmp_pat
     assert "no difference between base and series" in msg.get_payload()
     assert "regresses" not in msg.get_payload()
     assert p.returncode == 0
+
+
+def test_a_series_adding_a_symlink_to_dev_zero_ends_with_one_sentence(tmp_path):
+    """A series whose selftest file is a symlink to /dev/zero (git applies symlinks): the run
+    ends within a bound, naming the file, instead of reading it for ever under the cache's
+    lock; a run right after on the same cache is not blocked."""
+    import time
+    from orchestrator import cache
+    from orchestrator.kernel import source
+    from conftest import git
+    tree = source.default_tree(cache.default_cache_root(), say=lambda *_: None)
+    scratch = tmp_path / "scratch"
+    git(tree.path, "worktree", "add", "-q", "--detach", str(scratch), "HEAD")
+    try:
+        link = scratch / "tools/testing/selftests/ftrace/test.d/dynevent/zz.tc"
+        link.symlink_to("/dev/zero")
+        git(scratch, "add", str(link.relative_to(scratch)))
+        git(scratch, "commit", "-qm", "selftests/ftrace: Add a case that is a device")
+        mbox = tmp_path / "zero.mbx"
+        mbox.write_text(git(scratch, "format-patch", "--stdout", "HEAD~1") + "\n")
+    finally:
+        git(tree.path, "worktree", "remove", "--force", str(scratch))
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64", "--suite", "dynevent",
+                        "--series", str(mbox), "--results-dir", str(tmp_path / "r")],
+                       cwd=REPO, capture_output=True, text=True, timeout=1800)
+    seconds = time.monotonic() - t0
+    print(p.stdout[-3000:], p.stderr[-2000:], f"{seconds:.0f}s")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "test.d/dynevent/zz.tc is a symlink to /dev/zero; the guest image takes regular files only" in p.stderr
+    again = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64", "--suite",
+                            "kprobe_multi", "--results-dir", str(tmp_path / "r2")],
+                           cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert again.returncode in (0, 1) and "waiting for another run" not in again.stdout + again.stderr
