@@ -5,6 +5,7 @@
 #   make test ARCH=arm64 SERIES=v4.mbx COMPARE=1 BISECT=1   base vs base+series, first bad patch
 #   make test TRANSPORT=ssh        commands over SSH to the guest (console still logged)
 #   make pytest ARCH=arm64 N=2     each case a pytest item, two guests (pytest-xdist)
+#   make shell ARCH=arm64          the last arm64 run's kernel and image, a shell on its console
 #   make check                     the project's own tests (unit + real x86_64 boots)
 ARCH    ?= x86_64
 VENV    ?= .venv
@@ -17,9 +18,9 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_PACKAGES := gcc make flex bison bc libelf-dev libssl-dev dwarves cpio ccache \
 	linux-source-6.12 git xz-utils kmod python3 python3-venv
 
-.PHONY: deps test pytest matrix workflow report bench check unit clean help
+.PHONY: deps test pytest shell matrix workflow report bench check unit clean help
 help:
-	@sed -n '1,8p' Makefile
+	@sed -n '1,9p' Makefile
 
 deps: $(VENV)/.installed
 	@missing=$$(for p in $(APT_PACKAGES); do \
@@ -58,6 +59,10 @@ pytest: deps
 		$(if $(KERNEL),--kernel "$(KERNEL)") $(if $(SUITES),--suite "$(SUITES)") \
 		$(if $(KCONFIG),--kconfig "$(KCONFIG)") $(if $(SERIES),--series "$(SERIES)") \
 		$(if $(TRANSPORT),--transport "$(TRANSPORT)") --junitxml results/pytest-junit.xml
+
+# The guest of the last run of ARCH, its console on this terminal (Ctrl-A x ends it).
+shell: $(VENV)/.installed
+	$(PY) -m orchestrator shell --arch "$(ARCH)"
 
 # The cells of matrix.yaml (arches x kernels), one after another, one table at the end.
 matrix:

@@ -209,3 +209,34 @@ def test_a_baseline_difference_is_confirmed_on_this_kernel(first_run, tmp_path):
     assert diff["flaky"] == [] or all(e["id"] != case["id"] for e in diff["flaky"])
     tries = [d for d in (tmp_path / "run").iterdir() if "-try" in d.name]
     assert len(tries) == 2 and data["state"] == "complete"
+
+
+def test_shell_boots_the_last_runs_guest_on_the_terminal(first_run):
+    """`orchestrator shell`: the last x86_64 run's kernel and image, an interactive shell on
+    the console (a pty here, as a terminal would be), ftracetest in place; reboot -f ends it."""
+    import pexpect
+    _, latest = first_run
+    run = json.loads((latest / "results.json").read_text())
+    child = pexpect.spawn(sys.executable, ["-m", "orchestrator", "shell", "--arch", "x86_64",
+                                           "--results-dir", str(latest.resolve().parent)],
+                          cwd=str(REPO), timeout=180, encoding="utf-8", codec_errors="replace")
+    try:
+        child.expect(f"shell: x86_64 guest of run {run['run_id']}")
+        child.expect("orchestrator shell: 7\\.2|orchestrator shell: ")
+        child.expect("reboot -f ends it")
+        child.sendline("echo answer=$((6*7)); ls /kto/ftrace/ftracetest; cat /proc/cmdline")
+        child.expect("answer=42")
+        child.expect("/kto/ftrace/ftracetest")
+        child.expect("kto.shell=1")
+        child.sendline("reboot -f")
+        child.expect(pexpect.EOF, timeout=60)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0 or child.signalstatus is None
+
+
+def test_shell_without_a_run_of_the_arch_is_one_sentence(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "orchestrator", "shell", "--arch", "arm64",
+                        "--results-dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert f"No run of arm64 in {tmp_path} booted a guest; run `make test ARCH=arm64` first" in p.stderr

@@ -169,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory for the merged report (default: each run's own dir for one run)")
     r.add_argument("--fail-on-regression", action="store_true",
                    help="exit 1 when a run did not complete or regressed against its baseline")
+    sh = sub.add_parser("shell", help="boot the kernel and image of an arch's last run with its "
+                                      "console on this terminal (an interactive shell in the guest)")
+    sh.add_argument("--arch", default=os.environ.get("ARCH") or DEFAULT_ARCH)
+    sh.add_argument("--results-dir", default=str(RESULTS_DIR))
     d = sub.add_parser("deps", help="install the host packages the arches need (apt-get)")
     d.add_argument("--arch", default=os.environ.get("ARCH") or DEFAULT_ARCH,
                    help="arch name(s), comma-separated, or 'all'")
@@ -245,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
             return reportcmd.run([pathlib.Path(r) for r in args.runs],
                                  pathlib.Path(args.out) if args.out else None,
                                  args.fail_on_regression, say=progress.say)
+        if args.command == "shell":
+            from .. import arches, shell
+            (arch,) = arches.select(args.arch)[:1]
+            return shell.run(pathlib.Path(args.results_dir).expanduser().resolve(), arch.name, say=progress.say)
         if args.command == "deps":
             from .. import arches
             from . import deps
