@@ -216,9 +216,13 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
             t1 = time.monotonic()
             modular = build_modules and dotconfig.get("CONFIG_MODULES") == "y"
             targets = [arch.build_target, "vmlinux"] + (["modules"] if modular else [])
+            # A dir with no vmlinux builds everything: its step count is the arch's first-build
+            # count, the estimate of the next first build. An incremental build's count says
+            # nothing about another's, so it gets no estimate and is not remembered.
+            cold = not vmlinux.exists()
             rc, steps = _run_make(_make_argv(tree, arch, build_dir, *targets),
                                   env, log_file, progress, f"build {arch.name}",
-                                  int(stamp.get("steps", 0)) or _steps_seen(cache_root, arch, tree) or None)
+                                  _steps_seen(cache_root, arch, tree) if cold else None)
             if rc == 0 and modular:
                 staging = build_dir / MODULES_DIR
                 shutil.rmtree(staging, ignore_errors=True)
@@ -226,7 +230,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
                                              f"INSTALL_MOD_PATH={staging}", "INSTALL_MOD_STRIP=1"),
                                   env, log_file, progress, f"modules_install {arch.name}", None)
             build_seconds = time.monotonic() - t1
-            if rc == 0 and not stamp.get("steps"):
+            if rc == 0 and cold:
                 _remember_steps(cache_root, arch, tree, steps)
         progress.clear()
         if rc != 0 or not image.exists():
