@@ -62,7 +62,7 @@ pytest: deps
 
 # The guest of the last run of ARCH, its console on this terminal (Ctrl-A x ends it).
 shell: $(VENV)/.installed
-	$(PY) -m orchestrator shell --arch "$(ARCH)"
+	$(PY) -m orchestrator shell --arch "$(ARCH)" $(if $(filter 1 yes,$(GDB)),--gdb)
 
 # The cells of matrix.yaml (arches x kernels), one after another, one table at the end.
 matrix:

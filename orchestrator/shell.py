@@ -6,12 +6,20 @@ with ftracetest in /kto/ftrace and the project's cases in /kto/tcscripts. The gu
 sees `kto.shell=1` on the command line and starts an interactive shell instead of the
 command loop the orchestrator drives. The console is QEMU's multiplexed stdio: Ctrl-A x
 ends QEMU, Ctrl-A c is its monitor; `reboot -f` ends it too (-no-reboot).
+
+With gdb=True QEMU's gdb stub listens on a free port of 127.0.0.1 (never another address),
+and the gdb command line to attach is printed: the run's vmlinux, with the build dir as an
+auto-load safe path so gdb loads the tree's scripts/gdb helpers (vmlinux-gdb.py, made in
+the out-of-tree build dir by CONFIG_GDB_SCRIPTS) from beside it.
 """
 from __future__ import annotations
 
 import json
 import os
 import pathlib
+import platform
+import shlex
+import socket
 
 from .errors import ExitCode, OrchestratorError
 
@@ -55,9 +63,39 @@ def shell_argv(run_dir: pathlib.Path) -> list[str]:
     return argv
 
 
-def run(results_root: pathlib.Path, arch: str, say=print) -> int:
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gdb_command(run_dir: pathlib.Path, port: int) -> list[str]:
+    """The gdb argv that attaches to the stub, with the run's vmlinux and the tree's helpers."""
+    data = json.loads((run_dir / "results.json").read_text())
+    build_dir = pathlib.Path(((data.get("stages") or {}).get("build") or {}).get("build_dir") or "")
+    vmlinux = build_dir / "vmlinux"
+    if not vmlinux.is_file():
+        raise OrchestratorError(f"The vmlinux of run {run_dir.name} ({vmlinux}) is gone from the cache; "
+                                f"run `make test ARCH={data.get('arch')}` again to make it.")
+    # gdb itself debugs only the host's arch; gdb-multiarch (Debian's package) any other.
+    same = {"x86_64": "x86_64", "arm64": "aarch64"}.get(data.get("arch", "")) == platform.machine()
+    return ["gdb" if same else "gdb-multiarch", "-iex", f"add-auto-load-safe-path {build_dir}",
+            "-ex", f"target remote 127.0.0.1:{port}", str(vmlinux)]
+
+
+def run(results_root: pathlib.Path, arch: str, say=print, gdb: bool = False) -> int:
     run_dir = last_run(results_root, arch)
     argv = shell_argv(run_dir)
+    if gdb:
+        port = _free_loopback_port()
+        attach = gdb_command(run_dir, port)
+        # nokaslr: the symbols of vmlinux are where the kernel runs.
+        argv[argv.index("-append") + 1] += " nokaslr"
+        argv += ["-gdb", f"tcp:127.0.0.1:{port}"]
+        say(f"gdb: {shlex.join(attach)}")
+        if not (pathlib.Path(attach[-1]).parent / "vmlinux-gdb.py").exists():
+            say("gdb: this build has no vmlinux-gdb.py (it predates CONFIG_GDB_SCRIPTS in kconfigs/"
+                "base.config): gdb attaches without the lx- helpers; `make test` again builds them")
     say(f"shell: {arch} guest of run {run_dir.name}; Ctrl-A x (or `reboot -f`) ends it")
     try:
         os.execvp(argv[0], argv)

@@ -240,3 +240,31 @@ def test_shell_without_a_run_of_the_arch_is_one_sentence(tmp_path):
                         "--results-dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert f"No run of arm64 in {tmp_path} booted a guest; run `make test ARCH=arm64` first" in p.stderr
+
+
+def test_shell_gdb_attaches_with_the_trees_helpers(first_run):
+    """`shell --gdb`: the stub on 127.0.0.1 only; the printed gdb command attaches, and the
+    tree's lx- helpers load from the out-of-tree build dir (lx-version reads the banner)."""
+    import pexpect
+    import re
+    import shlex
+    _, latest = first_run
+    child = pexpect.spawn(sys.executable, ["-m", "orchestrator", "shell", "--arch", "x86_64", "--gdb",
+                                           "--results-dir", str(latest.resolve().parent)],
+                          cwd=str(REPO), timeout=180, encoding="utf-8", codec_errors="replace")
+    try:
+        child.expect(r"gdb: (gdb .*)\r\n")
+        attach = shlex.split(child.match.group(1))
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", child.match.group(1)).group(1))
+        child.expect("reboot -f ends it")
+        listening = pathlib.Path("/proc/net/tcp").read_text()
+        assert f"0100007F:{port:04X}" in listening and f"00000000:{port:04X}" not in listening
+        gdb = subprocess.run([*attach, "-batch", "-ex", "lx-version", "-ex", "detach"],
+                             capture_output=True, text=True, timeout=300)
+        assert DEFAULT_BANNER in gdb.stdout, gdb.stdout[-2000:] + gdb.stderr[-2000:]
+        child.sendline("echo after=$((6*7))")
+        child.expect("after=42")                # the guest runs on once gdb has detached
+        child.sendline("reboot -f")
+        child.expect(pexpect.EOF, timeout=60)
+    finally:
+        child.close(force=True)

@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "console on this terminal (an interactive shell in the guest)")
     sh.add_argument("--arch", default=os.environ.get("ARCH") or DEFAULT_ARCH)
     sh.add_argument("--results-dir", default=str(RESULTS_DIR))
+    sh.add_argument("--gdb", action="store_true",
+                    help="QEMU's gdb stub on a free port of 127.0.0.1, and the gdb command line to attach "
+                         "(the run's vmlinux and the tree's scripts/gdb helpers)")
     d = sub.add_parser("deps", help="install the host packages the arches need (apt-get)")
     d.add_argument("--arch", default=os.environ.get("ARCH") or DEFAULT_ARCH,
                    help="arch name(s), comma-separated, or 'all'")
@@ -252,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "shell":
             from .. import arches, shell
             (arch,) = arches.select(args.arch)[:1]
-            return shell.run(pathlib.Path(args.results_dir).expanduser().resolve(), arch.name, say=progress.say)
+            return shell.run(pathlib.Path(args.results_dir).expanduser().resolve(), arch.name,
+                             say=progress.say, gdb=args.gdb)
         if args.command == "deps":
             from .. import arches
             from . import deps

@@ -216,6 +216,10 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
             t1 = time.monotonic()
             modular = build_modules and dotconfig.get("CONFIG_MODULES") == "y"
             targets = [arch.build_target, "vmlinux"] + (["modules"] if modular else [])
+            if dotconfig.get("CONFIG_GDB_SCRIPTS") == "y":
+                # vmlinux-gdb.py and scripts/gdb/ in the build dir: gdb loads the tree's
+                # lx- helpers from beside the vmlinux it is given (`shell --gdb`).
+                targets.append("scripts_gdb")
             # A dir with no vmlinux builds everything: its step count is the arch's first-build
             # count, the estimate of the next first build. An incremental build's count says
             # nothing about another's, so it gets no estimate and is not remembered.
