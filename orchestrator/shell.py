@@ -19,6 +19,7 @@ import os
 import pathlib
 import platform
 import shlex
+import shutil
 import socket
 
 from .errors import ExitCode, OrchestratorError
@@ -93,6 +94,8 @@ def run(results_root: pathlib.Path, arch: str, say=print, gdb: bool = False) -> 
         argv[argv.index("-append") + 1] += " nokaslr"
         argv += ["-gdb", f"tcp:127.0.0.1:{port}"]
         say(f"gdb: {shlex.join(attach)}")
+        if shutil.which(attach[0]) is None:
+            say(f"gdb: {attach[0]} is not installed here: `apt-get install {attach[0]}`")
         if not (pathlib.Path(attach[-1]).parent / "vmlinux-gdb.py").exists():
             say("gdb: this build has no vmlinux-gdb.py (it predates CONFIG_GDB_SCRIPTS in kconfigs/"
                 "base.config): gdb attaches without the lx- helpers; `make test` again builds them")
