@@ -253,9 +253,11 @@ def test_shell_gdb_attaches_with_the_trees_helpers(first_run):
                                            "--results-dir", str(latest.resolve().parent)],
                           cwd=str(REPO), timeout=180, encoding="utf-8", codec_errors="replace")
     try:
-        child.expect(r"gdb: (gdb .*)\r\n")
-        attach = shlex.split(child.match.group(1))
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", child.match.group(1)).group(1))
+        child.expect("shell: x86_64 guest of run")        # printed after the gdb line
+        said = re.search(r"gdb: (gdb [^\r\n]*/vmlinux)", child.before)
+        assert said, child.before
+        attach = shlex.split(said.group(1))
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", said.group(1)).group(1))
         child.expect("reboot -f ends it")
         listening = pathlib.Path("/proc/net/tcp").read_text()
         assert f"0100007F:{port:04X}" in listening and f"00000000:{port:04X}" not in listening
