@@ -15,10 +15,11 @@ import dataclasses
 import pathlib
 import re
 import shutil
+import subprocess
 
-from .. import cache
+from .. import cache, hosttools
 from ..arches import Arch, BuiltinDtbSpec
-from ..errors import OrchestratorError
+from ..errors import ExitCode, OrchestratorError
 from ..project import IMAGES_DIR
 from ..kernel.source import KernelTree
 
@@ -59,6 +60,28 @@ def render_dts(template: str, layout: BuiltinDtbSpec, memory: str, bootargs: str
             .replace("{bootargs}", bootargs.replace('"', "")))
 
 
+def _generic_builtin_dtb(tree: KernelTree) -> bool:
+    """Trees since the generic built-in DTB (6.13+; 7.2 among them) link the DTB named by
+    BUILTIN_DTB_NAME from the build dir, but build only the DTBs their dts Makefile lists:
+    ours is not listed there, so it has to be in place before the build."""
+    try:
+        return "builtin-dtbs" in (tree.path / "scripts" / "Makefile.vmlinux").read_text()
+    except OSError:
+        return False
+
+
+def _compile_dtb(dts: pathlib.Path, dtb: pathlib.Path) -> None:
+    hosttools.require({"dtc": "device-tree-compiler"}, "the built-in device tree of this boot route")
+    dtb.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dtb.with_name(dtb.name + ".partial")
+    proc = subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", str(tmp), str(dts)],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise OrchestratorError(f"dtc could not compile {dts} ({proc.stderr.strip()[-200:]}); "
+                                "the arch table's builtin_dtb template is at fault.", ExitCode.INFRA_ERROR)
+    tmp.replace(dtb)
+
+
 def prepare(arch: Arch, tree: KernelTree, build_dir: pathlib.Path, initramfs: pathlib.Path,
             bootargs: str) -> BuiltinBoot:
     """Write the DTS into the tree's arch/<srcarch>/boot/dts (the only place kbuild takes it
@@ -70,6 +93,8 @@ def prepare(arch: Arch, tree: KernelTree, build_dir: pathlib.Path, initramfs: pa
     if not dts_path.exists() or dts_path.read_text() != dts:
         cache.atomic_write(dts_path, dts)
     build_dir.mkdir(parents=True, exist_ok=True)
+    if _generic_builtin_dtb(tree):
+        _compile_dtb(dts_path, build_dir / "arch" / arch.srcarch / "boot" / "dts" / f"{DTS_NAME}.dtb")
     target = build_dir / INITRAMFS_NAME
     if not target.exists() or cache.file_digest(target) != cache.file_digest(initramfs):
         tmp = target.with_name(target.name + ".partial")
