@@ -322,3 +322,18 @@ def test_a_refused_probe_definition_is_explained_by_the_kernels_error_log(tmp_pa
     assert by_id["dynevent/add_remove_uprobe.tc"].reason == "No readelf found. skipped."
     # The error_log's lines are shown without their timestamps: none was taken for kernel output.
     assert detector.splats == []
+
+
+def test_replay_of_a_riscv64_7_2_run(tmp_path, data_dir):
+    """riscv64 on 7.2.12 (gcc 12, no compressed instructions): fprobe, the project's cases
+    and kprobe_multi run and pass there (all UNSUPPORTED/SKIP on 6.12); multiple_kprobes.tc
+    ran out its time (ERROR, guest restarted: the second boot)."""
+    results, detector, runner = _run_all(tmp_path, data_dir, "riscv64-7.2.12.console.log")
+    by_id = {r.id: r for r in results}
+    assert _counts(results) == {"PASS": 59, "FAIL": 1, "ERROR": 1, "UNSUPPORTED": 2}
+    for case in ("dynevent/add_remove_fprobe.tc", "dynevent/add_remove_tprobe.tc",
+                 "tcscripts/fprobe_args_six.tc", "tcscripts/btf_struct_fields.tc", "kprobe_multi/session"):
+        assert by_id[case].status == "PASS", case
+    assert by_id["kprobe/multiple_kprobes.tc"].status == "ERROR"
+    assert "Segmentation fault" in by_id["dynevent/add_remove_uprobe.tc"].reason
+    assert runner.boots == 2 and detector.splats == []
