@@ -1,7 +1,8 @@
 """`orchestrator shell` / `make shell`: the guest of an arch's last run, its console handed
 to the terminal.
 
-The same kernel and image as that run (its recorded QEMU command line, nothing rebuilt),
+The same kernel and image as that run (its recorded QEMU command line, nothing rebuilt; a
+later build into the same build dir replaces the kernel at that path, so it is the newest),
 with ftracetest in /kto/ftrace and the project's cases in /kto/tcscripts. The guest's init
 sees `kto.shell=1` on the command line and starts an interactive shell instead of the
 command loop the orchestrator drives. The console is QEMU's multiplexed stdio: Ctrl-A x
@@ -50,7 +51,7 @@ def shell_argv(run_dir: pathlib.Path) -> list[str]:
     if (data.get("boot_route") or {}).get("name") == "builtin" or "-append" not in argv:
         raise OrchestratorError(
             f"The {data.get('arch')} guest's command line is built into its kernel (the builtin boot "
-            "route), so no shell can be asked for at boot; use a run over SSH or the console log.",
+            f"route), so no shell can be asked for at boot; read results/{run_dir.name}/console.log instead.",
             ExitCode.BAD_INPUT)
     for flag in ("-kernel", "-initrd"):
         if flag in argv and not pathlib.Path(argv[argv.index(flag) + 1]).is_file():

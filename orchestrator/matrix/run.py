@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import pathlib
 
 from . import kernels
 from ..series import versus_base
@@ -65,7 +66,7 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def _write_page(path, stamp: str, rows: list[Row], axis: list[dict], progress: Progress) -> None:
+def _write_page(path: pathlib.Path, stamp: str, rows: list[Row], axis: list[dict], progress: Progress) -> None:
     """results/matrix-<stamp>.html: the table with each cell's report linked, and the
     kernel axis; a failure here costs the page, never the cells' results."""
     from ..results import report
