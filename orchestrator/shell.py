@@ -23,6 +23,7 @@ import shlex
 import shutil
 import socket
 
+from .arches import get_arch
 from .errors import ExitCode, OrchestratorError
 
 SHELL_ARG = "kto.shell=1"
@@ -79,9 +80,10 @@ def gdb_command(run_dir: pathlib.Path, port: int) -> list[str]:
     if not vmlinux.is_file():
         raise OrchestratorError(f"The vmlinux of run {run_dir.name} ({vmlinux}) is gone from the cache; "
                                 f"run `make test ARCH={data.get('arch')}` again to make it.")
-    # gdb itself debugs only the host's arch; gdb-multiarch (Debian's package) any other.
-    same = {"x86_64": "x86_64", "arm64": "aarch64"}.get(data.get("arch", "")) == platform.machine()
-    return ["gdb" if same else "gdb-multiarch", "-iex", f"add-auto-load-safe-path {build_dir}",
+    # gdb itself debugs only the host's arch (the arch table's native host machines, those
+    # KVM could run it on); gdb-multiarch (Debian's package) any other.
+    native = platform.machine() in get_arch(data["arch"]).kvm.host_machines
+    return ["gdb" if native else "gdb-multiarch", "-iex", f"add-auto-load-safe-path {build_dir}",
             "-ex", f"target remote 127.0.0.1:{port}", str(vmlinux)]
 
 
