@@ -13,13 +13,14 @@ import dataclasses
 import fnmatch
 import functools
 import re
+from importlib import resources
 
 import yaml
 
-from ..project import PROJECT_ROOT
 from ..suites.status import PASSED
 
-CAUSES_FILE = PROJECT_ROOT / "orchestrator" / "data" / "causes.yaml"
+# Package data, read the way the arch table is (arches.py): found in an installed package too.
+CAUSES_FILE = resources.files("orchestrator").joinpath("data/causes.yaml")
 # What each kind of cause means, in the order the reports list them.
 KINDS = {
     "tree": "a limit of the kernel tree",
