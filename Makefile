@@ -1,9 +1,11 @@
 # The user-facing verbs. Variables: ARCH, KERNEL, SUITES, KCONFIG, TIMEOUT, ACCEL, LLVM, CROSS_COMPILE,
-# SERIES, BASE, COMPARE, EACH_PATCH, BISECT, RETRIES, TRANSPORT (serial|ssh), N (pytest workers).
+# SERIES, BASE, COMPARE, EACH_PATCH, BISECT, RETRIES, TRANSPORT (serial|ssh), N (pytest workers),
+# QEMU (debian: Debian 12's 7.2, the default | backports: 10.0 from bookworm-backports).
 #   make test                      x86_64, Debian's linux-source-7.2 (KERNEL=6.12: the LTS tree), the default suites
 #   make test KERNEL=~/linux SUITES=dynevent,kprobe
 #   make test ARCH=arm64 SERIES=v4.mbx COMPARE=1 BISECT=1   base vs base+series, first bad patch
 #   make test TRANSPORT=ssh        commands over SSH to the guest (console still logged)
+#   make test QEMU=backports       the guests on QEMU 10.0 (bookworm-backports), beside the host's 7.2
 #   make pytest ARCH=arm64 N=2     each case a pytest item, two guests (pytest-xdist)
 #   make shell ARCH=arm64          the last arm64 run's kernel and image, a shell on its console
 #   make check                     the project's own tests (unit + real x86_64 boots)
@@ -20,7 +22,7 @@ APT_PACKAGES := gcc make flex bison bc libelf-dev libssl-dev dwarves cpio ccache
 
 .PHONY: deps test pytest shell matrix workflow report bench check unit clean help
 help:
-	@sed -n '1,9p' Makefile
+	@sed -n '1,13p' Makefile
 
 deps: $(VENV)/.installed
 	@missing=$$(for p in $(APT_PACKAGES); do \
@@ -30,7 +32,8 @@ deps: $(VENV)/.installed
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
-	@$(PY) -m orchestrator deps --arch "$(ARCH)" $(if $(TRANSPORT),--transport "$(TRANSPORT)")
+	@$(PY) -m orchestrator deps --arch "$(ARCH)" $(if $(TRANSPORT),--transport "$(TRANSPORT)") \
+		$(if $(QEMU),--qemu "$(QEMU)")
 
 $(VENV)/.installed: pyproject.toml
 	@command -v python3 >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 python3-venv; }
@@ -50,7 +53,7 @@ test: deps
 		$(if $(filter test,$(EACH_PATCH)),--each-patch=test) \
 		$(if $(filter 1 yes,$(BISECT)),--bisect) $(if $(TRANSPORT),--transport "$(TRANSPORT)") \
 		$(if $(RETRIES),--retries "$(RETRIES)") $(if $(RERUN),--rerun "$(RERUN)") \
-		$(if $(REPLY),--reply "$(REPLY)")
+		$(if $(REPLY),--reply "$(REPLY)") $(if $(QEMU),--qemu "$(QEMU)")
 
 # The suites' cases as pytest items (the plugin in orchestrator/pytest_plugin/), N
 # workers each with its own guest per arch; JUnit XML in results/pytest-junit.xml.
@@ -58,7 +61,8 @@ pytest: deps
 	$(PY) -m pytest -p no:cacheprovider -n "$(or $(N),2)" --arch "$(ARCH)" \
 		$(if $(KERNEL),--kernel "$(KERNEL)") $(if $(SUITES),--suite "$(SUITES)") \
 		$(if $(KCONFIG),--kconfig "$(KCONFIG)") $(if $(SERIES),--series "$(SERIES)") \
-		$(if $(TRANSPORT),--transport "$(TRANSPORT)") --junitxml results/pytest-junit.xml
+		$(if $(TRANSPORT),--transport "$(TRANSPORT)") $(if $(QEMU),--qemu "$(QEMU)") \
+		--junitxml results/pytest-junit.xml
 
 # The guest of the last run of ARCH, its console on this terminal (Ctrl-A x ends it).
 shell: $(VENV)/.installed

@@ -159,11 +159,34 @@ def _arch_from_row(name: str, row: dict) -> Arch:
             "fix orchestrator/data/arches.yaml.", ExitCode.INFRA_ERROR) from exc
 
 
+def _row_on_qemu(row: dict, qemu: str | None) -> dict:
+    """The row as it is on the QEMU build named `qemu` (vm/emulators.py): its `on_qemu`
+    entry for that name laid over it, the `qemu` mapping field by field."""
+    over = (row.get("on_qemu") or {}).get(qemu) if qemu else None
+    if not over:
+        return row
+    merged = {**row, **{k: v for k, v in over.items() if k != "qemu"}}
+    if "qemu" in over:
+        merged["qemu"] = {**row["qemu"], **over["qemu"]}
+    return merged
+
+
 @functools.cache
-def load_table() -> dict[str, Arch]:
+def _rows() -> dict[str, dict]:
     text = resources.files("orchestrator").joinpath("data/arches.yaml").read_text()
-    rows = yaml.safe_load(text) or {}
-    return {name: _arch_from_row(name, row) for name, row in rows.items()}
+    return yaml.safe_load(text) or {}
+
+
+@functools.cache
+def load_table(qemu: str | None = None) -> dict[str, Arch]:
+    """The arches as they are on the QEMU build named `qemu` (None: the rows as written,
+    which are Debian 12's QEMU 7.2)."""
+    return {name: _arch_from_row(name, _row_on_qemu(row, qemu)) for name, row in _rows().items()}
+
+
+def qemu_overrides(qemu: str) -> dict[str, dict]:
+    """Per arch, what the table changes on the QEMU build named `qemu`."""
+    return {name: row["on_qemu"][qemu] for name, row in _rows().items() if qemu in (row.get("on_qemu") or {})}
 
 
 # Host tools every kernel build needs whatever the compiler: kept when it is overridden.
@@ -188,11 +211,11 @@ def with_toolchain(arch: Arch, llvm: str | None = None, cross_compile: str | Non
     return dataclasses.replace(new, toolchain=tools)
 
 
-def select(names: str) -> list[Arch]:
+def select(names: str, qemu: str | None = None) -> list[Arch]:
     """'arm64', 'x86_64,arm64' or 'all' -> arches, in table order for 'all'."""
     if names.strip() == "all":
-        return list(load_table().values())
-    chosen = [get_arch(n) for n in dict.fromkeys(names.replace(",", " ").split())]
+        return list(load_table(qemu).values())
+    chosen = [get_arch(n, qemu) for n in dict.fromkeys(names.replace(",", " ").split())]
     if not chosen:
         raise OrchestratorError(f"No arch named in '{names}'; give one or more of "
                                 f"{', '.join(sorted(load_table()))} (comma-separated), or 'all'.",
@@ -200,8 +223,8 @@ def select(names: str) -> list[Arch]:
     return chosen
 
 
-def get_arch(name: str) -> Arch:
-    table = load_table()
+def get_arch(name: str, qemu: str | None = None) -> Arch:
+    table = load_table(qemu)
     if name not in table:
         raise OrchestratorError(
             f"Unknown arch '{name}'; valid arch names are: {', '.join(sorted(table))}.",

@@ -27,7 +27,7 @@ from .suites.case_id import test_of
 from .suites.runner import DEFAULT_SUITES, GuestRunner, list_cases, not_built
 from .suites.splats import SplatDetector
 from .suites.status import FAILING, counts_line
-from .vm import qemu
+from .vm import emulators, qemu
 from .vm.console import ConsoleSession
 from .vm.ssh import SshSession
 from .vm.transport import GuestDied, GuestTimeout, Transport, TransportLost
@@ -60,6 +60,8 @@ class TestOptions:
     # Tries after the first run, in fresh guests, of every case that differs from the
     # base or the baseline, and per bisect step (results/confirm.py); 0: none.
     retries: int = DEFAULT_RETRIES
+    # The QEMU build the guests run on (vm/emulators.py): Debian's 7.2 or bookworm-backports' 10.0.
+    qemu: str = emulators.DEFAULT_EMULATOR
 
     def __post_init__(self) -> None:
         if not self.suites:
@@ -96,7 +98,7 @@ def transport_record(transport: str, started: list[Transport]) -> dict:
 
 def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -> build.BuildResult:
     """Config and build as run_test does them (with the boot route's part), no boot."""
-    arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
+    arch = arch_of(opts)
     fragments = fragments_for(arch, opts.extra_kconfigs)
     route = None
     if arch.boot_route == "builtin":
@@ -131,12 +133,19 @@ def source_tree(opts: TestOptions, progress: Progress) -> source.KernelTree:
     return source.user_tree(name)
 
 
+def arch_of(opts: TestOptions) -> Arch:
+    """The arch a run builds and boots: its table row on the run's QEMU build, with the
+    run's toolchain and that build's binary and firmware."""
+    arch = with_toolchain(get_arch(opts.arch, opts.qemu), opts.llvm, opts.cross_compile)
+    return emulators.apply(arch, opts.qemu, opts.cache_root)
+
+
 def inputs_digest(opts: TestOptions) -> str:
     """Everything but the kernel tree that decides a run's results: the arch and its
     toolchain (with versions), the fragments, the guest's recipe (images/, the .tc cases),
     the suites, timeouts, command line, transport and accel, and the QEMU version. A base
     run is reused, and a case's history kept, only for the same digest."""
-    arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
+    arch = arch_of(opts)
     files = fragments_for(arch, opts.extra_kconfigs).all
     for top in (IMAGES_DIR, opts.tcscripts):
         files += sorted(p for p in top.rglob("*") if p.is_file())
@@ -173,7 +182,8 @@ def run_meta(opts: TestOptions, arch: Arch, tree: source.KernelTree, fragments: 
         "fragments": [str(p) for p in fragments.all],
         "host": {"machine": platform.machine(), "kernel": platform.release()},
         "versions": {"orchestrator": f"{__version__} ({_project_revision()})",
-                     "qemu": hosttools.version_line((arch.qemu.binary, "--version"))},
+                     "qemu": hosttools.version_line((arch.qemu.binary, "--version")),
+                     "qemu_build": opts.qemu},
         "accel": None, "config": None, "taint": None,
     }
 
@@ -223,7 +233,7 @@ def check_inputs(opts: TestOptions, arch: Arch, host_tools: bool = True) -> Frag
     if not host_tools:
         return fragments
     hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
-    hosttools.require({arch.qemu.binary: arch.qemu.package}, f"booting {arch.name} guests")
+    emulators.require(arch, opts.qemu)
     if opts.transport == "ssh":
         dropbear.require_ssh(arch)
     return fragments
@@ -236,7 +246,7 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
     processes (pytest-xdist workers) make them once and the others find them reused;
     recorded as the build and image stages when a recorder is given. fragments: the
     fragments as the caller already checked them (else checked here)."""
-    arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
+    arch = arch_of(opts)
     if fragments is None:
         fragments = check_inputs(opts, arch)
         check_user_fragments(fragments.user, tree.path, arch.srcarch)
@@ -370,7 +380,7 @@ class _Run:
 
     def __init__(self, opts: TestOptions, progress: Progress, ctx: RunContext):
         self.opts, self.progress, self.ctx = opts, progress, ctx
-        self.arch = with_toolchain(get_arch(opts.arch), opts.llvm, opts.cross_compile)
+        self.arch = arch_of(opts)
         self.fragments = check_inputs(opts, self.arch)
         self.tree = ctx.tree or source_tree(opts, progress)
         check_user_fragments(self.fragments.user, self.tree.path, self.arch.srcarch)

@@ -32,9 +32,10 @@ def rerun(opts: TestOptions, run_dir: pathlib.Path, progress: Progress) -> tuple
             f"--rerun {run_dir}: its kernel tree {kernel['path']} has changed since that run "
             f"(tree id {tree.tree_id[:24]}, was {str(kernel.get('tree_id'))[:24]}); run the suites on it "
             "as it is now with `make test`, or restore it.")
-    arch = get_arch(first["arch"])
+    qemu_build = (first.get("versions") or {}).get("qemu_build") or opts.qemu
+    arch = get_arch(first["arch"], qemu_build)
     project = set(map(str, fragments_for(arch, []).project))
-    opts = dataclasses.replace(opts, arch=arch.name, suites=list(first.get("suites") or opts.suites),
+    opts = dataclasses.replace(opts, arch=arch.name, suites=list(first.get("suites") or opts.suites), qemu=qemu_build,
                                extra_kconfigs=[f for f in first.get("fragments", []) if f not in project])
     progress.say(f"rerun: {len(again)} case(s) of {first.get('run_id')} that did not pass, on the same kernel")
     code, data = run_test(opts, progress, RunContext(tree=tree, label="rerun", only_cases=frozenset(again),

@@ -13,6 +13,7 @@ from .. import cache
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
 from ..guest import busybox, dropbear
+from ..vm import emulators
 
 
 def _installed(package: str) -> bool:
@@ -31,9 +32,11 @@ def _run(argv: list[str], say) -> None:
                                 ExitCode.MISSING_HOST_TOOL)
 
 
-def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool = False) -> None:
-    """ssh: also what the SSH transport needs (zig and dropbear's source), and build the
-    guests' dropbear into the cache."""
+def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool = False,
+            qemu: str = emulators.DEFAULT_EMULATOR) -> None:
+    """arches: as the table has them on the QEMU build `qemu`. ssh: also what the SSH
+    transport needs (zig and dropbear's source), and build the guests' dropbear into the
+    cache. A QEMU build other than Debian's own comes from vm/emulators.py, not apt-get install."""
     native = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
     foreign = set(subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
                                  text=True).stdout.split())
@@ -47,7 +50,9 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
     uses_zig = ssh or any(a.busybox.zig_target for a in arches)
     if uses_zig:
         need_update |= _ensure_deb_src(say)
-    missing = [p for a in arches for p in a.host_packages() if not _installed(p)]
+    own_qemu = qemu == emulators.DEFAULT_EMULATOR
+    missing = [p for a in arches for p in a.host_packages() if (own_qemu or p != a.qemu.package)
+               and not _installed(p)]
     if ssh:
         missing.append("dpkg-dev")   # dpkg-source, to unpack dropbear's source package
     missing = [p for p in missing if not _installed(p)]
@@ -62,6 +67,7 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
         if subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ziglang"]).returncode:
             raise OrchestratorError("`pip install ziglang` failed; run it by hand to see why.",
                                     ExitCode.MISSING_HOST_TOOL)
+    emulators.ensure(arches, qemu, cache_root, say)
     for arch in arches:
         path = busybox.busybox_for(arch, cache_root, say)
         say(f"deps: {arch.name}: busybox {path}")

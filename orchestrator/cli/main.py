@@ -17,6 +17,10 @@ from ..project import (ACCELS, BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, DEFAU
 from ..results.confirm import DEFAULT_RETRIES
 from ..kernel.trees import DEFAULT_TREE
 from ..suites.runner import DEFAULT_SUITES
+from ..vm.emulators import DEFAULT_EMULATOR, EMULATORS
+
+QEMU_HELP = ("the QEMU build guests run on: " + ", ".join(f"{e.name} ({e.version}, {e.suite})"
+                                                          for e in EMULATORS.values()) + f"; default {DEFAULT_EMULATOR}")
 
 
 class _Terminated(KeyboardInterrupt):
@@ -111,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--boot-timeout", type=seconds_option, default=BOOT_TIMEOUT_SECONDS,
                    help=f"seconds from QEMU start to the guest shell (default {BOOT_TIMEOUT_SECONDS:g})")
     t.add_argument("--accel", choices=ACCELS, default="auto")
+    t.add_argument("--qemu", choices=list(EMULATORS), default=os.environ.get("QEMU") or DEFAULT_EMULATOR,
+                   help=QEMU_HELP)
     t.add_argument("--llvm", default=None, metavar="1|-19",
                    help="build with clang/LLVM for every arch (kbuild's LLVM=), instead of the table's toolchain")
     t.add_argument("--cross-compile", default=None, metavar="PREFIX",
@@ -181,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="arch name(s), comma-separated, or 'all'")
     d.add_argument("--transport", choices=TRANSPORTS, default=os.environ.get("TRANSPORT") or "serial",
                    help="ssh: also install what the SSH transport needs and build the guests' dropbear")
+    d.add_argument("--qemu", choices=list(EMULATORS), default=os.environ.get("QEMU") or DEFAULT_EMULATOR,
+                   help=QEMU_HELP)
     d.add_argument("--cache-dir", default=None)
     return p
 
@@ -195,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             from .. import arches
             from ..matrix import run as matrix
             from ..pipeline import TestOptions, run_test
-            selected = arches.select(args.arch)
+            selected = arches.select(args.arch, args.qemu)
             opts = TestOptions(
                 arch=selected[0].name, kernel=args.kernel or None, suites=split_list(args.suite),
                 extra_kconfigs=split_list(args.kconfig),
@@ -204,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                 llvm=args.llvm or None, cross_compile=args.cross_compile,
                 baseline=_baseline_dir(args.baseline),
                 tcscripts=_existing_dir(args.tcdir, "--tcdir") or TCSCRIPTS_DIR,
-                cmdline=args.cmdline, transport=args.transport, retries=args.retries)
+                cmdline=args.cmdline, transport=args.transport, retries=args.retries, qemu=args.qemu)
             if args.rerun:
                 from ..rerun import rerun
                 return rerun(opts, pathlib.Path(args.rerun).expanduser().resolve(), progress)[0]
@@ -260,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "deps":
             from .. import arches
             from . import deps
-            deps.install(arches.select(args.arch), _cache_root(args), say=progress.say,
-                         ssh=args.transport == "ssh")
+            deps.install(arches.select(args.arch, args.qemu), _cache_root(args), say=progress.say,
+                         ssh=args.transport == "ssh", qemu=args.qemu)
             return int(ExitCode.OK)
     except OrchestratorError as exc:
         progress.clear()

@@ -30,6 +30,7 @@ import pytest
 from ..errors import OrchestratorError
 from ..kernel.trees import DEFAULT_TREE
 from ..project import ACCELS, BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, RESULTS_DIR, TRANSPORTS, seconds_option
+from ..vm.emulators import DEFAULT_EMULATOR, EMULATORS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,6 +67,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--boot-timeout", dest="orchestrator_boot_timeout", type=seconds_option, default=BOOT_TIMEOUT_SECONDS,
                 help=f"seconds from QEMU start to the guest shell (default {BOOT_TIMEOUT_SECONDS:g})")
     g.addoption("--accel", dest="orchestrator_accel", choices=ACCELS, default="auto")
+    g.addoption("--qemu", dest="orchestrator_qemu", choices=list(EMULATORS), default=DEFAULT_EMULATOR,
+                help="the QEMU build the guests run on: " + ", ".join(f"{e.name} ({e.version})" for e in EMULATORS.values()))
 
 
 class PluginSession:
@@ -86,7 +89,7 @@ class PluginSession:
             results_root=pathlib.Path(opt.orchestrator_results_dir).resolve(),
             cache_root=pathlib.Path(opt.orchestrator_cache_dir).resolve() if opt.orchestrator_cache_dir else default_cache_root(),
             case_timeout=opt.orchestrator_case_timeout, boot_timeout=opt.orchestrator_boot_timeout, accel=opt.orchestrator_accel,
-            transport=opt.orchestrator_transport)
+            transport=opt.orchestrator_transport, qemu=opt.orchestrator_qemu)
         if opt.orchestrator_tcdir:
             tcdir = pathlib.Path(opt.orchestrator_tcdir).resolve()
             if not tcdir.is_dir():
@@ -109,12 +112,12 @@ class PluginSession:
     def start(self) -> None:
         from .. import arches as arches_mod
         from ..series import patches as series_mod
-        from ..pipeline import check_inputs, prepare_guest, run_meta, source_tree
+        from ..pipeline import arch_of, check_inputs, prepare_guest, run_meta, source_tree
         from ..progress import Progress
         from ..results.recorder import Recorder, new_run_id
         progress = Progress()
         collect_only = self.config.option.collectonly
-        selected = arches_mod.select(self.opts.arch)
+        selected = [arch_of(dataclasses.replace(self.opts, arch=a.name)) for a in arches_mod.select(self.opts.arch)]
         fragments = {arch.name: check_inputs(dataclasses.replace(self.opts, arch=arch.name), arch,
                                              host_tools=not collect_only)
                      for arch in selected}
