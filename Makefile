@@ -79,7 +79,8 @@ workflow: $(VENV)/.installed
 
 # How long a developer waits, measured (never fails): results/bench-<date>/bench-<arch>.json.
 bench: deps
-	$(PY) bench/bench.py --arch "$(ARCH)" --repeat "$(or $(REPEAT),3)"
+	@$(PY) -m orchestrator deps --arch "$(ARCH)" --qemu backports   # the QEMU 10 vs 7.2 rows
+	$(PY) bench/bench.py --arch "$(ARCH)" --repeat "$(or $(REPEAT),3)" $(if $(ONLY),--only "$(ONLY)")
 
 # Report pages made again from results.json; several runs merge into one (OUT= names its dir).
 report: $(VENV)/.installed

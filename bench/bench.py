@@ -15,6 +15,11 @@ ratio against the raw floor -- the same work done with plain make and qemu comma
                      the time from built kernel and image to the last result; the cases
                      that take longest
 
+  QEMU 10 vs 7.2     the same dynevent+kprobe suite on the same arch under each QEMU build
+                     (QEMU=debian: Debian 12's 7.2, QEMU=backports: 10.0), one after the
+                     other in this run: boot to the guest's shell and the suite stage, as
+                     10.0/7.2 ratios, with each build's counts
+
   pytest -n 1 / -n 2 the same dynevent+kprobe cases as pytest items (the plugin): wall time
                      of the whole pytest command (build reused) with one guest and with
                      two (one per xdist worker), serial console and SSH
@@ -164,6 +169,23 @@ def pytest_wall(runs: pathlib.Path, arch: str, workers: int, transport: str) -> 
     return {"workers": workers, "transport": transport, "wall_seconds": wall, "pytest_says": tail}
 
 
+def scenario_qemu(runs: pathlib.Path, arch: str) -> dict:
+    from orchestrator.vm.emulators import EMULATORS
+    builds = {}
+    for name in EMULATORS:
+        # Once unmeasured first: a boot route of its own (loongarch64) builds another kernel.
+        orchestrator(runs / f"qemu-{name}-warm", arch, "--suite", "kprobe_multi", "--qemu", name)
+        _, data = orchestrator(runs / f"qemu-{name}", arch, "--suite", "dynevent,kprobe", "--qemu", name)
+        counts: dict[str, int] = {}
+        for c in data["cases"]:
+            counts[c["status"]] = counts.get(c["status"], 0) + 1
+        builds[name] = {"version": data["versions"]["qemu"], "run": data["run_id"],
+                        "boot_route": (data.get("boot_route") or {}).get("name", "direct"),
+                        "boot_to_shell_seconds": data["stages"]["boot"]["seconds_to_shell"],
+                        "suites_seconds": data["stages"]["suites"]["seconds"], "counts": counts}
+    return builds
+
+
 def scenario_pytest(runs: pathlib.Path, arch: str) -> dict:
     rows = [pytest_wall(runs, arch, n, t) for t in ("serial", "ssh") for n in (1, 2)]
     return {"runs": rows}
@@ -206,34 +228,50 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--skip", action="append", default=[], choices=("nochange", "patch", "suites", "pytest"))
+    ap.add_argument("--skip", action="append", default=[], choices=SCENARIOS)
+    ap.add_argument("--only", action="append", default=[], choices=SCENARIOS,
+                    help="run only these scenarios (the others keep their figures of an earlier run today)")
     ap.add_argument("--suites-from", default=None, metavar="RUN_DIR",
                     help="take the suite figures from this run instead of running the suites")
     args = ap.parse_args()
+    from orchestrator import arches
+    skip = set(args.skip) | ({s for s in SCENARIOS if s not in args.only} if args.only else set())
+    for arch in arches.select(args.arch):
+        bench_arch(arch.name, args, skip)
+    return 0
+
+
+SCENARIOS = ("nochange", "patch", "suites", "qemu", "pytest")
+# scenario -> its key in bench-<arch>.json
+_FIGURES = {"nochange": "no_change", "patch": "one_patch", "suites": "suites", "qemu": "qemu", "pytest": "pytest"}
+
+
+def bench_arch(arch: str, args: argparse.Namespace, skip: set[str]) -> None:
     out_dir = REPO / "results" / f"bench-{dt.date.today():%Y%m%d}"
-    runs = out_dir / f"runs-{args.arch}"
+    runs = out_dir / f"runs-{arch}"
     runs.mkdir(parents=True, exist_ok=True)
-    figures: dict = {"arch": args.arch, "date": dt.datetime.now().isoformat(timespec="seconds"),
+    figures: dict = {"arch": arch, "date": dt.datetime.now().isoformat(timespec="seconds"),
                      "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
                                  "model": _cpu_model()}, "repeat": args.repeat}
-    if "nochange" not in args.skip:
-        figures["no_change"] = scenario_no_change(runs, args.arch, args.repeat)
-    if "patch" not in args.skip:
-        figures["one_patch"] = scenario_one_patch(runs, args.arch, args.repeat)
+    if "nochange" not in skip:
+        figures["no_change"] = scenario_no_change(runs, arch, args.repeat)
+    if "patch" not in skip:
+        figures["one_patch"] = scenario_one_patch(runs, arch, args.repeat)
     if args.suites_from:
         figures["suites"] = suite_figures(json.loads((pathlib.Path(args.suites_from) / "results.json").read_text()))
-    elif "suites" not in args.skip:
-        figures["suites"] = scenario_suites(runs, args.arch)
-    if "pytest" not in args.skip:
-        figures["pytest"] = scenario_pytest(runs, args.arch)
-    previous = cache.read_json(out_dir / f"bench-{args.arch}.json") or {}
-    for key in ("no_change", "one_patch", "suites", "pytest"):   # a partial re-run keeps the rest
+    elif "suites" not in skip:
+        figures["suites"] = scenario_suites(runs, arch)
+    if "qemu" not in skip:
+        figures["qemu"] = scenario_qemu(runs, arch)
+    if "pytest" not in skip:
+        figures["pytest"] = scenario_pytest(runs, arch)
+    previous = cache.read_json(out_dir / f"bench-{arch}.json") or {}
+    for key in _FIGURES.values():   # a partial re-run keeps the rest
         if key not in figures and key in previous:
             figures[key] = previous[key]
-    cache.atomic_write_json(out_dir / f"bench-{args.arch}.json", figures)
+    cache.atomic_write_json(out_dir / f"bench-{arch}.json", figures)
     print(render(figures))
-    print(f"\n(figures in {out_dir / f'bench-{args.arch}.json'})")
-    return 0
+    print(f"\n(figures in {out_dir / f'bench-{arch}.json'})")
 
 
 def _cpu_model() -> str:
@@ -267,6 +305,17 @@ def render(f: dict) -> str:
                      f"of {round(s['boot_and_suites_seconds'] - s['wedged_guest_seconds'], 2)}s "
                      f"(+{s['wedged_guest_seconds']}s waiting on a wedged guest)",
                      f"{100 * s['overhead_share']:.1f}%", "< 5%"))
+    if "qemu" in f and {"debian", "backports"} <= set(f["qemu"]):
+        old, new = f["qemu"]["debian"], f["qemu"]["backports"]
+        def counts(b: dict) -> str:
+            return " ".join(f"{n} {s}" for s, n in sorted(b["counts"].items()))
+        route = "" if old["boot_route"] == new["boot_route"] else f" ({old['boot_route']} vs {new['boot_route']} boot)"
+        rows.append((f"QEMU 10.0 vs 7.2: boot to shell{route}", f"{new['boot_to_shell_seconds']}s",
+                     f"{old['boot_to_shell_seconds']}s (7.2)",
+                     ratio(new["boot_to_shell_seconds"], old["boot_to_shell_seconds"]), "measure"))
+        rows.append(("QEMU 10.0 vs 7.2: dynevent+kprobe", f"{new['suites_seconds']}s",
+                     f"{old['suites_seconds']}s (7.2)", ratio(new["suites_seconds"], old["suites_seconds"]),
+                     f"10.0: {counts(new)}; 7.2: {counts(old)}"))
     if "pytest" in f:
         by = {(r["transport"], r["workers"]): r for r in f["pytest"]["runs"]}
         for transport in ("serial", "ssh"):
