@@ -235,6 +235,24 @@ def test_shell_boots_the_last_runs_guest_on_the_terminal(first_run):
     assert child.exitstatus == 0 or child.signalstatus is None
 
 
+def test_a_fifo_among_the_cases_ends_with_one_sentence(first_run, tmp_path):
+    """A FIFO where the image expects a .tc file (git cannot carry one in a series, a user's
+    directory can: here --tcdir) is refused by name within a bound instead of being read
+    for ever under the cache's lock; a run right after on the same cache is not blocked."""
+    import os
+    cases = tmp_path / "tc"
+    cases.mkdir()
+    (cases / "ok.tc").write_text("#!/bin/sh\n# description: a case\nexit 0\n")
+    os.mkfifo(cases / "zz.tc")
+    t0 = time.monotonic()
+    p, _ = _run(tmp_path / "r", "--suite", "tcscripts", "--tcdir", str(cases))
+    assert time.monotonic() - t0 < 300, "the FIFO was read"
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert f"{cases / 'zz.tc'} is not a regular file; the guest image takes regular files only" in p.stderr
+    again, _ = _run(tmp_path / "r2", "--suite", "kprobe_multi")
+    assert again.returncode in (0, 1) and "waiting for another run" not in again.stdout + again.stderr
+
+
 def test_shell_without_a_run_of_the_arch_is_one_sentence(tmp_path):
     p = subprocess.run([sys.executable, "-m", "orchestrator", "shell", "--arch", "arm64",
                         "--results-dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=60)
