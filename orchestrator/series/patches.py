@@ -12,6 +12,7 @@ import dataclasses
 import email
 import email.header
 import email.policy
+import gzip
 import pathlib
 import re
 import subprocess
@@ -19,6 +20,7 @@ import subprocess
 from .. import cache
 from ..errors import ExitCode, OrchestratorError
 from ..kernel.source import GIT_CONFIG, KernelTree, kernel_version
+from . import thread
 
 # `git format-patch` / `b4 am` separators: "From <40 hex> Mon Sep 17 00:00:00 2001".
 _MBOX_FROM = re.compile(rb"^From (\S+) .*\d{4}$", re.M)
@@ -51,7 +53,7 @@ class Patch:
 
 @dataclasses.dataclass
 class Series:
-    kind: str                 # mbox | directory | range
+    kind: str                 # mbox | thread (b4 read it) | directory | range
     spec: str                 # what the user gave
     patches: list[Patch]
     cover_subject: str | None = None
@@ -200,16 +202,26 @@ def _load_messages(blobs: list[tuple[str, bytes]], kind: str, spec: str) -> Seri
 
 
 def load(spec: str, tree_path: pathlib.Path | None, base: str | None = None) -> Series:
-    """An mbox file, a directory of *.patch files, or a git range/branch of the tree."""
+    """An mbox file (a series, or a whole thread from the list), a directory of *.patch
+    files, a Message-ID or lore link (fetched with b4), or a git range/branch of the tree."""
     path = pathlib.Path(spec).expanduser()
     if path.is_file():
         data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":   # lore's t.mbox.gz as downloaded
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError) as exc:
+                raise SeriesError(f"The series file {path} looks gzip-compressed but does not unpack ({exc}); "
+                                  "download it again.") from exc
         msgs = split_mbox(data)
         if not msgs:
             raise SeriesError(f"The series file {path} is empty; give an mbox from `b4 am` or "
                               "`git format-patch --stdout`.")
-        return _load_messages([(f"message {i} of {path.name}", m) for i, m in enumerate(msgs, 1)],
-                              "mbox", str(path))
+        blobs = [(f"message {i} of {path.name}", m) for i, m in enumerate(msgs, 1)]
+        if thread.is_thread([(subject, patch is not None) for patch, subject, _ in
+                             (_parse_message(raw, where) for where, raw in blobs)]):
+            return _load_thread(str(path), path, None)
+        return _load_messages(blobs, "mbox", str(path))
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in (".patch", ".diff", ".eml", ".mbx"))
         if not files:
@@ -217,7 +229,27 @@ def load(spec: str, tree_path: pathlib.Path | None, base: str | None = None) -> 
                               "`git format-patch` there, or give an mbox file.")
         blobs = [(f.name, m) for f in files for m in split_mbox(f.read_bytes())]
         return _load_messages(blobs, "directory", str(path))
+    msgid = thread.message_id_of(spec)
+    if msgid is not None:
+        return _load_thread(spec, None, msgid)
     return _load_range(spec, tree_path, base)
+
+
+def _load_thread(spec: str, path: pathlib.Path | None, msgid: str | None) -> Series:
+    """The newest revision b4 finds in the thread, whole, with the replies' trailers."""
+    ready = thread.am_ready(path, msgid)
+    msgs = split_mbox(ready.mbox)
+    series = _load_messages([(f"patch {i} of the thread's v{ready.revision}", m) for i, m in enumerate(msgs, 1)],
+                            "thread", spec)
+    total, missing = thread.missing_patches([p.subject for p in series.patches])
+    if missing:
+        names = ", ".join(f"{n}/{total}" for n in missing)
+        raise SeriesError(f"The thread {spec} lacks patch {names} of its v{ready.revision} (b4 found "
+                          f"{len(series.patches)} of {total}); download the whole thread (lore's t.mbox.gz "
+                          "of the cover letter) or add the missing mail to the mbox.")
+    if ready.cover is not None:
+        series.cover_subject, series.cover_message_id = thread.cover_headers(ready.cover)
+    return series
 
 
 def _load_range(spec: str, tree_path: pathlib.Path | None, base: str | None) -> Series:
