@@ -84,7 +84,7 @@ bench: deps
 
 # Report pages made again from results.json; several runs merge into one (OUT= names its dir).
 report: $(VENV)/.installed
-	$(PY) -m orchestrator report $(if $(OUT),--out "$(OUT)") $(RUNS)
+	$(PY) -m orchestrator report $(if $(OUT),--out "$(OUT)") $(if $(HISTORY),--history "$(HISTORY)") $(RUNS)
 
 # pytest exits 5 when it collected no tests: that is not a failure of the suite,
 # every other non-zero status is.

@@ -170,7 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", default="-", help="file to write (default: stdout)")
     r = sub.add_parser("report", help="render report.html, junit.xml and summary.txt again from "
                                       "results.json, merging several runs into one")
-    r.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (results/<run>/)")
+    r.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories (results/<run>/)")
+    r.add_argument("--history", default=None, metavar="DIR",
+                   help="earlier runs (the nightly's artifacts, any depth): per arch x kernel, the counts "
+                        "over time as a chart in report.html, new failures linked to their run")
     r.add_argument("--out", default=None,
                    help="directory for the merged report (default: each run's own dir for one run)")
     r.add_argument("--fail-on-regression", action="store_true",
@@ -257,9 +260,12 @@ def main(argv: list[str] | None = None) -> int:
             return int(ExitCode.OK)
         if args.command == "report":
             from . import report as reportcmd
+            if not args.runs and not args.history:
+                raise OrchestratorError("report needs run directories (results/<run>/) or --history DIR.")
             return reportcmd.run([pathlib.Path(r) for r in args.runs],
                                  pathlib.Path(args.out) if args.out else None,
-                                 args.fail_on_regression, say=progress.say)
+                                 args.fail_on_regression, say=progress.say,
+                                 history_dir=pathlib.Path(args.history).expanduser() if args.history else None)
         if args.command == "shell":
             from .. import arches, shell
             (arch,) = arches.select(args.arch)[:1]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pathlib
 
 from .. import cache
-from ..results import report
+from ..results import history_chart, report
 from ..errors import ExitCode, OrchestratorError
 from ..results.recorder import read_run
 
@@ -36,8 +36,22 @@ def regressions(runs: list[tuple[dict, pathlib.Path]]) -> list[str]:
 
 
 def run(run_dirs: list[pathlib.Path], out: pathlib.Path | None, fail_on_regression: bool,
-        say=print) -> int:
-    dirs = [d.resolve() for d in run_dirs]
+        say=print, history_dir: pathlib.Path | None = None) -> int:
+    """history_dir: earlier runs (any depth) drawn over time; with no run_dirs, the report
+    is of the newest run of each arch x kernel there."""
+    if history_dir is not None and not history_dir.is_dir():
+        raise OrchestratorError(f"--history {history_dir} is not a directory; give the directory that "
+                                "holds the earlier runs (the nightly's artifacts).")
+    newest = []
+    if history_dir is not None and not run_dirs:
+        found = history_chart.collect(history_dir.resolve(), history_dir.resolve())
+        if not found:
+            raise OrchestratorError(f"--history {history_dir} holds no run (no results.json under it); "
+                                    "give the directory the nightly's artifacts were unpacked into.")
+        newest = [h.points[-1].run_dir for h in found]
+        if out is None:
+            raise OrchestratorError("A report over a history of runs needs its own directory: name it with --out.")
+    dirs = [d.resolve() for d in run_dirs] or newest
     runs = [(_load(d), d) for d in dirs]
     target = out if out is not None else (dirs[0] if len(dirs) == 1 else None)
     if target is None:
@@ -48,7 +62,10 @@ def run(run_dirs: list[pathlib.Path], out: pathlib.Path | None, fail_on_regressi
         raise OrchestratorError(f"Cannot create {target} ({exc.strerror}); give --out a writable "
                                 "directory.", ExitCode.INFRA_ERROR) from exc
     comparison = (runs[0][0].get("baseline") or {}).get("diff") if len(runs) == 1 else None
-    report.write_html(target / "report.html", runs, comparison)
+    charts = history_chart.collect(history_dir.resolve(), target.resolve()) if history_dir is not None else None
+    report.write_html(target / "report.html", runs, comparison, charts)
+    if charts:
+        say(f"report: history of {sum(len(h.points) for h in charts)} run(s) over {len(charts)} arch x kernel chart(s)")
     report.merge_junit([d for d, _ in runs], target / "junit.xml")
     cache.atomic_write(target / "summary.txt", report.summary_text([d for d, _ in runs]) + "\n")
     say(f"report: {len(runs)} run(s) -> {target / 'report.html'}, junit.xml, summary.txt")

@@ -14,7 +14,7 @@ import markupsafe
 
 from .. import cache
 from ..errors import OrchestratorError
-from . import causes, confirm, history, junit, ktap_out
+from . import causes, confirm, history, history_chart, junit, ktap_out
 from .recorder import Recorder
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
 from ..suites.status import FAILING, STATUSES, counts, counts_line
@@ -201,9 +201,10 @@ def _run_view(data: dict, run_dir: pathlib.Path | None, label: str) -> dict[str,
 
 
 def render_html(runs: list[tuple[dict, pathlib.Path]],
-                comparison: dict | None = None) -> str:
+                comparison: dict | None = None, history: list | None = None) -> str:
     """One self-contained page for (results.json data, run dir) pairs; `comparison`,
-    compare.compare()'s diff (compare.json's "diff"), comes first when given."""
+    compare.compare()'s diff (compare.json's "diff"), comes first when given; `history`
+    (history_chart.collect()'s), a chart per arch x kernel, after it."""
     labels = _labels([d for d, _ in runs])
     views = [_run_view(d, pathlib.Path(p) if p else None, lab) for (d, p), lab in zip(runs, labels)]
     case_ids: list[str] = []
@@ -221,12 +222,14 @@ def render_html(runs: list[tuple[dict, pathlib.Path]],
     return _env.get_template("report.html.j2").render(
         runs=views, matrix=matrix, comparison=comparison, failing=sorted(FAILING), kinds=causes.KINDS,
         flaky=confirm.flaky_lines(comparison) if comparison else [],
-        statuses=[s for s in STATUSES if any(v["counts"].get(s) for v in views)])
+        statuses=[s for s in STATUSES if any(v["counts"].get(s) for v in views)],
+        history=[{"key": h.key, "points": h.points, "svg": history_chart.svg(h)} for h in history or []],
+        history_legend=history_chart.legend())
 
 
 def write_html(path: pathlib.Path, runs: list[tuple[dict, pathlib.Path]],
-               comparison: dict | None = None) -> None:
-    cache.atomic_write(pathlib.Path(path), render_html(runs, comparison))
+               comparison: dict | None = None, history: list | None = None) -> None:
+    cache.atomic_write(pathlib.Path(path), render_html(runs, comparison, history))
 
 
 def render_matrix_html(stamp: str, rows: list[dict], changes: list[dict]) -> str:
