@@ -158,6 +158,12 @@ def inputs_digest(opts: TestOptions) -> str:
                         *versions, *parts)
 
 
+def base_pointer(opts: TestOptions, tree_id: str) -> pathlib.Path:
+    """Where the newest complete run of every case of a tree with these inputs is named:
+    the base a series on that tree is compared with (series/versus_base.py)."""
+    return opts.cache_root / "baselines" / f"{cache.digest(tree_id, inputs_digest(opts))[:24]}.json"
+
+
 @dataclasses.dataclass
 class RunContext:
     """What a series run adds to a plain one (series/versus_base.py)."""
@@ -478,6 +484,11 @@ class _Run:
             baseline.compare_with(self.recorder, self.opts.baseline, self.progress, self.tries)
         verdict, code = verdict_of(self.recorder.cases, len(self.detector.splats))
         self.recorder.finish("complete", verdict, int(code))
+        if self.ctx.only_cases is None and self.ctx.series is None:
+            # Every case of this tree with these inputs: what a series on this tree as its
+            # base compares with, without running the base again.
+            cache.atomic_write_json(base_pointer(self.opts, self.tree.tree_id),
+                                    {"results_dir": str(self.recorder.dir)})
         return int(code), self.recorder.data
 
     def tries(self, case_ids: list[str]) -> list[dict]:

@@ -132,6 +132,22 @@ def test_series_that_changes_nothing_reports_no_difference(series_files, tmp_pat
     assert p.returncode == 0
 
 
+def test_a_plain_run_of_the_tree_is_the_base_of_the_next_series(series_files, tmp_path):
+    """`make test` of the tree, then the same inputs with a series: the comparison takes
+    the plain run as its base instead of running the base's cases again."""
+    def run(results, *extra):
+        return subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64", "--suite",
+                               "kprobe_multi", "--case-timeout", "77", "--results-dir", str(results), *extra],
+                              cwd=REPO, capture_output=True, text=True, timeout=3600)
+    plain = run(tmp_path / "plain")
+    assert plain.returncode in (0, 1), plain.stderr[-2000:]
+    plain_dir = (tmp_path / "plain" / "latest").resolve()
+    p = run(tmp_path / "ab", "--series", str(series_files / "comment.mbx"), "--compare-base")
+    print(p.stdout[-3000:], p.stderr[-2000:])
+    assert f"base: reusing the results of {plain_dir}" in p.stdout + p.stderr
+    assert ((tmp_path / "ab" / "latest").resolve() / "base").resolve() == plain_dir
+
+
 def test_a_series_adding_a_symlink_to_dev_zero_ends_with_one_sentence(tmp_path):
     """A series whose selftest file is a symlink to /dev/zero (git applies symlinks): the run
     ends within a bound, naming the file, instead of reading it for ever under the cache's

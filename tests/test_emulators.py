@@ -3,7 +3,6 @@ and firmware of a build unpacked in the cache, the sentence when it is not there
 bookworm-backports sources entry, and the libraries a downloaded .deb asks for."""
 from __future__ import annotations
 
-import pathlib
 import shutil
 import subprocess
 

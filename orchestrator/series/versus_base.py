@@ -18,7 +18,7 @@ from . import patches as series_mod
 from ..errors import ExitCode, OrchestratorError
 from ..suites.splats import splat_key
 from ..suites.status import FAILING
-from ..pipeline import RunContext, TestOptions, build_only, inputs_digest, run_test, source_tree
+from ..pipeline import RunContext, TestOptions, base_pointer, build_only, run_test, source_tree
 from ..progress import Progress
 from ..results.recorder import new_run_id, point_latest
 
@@ -32,12 +32,10 @@ class SeriesOptions:
     bisect: bool = False
 
 
-def _baseline_file(opts: TestOptions, base_tree_id: str) -> pathlib.Path:
-    return opts.cache_root / "baselines" / f"{cache.digest(base_tree_id, inputs_digest(opts))[:24]}.json"
-
-
 def _cached_base(opts: TestOptions, base_tree_id: str) -> tuple[dict, pathlib.Path] | None:
-    ref = cache.read_json(_baseline_file(opts, base_tree_id)) or {}
+    """The newest complete run of every case on the base with these inputs: a series'
+    own base run, or a plain `make test` of the tree at that commit."""
+    ref = cache.read_json(base_pointer(opts, base_tree_id)) or {}
     run_dir = pathlib.Path(ref.get("results_dir", "/nonexistent"))
     data = cache.read_json(run_dir / "results.json")
     if data and data.get("state") == "complete" and data["kernel"]["tree_id"] == base_tree_id:
@@ -275,7 +273,6 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
                     raise OrchestratorError(
                         f"The base run did not complete ({b_data.get('verdict')}); nothing to compare "
                         f"the series with. See {b_dir}.", ExitCode(b_data.get("exit_code") or 7))
-                cache.atomic_write_json(_baseline_file(opts, base_tree_id), {"results_dir": str(b_dir)})
                 base = (b_data, b_dir)
 
         applied = series_mod.apply(tree, ser, base_commit, opts.cache_root, progress.say)
