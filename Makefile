@@ -71,7 +71,8 @@ shell: $(VENV)/.installed
 # The cells of matrix.yaml (arches x kernels), one after another, one table at the end.
 matrix:
 	$(MAKE) deps ARCH=all
-	$(PY) -m orchestrator matrix --spec matrix.yaml $(if $(BASELINE),--baseline "$(BASELINE)")
+	$(PY) -m orchestrator matrix --spec matrix.yaml $(if $(BASELINE),--baseline "$(BASELINE)") \
+		$(if $(QEMU),--qemu "$(QEMU)")
 
 # The nightly CI workflow, generated from matrix.yaml (a test checks they agree).
 workflow: $(VENV)/.installed

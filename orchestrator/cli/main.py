@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--baseline", default=None, metavar="DIR",
                    help="previous results: each cell is compared with its arch's newest complete run there")
     m.add_argument("--accel", choices=ACCELS, default="auto")
+    m.add_argument("--qemu", choices=list(EMULATORS), default=os.environ.get("QEMU") or DEFAULT_EMULATOR,
+                   help=QEMU_HELP + " (every cell)")
     w = sub.add_parser("workflow", help="write the nightly CI workflow generated from a matrix spec")
     w.add_argument("--spec", default=str(MATRIX_SPEC))
     w.add_argument("--out", default="-", help="file to write (default: stdout)")
@@ -245,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             cells = matrixspec.select(matrixspec.load(spec), split_list(args.cell))
             opts = TestOptions(
                 arch=cells[0].arch, results_root=_writable_dir(args.results_dir, "--results-dir"),
-                cache_root=_cache_root(args), accel=args.accel, baseline=_existing_dir(args.baseline, "--baseline", missing_ok=True))
+                cache_root=_cache_root(args), accel=args.accel, qemu=args.qemu,
+                baseline=_existing_dir(args.baseline, "--baseline", missing_ok=True))
             return matrix.run_cells(cells, opts, progress)
         if args.command == "workflow":
             from ..matrix import workflow as ciworkflow, spec as matrixspec
