@@ -21,6 +21,9 @@ class QemuSpec:
     smp: int
     bios: str | None
     extra_args: tuple[str, ...]
+    # TCG with one host thread per vCPU (-accel tcg,thread=multi): only where QEMU's
+    # emulation of the arch is correct that way (it warns and may misbehave elsewhere).
+    mttcg: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +140,7 @@ def _arch_from_row(name: str, row: dict) -> Arch:
                 binary=q["binary"], package=q["package"], machine=q["machine"],
                 cpu=q["cpu"], memory=str(q.get("memory", "1G")), smp=int(q.get("smp", 2)),
                 bios=q.get("bios"), extra_args=tuple(q.get("extra_args") or ()),
+                mttcg=bool(q.get("mttcg", False)),
             ),
             kvm=KvmSpec(cpu=row["kvm"]["cpu"], host_machines=tuple(row["kvm"]["host_machines"])),
             console=row["console"],

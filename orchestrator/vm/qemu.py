@@ -37,7 +37,8 @@ def kernel_cmdline(arch: Arch, extra: str = "") -> str:
 def qemu_argv(arch: Arch, kernel: pathlib.Path, initrd: pathlib.Path | None, accel: Accel,
               extra_cmdline: str = "") -> list[str]:
     q = arch.qemu
-    argv = [q.binary, "-machine", q.machine, "-accel", accel.name,
+    tcg_threads = ",thread=multi" if accel.name == "tcg" and q.mttcg and q.smp > 1 else ""
+    argv = [q.binary, "-machine", q.machine, "-accel", accel.name + tcg_threads,
             "-cpu", arch.kvm.cpu if accel.name == "kvm" else q.cpu,
             "-m", q.memory, "-smp", str(q.smp),
             "-nodefaults", "-no-user-config", "-display", "none",
