@@ -53,7 +53,8 @@ test: deps
 		$(if $(filter test,$(EACH_PATCH)),--each-patch=test) \
 		$(if $(filter 1 yes,$(BISECT)),--bisect) $(if $(TRANSPORT),--transport "$(TRANSPORT)") \
 		$(if $(RETRIES),--retries "$(RETRIES)") $(if $(RERUN),--rerun "$(RERUN)") \
-		$(if $(REPLY),--reply "$(REPLY)") $(if $(QEMU),--qemu "$(QEMU)")
+		$(if $(REPLY),--reply "$(REPLY)") $(if $(QEMU),--qemu "$(QEMU)") \
+		$(if $(filter 1 yes,$(SHELL_ON_FAILURE)),--shell-on-failure)
 
 # The suites' cases as pytest items (the plugin in orchestrator/pytest_plugin/), N
 # workers each with its own guest per arch; JUnit XML in results/pytest-junit.xml.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 import platform
 import shutil
@@ -60,6 +61,8 @@ class TestOptions:
     # Tries after the first run, in fresh guests, of every case that differs from the
     # base or the baseline, and per bisect step (results/confirm.py); 0: none.
     retries: int = DEFAULT_RETRIES
+    # Stop at the first case that fails and hand that guest's console to the terminal.
+    shell_on_failure: bool = False
     # The QEMU build the guests run on (vm/emulators.py): Debian's 7.2 or bookworm-backports' 10.0.
     qemu: str = emulators.DEFAULT_EMULATOR
 
@@ -311,6 +314,34 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
                          accel, b, img, boot_route_record(route))
 
 
+# Ctrl-] gives the terminal back, as telnet's escape does.
+SHELL_ESCAPE = "\x1d"
+
+
+def shell_here(runner: GuestRunner, case_id: str, status: str, index: int, total: int, say=print) -> None:
+    """The guest the case just failed in, its console on this terminal: an interactive
+    shell in /kto/ftrace, as the case left the guest (its events, its trace). Everything
+    it prints still goes to console.log. Ctrl-] ends it; then the run ends as incomplete."""
+    session = runner.session
+    child = getattr(session, "child", None)
+    if child is None or not session.alive:
+        say(f"shell-on-failure: {case_id} {status}, but its guest is gone (the case ended it); "
+            "`make shell` boots the same kernel and image")
+        return
+    if not os.isatty(0):
+        say(f"shell-on-failure: {case_id} {status}; stdin is not a terminal, so no shell is handed over")
+        return
+    say(f"shell-on-failure: {case_id} {status} (case {index} of {total}); the guest is yours: "
+        "ftracetest in /kto/ftrace, the case's logs in /tmp/kto; Ctrl-] ends it")
+    log = session.console_log
+    def keep(data: bytes) -> bytes:
+        log.write(data)
+        log.flush()
+        return data
+    child.sendline(b"stty echo; cd /kto/ftrace; PS1='kto# ' setsid cttyhack sh -i")
+    child.interact(escape_character=SHELL_ESCAPE, output_filter=keep)
+
+
 def boot_failure(exc: Exception, boot_timeout: float) -> str:
     """Why a guest did not reach its shell, in a few words (GuestDied, TransportLost or
     GuestTimeout from GuestRunner.boot)."""
@@ -404,6 +435,7 @@ class _Run:
         self.console_log = open(self.recorder.dir / "console.log", "wb")
         self.detector = SplatDetector()
         self.runner: GuestRunner | None = None
+        self.stopped_at: str | None = None   # the case a --shell-on-failure stopped at
         self.sessions: list[Transport] = []
         self.prepared: PreparedGuest | None = None
 
@@ -458,13 +490,19 @@ class _Run:
         program_errors = self.prepared.image.program_errors if self.prepared else {}
         for index, spec in enumerate(self.cases, 1):
             unbuilt = not_built(spec, program_errors)
-            for result in [unbuilt] if unbuilt else runner.run_case(spec, index, len(self.cases),
-                                                                      f"/tmp/kto/{index}"):
+            results = [unbuilt] if unbuilt else runner.run_case(spec, index, len(self.cases), f"/tmp/kto/{index}")
+            for result in results:
                 recorder.add_case(result)
                 if result.status != "PASS":
                     progress.say(f"  {result.status:<11} {result.id}  {result.reason[:90]}")
                 else:   # a log shows each case as it ends; a terminal's status line did
                     progress.log(f"  [{index}/{len(self.cases)}] PASS {result.id} {fmt_duration(result.seconds)}")
+            failed = next((r for r in results if r.status in FAILING), None)
+            if failed is not None and self.opts.shell_on_failure:
+                self.stopped_at = failed.id
+                progress.clear()
+                shell_here(runner, failed.id, failed.status, index, len(self.cases), say=progress.say)
+                break
         progress.clear()
         recorder.data["taint"]["end"] = runner.taint
         recorder.set("transport", transport_record(self.opts.transport, self.sessions))
@@ -483,6 +521,10 @@ class _Run:
         if self.opts.baseline is not None:
             baseline.compare_with(self.recorder, self.opts.baseline, self.progress, self.tries)
         verdict, code = verdict_of(self.recorder.cases, len(self.detector.splats))
+        if self.stopped_at is not None:
+            self.recorder.finish("incomplete", f"stopped at {self.stopped_at} for a shell (--shell-on-failure): "
+                                 f"{verdict}", int(code))
+            return int(code), self.recorder.data
         self.recorder.finish("complete", verdict, int(code))
         if self.ctx.only_cases is None and self.ctx.series is None:
             # Every case of this tree with these inputs: what a series on this tree as its

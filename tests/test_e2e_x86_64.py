@@ -253,6 +253,33 @@ def test_a_fifo_among_the_cases_ends_with_one_sentence(first_run, tmp_path):
     assert again.returncode in (0, 1) and "waiting for another run" not in again.stdout + again.stderr
 
 
+def test_shell_on_failure_hands_the_failing_guest_to_the_terminal(first_run, tmp_path):
+    """The first failing case stops the run and its guest's console is on the terminal
+    (a pty here): a command typed there runs in that guest, Ctrl-] gives the terminal back,
+    and the run is incomplete, never complete, with what ran kept."""
+    import pexpect
+    cases = tmp_path / "tc"
+    cases.mkdir()
+    (cases / "a_fails.tc").write_text("#!/bin/sh\n# description: fails on purpose\necho kto-left-$$ > /tmp/left\nexit 1\n")
+    (cases / "b_never.tc").write_text("#!/bin/sh\n# description: not reached\nexit 0\n")
+    child = pexpect.spawn(sys.executable, ["-m", "orchestrator", "test", "--arch", "x86_64", "--suite", "tcscripts",
+                                           "--tcdir", str(cases), "--shell-on-failure", "--results-dir",
+                                           str(tmp_path / "r")], cwd=str(REPO), timeout=600, encoding="utf-8")
+    child.expect("the guest is yours")
+    child.expect("kto# ")
+    child.sendline("cat /tmp/left; echo answer-$((6*7))")
+    child.expect("answer-42")
+    child.sendcontrol("]")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    data = json.loads(((tmp_path / "r" / "latest").resolve() / "results.json").read_text())
+    assert data["state"] == "incomplete" and "stopped at tcscripts/a_fails.tc" in data["verdict"]
+    assert [c["id"] for c in data["cases"]] == ["tcscripts/a_fails.tc"]
+    console = ((tmp_path / "r" / "latest").resolve() / "console.log").read_text(errors="replace")
+    assert "answer-42" in console and "kto-left-" in console
+
+
 def test_shell_without_a_run_of_the_arch_is_one_sentence(tmp_path):
     p = subprocess.run([sys.executable, "-m", "orchestrator", "shell", "--arch", "arm64",
                         "--results-dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=60)

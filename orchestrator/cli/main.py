@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--rerun", default=None, metavar="RUN_DIR",
                    help="run again, on the same kernel, the cases of an earlier run that did not pass "
                         "(e.g. results/latest), and show them beside their first result")
+    t.add_argument("--shell-on-failure", action="store_true",
+                   help="stop at the first case that fails and hand that guest's console to this "
+                        "terminal (a shell in /kto/ftrace; Ctrl-] ends it); the run is then incomplete")
     t.add_argument("--tcdir", default=None, metavar="DIR",
                    help="run the .tc cases of DIR as the tcscripts suite instead of the project's tcscripts/")
     t.add_argument("--transport", choices=TRANSPORTS, default=os.environ.get("TRANSPORT") or "serial",
@@ -217,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
                 llvm=args.llvm or None, cross_compile=args.cross_compile,
                 baseline=_baseline_dir(args.baseline),
                 tcscripts=_existing_dir(args.tcdir, "--tcdir") or TCSCRIPTS_DIR,
-                cmdline=args.cmdline, transport=args.transport, retries=args.retries, qemu=args.qemu)
+                cmdline=args.cmdline, transport=args.transport, retries=args.retries, qemu=args.qemu,
+                shell_on_failure=args.shell_on_failure)
+            if args.shell_on_failure and (args.series or len(selected) > 1 or args.rerun):
+                raise OrchestratorError("--shell-on-failure hands one guest to this terminal: give it one arch "
+                                        "and no --series or --rerun.")
             if args.rerun:
                 from ..rerun import rerun
                 return rerun(opts, pathlib.Path(args.rerun).expanduser().resolve(), progress)[0]
