@@ -15,7 +15,7 @@ import subprocess
 import time
 
 from .. import cache, hosttools
-from . import kconfig
+from . import kconfig, treeview
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
 from ..progress import Progress, fmt_duration
@@ -75,13 +75,33 @@ def build_dir_for(cache_root: pathlib.Path, tree: KernelTree, arch: Arch) -> pat
     name = arch.name
     if arch.make_vars() != get_arch(arch.name).make_vars():
         name += "-" + cache.digest(*arch.make_vars())[:8]
+    if tree.builds_as is not None:
+        # Its .cmd files hold the tree's paths: never built at its own paths (treeview.py).
+        name += "-as-tree"
     return cache_root / "build" / tree.slug / name
 
 
-def _make_argv(tree: KernelTree, arch: Arch, build_dir: pathlib.Path, *targets: str) -> list[str]:
+def tree_view(cache_root: pathlib.Path, tree: KernelTree, arch: Arch,
+              build_dir: pathlib.Path) -> treeview.TreeView | None:
+    """The view a worktree builds in (kernel/treeview.py); None for a tree built as itself."""
+    if tree.builds_as is None:
+        return None
+    name = treeview.worktree_name(tree.path)
+    if name is None:
+        raise OrchestratorError(f"{tree.path} is no git worktree of {tree.builds_as} any more; remove "
+                                f"{build_dir} and {tree.path} and run again.", ExitCode.INFRA_ERROR)
+    twin = KernelTree(tree.builds_as, "", tree.version, "", None)
+    return treeview.TreeView(tree.builds_as, tree.path, build_dir, build_dir_for(cache_root, twin, arch),
+                             cache_root / "views" / f"git-{twin.slug}", name)
+
+
+def _make_argv(tree: KernelTree, arch: Arch, build_dir: pathlib.Path, *targets: str,
+               view: treeview.TreeView | None = None) -> list[str]:
     cc = arch.compiler
-    return ["make", "-C", str(tree.path), f"O={build_dir}", *arch.make_vars(),
+    src, out = (view.tree, view.tree_build_dir) if view else (tree.path, build_dir)
+    argv = ["make", "-C", str(src), f"O={out}", *arch.make_vars(),
             f"CC=ccache {cc}", f"-j{os.cpu_count() or 1}", *targets]
+    return view.wrap(argv) if view else argv
 
 
 def _steps_key(arch: Arch, tree: KernelTree) -> str:
@@ -181,6 +201,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
     vmlinux = build_dir / "vmlinux"
     log_path = build_dir / BUILD_LOG
     env = _make_env(cache_root)
+    view = tree_view(cache_root, tree, arch, build_dir)
 
     with cache.file_lock(build_dir.with_name(arch.name + ".lock"), f"build dir {build_dir}",
                          on_wait=progress.say):
@@ -202,7 +223,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
         with log_file:
             t0 = time.monotonic()
             rc, _ = _run_make(_make_argv(tree, arch, build_dir, f"KCONFIG_ALLCONFIG={build_dir / ALLCONFIG}",
-                                         "allnoconfig"), env, log_file, progress,
+                                         "allnoconfig", view=view), env, log_file, progress,
                               f"config {arch.name}", None)
             config_seconds = time.monotonic() - t0
             if rc != 0:
@@ -224,14 +245,14 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
             # count, the estimate of the next first build. An incremental build's count says
             # nothing about another's, so it gets no estimate and is not remembered.
             cold = not vmlinux.exists()
-            rc, steps = _run_make(_make_argv(tree, arch, build_dir, *targets),
+            rc, steps = _run_make(_make_argv(tree, arch, build_dir, *targets, view=view),
                                   env, log_file, progress, f"build {arch.name}",
                                   _steps_seen(cache_root, arch, tree) if cold else None)
             if rc == 0 and modular:
                 staging = build_dir / MODULES_DIR
                 shutil.rmtree(staging, ignore_errors=True)
                 rc, _ = _run_make(_make_argv(tree, arch, build_dir, "modules_install",
-                                             f"INSTALL_MOD_PATH={staging}", "INSTALL_MOD_STRIP=1"),
+                                             f"INSTALL_MOD_PATH={staging}", "INSTALL_MOD_STRIP=1", view=view),
                                   env, log_file, progress, f"modules_install {arch.name}", None)
             build_seconds = time.monotonic() - t1
             if rc == 0 and cold:
@@ -245,6 +266,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
                 log_path, errs)
         cache.atomic_write_json(build_dir / STAMP, {
             "key": key, "tree_id": tree.tree_id, "steps": steps,
+            "view": view.as_record() if view else None,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(build_seconds, 1)})
         return BuildResult(arch.name, build_dir, image, vmlinux, build_dir / ".config", log_path,
                            key, False, config_seconds, build_seconds, steps, dropped, toolchain,

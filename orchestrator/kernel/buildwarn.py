@@ -11,7 +11,9 @@ import pathlib
 import re
 import shlex
 
-from .. import hosttools
+from .. import cache, hosttools
+from . import treeview
+from .build import STAMP
 
 _SAVED = re.compile(r"^savedcmd_\S+ := (.*)$", re.M)
 _WARNING = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?:\d+:)? warning: (?P<msg>.*)$")
@@ -45,6 +47,8 @@ def warnings_for(build_dir: pathlib.Path, files: tuple[str, ...] | list[str]) ->
     """{tree-relative .c file: ["line: message", ...]}. Headers and files this config
     does not build (no .cmd file) are left out."""
     out: dict[str, list[str]] = {}
+    stamp = cache.read_json(build_dir / STAMP) or {}
+    view = treeview.TreeView.from_record(stamp["view"]) if stamp.get("view") else None
     for rel in files:
         if not rel.endswith(".c"):
             continue
@@ -53,6 +57,8 @@ def warnings_for(build_dir: pathlib.Path, files: tuple[str, ...] | list[str]) ->
         argv = _compile_argv(cmd_file)
         if argv is None:
             continue   # not part of this config's build
+        if view is not None:   # its command names the tree's paths: run it where they hold
+            argv = view.wrap(argv)
         proc = hosttools.run_tree(argv, cwd=build_dir, capture_output=True, text=True)
         found = []
         for line in proc.stderr.splitlines():

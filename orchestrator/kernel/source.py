@@ -34,12 +34,19 @@ class KernelTree:
     version: str          # from the top Makefile, e.g. 6.12.117
     origin: str           # where it came from, for the report
     git_commit: str | None
+    # A worktree built at the paths of the tree it is a worktree of (kernel/treeview.py),
+    # so the compiler cache hits what that tree's build left: that tree's path.
+    builds_as: pathlib.Path | None = None
 
     @property
     def slug(self) -> str:
         """A directory name for this tree's build dirs: readable, and unique per location."""
-        where = hashlib.sha1(str(self.path).encode()).hexdigest()[:8]
-        return f"{self.path.name}-{where}"
+        return slug_for(self.path)
+
+
+def slug_for(path: pathlib.Path) -> str:
+    where = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    return f"{path.name}-{where}"
 
 
 def _git(path: pathlib.Path, *args: str, check: bool = True) -> str:

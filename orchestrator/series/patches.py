@@ -19,6 +19,7 @@ import subprocess
 
 from .. import cache
 from ..errors import ExitCode, OrchestratorError
+from ..kernel import treeview
 from ..kernel.source import GIT_CONFIG, KernelTree, kernel_version
 from . import thread
 
@@ -424,8 +425,13 @@ def tree_id_of(repo: pathlib.Path, commit: str) -> str:
 
 
 def worktree_tree(applied_path: pathlib.Path, origin: str) -> KernelTree:
-    """The worktree as a tree to build: its identity is its commit's tree."""
+    """The worktree as a tree to build: its identity is its commit's tree; where a mount
+    namespace is allowed it builds at the paths of the tree it is a worktree of
+    (kernel/treeview.py), so its first build reuses that tree's compiler cache."""
     commit = _text(_git(applied_path, "rev-parse", "HEAD"))
     tree_hash = _text(_git(applied_path, "rev-parse", "HEAD^{tree}"))
+    common = pathlib.Path(_text(_git(applied_path, "rev-parse", "--path-format=absolute", "--git-common-dir")))
+    twin = common.parent if common.name == ".git" and treeview.unshare_prefix() else None
     return KernelTree(path=applied_path, tree_id=f"git:{tree_hash}",
-                      version=kernel_version(applied_path), origin=origin, git_commit=commit)
+                      version=kernel_version(applied_path), origin=origin, git_commit=commit,
+                      builds_as=twin if twin != applied_path else None)
