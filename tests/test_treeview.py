@@ -4,7 +4,6 @@ build dir path, git inside finds the worktree's HEAD, what it writes lands in th
 worktree's build dir, and nothing changes outside the namespace."""
 from __future__ import annotations
 
-import pathlib
 import subprocess
 
 import pytest
