@@ -8,6 +8,10 @@ ratio against the raw floor -- the same work done with plain make and qemu comma
                      against a plain `make` of the unchanged build dir
   one-patch rebuild  a series whose one patch edits kernel/trace/trace_probe.c, the next
                      revision editing it again: the build stage, against `touch` + `make`
+  first series build the first build of a one-file series after its base was built (the
+                     worktree's build dir removed first), against touch + make of that
+                     file in the base's build dir
+
   boot to shell      QEMU start to the guest's shell, against plain qemu with the same
                      kernel, initramfs and command line, timed to the same READY line
   suites             dynevent+kprobe: the suite stage, the guest's own time (its uptime
@@ -151,6 +155,36 @@ def scenario_one_patch(runs: pathlib.Path, arch: str, repeat: int) -> dict:
     return {"rebuild_seconds": med(builds), "raw_touch_make_seconds": med(raws)}
 
 
+def scenario_first_series(runs: pathlib.Path, arch: str) -> dict:
+    """The first build of a series after a built base: the worktree's build dir removed,
+    a one-file series built (through the tree view: kernel/treeview.py), against the raw
+    floor of rebuilding that file in the base's build dir and relinking (touch + make)."""
+    import shutil
+    from conftest import series_on_default_tree
+    from orchestrator.arches import get_arch
+    from orchestrator.kernel import build
+    from orchestrator.series import patches as series
+    cache_root = cache.default_cache_root()
+    orchestrator(runs / "first-series-base", arch, "--suite", "kprobe_multi")   # the base, built
+    mbox = series_on_default_tree(runs, "first", [(
+        "tracing/probes: Say what parse_btf_arg() resolves (first build)",
+        [("kernel/trace/trace_probe.c", "static int parse_btf_arg(char *varname,",
+          "/* Resolve a BTF-named argument (first build). */\nstatic int parse_btf_arg(char *varname,")])])
+    tree = source.default_tree(cache_root, say=lambda *_: None)
+    wt_path = series.worktree_for(tree, cache_root)
+    if wt_path.exists():
+        wt = series.worktree_tree(wt_path, "bench")
+        shutil.rmtree(build.build_dir_for(cache_root, wt, get_arch(arch)), ignore_errors=True)
+    _, data = orchestrator(runs / "first-series", arch, "--suite", "kprobe_multi", "--series", str(mbox))
+    wt = series.worktree_tree(wt_path, "bench")
+    base_dir = build.build_dir_for(cache_root, tree, get_arch(arch))
+    (tree.path / "kernel/trace/trace_probe.c").touch()
+    raw = raw_make(tree, arch, base_dir)
+    return {"first_series_build_seconds": data["stages"]["build"]["seconds"],
+            "steps": data["stages"]["build"].get("steps"), "as_tree": wt.builds_as is not None,
+            "raw_touch_make_seconds": round(raw, 1)}
+
+
 def scenario_suites(runs: pathlib.Path, arch: str) -> dict:
     _, data = orchestrator(runs / "suites", arch, "--suite", "dynevent,kprobe")
     return suite_figures(data)
@@ -241,9 +275,10 @@ def main() -> int:
     return 0
 
 
-SCENARIOS = ("nochange", "patch", "suites", "qemu", "pytest")
+SCENARIOS = ("nochange", "patch", "firstseries", "suites", "qemu", "pytest")
 # scenario -> its key in bench-<arch>.json
-_FIGURES = {"nochange": "no_change", "patch": "one_patch", "suites": "suites", "qemu": "qemu", "pytest": "pytest"}
+_FIGURES = {"nochange": "no_change", "patch": "one_patch", "firstseries": "first_series", "suites": "suites",
+            "qemu": "qemu", "pytest": "pytest"}
 
 
 def bench_arch(arch: str, args: argparse.Namespace, skip: set[str]) -> None:
@@ -257,6 +292,8 @@ def bench_arch(arch: str, args: argparse.Namespace, skip: set[str]) -> None:
         figures["no_change"] = scenario_no_change(runs, arch, args.repeat)
     if "patch" not in skip:
         figures["one_patch"] = scenario_one_patch(runs, arch, args.repeat)
+    if "firstseries" not in skip:
+        figures["first_series"] = scenario_first_series(runs, arch)
     if args.suites_from:
         figures["suites"] = suite_figures(json.loads((pathlib.Path(args.suites_from) / "results.json").read_text()))
     elif "suites" not in skip:
@@ -296,6 +333,12 @@ def render(f: dict) -> str:
         rows.append(("one-patch rebuild (kernel/trace .c)", f"{o['rebuild_seconds']}s",
                      f"{o['raw_touch_make_seconds']}s (touch + make)",
                      ratio(o["rebuild_seconds"], o["raw_touch_make_seconds"]), "< 90 s"))
+    if "first_series" in f:
+        fs = f["first_series"]
+        how = "tree view" if fs["as_tree"] else "own paths: no namespace here"
+        rows.append((f"first series build after a built base ({how})", f"{fs['first_series_build_seconds']}s",
+                     f"{fs['raw_touch_make_seconds']}s (touch + make in the base's dir)",
+                     ratio(fs["first_series_build_seconds"], fs["raw_touch_make_seconds"]), "< 180 s, <= 1.5x"))
     if "suites" in f:
         s = f["suites"]
         rows.append((f"dynevent+kprobe ({s['cases']} cases)", f"{s['suites_seconds']}s",
