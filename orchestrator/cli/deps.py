@@ -50,7 +50,7 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
     uses_zig = ssh or any(a.busybox.zig_target for a in arches)
     if uses_zig:
         need_update |= _ensure_deb_src(say)
-    own_qemu = qemu == emulators.DEFAULT_EMULATOR
+    own_qemu = emulators.get(qemu).installed_by_deps
     missing = [p for a in arches for p in a.host_packages() if (own_qemu or p != a.qemu.package)
                and not _installed(p)]
     if ssh:

@@ -33,10 +33,13 @@ class Emulator:
     # What QEMU loads beside its binary (option ROMs, firmware), downloaded with it.
     # ipxe-qemu: the option ROM of a PCI network card (the SSH transport on x86_64).
     data_packages: tuple[str, ...] = ("qemu-system-data", "seabios", "opensbi", "ipxe-qemu")
+    # The host's own: `deps` installs it with apt-get; it comes from the cache only where
+    # the host has another build installed in its place.
+    installed_by_deps: bool = False
 
 
 EMULATORS = {e.name: e for e in (
-    Emulator("debian", "7.2", "bookworm"),
+    Emulator("debian", "7.2", "bookworm", installed_by_deps=True),
     Emulator("backports", "10.0", "bookworm-backports"),
 )}
 DEFAULT_EMULATOR = "debian"
@@ -73,8 +76,8 @@ def apply(arch: Arch, name: str, cache_root: pathlib.Path) -> Arch:
     and data dirs of QEMU build `name`: the host's when it has that build installed, else
     those unpacked in the cache (which `ensure` fills)."""
     emu = get(name)
-    if on_host(emu, arch):
-        return arch
+    if on_host(emu, arch) or (emu.installed_by_deps and shutil.which(arch.qemu.binary) is None):
+        return arch   # the host's; or not installed at all: `apt-get install` is the fix
     root = root_of(emu, cache_root)
     q = arch.qemu
     bios = q.bios
