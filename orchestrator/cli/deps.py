@@ -9,25 +9,16 @@ import re
 import subprocess
 import sys
 
-from .. import cache
+from .. import hostpkg
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
 from ..guest import busybox, dropbear
 from ..vm import emulators
 
 
-def _installed(package: str) -> bool:
-    out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
-    return out.returncode == 0 and "install ok installed" in out.stdout
-
-
-def _root_argv(argv: list[str]) -> list[str]:
-    return argv if os.geteuid() == 0 else ["sudo", *argv]
-
-
 def _run(argv: list[str], say) -> None:
     say("deps: " + " ".join(argv))
-    if subprocess.run(_root_argv(argv), env=dict(os.environ, DEBIAN_FRONTEND="noninteractive")).returncode:
+    if subprocess.run(hostpkg.as_root(argv), env=dict(os.environ, DEBIAN_FRONTEND="noninteractive")).returncode:
         raise OrchestratorError(f"`{' '.join(argv)}` failed; run it by hand to see why, then retry.",
                                 ExitCode.MISSING_HOST_TOOL)
 
@@ -52,10 +43,10 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
         need_update |= _ensure_deb_src(say)
     own_qemu = emulators.get(qemu).installed_by_deps
     missing = [p for a in arches for p in a.host_packages() if (own_qemu or p != a.qemu.package)
-               and not _installed(p)]
+               and not hostpkg.installed(p)]
     if ssh:
         missing.append("dpkg-dev")   # dpkg-source, to unpack dropbear's source package
-    missing = [p for p in missing if not _installed(p)]
+    missing = [p for p in missing if not hostpkg.installed(p)]
     missing = list(dict.fromkeys(missing))
     if missing or need_update:
         _run(["apt-get", "update", "-qq"], say)
@@ -105,10 +96,5 @@ def _ensure_deb_src(say, sources_dir: pathlib.Path = APT_SOURCES_DIR,
     except OSError:
         pass
     say(f"deps: writing {out}")
-    if os.geteuid() == 0:
-        cache.atomic_write(out, text)
-    else:
-        tmp = out.with_name(f".{out.name}.{os.getpid()}")
-        subprocess.run(["sudo", "tee", str(tmp)], input=text.encode(), check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["sudo", "mv", "-f", str(tmp), str(out)], check=True)
+    hostpkg.write_file(out, text)
     return True

@@ -20,7 +20,7 @@ import re
 import shutil
 import subprocess
 
-from .. import cache, hosttools
+from .. import cache, hostpkg, hosttools
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
 
@@ -110,20 +110,6 @@ def missing_libraries(binary: pathlib.Path) -> list[str]:
     return [line.split()[0] for line in out.stdout.splitlines() if "not found" in line]
 
 
-def _root_argv(argv: list[str]) -> list[str]:
-    return argv if os.geteuid() == 0 else ["sudo", *argv]
-
-
-def _run(argv: list[str], say, cwd: pathlib.Path | None = None, root: bool = True) -> subprocess.CompletedProcess:
-    say("deps: " + " ".join(argv))
-    got = subprocess.run(_root_argv(argv) if root else argv, cwd=cwd, capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-    if got.returncode:
-        raise OrchestratorError(f"`{' '.join(argv)}` failed ({(got.stderr or got.stdout).strip()[-200:]}); "
-                                "run it by hand to see why, then retry.", ExitCode.MISSING_HOST_TOOL)
-    return got
-
-
 def backports_stanza(mirror: str, keyring: pathlib.Path) -> str:
     return (f"# Added by orchestrator deps (QEMU=backports): Debian's bookworm-backports suite.\n"
             f"Types: deb\nURIs: {mirror}\nSuites: bookworm-backports\nComponents: main\nSigned-By: {keyring}\n")
@@ -150,18 +136,8 @@ def ensure_sources(emu: Emulator, say, sources_dir: pathlib.Path = BACKPORTS_SOU
     out = sources_dir / f"{emu.suite}.sources"
     text = backports_stanza(host_mirror(), KEYRING)
     say(f"deps: writing {out}")
-    if os.geteuid() == 0:
-        cache.atomic_write(out, text)
-    else:
-        tmp = out.with_name(f".{out.name}.{os.getpid()}")
-        subprocess.run(["sudo", "tee", str(tmp)], input=text.encode(), check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["sudo", "mv", "-f", str(tmp), str(out)], check=True)
+    hostpkg.write_file(out, text)
     return True
-
-
-def _installed(package: str) -> bool:
-    out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
-    return out.returncode == 0 and "install ok installed" in out.stdout
 
 
 def _library_depends(deb: pathlib.Path) -> list[str]:
@@ -187,7 +163,7 @@ def ensure(arches: list[Arch], name: str, cache_root: pathlib.Path, say=print) -
         todo = [p for p in packages if not (stamps / p).exists()]
         if todo:
             if ensure_sources(emu, say):
-                _run(["apt-get", "update", "-qq"], say)
+                hostpkg.run(["apt-get", "update", "-qq"], say)
             say(f"deps: QEMU {emu.version} ({', '.join(todo)}) from {emu.suite} into {root} "
                 "(the host's installed QEMU stays as it is)")
             dl = root.parent / "download"
@@ -199,13 +175,13 @@ def ensure(arches: list[Arch], name: str, cache_root: pathlib.Path, say=print) -
             got = subprocess.run(download, cwd=dl, capture_output=True, text=True, stdin=subprocess.DEVNULL)
             if got.returncode:
                 # The lists may predate the suite's entry (or a new upload): once more after an update.
-                _run(["apt-get", "update", "-qq"], say)
-                _run(download, say, cwd=dl, root=False)
+                hostpkg.run(["apt-get", "update", "-qq"], say)
+                hostpkg.run(download, say, cwd=dl, root=False)
             debs = sorted(dl.glob("*.deb"))
             libs = [lib for deb in debs for lib in _library_depends(deb)]
-            missing = [lib for lib in dict.fromkeys(libs) if not _installed(lib)]
+            missing = [lib for lib in dict.fromkeys(libs) if not hostpkg.installed(lib)]
             if missing:
-                _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], say)
+                hostpkg.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], say)
             stamps.mkdir(parents=True, exist_ok=True)
             for deb in debs:
                 package = deb.name.split("_")[0]
