@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 import platform
 import shutil
@@ -10,7 +9,7 @@ import signal
 import subprocess
 from typing import BinaryIO, Callable
 
-from . import __version__, cache, hosttools
+from . import __version__, cache, hosttools, shell
 from .arches import Arch, get_arch, with_toolchain
 from .errors import ExitCode, OrchestratorError
 from .guest import bootroute, dropbear, guestprog, image
@@ -314,34 +313,6 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
                          accel, b, img, boot_route_record(route))
 
 
-# Ctrl-] gives the terminal back, as telnet's escape does.
-SHELL_ESCAPE = "\x1d"
-
-
-def shell_here(runner: GuestRunner, case_id: str, status: str, index: int, total: int, say=print) -> None:
-    """The guest the case just failed in, its console on this terminal: an interactive
-    shell in /kto/ftrace, as the case left the guest (its events, its trace). Everything
-    it prints still goes to console.log. Ctrl-] ends it; then the run ends as incomplete."""
-    session = runner.session
-    child = getattr(session, "child", None)
-    if child is None or not session.alive:
-        say(f"shell-on-failure: {case_id} {status}, but its guest is gone (the case ended it); "
-            "`make shell` boots the same kernel and image")
-        return
-    if not os.isatty(0):
-        say(f"shell-on-failure: {case_id} {status}; stdin is not a terminal, so no shell is handed over")
-        return
-    say(f"shell-on-failure: {case_id} {status} (case {index} of {total}); the guest is yours: "
-        "ftracetest in /kto/ftrace, the case's logs in /tmp/kto; Ctrl-] ends it")
-    log = session.console_log
-    def keep(data: bytes) -> bytes:
-        log.write(data)
-        log.flush()
-        return data
-    child.sendline(b"stty echo; cd /kto/ftrace; PS1='kto# ' setsid cttyhack sh -i")
-    child.interact(escape_character=SHELL_ESCAPE, output_filter=keep)
-
-
 def boot_failure(exc: Exception, boot_timeout: float) -> str:
     """Why a guest did not reach its shell, in a few words (GuestDied, TransportLost or
     GuestTimeout from GuestRunner.boot)."""
@@ -501,7 +472,8 @@ class _Run:
             if failed is not None and self.opts.shell_on_failure:
                 self.stopped_at = failed.id
                 progress.clear()
-                shell_here(runner, failed.id, failed.status, index, len(self.cases), say=progress.say)
+                shell.hand_over(runner.session, failed.id, failed.status, index, len(self.cases),
+                                say=progress.say)
                 break
         progress.clear()
         recorder.data["taint"]["end"] = runner.taint

@@ -12,6 +12,9 @@ With gdb=True QEMU's gdb stub listens on a free port of 127.0.0.1 (never another
 and the gdb command line to attach is printed: the run's vmlinux, with the build dir as an
 auto-load safe path so gdb loads the tree's scripts/gdb helpers (vmlinux-gdb.py, made in
 the out-of-tree build dir by CONFIG_GDB_SCRIPTS) from beside it.
+
+hand_over (`test --shell-on-failure`) gives the terminal the console of a guest a run is
+driving, at the first case that failed in it.
 """
 from __future__ import annotations
 
@@ -64,6 +67,33 @@ def shell_argv(run_dir: pathlib.Path) -> list[str]:
     # mon:stdio: Ctrl-A x and the monitor, and the terminal in raw mode for the guest.
     argv[argv.index("-serial") + 1] = "mon:stdio"
     return argv
+
+
+# Ctrl-] gives the terminal back, as telnet's escape does.
+SHELL_ESCAPE = "\x1d"
+
+
+def hand_over(session, case_id: str, status: str, index: int, total: int, say=print) -> None:
+    """The guest the case just failed in, its console on this terminal: an interactive
+    shell in /kto/ftrace, as the case left the guest (its events, its trace). Everything
+    it prints still goes to console.log. Ctrl-] ends it; then the run ends as incomplete."""
+    child = getattr(session, "child", None)
+    if child is None or not session.alive:
+        say(f"shell-on-failure: {case_id} {status}, but its guest is gone (the case ended it); "
+            "`make shell` boots the same kernel and image")
+        return
+    if not os.isatty(0):
+        say(f"shell-on-failure: {case_id} {status}; stdin is not a terminal, so no shell is handed over")
+        return
+    say(f"shell-on-failure: {case_id} {status} (case {index} of {total}); the guest is yours: "
+        "ftracetest in /kto/ftrace, the case's logs in /tmp/kto; Ctrl-] ends it")
+    log = session.console_log
+    def keep(data: bytes) -> bytes:
+        log.write(data)
+        log.flush()
+        return data
+    child.sendline(b"stty echo; cd /kto/ftrace; PS1='kto# ' setsid cttyhack sh -i")
+    child.interact(escape_character=SHELL_ESCAPE, output_filter=keep)
 
 
 def _free_loopback_port() -> int:
