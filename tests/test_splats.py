@@ -91,3 +91,14 @@ def test_reason_skips_a_missing_exit_helper_and_names_the_check_before_it():
         "/kto/ftrace/test.d/kprobe/kprobe_eventname.tc: line 12: exit_failure: not found",
     ])
     assert caselog.reason(log, "FAIL") == "failed at: echo p:event1 vfs_read ; grep -q event1 kprobe_events"
+
+
+def test_s390x_program_check_oops_is_a_splat(data_dir):
+    # Captured on s390x (7.2.12, QEMU 10): kprobe_insn_boundary.tc left a breakpoint inside
+    # an instruction of kernel_clone; s390's die() prints no "Oops", only the check's name.
+    text = (data_dir / "s390x-7.2.12-qemu10-insn-boundary.console.log").read_text(errors="replace")
+    d = _feed(text, case="kprobe/kprobe_insn_boundary.tc")
+    # Three CPUs' worth of the same report (#1..#3 in this excerpt): one splat, counted.
+    assert [(s.kind, s.title, s.count) for s in d.splats] == [("oops", "illegal operation: 0001 ilc:1 [#1]SMP", 3)]
+    assert any("kernel_clone+0x42/0x478" in l for l in d.splats[0].lines)
+    assert d.splats[0].case == "kprobe/kprobe_insn_boundary.tc"

@@ -25,6 +25,8 @@ CATALOGUE: tuple[tuple[str, str, bool], ...] = (
     ("oops", r"\bOops\b", False),
     ("oops", r"Unable to handle kernel ", False),
     ("oops", r"Internal error: ", False),
+    # s390's die(): the program check's name, its code and the die counter, no "Oops".
+    ("oops", r"\b[a-z][a-z -]+: [0-9a-f]{4} ilc:\d \[#\d+\]", False),
     ("panic", r"Kernel panic - not syncing", False),
     ("ftrace-bug", r"ftrace failed to modify", False),
     ("ftrace-bug", r"ftrace faulted on", False),
