@@ -107,7 +107,9 @@ def svg(history: History) -> markupsafe.Markup:
     for i, p in enumerate(pts):
         day = p.when[:10]
         if i in (0, len(pts) - 1) or len(pts) <= 8:
-            parts.append(f'<text x="{x(i):.1f}" y="{_H - _PAD_B + 16}" text-anchor="middle" '
+            # The first and last labels inside the chart, not cut at its edges.
+            anchor = "start" if i == 0 and len(pts) > 1 else "end" if i == len(pts) - 1 and len(pts) > 1 else "middle"
+            parts.append(f'<text x="{x(i):.1f}" y="{_H - _PAD_B + 16}" text-anchor="{anchor}" '
                          f'font-size="10">{e(day)}</text>')
         if p.new_failures:
             title = f"{p.run_id} ({day}): new failures: " + ", ".join(p.new_failures)
