@@ -188,11 +188,6 @@ def load_table(qemu: str | None = None) -> dict[str, Arch]:
     return {name: _arch_from_row(name, _row_on_qemu(row, qemu)) for name, row in _rows().items()}
 
 
-def qemu_overrides(qemu: str) -> dict[str, dict]:
-    """Per arch, what the table changes on the QEMU build named `qemu`."""
-    return {name: row["on_qemu"][qemu] for name, row in _rows().items() if qemu in (row.get("on_qemu") or {})}
-
-
 # Host tools every kernel build needs whatever the compiler: kept when it is overridden.
 _BUILD_TOOLS = ("make", "flex", "bison", "bc", "pahole", "ccache")
 
