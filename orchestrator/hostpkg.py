@@ -19,11 +19,19 @@ def as_root(argv: list[str]) -> list[str]:
     return argv if os.geteuid() == 0 else ["sudo", *argv]
 
 
+# apt on a slow mirror: generous, but a dead network must not hold `deps` for ever.
+APT_TIMEOUT_SECONDS = 1800
+
+
 def run(argv: list[str], say, cwd: pathlib.Path | None = None, root: bool = True) -> subprocess.CompletedProcess:
     """argv (as root unless root=False), its output kept; a failure is one sentence."""
     say("deps: " + " ".join(argv))
-    got = subprocess.run(as_root(argv) if root else argv, cwd=cwd, capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    try:
+        got = subprocess.run(as_root(argv) if root else argv, cwd=cwd, capture_output=True, text=True,
+                             stdin=subprocess.DEVNULL, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+                             timeout=APT_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        got = subprocess.CompletedProcess(argv, 124, "", f"no end after {APT_TIMEOUT_SECONDS} s")
     if got.returncode:
         raise OrchestratorError(f"`{' '.join(argv)}` failed ({(got.stderr or got.stdout).strip()[-200:]}); "
                                 "run it by hand to see why, then retry.", ExitCode.MISSING_HOST_TOOL)

@@ -160,10 +160,12 @@ def inputs_digest(opts: TestOptions) -> str:
                         *versions, *parts)
 
 
-def base_pointer(opts: TestOptions, tree_id: str) -> pathlib.Path:
+def base_pointer(opts: TestOptions, tree_id: str, digest: str | None = None) -> pathlib.Path:
     """Where the newest complete run of every case of a tree with these inputs is named:
-    the base a series on that tree is compared with (series/versus_base.py)."""
-    return opts.cache_root / "baselines" / f"{cache.digest(tree_id, inputs_digest(opts))[:24]}.json"
+    the base a series on that tree is compared with (series/versus_base.py). digest: the
+    run's inputs_digest when the caller already has it."""
+    digest = digest or inputs_digest(opts)
+    return opts.cache_root / "baselines" / f"{cache.digest(tree_id, digest)[:24]}.json"
 
 
 @dataclasses.dataclass
@@ -487,9 +489,9 @@ class _Run:
         recorder.set("first_cause", failures_after_poisoning_splat(recorder.data))
 
     def finish(self) -> tuple[int, dict]:
+        digest = inputs_digest(self.opts)   # hashes images/ and the .tc cases: once
         self.recorder.set("history", history.record(
-            history.path_for(self.opts.cache_root, self.tree.tree_id, inputs_digest(self.opts)),
-            self.recorder.data))
+            history.path_for(self.opts.cache_root, self.tree.tree_id, digest), self.recorder.data))
         if self.opts.baseline is not None:
             baseline.compare_with(self.recorder, self.opts.baseline, self.progress, self.tries)
         verdict, code = verdict_of(self.recorder.cases, len(self.detector.splats))
@@ -501,7 +503,7 @@ class _Run:
         if self.ctx.only_cases is None and self.ctx.series is None:
             # Every case of this tree with these inputs: what a series on this tree as its
             # base compares with, without running the base again.
-            cache.atomic_write_json(base_pointer(self.opts, self.tree.tree_id),
+            cache.atomic_write_json(base_pointer(self.opts, self.tree.tree_id, digest),
                                     {"results_dir": str(self.recorder.dir)})
         return int(code), self.recorder.data
 

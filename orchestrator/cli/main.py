@@ -19,8 +19,11 @@ from ..kernel.trees import DEFAULT_TREE
 from ..suites.runner import DEFAULT_SUITES
 from ..vm.emulators import DEFAULT_EMULATOR, EMULATORS
 
-QEMU_HELP = ("the QEMU build guests run on: " + ", ".join(f"{e.name} ({e.version}, {e.suite})"
-                                                          for e in EMULATORS.values()) + f"; default {DEFAULT_EMULATOR}")
+def _qemu_option(parser: argparse.ArgumentParser, more: str = "") -> None:
+    """--qemu (QEMU= in the environment), the same for every command that boots or installs."""
+    builds = ", ".join(f"{e.name} ({e.version}, {e.suite})" for e in EMULATORS.values())
+    parser.add_argument("--qemu", choices=list(EMULATORS), default=os.environ.get("QEMU") or DEFAULT_EMULATOR,
+                        help=f"the QEMU build guests run on: {builds}; default {DEFAULT_EMULATOR}{more}")
 
 
 class _Terminated(KeyboardInterrupt):
@@ -115,8 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--boot-timeout", type=seconds_option, default=BOOT_TIMEOUT_SECONDS,
                    help=f"seconds from QEMU start to the guest shell (default {BOOT_TIMEOUT_SECONDS:g})")
     t.add_argument("--accel", choices=ACCELS, default="auto")
-    t.add_argument("--qemu", choices=list(EMULATORS), default=os.environ.get("QEMU") or DEFAULT_EMULATOR,
-                   help=QEMU_HELP)
+    _qemu_option(t)
     t.add_argument("--llvm", default=None, metavar="1|-19",
                    help="build with clang/LLVM for every arch (kbuild's LLVM=), instead of the table's toolchain")
     t.add_argument("--cross-compile", default=None, metavar="PREFIX",
@@ -168,8 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--baseline", default=None, metavar="DIR",
                    help="previous results: each cell is compared with its arch's newest complete run there")
     m.add_argument("--accel", choices=ACCELS, default="auto")
-    m.add_argument("--qemu", choices=list(EMULATORS), default=os.environ.get("QEMU") or DEFAULT_EMULATOR,
-                   help=QEMU_HELP + " (every cell)")
+    _qemu_option(m, " (every cell)")
     w = sub.add_parser("workflow", help="write the nightly CI workflow generated from a matrix spec")
     w.add_argument("--spec", default=str(MATRIX_SPEC))
     w.add_argument("--out", default="-", help="file to write (default: stdout)")
@@ -195,8 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="arch name(s), comma-separated, or 'all'")
     d.add_argument("--transport", choices=TRANSPORTS, default=os.environ.get("TRANSPORT") or "serial",
                    help="ssh: also install what the SSH transport needs and build the guests' dropbear")
-    d.add_argument("--qemu", choices=list(EMULATORS), default=os.environ.get("QEMU") or DEFAULT_EMULATOR,
-                   help=QEMU_HELP)
+    _qemu_option(d)
     d.add_argument("--cache-dir", default=None)
     return p
 

@@ -172,7 +172,11 @@ def ensure(arches: list[Arch], name: str, cache_root: pathlib.Path, say=print) -
             # -t: the suite's version where it has one, else the host's default (ipxe-qemu
             # is bookworm's in both builds).
             download = ["apt-get", "download", "-qq", "-t", emu.suite, *todo]
-            got = subprocess.run(download, cwd=dl, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            try:
+                got = subprocess.run(download, cwd=dl, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                     timeout=hostpkg.APT_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                got = subprocess.CompletedProcess(download, 124, "", "")
             if got.returncode:
                 # The lists may predate the suite's entry (or a new upload): once more after an update.
                 hostpkg.run(["apt-get", "update", "-qq"], say)
@@ -193,5 +197,6 @@ def ensure(arches: list[Arch], name: str, cache_root: pathlib.Path, say=print) -
                 cache.atomic_write(stamps / package, deb.name + "\n")
             shutil.rmtree(dl, ignore_errors=True)
     for arch in wanted:
-        require(apply(arch, name, cache_root), name)
-        say(f"deps: {arch.name}: QEMU {emu.version} at {apply(arch, name, cache_root).qemu.binary}")
+        applied = apply(arch, name, cache_root)
+        require(applied, name)
+        say(f"deps: {arch.name}: QEMU {emu.version} at {applied.qemu.binary}")
