@@ -1,6 +1,7 @@
 # The user-facing verbs. Variables: ARCH, KERNEL, SUITES, KCONFIG, TIMEOUT, ACCEL, LLVM, CROSS_COMPILE,
 # SERIES, BASE, COMPARE, EACH_PATCH, BISECT, RETRIES, TRANSPORT (serial|ssh), N (pytest workers),
-# QEMU (debian: Debian 12's 7.2, the default | backports: 10.0 from bookworm-backports).
+# QEMU (debian: Debian 12's 7.2, the default | backports: 10.0 from bookworm-backports),
+# JOBS (guests sharing an arch's cases; default one per core, as memory allows).
 #   make test                      x86_64, Debian's linux-source-7.2 (KERNEL=6.12: the LTS tree), the default suites
 #   make test KERNEL=~/linux SUITES=dynevent,kprobe
 #   make test ARCH=arm64 SERIES=v4.mbx COMPARE=1 BISECT=1   base vs base+series, first bad patch
@@ -22,7 +23,7 @@ APT_PACKAGES := gcc make flex bison bc libelf-dev libssl-dev dwarves cpio ccache
 
 .PHONY: deps test pytest shell matrix workflow report bench check unit clean help
 help:
-	@sed -n '1,13p' Makefile
+	@sed -n '1,14p' Makefile
 
 deps: $(VENV)/.installed
 	@missing=$$(for p in $(APT_PACKAGES); do \
@@ -54,7 +55,7 @@ test: deps
 		$(if $(filter 1 yes,$(BISECT)),--bisect) $(if $(TRANSPORT),--transport "$(TRANSPORT)") \
 		$(if $(RETRIES),--retries "$(RETRIES)") $(if $(RERUN),--rerun "$(RERUN)") \
 		$(if $(REPLY),--reply "$(REPLY)") $(if $(QEMU),--qemu "$(QEMU)") \
-		$(if $(filter 1 yes,$(SHELL_ON_FAILURE)),--shell-on-failure)
+		$(if $(filter 1 yes,$(SHELL_ON_FAILURE)),--shell-on-failure) $(if $(JOBS),--guests "$(JOBS)")
 
 # The suites' cases as pytest items (the plugin in orchestrator/pytest_plugin/), N
 # workers each with its own guest per arch; JUnit XML in results/pytest-junit.xml.
@@ -73,7 +74,7 @@ shell: $(VENV)/.installed
 matrix:
 	$(MAKE) deps ARCH=all
 	$(PY) -m orchestrator matrix --spec matrix.yaml $(if $(BASELINE),--baseline "$(BASELINE)") \
-		$(if $(QEMU),--qemu "$(QEMU)")
+		$(if $(QEMU),--qemu "$(QEMU)") $(if $(JOBS),--guests "$(JOBS)")
 
 # The nightly CI workflow, generated from matrix.yaml (a test checks they agree).
 workflow: $(VENV)/.installed

@@ -24,7 +24,8 @@ from .results import baseline, history, report, summary
 from .results.confirm import DEFAULT_RETRIES
 from .results.recorder import Recorder, failures_after_poisoning_splat, new_run_id, point_latest
 from .suites.case_id import test_of
-from .suites.runner import DEFAULT_SUITES, GuestRunner, list_cases, not_built
+from .suites import pool
+from .suites.runner import DEFAULT_SUITES, CaseSpec, GuestRunner, list_cases, not_built
 from .suites.splats import SplatDetector
 from .suites.status import FAILING, counts_line
 from .vm import emulators, qemu
@@ -64,6 +65,8 @@ class TestOptions:
     shell_on_failure: bool = False
     # The QEMU build the guests run on (vm/emulators.py): Debian's 7.2 or bookworm-backports' 10.0.
     qemu: str = emulators.DEFAULT_EMULATOR
+    # Guests sharing the run's cases (suites/pool.py); None: one per host core, as memory allows.
+    guests: int | None = None
 
     def __post_init__(self) -> None:
         if not self.suites:
@@ -177,6 +180,15 @@ class RunContext:
     only_cases: frozenset[str] | None = None  # run just these case ids (bisect steps)
     warning_files: tuple[str, ...] = ()       # compile these again for their warnings
     quiet: bool = False                       # a try (results/confirm.py): one line at the end
+
+
+def guest_count(opts: TestOptions, arch: Arch, cases: int) -> tuple[int, str]:
+    """How many guests share the run's cases, and why that many."""
+    if opts.shell_on_failure:
+        return 1, "--shell-on-failure hands one guest's console to the terminal"
+    if opts.guests is not None:
+        return max(1, min(opts.guests, cases)), f"--guests {opts.guests}"
+    return pool.default_guests(arch.qemu.memory, cases)
 
 
 def run_meta(opts: TestOptions, arch: Arch, tree: source.KernelTree, fragments: Fragments,
@@ -400,14 +412,20 @@ class _Run:
             wanted = {test_of(case_id) for case_id in ctx.only_cases}
             cases = [c for c in cases if c.id in wanted]
         self.cases = cases
+        self.guests, self.guests_why = guest_count(opts, self.arch, len(cases))
         run_id = new_run_id(self.arch.name) + (f"-{ctx.label}" if ctx.label else "")
         self.recorder = Recorder(opts.results_root, run_id,
                                  run_meta(opts, self.arch, self.tree, self.fragments, ctx.label, ctx.series))
         progress.say(f"{self.arch.name}: Linux {self.tree.version} from {self.tree.origin}; "
-                     f"{len(cases)} cases; results in {self.recorder.dir}")
+                     f"{len(cases)} cases"
+                     + (f" on {self.guests} guests" if self.guests > 1 else "") + f"; results in {self.recorder.dir}")
         self.console_log = open(self.recorder.dir / "console.log", "wb")
         self.detector = SplatDetector()
-        self.runner: GuestRunner | None = None
+        self.runner: GuestRunner | None = None   # the first guest's; with --guests N, runners[1:] too
+        self.runners: list[GuestRunner] = []
+        self.detectors: list[SplatDetector] = [self.detector]
+        self.extra_logs: list[BinaryIO] = []   # guest 2..N's console logs
+        self.board: pool.Board | None = None    # their shared status line
         self.stopped_at: str | None = None   # the case a --shell-on-failure stopped at
         self.sessions: list[Transport] = []
         self.prepared: PreparedGuest | None = None
@@ -435,6 +453,7 @@ class _Run:
             session_factory(arch, opts.transport, argv, self.console_log, self.detector.feed, self.sessions),
             self.detector, self.progress, opts.case_timeout, opts.boot_timeout,
             arch.halt_command, case_logs_dir=recorder.dir / "caselogs")
+        self.runners = [runner]
         recorder.stage_started("boot")
         self.progress.status(f"boot {arch.name} under {accel.name.upper()}")
         try:
@@ -456,37 +475,92 @@ class _Run:
         recorder.stage_finished("boot", seconds_to_shell=runner.boot_seconds[-1],
                                 guest_uptime_at_shell=session.guest_boot_seconds)
 
+    def _run_one(self, runner: GuestRunner, index: int, spec: CaseSpec) -> list:
+        program_errors = self.prepared.image.program_errors if self.prepared else {}
+        unbuilt = not_built(spec, program_errors)
+        return [unbuilt] if unbuilt else runner.run_case(spec, index, len(self.cases), f"/tmp/kto/{index}")
+
+    def _record(self, index: int, results: list, guest: str | None = None) -> None:
+        out = self.board or self.progress
+        for result in results:
+            result.worker = guest
+            self.recorder.add_case(result)
+            if result.status != "PASS":
+                out.say(f"  {result.status:<11} {result.id}  {result.reason[:90]}")
+            else:   # a log shows each case as it ends; a terminal's status line did
+                out.log(f"  [{index}/{len(self.cases)}] PASS {result.id} {fmt_duration(result.seconds)}"
+                                  + (f" ({guest})" if guest else ""))
+
     def run_suites(self) -> None:
         assert self.runner is not None
-        runner, recorder, progress = self.runner, self.recorder, self.progress
+        recorder, progress = self.recorder, self.progress
         recorder.stage_started("suites")
-        program_errors = self.prepared.image.program_errors if self.prepared else {}
-        for index, spec in enumerate(self.cases, 1):
-            unbuilt = not_built(spec, program_errors)
-            results = [unbuilt] if unbuilt else runner.run_case(spec, index, len(self.cases), f"/tmp/kto/{index}")
-            for result in results:
-                recorder.add_case(result)
-                if result.status != "PASS":
-                    progress.say(f"  {result.status:<11} {result.id}  {result.reason[:90]}")
-                else:   # a log shows each case as it ends; a terminal's status line did
-                    progress.log(f"  [{index}/{len(self.cases)}] PASS {result.id} {fmt_duration(result.seconds)}")
-            failed = next((r for r in results if r.status in FAILING), None)
-            if failed is not None and self.opts.shell_on_failure:
-                self.stopped_at = failed.id
-                progress.clear()
-                shell.hand_over(runner.session, failed.id, failed.status, index, len(self.cases),
-                                say=progress.say)
-                break
+        if self.guests > 1:
+            self._run_on_guests()
+        else:
+            runner = self.runner
+            for index, spec in enumerate(self.cases, 1):
+                results = self._run_one(runner, index, spec)
+                self._record(index, results)
+                failed = next((r for r in results if r.status in FAILING), None)
+                if failed is not None and self.opts.shell_on_failure:
+                    self.stopped_at = failed.id
+                    progress.clear()
+                    shell.hand_over(runner.session, failed.id, failed.status, index, len(self.cases),
+                                    say=progress.say)
+                    break
         progress.clear()
-        recorder.data["taint"]["end"] = runner.taint
+        runners = self.runners
+        taint = None
+        for r in runners:   # taint is a bit mask: any guest's flag counts
+            if r.taint is not None:
+                taint = (taint or 0) | r.taint
+        recorder.data["taint"]["end"] = taint
         recorder.set("transport", transport_record(self.opts.transport, self.sessions))
-        recorder.stage_finished("suites", boots=runner.boots,
-                                restart_seconds=runner.boot_seconds[1:],
-                                restart_guest_seconds=runner.guest_boot_seconds[1:])
-        runner.stop()
-        self.detector.flush()
-        recorder.set("splats", [s.as_dict() for s in self.detector.splats])
+        recorder.stage_finished("suites", boots=sum(r.boots for r in runners),
+                                restart_seconds=[s for r in runners for s in r.boot_seconds[1:]],
+                                restart_guest_seconds=[s for r in runners for s in r.guest_boot_seconds[1:]])
+        for r in runners:
+            r.stop()
+        recorder.set("splats", self._splats())
         recorder.set("first_cause", failures_after_poisoning_splat(recorder.data))
+
+    def _run_on_guests(self) -> None:
+        """The cases over self.guests guests (suites/pool.py): the first is the one boot()
+        started; the others boot at their first case, each with its own console log."""
+        assert self.runner is not None and self.prepared is not None
+        board = self.board = pool.Board(self.progress, self.guests)
+        self.runner.progress = pool.GuestProgress(board, 0)
+        for k in range(2, self.guests + 1):
+            log = open(self.recorder.dir / pool.console_name(k), "wb")
+            self.extra_logs.append(log)
+            detector = SplatDetector()
+            self.detectors.append(detector)
+            self.runners.append(GuestRunner(
+                session_factory(self.arch, self.opts.transport, self.prepared.argv, log, detector.feed,
+                                self.sessions),
+                detector, pool.GuestProgress(board, k - 1), self.opts.case_timeout, self.opts.boot_timeout,
+                self.arch.halt_command, case_logs_dir=self.recorder.dir / "caselogs"))
+        names = {id(r): f"g{k}" for k, r in enumerate(self.runners, 1)}
+        rank = {spec.id: i for i, spec in enumerate(self.cases)}
+        self.recorder.set("guests", {"count": self.guests, "why": self.guests_why})
+
+        def record(runner: GuestRunner, job: pool.Job, results: list) -> None:
+            self._record(job.index, results, names[id(runner)])
+            # results.json in the suites' order, whichever guest finished first
+            self.recorder.cases.sort(key=lambda c: rank.get(test_of(c["id"]), len(rank)))
+
+        pool.run_pool(self.runners, [pool.Job(i, spec) for i, spec in enumerate(self.cases, 1)],
+                      lambda runner, job: self._run_one(runner, job.index, job.spec), record)
+        self.recorder.set("guests", {"count": self.guests, "why": self.guests_why, "per_guest": [
+            {"guest": names[id(r)], "cases": sum(1 for c in self.recorder.cases if c.get("worker") == names[id(r)]),
+             "boots": r.boots, "console_log": "console.log" if k == 1 else pool.console_name(k)}
+            for k, r in enumerate(self.runners, 1)]})
+
+    def _splats(self) -> list[dict]:
+        for d in self.detectors:
+            d.flush()
+        return [s.as_dict() for d in self.detectors for s in d.splats]
 
     def finish(self) -> tuple[int, dict]:
         digest = inputs_digest(self.opts)   # hashes images/ and the .tc cases: once
@@ -494,7 +568,7 @@ class _Run:
             history.path_for(self.opts.cache_root, self.tree.tree_id, digest), self.recorder.data))
         if self.opts.baseline is not None:
             baseline.compare_with(self.recorder, self.opts.baseline, self.progress, self.tries)
-        verdict, code = verdict_of(self.recorder.cases, len(self.detector.splats))
+        verdict, code = verdict_of(self.recorder.cases, len(self.recorder.data["splats"]))
         if self.stopped_at is not None:
             self.recorder.finish("incomplete", f"stopped at {self.stopped_at} for a shell (--shell-on-failure): "
                                  f"{verdict}", int(code))
@@ -527,18 +601,20 @@ class _Run:
     def close(self) -> None:
         """No QEMU left, and what was measured on disk, whichever way the run ended."""
         recorder = self.recorder
-        if self.runner is not None:
-            self.runner.kill()
-        self.detector.flush()
+        for runner in self.runners:
+            runner.kill()
         # Splats seen before a failure or an interrupt are results too. On a full disk
         # each of these writes may fail: the error already on its way is the one to tell.
+        splats = self._splats()
         try:
-            if len(recorder.data["splats"]) != len(self.detector.splats):
-                recorder.set("splats", [s.as_dict() for s in self.detector.splats])
+            if len(recorder.data["splats"]) != len(splats):
+                recorder.set("splats", splats)
         except OrchestratorError:
             pass
         try:
-            self.console_log.close()
+            for log in (self.console_log, *self.extra_logs):
+                log.close()
+            pool.join_console_logs(recorder.dir, len(self.extra_logs) + 1)
         except OSError:
             pass
         report.write_run_reports(recorder)

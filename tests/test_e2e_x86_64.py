@@ -315,3 +315,37 @@ def test_shell_gdb_attaches_with_the_trees_helpers(first_run):
         child.expect(pexpect.EOF, timeout=60)
     finally:
         child.close(force=True)
+
+
+STATUS_TC = REPO / "tests" / "faults" / "tc_status"
+
+
+def test_two_guests_give_every_case_the_status_one_guest_gives(first_run, tmp_path):
+    """--guests 2 against --guests 1 on cases of every status, one of which kills its
+    guest: the same status per case, results.json in the suites' order, each guest's
+    console in console.log, and the death costs that case only."""
+    runs = {}
+    for n in (1, 2):
+        p, _ = _run(tmp_path / f"g{n}", "--suite", "tcscripts", "--tcdir", str(STATUS_TC), "--guests", str(n))
+        runs[n] = (p, json.loads((tmp_path / f"g{n}" / "latest" / "results.json").read_text()))
+    (p1, one), (p2, two) = runs[1], runs[2]
+    assert one["state"] == two["state"] == "complete", p2.stderr
+    assert p1.returncode == p2.returncode == 1
+    want = {f"tcscripts/{t.name}" for t in STATUS_TC.glob("*.tc")}
+    assert [c["id"] for c in two["cases"]] == sorted(want)   # the suites' order, not the finish order
+    assert {c["id"]: c["status"] for c in two["cases"]} == {c["id"]: c["status"] for c in one["cases"]}
+    assert "guests" not in one
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(two, json.loads((REPO / "schema" / "results.schema.json").read_text()))
+    per_guest = two["guests"]["per_guest"]
+    assert two["guests"]["count"] == 2 and [g["guest"] for g in per_guest] == ["g1", "g2"]
+    assert all(g["cases"] >= 1 for g in per_guest) and sum(g["cases"] for g in per_guest) == len(want)
+    assert {c["worker"] for c in two["cases"]} == {"g1", "g2"}
+    assert "on 2 guests" in p2.stderr
+    console = (tmp_path / "g2" / "latest" / "console.log").read_bytes()
+    assert console.count(DEFAULT_BANNER.encode()) >= 2   # both guests' boots, one file
+    assert b"==== orchestrator: the console of guest g2 ====" in console
+    assert not list((tmp_path / "g2" / "latest").glob("console-g*.log"))
+    died = next(c for c in two["cases"] if c["id"] == "tcscripts/07_guest_dies.tc")
+    assert died["status"] == "ERROR" and "the guest died during the case" in died["reason"]
+    assert two["stages"]["suites"]["boots"] >= 2

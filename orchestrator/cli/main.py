@@ -26,6 +26,20 @@ def _qemu_option(parser: argparse.ArgumentParser, more: str = "") -> None:
                         help=f"the QEMU build guests run on: {builds}; default {DEFAULT_EMULATOR}{more}")
 
 
+def _guests(text: str) -> int:
+    from ..suites.pool import MAX_GUESTS
+    if not text.isdigit() or not 1 <= int(text) <= MAX_GUESTS:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of guests from 1 to {MAX_GUESTS}")
+    return int(text)
+
+
+def _guests_option(parser: argparse.ArgumentParser) -> None:
+    """--guests (JOBS= in make), the same for test and matrix."""
+    parser.add_argument("--guests", type=_guests, default=None, metavar="N",
+                        help="guests of the kernel sharing an arch's cases, each taking the next case "
+                             "(default: one per host core, as far as memory holds them)")
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM/SIGHUP, handled like Ctrl-C so every finally block runs (no QEMU left)."""
 
@@ -119,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"seconds from QEMU start to the guest shell (default {BOOT_TIMEOUT_SECONDS:g})")
     t.add_argument("--accel", choices=ACCELS, default="auto")
     _qemu_option(t)
+    _guests_option(t)
     t.add_argument("--llvm", default=None, metavar="1|-19",
                    help="build with clang/LLVM for every arch (kbuild's LLVM=), instead of the table's toolchain")
     t.add_argument("--cross-compile", default=None, metavar="PREFIX",
@@ -171,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="previous results: each cell is compared with its arch's newest complete run there")
     m.add_argument("--accel", choices=ACCELS, default="auto")
     _qemu_option(m, " (every cell)")
+    _guests_option(m)
     w = sub.add_parser("workflow", help="write the nightly CI workflow generated from a matrix spec")
     w.add_argument("--spec", default=str(MATRIX_SPEC))
     w.add_argument("--out", default="-", help="file to write (default: stdout)")
@@ -221,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
                 baseline=_baseline_dir(args.baseline),
                 tcscripts=_existing_dir(args.tcdir, "--tcdir") or TCSCRIPTS_DIR,
                 cmdline=args.cmdline, transport=args.transport, retries=args.retries, qemu=args.qemu,
-                shell_on_failure=args.shell_on_failure)
+                shell_on_failure=args.shell_on_failure, guests=args.guests)
+            if args.shell_on_failure and (args.guests or 1) > 1:
+                raise OrchestratorError("--shell-on-failure hands one guest to this terminal: drop --guests "
+                                        f"{args.guests} (JOBS=), it runs on one guest.")
             if args.shell_on_failure and (args.series or len(selected) > 1 or args.rerun):
                 raise OrchestratorError("--shell-on-failure hands one guest to this terminal: give it one arch "
                                         "and no --series or --rerun.")
@@ -254,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             cells = matrixspec.select(matrixspec.load(spec), split_list(args.cell))
             opts = TestOptions(
                 arch=cells[0].arch, results_root=_writable_dir(args.results_dir, "--results-dir"),
-                cache_root=_cache_root(args), accel=args.accel, qemu=args.qemu,
+                cache_root=_cache_root(args), accel=args.accel, qemu=args.qemu, guests=args.guests,
                 baseline=_existing_dir(args.baseline, "--baseline", missing_ok=True))
             return matrix.run_cells(cells, opts, progress)
         if args.command == "workflow":

@@ -23,7 +23,7 @@ from ..errors import ExitCode
 from ..pipeline import (PreparedGuest, TestOptions, prepare_guest, session_factory, transport_record,
                         verdict_of)
 from ..progress import Progress
-from ..results.recorder import CaseResult, Recorder, failures_after_poisoning_splat
+from ..results.recorder import CaseResult, Recorder, failures_after_poisoning_splat, guest_order
 from ..kernel.source import KernelTree
 from ..suites.case_id import test_of
 from ..suites.splats import SplatDetector
@@ -168,7 +168,7 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float,
     if cases:
         recorder.stage_finished("suites", seconds=items_seconds, boots=sum(e["boots"] for e in ends),
                                 restart_seconds=[s for e in ends for s in e["restart_seconds"]])
-    workers = sorted({r["worker"] for r in boots} | {r["worker"] for r in ends})
+    workers = sorted({r["worker"] for r in boots} | {r["worker"] for r in ends}, key=guest_order)
     recorder.data["pytest"] = {"workers": [
         {"worker": w,
          "cases": sum(1 for r in cases if r["case"].get("worker") == w),

@@ -34,11 +34,19 @@ class CaseResult:
     boot: int = 1              # which guest boot of the run it ran in (restarts count up)
     guest_seconds: float | None = None   # the guest's own time for the case (its uptime)
     guest_logs: str | None = None  # its ftracetest log dir copied back (SSH), run-dir relative
-    worker: str | None = None      # the pytest-xdist worker whose guest ran it
+    worker: str | None = None      # the guest that ran it: a pytest-xdist worker (gw0), or g1, g2 of --guests
     cause: dict | None = None      # results/causes.py's {"kind", "why"}, set when the run finishes
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def guest_order(worker: str | None) -> tuple[str, int]:
+    """The order several guests' consoles are joined into console.log: by name, g2 before
+    g10 (gw0, gw1 of pytest-xdist; g1, g2 of --guests; None: the only guest)."""
+    name = worker or ""
+    digits = len(name) - len(name.rstrip("0123456789"))
+    return (name[:len(name) - digits], int(name[len(name) - digits:]) if digits else -1)
 
 
 def new_run_id(arch: str) -> str:

@@ -15,7 +15,7 @@ import markupsafe
 from .. import cache
 from ..errors import OrchestratorError
 from . import causes, confirm, history, history_chart, junit, ktap_out
-from .recorder import Recorder
+from .recorder import Recorder, guest_order
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
 from ..suites.status import FAILING, STATUSES, counts, counts_line
 _CONSOLE_CAP = 80          # console lines shown per case
@@ -106,10 +106,12 @@ def case_console(console: str, cases: list[dict]) -> dict[int, list[str]]:
     by_nonce: dict[str, dict[int, tuple[int, int]]] = {}
     for nonce, seq, start, end in _regions(lines):
         by_nonce.setdefault(nonce, {})[seq] = (start, end)
-    by_boot: dict[int, list[list[int]]] = {}     # boot -> groups of case indexes
+    # (guest, boot) -> groups of case indexes: several guests' consoles are joined
+    # into one file in guest_order, each guest's boots in turn.
+    by_boot: dict[tuple[str | None, int], list[list[int]]] = {}
     last_id = None
     for i, c in enumerate(cases):
-        groups = by_boot.setdefault(c.get("boot", 1), [])
+        groups = by_boot.setdefault((c.get("worker"), c.get("boot", 1)), [])
         case_id = CaseId.parse(c["id"])
         base = case_id.test
         if groups and last_id == base and case_id.instance:
@@ -120,7 +122,7 @@ def case_console(console: str, cases: list[dict]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     if len(by_nonce) != len(by_boot):
         return out
-    for regions, boot in zip(by_nonce.values(), sorted(by_boot)):
+    for regions, boot in zip(by_nonce.values(), sorted(by_boot, key=lambda k: (guest_order(k[0]), k[1]))):
         groups = by_boot[boot]
         first = max(regions) - len(groups) + 1
         found: dict[int, list[str]] = {}

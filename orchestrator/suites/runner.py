@@ -212,7 +212,8 @@ class GuestRunner:
                 if res.guest_seconds is not None:
                     r.guest_seconds = round(res.guest_seconds / len(results), 2)
         except _RebootFailed:
-            results = [self._guest_error(spec, t0, "the guest did not boot again after the previous case")]
+            results = [self._guest_error(spec, t0, "the guest did not boot again after the previous case"
+                                         if self.boots > 1 else "this guest did not boot")]
         except GuestTimeout as exc:
             said = ktap.parse(exc.partial).results
             before = f"the test reported {said[-1].status}, then " if said else ""
