@@ -24,6 +24,10 @@ ratio against the raw floor -- the same work done with plain make and qemu comma
                      other in this run: boot to the guest's shell and the suite stage, as
                      10.0/7.2 ratios, with each build's counts
 
+  2 guests vs 1      the default suites with --guests 1 and --guests 2 (the default on two
+                     cores), one after the other: the suite stage as a ratio, and every
+                     case whose status differs between the two (target: none, <= 0.65x)
+
   pytest -n 1 / -n 2 the same dynevent+kprobe cases as pytest items (the plugin): wall time
                      of the whole pytest command (build reused) with one guest and with
                      two (one per xdist worker), serial console and SSH
@@ -186,8 +190,30 @@ def scenario_first_series(runs: pathlib.Path, arch: str) -> dict:
 
 
 def scenario_suites(runs: pathlib.Path, arch: str) -> dict:
-    _, data = orchestrator(runs / "suites", arch, "--suite", "dynevent,kprobe")
+    # One guest: the per-case overhead is a single guest's round trip.
+    _, data = orchestrator(runs / "suites", arch, "--suite", "dynevent,kprobe", "--guests", "1")
     return suite_figures(data)
+
+
+def status_counts(data: dict) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for c in data["cases"]:
+        counts[c["status"]] = counts.get(c["status"], 0) + 1
+    return counts
+
+
+def scenario_guests(runs: pathlib.Path, arch: str) -> dict:
+    """The default suites on one guest, then on two (--guests: suites/pool.py)."""
+    by = {}
+    for n in (1, 2):
+        _, data = orchestrator(runs / f"guests-{n}", arch, "--guests", str(n))
+        by[n] = data
+    status = {n: {c["id"]: c["status"] for c in d["cases"]} for n, d in by.items()}
+    differ = sorted(f"{i}: {status[1].get(i, '-')} -> {status[2].get(i, '-')}"
+                    for i in set(status[1]) | set(status[2]) if status[1].get(i) != status[2].get(i))
+    return {str(n): {"run": d["run_id"], "suites_seconds": d["stages"]["suites"]["seconds"],
+                     "boots": d["stages"]["suites"].get("boots"), "counts": status_counts(d)}
+            for n, d in by.items()} | {"differ": differ}
 
 
 def pytest_wall(runs: pathlib.Path, arch: str, workers: int, transport: str) -> dict:
@@ -209,14 +235,12 @@ def scenario_qemu(runs: pathlib.Path, arch: str) -> dict:
     for name in EMULATORS:
         # Once unmeasured first: a boot route of its own (loongarch64) builds another kernel.
         orchestrator(runs / f"qemu-{name}-warm", arch, "--suite", "kprobe_multi", "--qemu", name)
-        _, data = orchestrator(runs / f"qemu-{name}", arch, "--suite", "dynevent,kprobe", "--qemu", name)
-        counts: dict[str, int] = {}
-        for c in data["cases"]:
-            counts[c["status"]] = counts.get(c["status"], 0) + 1
+        _, data = orchestrator(runs / f"qemu-{name}", arch, "--suite", "dynevent,kprobe", "--qemu", name,
+                               "--guests", "1")
         builds[name] = {"version": data["versions"]["qemu"], "run": data["run_id"],
                         "boot_route": (data.get("boot_route") or {}).get("name", "direct"),
                         "boot_to_shell_seconds": data["stages"]["boot"]["seconds_to_shell"],
-                        "suites_seconds": data["stages"]["suites"]["seconds"], "counts": counts}
+                        "suites_seconds": data["stages"]["suites"]["seconds"], "counts": status_counts(data)}
     return builds
 
 
@@ -275,10 +299,10 @@ def main() -> int:
     return 0
 
 
-SCENARIOS = ("nochange", "patch", "firstseries", "suites", "qemu", "pytest")
+SCENARIOS = ("nochange", "patch", "firstseries", "suites", "guests", "qemu", "pytest")
 # scenario -> its key in bench-<arch>.json
 _FIGURES = {"nochange": "no_change", "patch": "one_patch", "firstseries": "first_series", "suites": "suites",
-            "qemu": "qemu", "pytest": "pytest"}
+            "guests": "guests", "qemu": "qemu", "pytest": "pytest"}
 
 
 def bench_arch(arch: str, args: argparse.Namespace, skip: set[str]) -> None:
@@ -298,6 +322,8 @@ def bench_arch(arch: str, args: argparse.Namespace, skip: set[str]) -> None:
         figures["suites"] = suite_figures(json.loads((pathlib.Path(args.suites_from) / "results.json").read_text()))
     elif "suites" not in skip:
         figures["suites"] = scenario_suites(runs, arch)
+    if "guests" not in skip:
+        figures["guests"] = scenario_guests(runs, arch)
     if "qemu" not in skip:
         figures["qemu"] = scenario_qemu(runs, arch)
     if "pytest" not in skip:
@@ -348,10 +374,17 @@ def render(f: dict) -> str:
                      f"of {round(s['boot_and_suites_seconds'] - s['wedged_guest_seconds'], 2)}s "
                      f"(+{s['wedged_guest_seconds']}s waiting on a wedged guest)",
                      f"{100 * s['overhead_share']:.1f}%", "< 5%"))
+    def counts(b: dict) -> str:
+        return " ".join(f"{n} {s}" for s, n in sorted(b["counts"].items()))
+    if "guests" in f:
+        g1, g2 = f["guests"]["1"], f["guests"]["2"]
+        differ = f["guests"]["differ"]
+        rows.append(("default suites: 2 guests vs 1", f"{g2['suites_seconds']}s",
+                     f"{g1['suites_seconds']}s (1 guest)", ratio(g2["suites_seconds"], g1["suites_seconds"]),
+                     "<= 0.65x; " + ("same status for every case" if not differ
+                                     else f"{len(differ)} differ: " + "; ".join(differ[:3]))))
     if "qemu" in f and {"debian", "backports"} <= set(f["qemu"]):
         old, new = f["qemu"]["debian"], f["qemu"]["backports"]
-        def counts(b: dict) -> str:
-            return " ".join(f"{n} {s}" for s, n in sorted(b["counts"].items()))
         route = "" if old["boot_route"] == new["boot_route"] else f" ({old['boot_route']} vs {new['boot_route']} boot)"
         rows.append((f"QEMU 10.0 vs 7.2: boot to shell{route}", f"{new['boot_to_shell_seconds']}s",
                      f"{old['boot_to_shell_seconds']}s (7.2)",
