@@ -68,7 +68,8 @@ def test_scp_sink_reads_a_tree(tmp_path):
 # -- real guests --------------------------------------------------------------------
 
 def _run(results: pathlib.Path, *args: str) -> tuple[dict, pathlib.Path, str]:
-    p, _ = run_orchestrator_test(results, *args)
+    # One guest: its connections and restarts are what these tests count.
+    p, _ = run_orchestrator_test(results, "--guests", "1", *args)
     latest = (results / "latest").resolve()
     print(p.stdout[-3000:], p.stderr[-2000:])
     return json.loads((latest / "results.json").read_text()), latest, p.stdout
