@@ -20,6 +20,10 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # the arch table through `orchestrator deps`.
 APT_PACKAGES := gcc make flex bison bc libelf-dev libssl-dev dwarves cpio ccache \
 	linux-source-6.12 git xz-utils kmod python3 python3-venv
+# What only `make check` needs beyond them: a test runs pytest-xdist's `--tx ssh=` against
+# a dropbear on the loopback of a network namespace (tests/netns_sshd.py). dropbear-bin is
+# the server's binaries alone: no service is installed or started on the host.
+CHECK_PACKAGES := dropbear-bin openssh-client iproute2 util-linux
 
 .PHONY: deps test pytest shell matrix workflow report bench check unit clean help
 help:
@@ -92,7 +96,7 @@ report: $(VENV)/.installed
 # pytest exits 5 when it collected no tests: that is not a failure of the suite,
 # every other non-zero status is.
 check: $(VENV)/.installed
-	@$(MAKE) --no-print-directory deps TRANSPORT=ssh
+	@$(MAKE) --no-print-directory deps TRANSPORT=ssh APT_PACKAGES="$(APT_PACKAGES) $(CHECK_PACKAGES)"
 	@$(PY) -m pytest -v -rs tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "check: pytest collected no tests"; exit 0; fi; exit $$rc
 

@@ -2,6 +2,7 @@
 names its items per arch, and (e2e) runs real guests on two xdist workers, with the
 same statuses as `orchestrator test` on the same cases."""
 import json
+import os
 import subprocess
 import sys
 import pathlib
@@ -111,6 +112,14 @@ def _check_merged(data: dict, run_dir: pathlib.Path, workers: int) -> None:
         assert (run_dir / name).stat().st_size > 0, name
 
 
+# What `orchestrator test` gives each case of tests/faults/tc_status (the next test checks it).
+STATUS_OF_TC_STATUS = {
+    "tcscripts/01_pass.tc": "PASS", "tcscripts/02_fail.tc": "FAIL",
+    "tcscripts/03_unsupported.tc": "UNSUPPORTED", "tcscripts/04_xfail.tc": "XFAIL",
+    "tcscripts/05_unresolved.tc": "UNRESOLVED", "tcscripts/06_untested.tc": "UNTESTED",
+    "tcscripts/07_guest_dies.tc": "ERROR", "tcscripts/08_after_death.tc": "PASS"}
+
+
 @pytest.mark.e2e
 def test_status_map_and_guest_death_on_two_workers(pytester, tmp_path):
     """The same .tc cases through `orchestrator test` and through pytest -n 2: every case
@@ -120,10 +129,7 @@ def test_status_map_and_guest_death_on_two_workers(pytester, tmp_path):
     result, data, run_dir, junit = _pytest_run(
         pytester, tmp_path / "pytest", "-n", "2", "--suite", "tcscripts", "--tcdir", str(STATUS_TC))
     want = {c["id"]: c["status"] for c in serial["cases"]}
-    assert want == {"tcscripts/01_pass.tc": "PASS", "tcscripts/02_fail.tc": "FAIL",
-                    "tcscripts/03_unsupported.tc": "UNSUPPORTED", "tcscripts/04_xfail.tc": "XFAIL",
-                    "tcscripts/05_unresolved.tc": "UNRESOLVED", "tcscripts/06_untested.tc": "UNTESTED",
-                    "tcscripts/07_guest_dies.tc": "ERROR", "tcscripts/08_after_death.tc": "PASS"}
+    assert want == STATUS_OF_TC_STATUS
     assert {c["id"]: c["status"] for c in data["cases"]} == want
     assert _outcomes(junit) == {f"x86_64::{k}": OUTCOME[v] for k, v in want.items()}
     result.assert_outcomes(passed=2, failed=3, skipped=2, xfailed=1)
@@ -174,6 +180,41 @@ def _compare_upstream(reference: dict, data: dict, result) -> None:
     for status in ref.values():
         counts[OUTCOME[status]] += 1
     result.assert_outcomes(**counts)
+
+
+@pytest.mark.e2e
+def test_popen_and_ssh_gateways_merge_into_one_run(pytester, tmp_path):
+    """Past one process: pytest-xdist's execnet gateways, one `--tx popen` and one
+    `--tx ssh=` to a dropbear on the loopback of a network namespace made for this test
+    (tests/netns_sshd.py, under `unshare --net --mount`). Every gateway runs cases, and
+    their parts merge into one run with the statuses `orchestrator test` gives."""
+    home = tmp_path / "sshhome"
+    results = tmp_path / "results"
+    junit = results / "pytest-junit.xml"
+    ssh_tx = (f"ssh=-F {home / 'ssh_config'} 127.0.0.1"
+              f"//python={sys.executable}//chdir={pytester.path}")
+    # Paths as --option=PATH: for a gateway that is not a local popen, xdist rewrites every
+    # argument that is an existing path relative to its rsync roots, and refuses one outside.
+    pytest_argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--tx", "popen", "--tx", ssh_tx,
+                   "--dist", "load", "--arch", "x86_64", f"--orchestrator-results-dir={results}",
+                   f"--junitxml={junit}", "-rA", "=".join(_cache_args()),
+                   "--suite", "tcscripts", f"--tcdir={STATUS_TC}"]
+    env = dict(os.environ, HOME=str(home), PYTHONPATH=os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    p = subprocess.run(["unshare", "--net", "--mount", "--", sys.executable, str(REPO / "tests" / "netns_sshd.py"),
+                        str(home), "2222", "--", *pytest_argv],
+                       cwd=pytester.path, env=env, capture_output=True, text=True, timeout=3600)
+    print(p.stdout[-4000:], p.stderr[-3000:])
+    assert p.returncode == pytest.ExitCode.TESTS_FAILED, p.stderr[-2000:]
+    (run_dir,) = [d for d in results.iterdir() if d.name.endswith("-pytest")]
+    data = json.loads((run_dir / "results.json").read_text())
+    assert {c["id"]: c["status"] for c in data["cases"]} == STATUS_OF_TC_STATUS
+    assert _outcomes(ET.parse(junit).getroot()) == {
+        f"x86_64::{k}": OUTCOME[v] for k, v in STATUS_OF_TC_STATUS.items()}
+    assert sorted(w["worker"] for w in data["pytest"]["workers"]) == ["gw0", "gw1"]
+    _check_merged(data, run_dir, workers=2)
+    # The ssh gateway really logged in: dropbear (logging to stderr) says so.
+    assert "auth succeeded for 'root'" in p.stderr, p.stderr[-2000:]
 
 
 @pytest.mark.e2e
