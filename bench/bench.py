@@ -147,7 +147,7 @@ def scenario_cold(runs: pathlib.Path, arch: str) -> dict:
                                   "--cache-dir", str(cold))
         stages = data["stages"]
         ours_build = stages["build"]["seconds"] + stages["build"].get("config_seconds", 0)
-        argv_vars = get_arch(arch).make_vars()
+        row = get_arch(arch)
         allconfig = pathlib.Path(stages["build"]["build_dir"]) / build.ALLCONFIG
         raw.mkdir(parents=True)
         shutil.copy(allconfig, raw / "allconfig")
@@ -156,13 +156,13 @@ def scenario_cold(runs: pathlib.Path, arch: str) -> dict:
         (src,) = [d for d in raw.iterdir() if d.is_dir()]
         unpack = time.monotonic() - t0
         out = raw / "out"
-        make = ["make", "-C", str(src), f"O={out}", *argv_vars, f"CC={get_arch(arch).compiler}",
+        make = ["make", "-C", str(src), f"O={out}", *row.make_vars(), f"CC={row.compiler}",
                 f"-j{os.cpu_count() or 1}"]
         env = dict(os.environ, KBUILD_BUILD_USER="orchestrator", KBUILD_BUILD_HOST="localhost")
         t1 = time.monotonic()
         subprocess.run([*make, f"KCONFIG_ALLCONFIG={raw / 'allconfig'}", "allnoconfig"],
                        env=env, capture_output=True, check=True)
-        targets = [get_arch(arch).build_target, "vmlinux"]
+        targets = [row.build_target, "vmlinux"]
         config_lines = (out / ".config").read_text().splitlines()
         modular = "CONFIG_MODULES=y" in config_lines
         # The same targets as kernel/build.py asks for, and the same modules install.

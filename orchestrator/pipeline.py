@@ -554,7 +554,7 @@ class _Run:
                       lambda runner, job: self._run_one(runner, job.index, job.spec), record)
         self.recorder.set("guests", {"count": self.guests, "why": self.guests_why, "per_guest": [
             {"guest": names[id(r)], "cases": sum(1 for c in self.recorder.cases if c.get("worker") == names[id(r)]),
-             "boots": r.boots, "console_log": "console.log" if k == 1 else pool.console_name(k)}
+             "boots": r.boots, "console_log": pool.console_name(k)}
             for k, r in enumerate(self.runners, 1)]})
 
     def _splats(self) -> list[dict]:
