@@ -15,7 +15,7 @@ import subprocess
 import time
 
 from .. import cache, hosttools
-from . import kconfig, treeview
+from . import kconfig, seed, treeview
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
 from ..progress import Progress, fmt_duration
@@ -214,6 +214,9 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
                                dropped, toolchain, _modules_dir(build_dir, dotconfig))
         # The stamp no longer describes the dir once we touch it.
         (build_dir / STAMP).unlink(missing_ok=True)
+        # A worktree's first build: from a copy of its tree's build, when there is one.
+        seeded = view is not None and not vmlinux.exists() and \
+            seed.seed_from_tree(view, STAMP, arch.name + ".lock", progress.say)
         cache.atomic_write(build_dir / ALLCONFIG, allconfig_text)
         try:
             log_file = open(log_path, "w")
@@ -266,7 +269,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
                 log_path, errs)
         cache.atomic_write_json(build_dir / STAMP, {
             "key": key, "tree_id": tree.tree_id, "steps": steps,
-            "view": view.as_record() if view else None,
+            "view": view.as_record() if view else None, "seeded_from": str(view.tree_build_dir) if seeded else None,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(build_seconds, 1)})
         return BuildResult(arch.name, build_dir, image, vmlinux, build_dir / ".config", log_path,
                            key, False, config_seconds, build_seconds, steps, dropped, toolchain,
