@@ -1,0 +1,55 @@
+"""What a bisect step shows (series/versus_base.py), on real runs of the x86_64 7.2 series of
+tests/test_e2e_series.py on two guests: patch 2 adds a WARN_ONCE on kprobe-event
+registration, patch 3 breaks dynevent/add_remove_kprobe.tc's own check.
+
+At patch 2 each guest's first kprobe case hit the WARN, so both cases are FAIL though their
+tests said PASS: that step shows the WARN, not the broken case. At the tip the broken case
+fails by its own test (with the WARN landing on it too): it shows both."""
+from __future__ import annotations
+
+import json
+
+from orchestrator.series.versus_base import _shows, _shows_in, _targets
+from orchestrator.suites.splats import splat_key
+
+BROKEN = "dynevent/add_remove_kprobe.tc"
+BTFARG = "dynevent/add_remove_btfarg.tc"
+
+
+def _run(data_dir, name: str) -> dict:
+    return json.loads((data_dir / "runs" / name / "results.json").read_text())
+
+
+def test_a_case_failed_only_by_a_splat_does_not_show_the_case(data_dir):
+    step2 = _run(data_dir, "x86_64-7.2-bisect-2-warn")
+    by_id = {c["id"]: c for c in step2["cases"]}
+    assert by_id[BROKEN]["status"] == "FAIL" and by_id[BROKEN]["test_status"] == "PASS"
+    assert not _shows_in(step2, ("case", BROKEN))
+    warn = splat_key(step2["splats"][0])
+    assert _shows_in(step2, ("splat", warn))
+
+
+def test_a_case_its_own_test_fails_shows_it_with_or_without_a_splat(data_dir):
+    tip = _run(data_dir, "x86_64-7.2-series-try-broken")
+    broken = next(c for c in tip["cases"] if c["id"] == BROKEN)
+    assert broken["splats"] and not broken.get("test_status")
+    assert _shows_in(tip, ("case", BROKEN))
+    assert not _shows_in(tip, ("case", "dynevent/no_such_case.tc"))
+
+
+def test_every_try_must_agree_for_a_step_to_place_a_target(data_dir):
+    step2, tip = _run(data_dir, "x86_64-7.2-bisect-2-warn"), _run(data_dir, "x86_64-7.2-series-try-broken")
+    target = ("case", BROKEN)
+    assert _shows([tip, tip], target) is True
+    assert _shows([step2, step2], target) is False
+    assert _shows([tip, step2], target) is None
+
+
+def test_targets_are_own_failures_and_one_per_kind_of_splat(data_dir):
+    tip = _run(data_dir, "x86_64-7.2-series-try-broken")
+    cases = {c["id"]: c for c in tip["cases"]}
+    diff = {"new_failures": [{"id": i, "test_status": cases[i].get("test_status")} for i in (BROKEN, BTFARG)],
+            "new_splats": [dict(s, case=s.get("case")) for s in tip["splats"]]}
+    targets = _targets(diff)
+    # btfarg failed only for the WARN: bisected as the WARN; the two WARN reports are one kind.
+    assert set(targets) == {BROKEN, f"splat {tip['splats'][0]['title']}"}
