@@ -94,6 +94,9 @@ class Arch:
     boot_route: str = "direct"
     builtin_dtb: BuiltinDtbSpec | None = None   # for "builtin"
     ssh: SshSpec | None = None       # None: this arch has no SSH transport
+    # Kernel version line ("7.2") -> kbuild steps of a first build of the default config,
+    # measured here: the progress estimate of a first build before this cache has one.
+    build_steps: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def host_packages(self) -> list[str]:
         """Every Debian package this arch needs on the host (what `deps` installs)."""
@@ -156,8 +159,9 @@ def _arch_from_row(name: str, row: dict) -> Arch:
                                         int(row["builtin_dtb"]["low_window"]), int(row["builtin_dtb"]["high_base"]))
                          if row.get("builtin_dtb") else None),
             ssh=SshSpec(**row["ssh"]) if row.get("ssh") else None,
+            build_steps={str(k): int(v) for k, v in (row.get("build_steps") or {}).items()},
         )
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise OrchestratorError(
             f"The arch table row '{name}' is missing or has a malformed field ({exc}); "
             "fix orchestrator/data/arches.yaml.", ExitCode.INFRA_ERROR) from exc

@@ -104,15 +104,33 @@ def _make_argv(tree: KernelTree, arch: Arch, build_dir: pathlib.Path, *targets: 
     return view.wrap(argv) if view else argv
 
 
+def _version_line(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
 def _steps_key(arch: Arch, tree: KernelTree) -> str:
     """Builds of one arch and kernel version line take about as many kbuild steps."""
-    return f"{arch.name} {'.'.join(tree.version.split('.')[:2])}"
+    return f"{arch.name} {_version_line(tree.version)}"
 
 
-def _steps_seen(cache_root: pathlib.Path, arch: Arch, tree: KernelTree) -> int | None:
-    """The step count of an earlier first build of this arch and version line (another
-    tree or build dir), for a first build's estimate."""
-    return (cache.read_json(cache_root / STEPS_SEEN) or {}).get(_steps_key(arch, tree))
+def first_build_steps(cache_root: pathlib.Path, arch: Arch, tree: KernelTree) -> int | None:
+    """A first build's step count, for its total and time left: this cache's last first
+    build of the arch and version line (another tree or build dir), else the arch table's
+    measured count for the nearest version line; None when neither knows the arch."""
+    seen = (cache.read_json(cache_root / STEPS_SEEN) or {}).get(_steps_key(arch, tree))
+    if isinstance(seen, int) and seen > 0:
+        return seen
+
+    def number(line: str) -> int | None:
+        m = re.match(r"(\d+)\.(\d+)", line)
+        return int(m.group(1)) * 1000 + int(m.group(2)) if m else None
+    mine = number(tree.version)
+    if mine is None:
+        return None
+    known = {line: n for line in arch.build_steps if (n := number(line)) is not None}
+    if not known:
+        return None
+    return arch.build_steps[min(known, key=lambda line: abs(known[line] - mine))]
 
 
 def _remember_steps(cache_root: pathlib.Path, arch: Arch, tree: KernelTree, steps: int) -> None:
@@ -250,7 +268,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
             cold = not vmlinux.exists()
             rc, steps = _run_make(_make_argv(tree, arch, build_dir, *targets, view=view),
                                   env, log_file, progress, f"build {arch.name}",
-                                  _steps_seen(cache_root, arch, tree) if cold else None)
+                                  first_build_steps(cache_root, arch, tree) if cold else None)
             if rc == 0 and modular:
                 staging = build_dir / MODULES_DIR
                 shutil.rmtree(staging, ignore_errors=True)
