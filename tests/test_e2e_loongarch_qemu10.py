@@ -1,5 +1,6 @@
 """loongarch64 on QEMU 10.0 (QEMU=backports): direct boot with the device tree QEMU
-generates, nothing written into the kernel tree, modules in the initramfs.
+generates, nothing written into the kernel tree, modules in the initramfs, la464's LSX
+and LASX for user space (the guest's busybox is built for la464), over SSH.
 
 It needs the loongarch64 toolchain (clang/lld 19, `make deps ARCH=loongarch64`) and builds
 that kernel (about 8 minutes cold on 2 cores), so it runs only where that toolchain is
@@ -15,6 +16,7 @@ import pytest
 from conftest import CACHE_ROOT, git
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+SIMD_TC = REPO / "tests" / "faults" / "tc_simd"
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(shutil.which("clang-19") is None,
                                  reason="no loongarch64 toolchain (clang-19): `make deps ARCH=loongarch64`")]
@@ -28,7 +30,8 @@ def test_loongarch64_direct_boot_leaves_the_tree_alone(tmp_path):
     tree = source.builtin_tree("7.2", CACHE_ROOT, say=lambda *_: None)
     before = git(tree.path, "status", "--porcelain", "--untracked-files=all")
     p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "loongarch64", "--qemu", "backports",
-                        "--kernel", "7.2", "--suite", "kprobe_multi,dynevent", "--results-dir", str(tmp_path),
+                        "--kernel", "7.2", "--suite", "kprobe_multi,dynevent,tcscripts", "--tcdir", str(SIMD_TC),
+                        "--transport", "ssh", "--results-dir", str(tmp_path),
                         "--cache-dir", str(CACHE_ROOT)], cwd=REPO, capture_output=True, text=True, timeout=3600)
     data = json.loads((tmp_path / "latest" / "results.json").read_text())
     assert data["state"] == "complete", p.stderr[-3000:]
@@ -42,3 +45,5 @@ def test_loongarch64_direct_boot_leaves_the_tree_alone(tmp_path):
     # Module cases have their modules now (UNRESOLVED on the built-in route of QEMU 7.2).
     assert status["dynevent/add_remove_fprobe_module.tc"] != "UNRESOLVED", status
     assert status["kprobe_multi/attach_by_symbol"] == "PASS", status
+    assert status["tcscripts/cpu_simd.tc"] == "PASS", status
+    assert data["transport"]["name"] == "ssh" and data["transport"]["connects"] >= 1
