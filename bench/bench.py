@@ -377,17 +377,29 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--skip", action="append", default=[], choices=SCENARIOS)
-    ap.add_argument("--only", action="append", default=[], choices=SCENARIOS,
-                    help="run only these scenarios (the others keep their figures of an earlier run today)")
+    ap.add_argument("--skip", action="append", default=[], type=_scenarios,
+                    help="leave these scenarios out (comma-separated)")
+    ap.add_argument("--only", action="append", default=[], type=_scenarios,
+                    help="run only these scenarios, comma-separated (the others keep their figures of "
+                         "an earlier run today)")
     ap.add_argument("--suites-from", default=None, metavar="RUN_DIR",
                     help="take the suite figures from this run instead of running the suites")
     args = ap.parse_args()
     from orchestrator import arches
-    skip = set(args.skip) | ({s for s in SCENARIOS if s not in args.only} if args.only else set())
+    only = {s for group in args.only for s in group}
+    skip = {s for group in args.skip for s in group} | ({s for s in SCENARIOS if s not in only} if only else set())
     for arch in arches.select(args.arch):
         bench_arch(arch.name, args, skip)
     return 0
+
+
+def _scenarios(text: str) -> list[str]:
+    names = [n for n in text.replace(",", " ").split() if n]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"no scenario named {', '.join(unknown)}; the scenarios are "
+                                         f"{', '.join(SCENARIOS)}")
+    return names
 
 
 SCENARIOS = ("cold", "nochange", "patch", "firstseries", "suites", "wedged", "guests", "qemu", "pytest")
