@@ -96,19 +96,21 @@ def test_the_boot_nonce_goes_where_qemu_passes_a_command_line():
 
 def test_a_first_build_expects_this_caches_count_else_the_tables_nearest(tmp_path):
     import dataclasses
-    from orchestrator import cache
     from orchestrator.kernel import build
     from orchestrator.kernel.source import KernelTree
     x86 = arches.get_arch("x86_64")
 
     def tree(version: str) -> KernelTree:
         return KernelTree(tmp_path, "t", version, "test", None)
-    assert build.first_build_steps(tmp_path, x86, tree("7.2.12")) == x86.build_steps["7.2"]
+    config = "CONFIG_FTRACE=y\n"
+    assert build.first_build_steps(tmp_path, x86, tree("7.2.12"), config) == x86.build_steps["7.2"]
     # A newer mainline than the table knows: its nearest line; an older one likewise.
-    assert build.first_build_steps(tmp_path, x86, tree("7.4.0-rc1")) == x86.build_steps["7.2"]
-    assert build.first_build_steps(tmp_path, x86, tree("6.6.60")) == x86.build_steps["6.12"]
-    # This cache's own first build wins over the table.
-    cache.atomic_write_json(tmp_path / build.STEPS_SEEN, {"x86_64 7.2": 1999})
-    assert build.first_build_steps(tmp_path, x86, tree("7.2.13")) == 1999
+    assert build.first_build_steps(tmp_path, x86, tree("7.4.0-rc1"), config) == x86.build_steps["7.2"]
+    assert build.first_build_steps(tmp_path, x86, tree("6.6.60"), config) == x86.build_steps["6.12"]
+    # This cache's own first build of the same config wins over the table; another
+    # config's count says nothing about this one.
+    build._remember_steps(tmp_path, x86, tree("7.2.12"), config, 1999)
+    assert build.first_build_steps(tmp_path, x86, tree("7.2.13"), config) == 1999
+    assert build.first_build_steps(tmp_path, x86, tree("7.2.13"), config + "CONFIG_X=y\n") == x86.build_steps["7.2"]
     assert build.first_build_steps(tmp_path, dataclasses.replace(x86, name="other", build_steps={}),
-                                   tree("7.2.1")) is None
+                                   tree("7.2.1"), config) is None

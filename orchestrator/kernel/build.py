@@ -108,16 +108,18 @@ def _version_line(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
-def _steps_key(arch: Arch, tree: KernelTree) -> str:
-    """Builds of one arch and kernel version line take about as many kbuild steps."""
-    return f"{arch.name} {_version_line(tree.version)}"
+def _steps_key(arch: Arch, tree: KernelTree, allconfig: str) -> str:
+    """Builds of one arch, kernel version line and config take about as many kbuild steps
+    (another config can take far fewer: a test's small one, 1263 against 1840)."""
+    return f"{arch.name} {_version_line(tree.version)} {cache.digest(allconfig)[:12]}"
 
 
-def first_build_steps(cache_root: pathlib.Path, arch: Arch, tree: KernelTree) -> int | None:
+def first_build_steps(cache_root: pathlib.Path, arch: Arch, tree: KernelTree, allconfig: str) -> int | None:
     """A first build's step count, for its total and time left: this cache's last first
-    build of the arch and version line (another tree or build dir), else the arch table's
-    measured count for the nearest version line; None when neither knows the arch."""
-    seen = (cache.read_json(cache_root / STEPS_SEEN) or {}).get(_steps_key(arch, tree))
+    build of the arch, version line and config (another tree or build dir), else the arch
+    table's measured count of the default config for the nearest version line; None when
+    neither knows the arch."""
+    seen = (cache.read_json(cache_root / STEPS_SEEN) or {}).get(_steps_key(arch, tree, allconfig))
     if isinstance(seen, int) and seen > 0:
         return seen
 
@@ -133,9 +135,9 @@ def first_build_steps(cache_root: pathlib.Path, arch: Arch, tree: KernelTree) ->
     return arch.build_steps[min(known, key=lambda line: abs(known[line] - mine))]
 
 
-def _remember_steps(cache_root: pathlib.Path, arch: Arch, tree: KernelTree, steps: int) -> None:
+def _remember_steps(cache_root: pathlib.Path, arch: Arch, tree: KernelTree, allconfig: str, steps: int) -> None:
     seen = cache.read_json(cache_root / STEPS_SEEN) or {}
-    seen[_steps_key(arch, tree)] = steps
+    seen[_steps_key(arch, tree, allconfig)] = steps
     cache.atomic_write_json(cache_root / STEPS_SEEN, seen)
 
 
@@ -268,7 +270,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
             cold = not vmlinux.exists()
             rc, steps = _run_make(_make_argv(tree, arch, build_dir, *targets, view=view),
                                   env, log_file, progress, f"build {arch.name}",
-                                  first_build_steps(cache_root, arch, tree) if cold else None)
+                                  first_build_steps(cache_root, arch, tree, allconfig_text) if cold else None)
             if rc == 0 and modular:
                 staging = build_dir / MODULES_DIR
                 shutil.rmtree(staging, ignore_errors=True)
@@ -277,7 +279,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
                                   env, log_file, progress, f"modules_install {arch.name}", None)
             build_seconds = time.monotonic() - t1
             if rc == 0 and cold:
-                _remember_steps(cache_root, arch, tree, steps)
+                _remember_steps(cache_root, arch, tree, allconfig_text, steps)
         progress.clear()
         if rc != 0 or not image.exists():
             errs = first_errors(log_path)
