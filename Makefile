@@ -1,12 +1,12 @@
 # The user-facing verbs. Variables: ARCH, KERNEL, SUITES, KCONFIG, TIMEOUT, ACCEL, LLVM, CROSS_COMPILE,
 # SERIES, BASE, COMPARE, EACH_PATCH, BISECT, RETRIES, TRANSPORT (serial|ssh), N (pytest workers),
-# QEMU (debian: Debian 12's 7.2, the default | backports: 10.0 from bookworm-backports),
+# QEMU (debian: Debian 12's 7.2 | backports: 10.0 from bookworm-backports; default per arch, the table's default_qemu),
 # JOBS (guests sharing an arch's cases; default one per core, as memory allows).
 #   make test                      x86_64, Debian's linux-source-7.2 (KERNEL=6.12: the LTS tree), the default suites
 #   make test KERNEL=~/linux SUITES=dynevent,kprobe
 #   make test ARCH=arm64 SERIES=v4.mbx COMPARE=1 BISECT=1   base vs base+series, first bad patch
 #   make test TRANSPORT=ssh        commands over SSH to the guest (console still logged)
-#   make test QEMU=backports       the guests on QEMU 10.0 (bookworm-backports), beside the host's 7.2
+#   make test QEMU=backports       every arch on QEMU 10.0 (bookworm-backports), beside the host's 7.2
 #   make pytest ARCH=arm64 N=2     each case a pytest item, two guests (pytest-xdist)
 #   make shell ARCH=arm64          the last arm64 run's kernel and image, a shell on its console
 #   make check                     the project's own tests (unit + real x86_64 boots)

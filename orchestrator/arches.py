@@ -185,6 +185,11 @@ def _rows() -> dict[str, dict]:
     return yaml.safe_load(text) or {}
 
 
+def default_qemu(name: str) -> str | None:
+    """The QEMU build the arch's row names as its default (`default_qemu`), if any."""
+    return (_rows().get(name) or {}).get("default_qemu")
+
+
 @functools.cache
 def load_table(qemu: str | None = None) -> dict[str, Arch]:
     """The arches as they are on the QEMU build named `qemu` (None: the rows as written,

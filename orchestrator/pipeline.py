@@ -63,14 +63,20 @@ class TestOptions:
     retries: int = DEFAULT_RETRIES
     # Stop at the first case that fails and hand that guest's console to the terminal.
     shell_on_failure: bool = False
-    # The QEMU build the guests run on (vm/emulators.py): Debian's 7.2 or bookworm-backports' 10.0.
-    qemu: str = emulators.DEFAULT_EMULATOR
+    # The QEMU build asked for (vm/emulators.py): Debian's 7.2 or bookworm-backports' 10.0;
+    # None: the arch's own default (qemu_build).
+    qemu: str | None = None
     # Guests sharing the run's cases (suites/pool.py); None: one per host core, as memory allows.
     guests: int | None = None
 
     def __post_init__(self) -> None:
         if not self.suites:
             self.suites = list(DEFAULT_SUITES)
+
+    @property
+    def qemu_build(self) -> str:
+        """The QEMU build this run's arch boots on: the one asked for, else the arch's."""
+        return emulators.build_for(self.arch, self.qemu)
 
 
 def _project_revision() -> str:
@@ -141,8 +147,8 @@ def source_tree(opts: TestOptions, progress: Progress) -> source.KernelTree:
 def arch_of(opts: TestOptions) -> Arch:
     """The arch a run builds and boots: its table row on the run's QEMU build, with the
     run's toolchain and that build's binary and firmware."""
-    arch = with_toolchain(get_arch(opts.arch, opts.qemu), opts.llvm, opts.cross_compile)
-    return emulators.apply(arch, opts.qemu, opts.cache_root)
+    arch = with_toolchain(get_arch(opts.arch, opts.qemu_build), opts.llvm, opts.cross_compile)
+    return emulators.apply(arch, opts.qemu_build, opts.cache_root)
 
 
 def inputs_digest(opts: TestOptions) -> str:
@@ -205,7 +211,7 @@ def run_meta(opts: TestOptions, arch: Arch, tree: source.KernelTree, fragments: 
         "host": {"machine": platform.machine(), "kernel": platform.release()},
         "versions": {"orchestrator": f"{__version__} ({_project_revision()})",
                      "qemu": hosttools.version_line((arch.qemu.binary, "--version")),
-                     "qemu_build": opts.qemu},
+                     "qemu_build": opts.qemu_build},
         "accel": None, "config": None, "taint": None,
     }
 
@@ -255,7 +261,7 @@ def check_inputs(opts: TestOptions, arch: Arch, host_tools: bool = True) -> Frag
     if not host_tools:
         return fragments
     hosttools.require(dict(arch.toolchain), f"building the {arch.name} kernel")
-    emulators.require(arch, opts.qemu)
+    emulators.require(arch, opts.qemu_build)
     if opts.transport == "ssh":
         dropbear.require_ssh(arch)
     return fragments

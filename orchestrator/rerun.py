@@ -12,6 +12,7 @@ from .kernel import source
 from .kernel.fragments import fragments_for
 from .pipeline import RunContext, TestOptions, run_test
 from .progress import Progress
+from .vm import emulators
 from .results.recorder import read_run
 from .suites.status import PASSED
 
@@ -32,7 +33,7 @@ def rerun(opts: TestOptions, run_dir: pathlib.Path, progress: Progress) -> tuple
             f"--rerun {run_dir}: its kernel tree {kernel['path']} has changed since that run "
             f"(tree id {tree.tree_id[:24]}, was {str(kernel.get('tree_id'))[:24]}); run the suites on it "
             "as it is now with `make test`, or restore it.")
-    qemu_build = (first.get("versions") or {}).get("qemu_build") or opts.qemu
+    qemu_build = (first.get("versions") or {}).get("qemu_build") or emulators.build_for(first["arch"], opts.qemu)
     arch = get_arch(first["arch"], qemu_build)
     project = set(map(str, fragments_for(arch, []).project))
     opts = dataclasses.replace(opts, arch=arch.name, suites=list(first.get("suites") or opts.suites), qemu=qemu_build,

@@ -114,3 +114,18 @@ def test_a_first_build_expects_this_caches_count_else_the_tables_nearest(tmp_pat
     assert build.first_build_steps(tmp_path, x86, tree("7.2.13"), config + "CONFIG_X=y\n") == x86.build_steps["7.2"]
     assert build.first_build_steps(tmp_path, dataclasses.replace(x86, name="other", build_steps={}),
                                    tree("7.2.1"), config) is None
+
+
+def test_each_arch_runs_on_its_default_qemu_build_unless_one_is_asked_for():
+    from orchestrator.vm import emulators
+    for name in arches.load_table():
+        chosen = arches.default_qemu(name)
+        assert chosen is None or chosen in emulators.EMULATORS, (name, chosen)
+        assert emulators.build_for(name, None) == (chosen or emulators.DEFAULT_EMULATOR)
+        assert emulators.build_for(name, "debian") == "debian"
+    groups = dict(emulators.by_build("all", None))
+    assert sorted(a.name for g in groups.values() for a in g) == sorted(arches.load_table())
+    # Each arch as the table has it on its build: loongarch64 on QEMU 10 boots directly.
+    la = next(a for g in groups.values() for a in g if a.name == "loongarch64")
+    assert la.boot_route == ("direct" if emulators.build_for("loongarch64", None) == "backports" else "builtin")
+    assert [b for b, _ in emulators.by_build("x86_64,loongarch64", "debian")] == ["debian"]

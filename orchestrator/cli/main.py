@@ -22,8 +22,9 @@ from ..vm.emulators import DEFAULT_EMULATOR, EMULATORS
 def _qemu_option(parser: argparse.ArgumentParser, more: str = "") -> None:
     """--qemu (QEMU= in the environment), the same for every command that boots or installs."""
     builds = ", ".join(f"{e.name} ({e.version}, {e.suite})" for e in EMULATORS.values())
-    parser.add_argument("--qemu", choices=list(EMULATORS), default=os.environ.get("QEMU") or DEFAULT_EMULATOR,
-                        help=f"the QEMU build guests run on: {builds}; default {DEFAULT_EMULATOR}{more}")
+    parser.add_argument("--qemu", choices=list(EMULATORS), default=os.environ.get("QEMU") or None,
+                        help=f"the QEMU build guests run on: {builds}; default: each arch's own (the arch "
+                             f"table's default_qemu, else {DEFAULT_EMULATOR}){more}")
 
 
 def _guests(text: str) -> int:
@@ -301,10 +302,10 @@ def main(argv: list[str] | None = None) -> int:
             return shell.run(pathlib.Path(args.results_dir).expanduser().resolve(), arch.name,
                              say=progress.say, gdb=args.gdb)
         if args.command == "deps":
-            from .. import arches
             from . import deps
-            deps.install(arches.select(args.arch, args.qemu), _cache_root(args), say=progress.say,
-                         ssh=args.transport == "ssh", qemu=args.qemu)
+            from ..vm import emulators
+            for build, group in emulators.by_build(args.arch, args.qemu):
+                deps.install(group, _cache_root(args), say=progress.say, ssh=args.transport == "ssh", qemu=build)
             return int(ExitCode.OK)
     except OrchestratorError as exc:
         progress.clear()

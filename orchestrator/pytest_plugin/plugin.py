@@ -67,8 +67,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--boot-timeout", dest="orchestrator_boot_timeout", type=seconds_option, default=BOOT_TIMEOUT_SECONDS,
                 help=f"seconds from QEMU start to the guest shell (default {BOOT_TIMEOUT_SECONDS:g})")
     g.addoption("--accel", dest="orchestrator_accel", choices=ACCELS, default="auto")
-    g.addoption("--qemu", dest="orchestrator_qemu", choices=list(EMULATORS), default=DEFAULT_EMULATOR,
-                help="the QEMU build the guests run on: " + ", ".join(f"{e.name} ({e.version})" for e in EMULATORS.values()))
+    g.addoption("--qemu", dest="orchestrator_qemu", choices=list(EMULATORS), default=None,
+                help="the QEMU build the guests run on: " + ", ".join(f"{e.name} ({e.version})" for e in EMULATORS.values())
+                     + f"; default: each arch's own (the arch table's default_qemu, else {DEFAULT_EMULATOR})")
 
 
 class PluginSession:

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 
 from .. import cache, hostpkg, hosttools
-from ..arches import Arch
+from ..arches import Arch, default_qemu, get_arch, select
 from ..errors import ExitCode, OrchestratorError
 
 
@@ -42,6 +42,7 @@ EMULATORS = {e.name: e for e in (
     Emulator("debian", "7.2", "bookworm", installed_by_deps=True),
     Emulator("backports", "10.0", "bookworm-backports"),
 )}
+# The build of an arch whose table row names none (`default_qemu`): the host's own.
 DEFAULT_EMULATOR = "debian"
 BACKPORTS_SOURCES = pathlib.Path("/etc/apt/sources.list.d/bookworm-backports.sources")
 # Packages of a QEMU build's Depends that are part of the build itself, not libraries.
@@ -54,6 +55,23 @@ def get(name: str) -> Emulator:
                                 + ", ".join(f"{e.name} ({e.version}, {e.suite})" for e in EMULATORS.values())
                                 + ".", ExitCode.BAD_INPUT)
     return EMULATORS[name]
+
+
+def build_for(arch_name: str, requested: str | None) -> str:
+    """The QEMU build an arch's guests run on: the one asked for (QEMU=, --qemu), else the
+    arch table's `default_qemu` for it (the build that measured better there), else the
+    host's own."""
+    return requested or default_qemu(arch_name) or DEFAULT_EMULATOR
+
+
+def by_build(names: str, requested: str | None) -> list[tuple[str, list[Arch]]]:
+    """The arches named ('all', 'x86_64,s390x'), grouped by the QEMU build each runs on,
+    each as the table has it on that build."""
+    groups: dict[str, list[Arch]] = {}
+    for arch in select(names):
+        build = build_for(arch.name, requested)
+        groups.setdefault(build, []).append(get_arch(arch.name, build))
+    return list(groups.items())
 
 
 def version_of(binary: str) -> str | None:
