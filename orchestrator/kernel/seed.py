@@ -27,6 +27,10 @@ from .. import cache
 from . import treeview
 
 _CLEAN_GIT_TREE = re.compile(r"git:([0-9a-f]{40}|[0-9a-f]{64})")
+# The link's own products at the top of a build dir (x86_64 7.2: 830 MB of its 1.3 GB):
+# a series that changes built code relinks them anyway, so they are not copied; one
+# that changes none pays a link instead of the copy.
+_LINK_PRODUCTS = re.compile(r"vmlinux(\.o|\.unstripped)?|\.tmp_vmlinux.*")
 
 
 def _git(worktree: pathlib.Path, *args: str) -> list[str]:
@@ -75,8 +79,10 @@ def seed_from_tree(view: treeview.TreeView, stamp_name: str, lock_name: str, say
             return False
         t0 = time.monotonic()
         shutil.rmtree(view.build_dir, ignore_errors=True)
+        view.build_dir.mkdir(parents=True)
+        entries = [str(p) for p in twin.iterdir() if not _LINK_PRODUCTS.fullmatch(p.name)]
         # cp keeps the timestamps make compares and shares blocks where the filesystem can.
-        cp = subprocess.run(["cp", "-a", "--reflink=auto", str(twin), str(view.build_dir)],
+        cp = subprocess.run(["cp", "-a", "--reflink=auto", "-t", str(view.build_dir), *entries],
                             capture_output=True, text=True)
     if cp.returncode:
         shutil.rmtree(view.build_dir, ignore_errors=True)
