@@ -17,6 +17,9 @@ ratio against the raw floor -- the same work done with plain make and qemu comma
   first series build the first build of a one-file series after its base was built (the
                      worktree's build dir removed first), against touch + make of that
                      file in the base's build dir
+  second tree        the first build of a clone of the default tree at another path, once
+                     the default tree is built: its ccache hits (the tree view) and its
+                     time, against the cold row's plain build
 
   wedged guest       an Oops, then a case that never ends (tests/faults/tc's LKDTM case),
                      then a case after it: from the case's start to the next case's guest
@@ -52,6 +55,7 @@ import datetime as dt
 import json
 import os
 import pathlib
+import re
 import select
 import statistics
 import subprocess
@@ -81,12 +85,14 @@ def orchestrator(results: pathlib.Path, arch: str, *extra: str) -> tuple[float, 
 
 
 def raw_make(tree: source.KernelTree, arch_name: str, build_dir: pathlib.Path) -> float:
-    """The build's own make command line (same targets, ccache, -j), run by hand."""
+    """The build's own make command line (same targets, ccache, -j, the same tree view:
+    the dir's .cmd files hold its paths), run by hand."""
     from orchestrator.kernel import build
     from orchestrator.arches import get_arch
     arch = get_arch(arch_name)
     targets = [arch.build_target, "vmlinux"] + (["modules"] if (build_dir / build.MODULES_DIR).is_dir() else [])
-    argv = build._make_argv(tree, arch, build_dir, *targets)
+    view = build.tree_view(cache.default_cache_root(), tree, build_dir)
+    argv = build._make_argv(tree, arch, build_dir, *targets, view=view)
     t0 = time.monotonic()
     subprocess.run(argv, env=build._make_env(cache.default_cache_root()), capture_output=True, check=True)
     return time.monotonic() - t0
@@ -271,13 +277,48 @@ def scenario_first_series(runs: pathlib.Path, arch: str) -> dict:
         wt = series.worktree_tree(wt_path, "bench")
         shutil.rmtree(build.build_dir_for(cache_root, wt, get_arch(arch)), ignore_errors=True)
     _, data = orchestrator(runs / "first-series", arch, "--suite", "kprobe_multi", "--series", str(mbox))
-    wt = series.worktree_tree(wt_path, "bench")
+    wt_dir = pathlib.Path(data["stages"]["build"]["build_dir"])
+    stamp = cache.read_json(wt_dir / build.STAMP) or {}
     base_dir = build.build_dir_for(cache_root, tree, get_arch(arch))
     (tree.path / "kernel/trace/trace_probe.c").touch()
     raw = raw_make(tree, arch, base_dir)
     return {"first_series_build_seconds": data["stages"]["build"]["seconds"],
-            "steps": data["stages"]["build"].get("steps"), "as_tree": wt.builds_as is not None,
+            "steps": data["stages"]["build"].get("steps"), "seeded": bool(stamp.get("seeded_from")),
             "raw_touch_make_seconds": round(raw, 1)}
+
+
+def _ccache_counts(env: dict[str, str]) -> dict[str, int]:
+    out = subprocess.run(["ccache", "--print-stats"], env=env, capture_output=True, text=True).stdout
+    return {k: int(v) for k, v in re.findall(r"^(\w+)\t(\d+)$", out, re.M)}
+
+
+def scenario_second_tree(runs: pathlib.Path, arch: str) -> dict:
+    """The first build of a second tree at another path (a clone of the default tree), once
+    the default tree is built: through the tree view (kernel/treeview.py) its compiles hit
+    what the first tree's build stored. Against the cold row's raw floor, when there is one."""
+    import shutil
+    from orchestrator.arches import get_arch
+    from orchestrator.kernel import build
+    cache_root = cache.default_cache_root()
+    orchestrator(runs / "second-tree-base", arch, "--suite", "kprobe_multi")   # the first tree, built
+    tree = source.default_tree(cache_root, say=lambda *_: None)
+    clone = cache_root / "bench-second-tree" / "linux"
+    shutil.rmtree(clone.parent, ignore_errors=True)
+    clone.parent.mkdir(parents=True)
+    try:
+        subprocess.run(["git", "clone", "-q", "--shared", str(tree.path), str(clone)], check=True)
+        env = build._make_env(cache_root)
+        before = _ccache_counts(env)
+        _, data = orchestrator(runs / "second-tree", arch, "--suite", "kprobe_multi", "--kernel", str(clone))
+        after = _ccache_counts(env)
+    finally:
+        from orchestrator.kernel.source import slug_for
+        shutil.rmtree(cache_root / "build" / slug_for(clone), ignore_errors=True)
+        shutil.rmtree(clone.parent, ignore_errors=True)
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in ("direct_cache_hit", "preprocessed_cache_hit", "cache_miss")}
+    return {"build_seconds": data["stages"]["build"]["seconds"], "steps": data["stages"]["build"].get("steps"),
+            "ccache_hits": delta["direct_cache_hit"] + delta["preprocessed_cache_hit"],
+            "ccache_misses": delta["cache_miss"], "view": build.tree_view(cache_root, tree, clone) is not None}
 
 
 def scenario_suites(runs: pathlib.Path, arch: str) -> dict:
@@ -402,9 +443,10 @@ def _scenarios(text: str) -> list[str]:
     return names
 
 
-SCENARIOS = ("cold", "nochange", "patch", "firstseries", "suites", "wedged", "guests", "qemu", "pytest")
+SCENARIOS = ("cold", "nochange", "patch", "firstseries", "secondtree", "suites", "wedged", "guests", "qemu", "pytest")
 # scenario -> its key in bench-<arch>.json
-_FIGURES = {"cold": "cold", "nochange": "no_change", "patch": "one_patch", "firstseries": "first_series", "suites": "suites",
+_FIGURES = {"cold": "cold", "nochange": "no_change", "patch": "one_patch", "firstseries": "first_series",
+            "secondtree": "second_tree", "suites": "suites",
             "wedged": "wedged", "guests": "guests", "qemu": "qemu", "pytest": "pytest"}
 
 
@@ -423,6 +465,8 @@ def bench_arch(arch: str, args: argparse.Namespace, skip: set[str]) -> None:
         figures["one_patch"] = scenario_one_patch(runs, arch, args.repeat)
     if "firstseries" not in skip:
         figures["first_series"] = scenario_first_series(runs, arch)
+    if "secondtree" not in skip:
+        figures["second_tree"] = scenario_second_tree(runs, arch)
     if args.suites_from:
         figures["suites"] = suite_figures(json.loads((pathlib.Path(args.suites_from) / "results.json").read_text()))
     elif "suites" not in skip:
@@ -477,10 +521,18 @@ def render(f: dict) -> str:
                      ratio(o["rebuild_seconds"], o["raw_touch_make_seconds"]), "< 90 s"))
     if "first_series" in f:
         fs = f["first_series"]
-        how = "tree view" if fs["as_tree"] else "own paths: no namespace here"
+        how = "seeded from its build dir" if fs.get("seeded") else "not seeded"
         rows.append((f"first series build after a built base ({how})", f"{fs['first_series_build_seconds']}s",
                      f"{fs['raw_touch_make_seconds']}s (touch + make in the base's dir)",
                      ratio(fs["first_series_build_seconds"], fs["raw_touch_make_seconds"]), "< 180 s, <= 1.5x"))
+    if "second_tree" in f:
+        st = f["second_tree"]
+        floor = (f.get("cold") or {}).get("raw_build_seconds")
+        looked_up = st["ccache_hits"] + st["ccache_misses"]
+        rows.append((f"first build of a second tree elsewhere ({st['ccache_hits']} of {looked_up} compiles "
+                     "hit ccache)", f"{st['build_seconds']}s",
+                     f"{floor}s (the cold row's plain build)" if floor else "-",
+                     ratio(st["build_seconds"], floor) if floor else "-", "< 180 s"))
     if "suites" in f:
         s = f["suites"]
         rows.append((f"dynevent+kprobe ({s['cases']} cases)", f"{s['suites_seconds']}s",

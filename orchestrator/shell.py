@@ -26,7 +26,9 @@ import shlex
 import shutil
 import socket
 
+from . import cache
 from .arches import get_arch
+from .kernel import build, treeview
 from .errors import ExitCode, OrchestratorError
 
 SHELL_ARG = "kto.shell=1"
@@ -113,8 +115,12 @@ def gdb_command(run_dir: pathlib.Path, port: int) -> list[str]:
     # gdb itself debugs only the host's arch (the arch table's native host machines, those
     # KVM could run it on); gdb-multiarch (Debian's package) any other.
     native = platform.machine() in get_arch(data["arch"]).kvm.host_machines
-    return ["gdb" if native else "gdb-multiarch", "-iex", f"add-auto-load-safe-path {build_dir}",
-            "-ex", f"target remote 127.0.0.1:{port}", str(vmlinux)]
+    argv = ["gdb" if native else "gdb-multiarch", "-iex", f"add-auto-load-safe-path {build_dir}"]
+    view = treeview.TreeView.from_record((cache.read_json(build_dir / build.STAMP) or {}).get("view") or {})
+    if view is not None:
+        # Built in the tree view: its debug info names the view's paths; `list` shows the tree's.
+        argv += ["-iex", f"set substitute-path {view.seen_tree} {view.tree}"]
+    return argv + ["-ex", f"target remote 127.0.0.1:{port}", str(vmlinux)]
 
 
 def run(results_root: pathlib.Path, arch: str, say=print, gdb: bool = False) -> int:

@@ -43,6 +43,7 @@ def test_toolchain_override_changes_compiler_checks_and_build_dir(tmp_path):
     import pathlib as _p
     from orchestrator.kernel.build import build_dir_for
     from orchestrator.kernel.source import KernelTree
+    from orchestrator.kernel.treeview import unshare_prefix
     arm64 = arches.get_arch("arm64")
     llvm = arches.with_toolchain(arm64, llvm="-19")
     assert llvm.compiler == "clang-19"
@@ -51,8 +52,11 @@ def test_toolchain_override_changes_compiler_checks_and_build_dir(tmp_path):
     other = arches.with_toolchain(arm64, cross_compile="aarch64-none-linux-gnu-")
     assert other.toolchain["aarch64-none-linux-gnu-gcc"] == "gcc-aarch64-none-linux-gnu"
     tree = KernelTree(_p.Path("/src/linux"), "git:x", "6.12", "test", None)
-    assert build_dir_for(tmp_path, tree, arm64).name == "arm64"
+    # Built in the tree view where this host allows one: a dir of its own (its .cmd files).
+    view = "-view" if unshare_prefix() else ""
+    assert build_dir_for(tmp_path, tree, arm64).name == "arm64" + view
     assert build_dir_for(tmp_path, tree, llvm).name.startswith("arm64-")
+    assert build_dir_for(tmp_path, tree, llvm).name.endswith(view) and build_dir_for(tmp_path, tree, llvm).name != "arm64" + view
     assert arches.with_toolchain(arm64) is arm64
 
 

@@ -75,30 +75,23 @@ def build_dir_for(cache_root: pathlib.Path, tree: KernelTree, arch: Arch) -> pat
     name = arch.name
     if arch.make_vars() != get_arch(arch.name).make_vars():
         name += "-" + cache.digest(*arch.make_vars())[:8]
-    if tree.builds_as is not None:
-        # Its .cmd files hold the tree's paths: never built at its own paths (treeview.py).
-        name += "-as-tree"
+    if treeview.unshare_prefix() is not None:
+        # Its .cmd files hold the view's paths: never built at the tree's own (treeview.py).
+        name += "-view"
     return cache_root / "build" / tree.slug / name
 
 
-def tree_view(cache_root: pathlib.Path, tree: KernelTree, arch: Arch,
-              build_dir: pathlib.Path) -> treeview.TreeView | None:
-    """The view a worktree builds in (kernel/treeview.py); None for a tree built as itself."""
-    if tree.builds_as is None:
+def tree_view(cache_root: pathlib.Path, tree: KernelTree, build_dir: pathlib.Path) -> treeview.TreeView | None:
+    """The view every tree builds in (kernel/treeview.py); None where namespaces are not allowed."""
+    if treeview.unshare_prefix() is None:
         return None
-    name = treeview.worktree_name(tree.path)
-    if name is None:
-        raise OrchestratorError(f"{tree.path} is no git worktree of {tree.builds_as} any more; remove "
-                                f"{build_dir} and {tree.path} and run again.", ExitCode.INFRA_ERROR)
-    twin = KernelTree(tree.builds_as, "", tree.version, "", None)
-    return treeview.TreeView(tree.builds_as, tree.path, build_dir, build_dir_for(cache_root, twin, arch),
-                             cache_root / "views" / f"git-{twin.slug}", name)
+    return treeview.TreeView.under(cache_root, tree.path, build_dir)
 
 
 def _make_argv(tree: KernelTree, arch: Arch, build_dir: pathlib.Path, *targets: str,
                view: treeview.TreeView | None = None) -> list[str]:
     cc = arch.compiler
-    src, out = (view.tree, view.tree_build_dir) if view else (tree.path, build_dir)
+    src, out = (view.seen_tree, view.seen_build) if view else (tree.path, build_dir)
     argv = ["make", "-C", str(src), f"O={out}", *arch.make_vars(),
             f"CC=ccache {cc}", f"-j{os.cpu_count() or 1}", *targets]
     return view.wrap(argv) if view else argv
@@ -153,20 +146,10 @@ def _make_env(cache_root: pathlib.Path) -> dict[str, str]:
     return env
 
 
-def ccache_is_empty(env: dict[str, str]) -> bool:
-    """Whether the compiler cache `env` points ccache at holds nothing yet (a fresh cache)."""
-    try:
-        out = subprocess.run(["ccache", "--print-stats"], env=env, capture_output=True, text=True,
-                             timeout=60).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    m = re.search(r"^files_in_cache\t(\d+)$", out, re.M)
-    return m is not None and int(m.group(1)) == 0
-
-
 def _run_make(argv: list[str], env: dict[str, str], log_file, progress: Progress, label: str,
-              expected_steps: int | None) -> tuple[int, int]:
-    """Run make, tee its output to the log, count kbuild steps for the status line."""
+              expected_steps: int | None, view: treeview.TreeView | None) -> tuple[int, int]:
+    """Run make, tee its output to the log (the tree's own paths in it, not the view's),
+    count kbuild steps for the status line."""
     start = time.monotonic()
     steps = 0
     last = ""
@@ -179,6 +162,8 @@ def _run_make(argv: list[str], env: dict[str, str], log_file, progress: Progress
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.decode(errors="replace")
+            if view is not None:
+                line = view.to_real(line)
             log_file.write(line)
             m = _STEP.match(line)
             if m:
@@ -232,7 +217,10 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
     vmlinux = build_dir / "vmlinux"
     log_path = build_dir / BUILD_LOG
     env = _make_env(cache_root)
-    view = tree_view(cache_root, tree, arch, build_dir)
+    view = tree_view(cache_root, tree, build_dir)
+    # A series worktree: the build dir of the tree it is a worktree of.
+    twin_dir = build_dir_for(cache_root, KernelTree(tree.builds_as, "", tree.version, "", None), arch) \
+        if tree.builds_as is not None else None
 
     with cache.file_lock(build_dir.with_name(arch.name + ".lock"), f"build dir {build_dir}",
                          on_wait=progress.say):
@@ -246,8 +234,9 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
         # The stamp no longer describes the dir once we touch it.
         (build_dir / STAMP).unlink(missing_ok=True)
         # A worktree's first build: from a copy of its tree's build, when there is one.
-        seeded = view is not None and not vmlinux.exists() and \
-            seed.seed_from_tree(view, STAMP, arch.name + ".lock", progress.say)
+        seeded = view is not None and twin_dir is not None and not vmlinux.exists() and \
+            seed.seed_from_tree(twin_dir, build_dir, tree.builds_as, tree.path, STAMP,
+                                arch.name + ".lock", progress.say)
         cache.atomic_write(build_dir / ALLCONFIG, allconfig_text)
         try:
             log_file = open(log_path, "w")
@@ -258,7 +247,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
             t0 = time.monotonic()
             rc, _ = _run_make(_make_argv(tree, arch, build_dir, f"KCONFIG_ALLCONFIG={build_dir / ALLCONFIG}",
                                          "allnoconfig", view=view), env, log_file, progress,
-                              f"config {arch.name}", None)
+                              f"config {arch.name}", None, view)
             config_seconds = time.monotonic() - t0
             if rc != 0:
                 progress.clear()
@@ -279,25 +268,19 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
             # count, the estimate of the next first build. An incremental build's count says
             # nothing about another's, so it gets no estimate and is not remembered.
             cold = not vmlinux.exists() and not seeded
-            build_env = env
-            if cold and ccache_is_empty(env):
-                # Nothing to hit, and a miss costs ccache a preprocessor run and a store on
-                # top of the compile: about a third more for this first build (make bench's
-                # cold row). The command lines still say ccache, so later builds in this dir
-                # stay incremental and fill the cache with what they compile.
-                build_env = dict(env, CCACHE_DISABLE="1")
-                progress.say(f"build {arch.name}: the compiler cache is empty, so this first build "
-                             "compiles without it (later builds fill it)")
             rc, steps = _run_make(_make_argv(tree, arch, build_dir, *targets, view=view),
-                                  build_env, log_file, progress, f"build {arch.name}",
-                                  first_build_steps(cache_root, arch, tree, allconfig_text) if cold else None)
+                                  env, log_file, progress, f"build {arch.name}",
+                                  first_build_steps(cache_root, arch, tree, allconfig_text) if cold else None,
+                                  view)
             if rc == 0 and modular:
                 staging = build_dir / MODULES_DIR
                 shutil.rmtree(staging, ignore_errors=True)
                 rc, _ = _run_make(_make_argv(tree, arch, build_dir, "modules_install",
                                              f"INSTALL_MOD_PATH={staging}", "INSTALL_MOD_STRIP=1", view=view),
-                                  env, log_file, progress, f"modules_install {arch.name}", None)
+                                  env, log_file, progress, f"modules_install {arch.name}", None, view)
             build_seconds = time.monotonic() - t1
+            if view is not None:
+                view.repoint_links()
             if rc == 0 and cold:
                 _remember_steps(cache_root, arch, tree, allconfig_text, steps)
         progress.clear()
@@ -309,7 +292,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
                 log_path, errs)
         cache.atomic_write_json(build_dir / STAMP, {
             "key": key, "tree_id": tree.tree_id, "steps": steps,
-            "view": view.as_record() if view else None, "seeded_from": str(view.tree_build_dir) if seeded else None,
+            "view": view.as_record() if view else None, "seeded_from": str(twin_dir) if seeded else None,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(build_seconds, 1)})
         return BuildResult(arch.name, build_dir, image, vmlinux, build_dir / ".config", log_path,
                            key, False, config_seconds, build_seconds, steps, dropped, toolchain,

@@ -7,7 +7,7 @@ empty build dir still runs each of them, and objtool, BTF and the link on everyt
 worktree's empty build dir becomes a copy of its tree's (timestamps kept), and every file
 the series did not change gets the modification time the tree's own copy has: make then
 sees what it would see in the tree after the series' edits, and its .cmd files compare
-equal because the view shows the tree's paths.
+equal because every build sees its tree and build dir at the view's paths.
 
 Only from a build of a clean checkout (its stamp's tree id is a git tree hash): `git diff`
 between that tree and the worktree's HEAD then names every file that differs. A tree file
@@ -24,7 +24,6 @@ import subprocess
 import time
 
 from .. import cache
-from . import treeview
 
 _CLEAN_GIT_TREE = re.compile(r"git:([0-9a-f]{40}|[0-9a-f]{64})")
 # The link's own products at the top of a build dir (x86_64 7.2: 830 MB of its 1.3 GB):
@@ -68,29 +67,30 @@ def mirror_mtimes(tree: pathlib.Path, worktree: pathlib.Path, base_tree: str) ->
     return mirrored, len(changed)
 
 
-def seed_from_tree(view: treeview.TreeView, stamp_name: str, lock_name: str, say) -> bool:
-    """Copy the tree's build dir into the worktree's empty one and mirror the source mtimes;
-    False (nothing done) when the tree's dir is not a finished build of a clean checkout."""
-    twin = view.tree_build_dir
+def seed_from_tree(twin: pathlib.Path, build_dir: pathlib.Path, tree: pathlib.Path, worktree: pathlib.Path,
+                   stamp_name: str, lock_name: str, say) -> bool:
+    """Copy `twin`, the build dir of `tree`, into the worktree's empty `build_dir` and mirror
+    the source mtimes; False (nothing done) when `twin` is not a finished build of a clean
+    checkout."""
     with cache.file_lock(twin.with_name(lock_name), f"build dir {twin}", on_wait=say):
         stamp = cache.read_json(twin / stamp_name) or {}
         base_tree = base_tree_hash(stamp)
         if base_tree is None or not (twin / "vmlinux").exists():
             return False
         t0 = time.monotonic()
-        shutil.rmtree(view.build_dir, ignore_errors=True)
-        view.build_dir.mkdir(parents=True)
+        shutil.rmtree(build_dir, ignore_errors=True)
+        build_dir.mkdir(parents=True)
         entries = [str(p) for p in twin.iterdir() if not _LINK_PRODUCTS.fullmatch(p.name)]
         # cp keeps the timestamps make compares and shares blocks where the filesystem can.
-        cp = subprocess.run(["cp", "-a", "--reflink=auto", "-t", str(view.build_dir), *entries],
+        cp = subprocess.run(["cp", "-a", "--reflink=auto", "-t", str(build_dir), *entries],
                             capture_output=True, text=True)
     if cp.returncode:
-        shutil.rmtree(view.build_dir, ignore_errors=True)
+        shutil.rmtree(build_dir, ignore_errors=True)
         say(f"build: could not copy {twin} as the worktree's first build dir ({cp.stderr.strip()[:200]}); "
             "building it in full")
         return False
-    (view.build_dir / stamp_name).unlink(missing_ok=True)
-    mirrored, changed = mirror_mtimes(view.tree, view.worktree, base_tree)
+    (build_dir / stamp_name).unlink(missing_ok=True)
+    mirrored, changed = mirror_mtimes(tree, worktree, base_tree)
     say(f"build: the worktree's build dir starts as a copy of {twin} "
         f"({time.monotonic() - t0:.1f} s; {changed} file(s) differ from the tree it was built from, "
         f"{mirrored} keep its timestamps)")

@@ -34,8 +34,8 @@ class KernelTree:
     version: str          # from the top Makefile, e.g. 6.12.117
     origin: str           # where it came from, for the report
     git_commit: str | None
-    # A worktree built at the paths of the tree it is a worktree of (kernel/treeview.py),
-    # so the compiler cache hits what that tree's build left: that tree's path.
+    # A series worktree whose first build starts from a copy of the build dir of the tree
+    # it is a worktree of (kernel/seed.py): that tree's path.
     builds_as: pathlib.Path | None = None
 
     @property

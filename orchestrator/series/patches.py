@@ -426,8 +426,8 @@ def tree_id_of(repo: pathlib.Path, commit: str) -> str:
 
 def worktree_tree(applied_path: pathlib.Path, origin: str) -> KernelTree:
     """The worktree as a tree to build: its identity is its commit's tree; where a mount
-    namespace is allowed it builds at the paths of the tree it is a worktree of
-    (kernel/treeview.py), so its first build reuses that tree's compiler cache."""
+    namespace is allowed (every tree builds at the same paths there, kernel/treeview.py)
+    its first build starts from the build dir of the tree it is a worktree of (kernel/seed.py)."""
     commit = _text(_git(applied_path, "rev-parse", "HEAD"))
     tree_hash = _text(_git(applied_path, "rev-parse", "HEAD^{tree}"))
     common = pathlib.Path(_text(_git(applied_path, "rev-parse", "--path-format=absolute", "--git-common-dir")))
