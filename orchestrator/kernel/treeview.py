@@ -78,8 +78,8 @@ class TreeView:
         vmlinux-gdb.py and scripts/gdb/linux/*.py) point at the real tree again, so gdb and
         out-of-tree module builds find it from outside. Returns how many were changed."""
         seen, changed = str(self.seen_tree), 0
-        for dirpath, _dirs, files in os.walk(self.build_dir):
-            for name in files + _dirs:
+        for dirpath, dirs, files in os.walk(self.build_dir):
+            for name in files + dirs:   # a link to a dir is listed among the dirs
                 path = os.path.join(dirpath, name)
                 if not os.path.islink(path):
                     continue
