@@ -35,8 +35,9 @@ def test_the_real_series_adds_exactly_two_failures(ab):
         ("dynevent/add_remove_kprobe.tc", "PASS", "FAIL"),
         ("kprobe_multi/cookies", "PASS", "FAIL")]
     assert diff["new_failures"][1]["reason"] == "wrong: cookie 1 on __x64_sys_getpid: 15 hits, expected 3"
-    for key in ("fixed", "newly_supported", "newly_unsupported", "other_changes", "only_in_base",
-                "only_in_series", "new_splats", "gone_splats", "warnings_added", "warnings_unchecked"):
+    for key in ("fixed", "newly_supported", "coverage_lost", "other_changes", "only_in_base",
+                "only_in_series", "new_cases_failing", "new_splats", "gone_splats", "warnings_added",
+                "warnings_unchecked"):
         assert diff[key] == [], key
     # Both runs hit the same Oops in add_remove_tprobe_module.tc (numbers differ): not new.
     assert len(base["splats"]) == len(series["splats"]) == 2
@@ -61,11 +62,26 @@ def test_support_changes_and_cases_on_one_side(ab):
     next(c for c in series["cases"] if c["id"] == "kprobe/kprobe_non_uniq_symbol.tc")["status"] = "PASS"
     series["cases"] = [c for c in series["cases"] if c["id"] != "kprobe_multi/session"]
     series["cases"].append({"id": "tcscripts/new_case.tc", "status": "PASS", "reason": ""})
+    series["cases"].append({"id": "tcscripts/new_broken_case.tc", "status": "ERROR", "reason": "hung"})
+    base["cases"].append({"id": "tcscripts/gone_unsupported.tc", "status": "UNSUPPORTED", "reason": ""})
     diff = compare.compare(base, series)
-    assert [e["id"] for e in diff["newly_unsupported"]] == ["dynevent/add_remove_fprobe.tc"]
+    # A case that ran on the base and is skipped (or gone) with the series: coverage lost.
+    assert [(e["id"], e["series"]) for e in diff["coverage_lost"]] == [
+        ("dynevent/add_remove_fprobe.tc", "UNSUPPORTED"), ("kprobe_multi/session", None)]
     assert [e["id"] for e in diff["newly_supported"]] == ["kprobe/kprobe_non_uniq_symbol.tc"]
-    assert diff["only_in_base"] == [{"id": "kprobe_multi/session", "base": "PASS"}]
+    assert diff["only_in_base"] == [{"id": "tcscripts/gone_unsupported.tc", "base": "UNSUPPORTED"}]
     assert diff["only_in_series"] == [{"id": "tcscripts/new_case.tc", "series": "PASS", "reason": ""}]
+    assert diff["new_cases_failing"] == [{"id": "tcscripts/new_broken_case.tc", "series": "ERROR", "reason": "hung"}]
+
+
+@pytest.mark.parametrize("base_status, series_status, listed", [
+    ("PASS", "ERROR", "new_failures"), ("XFAIL", "UNRESOLVED", "new_failures"),
+    ("UNSUPPORTED", "FAIL", "new_failures"), ("FAIL", "PASS", "fixed"), ("ERROR", "XFAIL", "fixed"),
+    ("PASS", "SKIP", "coverage_lost"), ("FAIL", "UNSUPPORTED", "coverage_lost"),
+    ("UNTESTED", "PASS", "newly_supported"), ("FAIL", "ERROR", "other_changes"),
+    ("PASS", "XFAIL", "other_changes")])
+def test_failing_or_not_decides_first(base_status, series_status, listed):
+    assert compare.change_list(base_status, series_status) == listed
 
 
 def test_a_new_splat_is_told_from_the_same_one_with_other_numbers(ab):

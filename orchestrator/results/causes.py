@@ -42,6 +42,7 @@ class KnownCause:
     arches: tuple[str, ...] = ()     # empty: every arch
     kernels: tuple[str, ...] = ()    # version prefixes ("6.12" matches 6.12.117); empty: any
     reason: re.Pattern | None = None  # searched in the case's reason
+    splat: re.Pattern | None = None   # searched in a splat's title: the splat is this cause's
 
     def matches(self, case: dict, arch: str, version: str) -> bool:
         return (any(fnmatch.fnmatchcase(case.get("id", ""), p) for p in self.cases)
@@ -65,7 +66,8 @@ def parse(entries: list[dict]) -> tuple[KnownCause, ...]:
             raise ValueError(f"{CAUSES_FILE.name} entry {n} needs case, why and a kind of {', '.join(KINDS)}")
         out.append(KnownCause(_listed(e, "case"), e["kind"], " ".join(str(e["why"]).split()),
                               _listed(e, "status"), _listed(e, "arch"), _listed(e, "kernel"),
-                              re.compile(e["reason"]) if e.get("reason") else None))
+                              re.compile(e["reason"]) if e.get("reason") else None,
+                              re.compile(e["splat"]) if e.get("splat") else None))
     return tuple(out)
 
 
@@ -88,6 +90,20 @@ def of(case: dict, data: dict) -> dict | None:
     if splats:
         first = splats[0]
         return {"kind": "kernel", "why": f"{first.get('kind', 'splat')}: {first.get('title', '')}".strip()}
+    return None
+
+
+def known_splat(splat: dict, data: dict) -> dict | None:
+    """{"kind", "why"} of a splat the table names (its `splat:` pattern, arch and kernel),
+    or None: a splat seen with a series and never on its base is the series' unless it
+    is known noise of this kind (results/confirm.py)."""
+    arch = data.get("arch") or ""
+    version = (data.get("kernel") or {}).get("version") or ""
+    for known in table():
+        if known.splat is not None and known.splat.search(splat.get("title") or "") and \
+                (not known.arches or arch in known.arches) and \
+                (not known.kernels or any(version == k or version.startswith(k + ".") for k in known.kernels)):
+            return {"kind": known.kind, "why": known.why}
     return None
 
 

@@ -6,10 +6,27 @@ from __future__ import annotations
 import pathlib
 
 from ..kernel import buildwarn, kconfig
-from ..suites.status import FAILING, SKIPPED, counts_line
+from ..suites.status import FAILING, PASSED, SKIPPED, counts_line
 from ..suites.splats import splat_key
 from . import confirm
 
+# The lists of cases compare() sorts each case into (confirm.py judges them further).
+CASE_LISTS = ("new_failures", "fixed", "coverage_lost", "newly_supported", "other_changes",
+              "new_cases_failing", "only_in_series", "only_in_base")
+
+
+def change_list(base_status: str, series_status: str) -> str:
+    """Which list a case whose status differs goes to. Failing vs not failing decides
+    first: FAIL on one try and ERROR (a hang) on the next are the same news."""
+    if series_status in FAILING and base_status not in FAILING:
+        return "new_failures"
+    if base_status in FAILING and series_status in PASSED:
+        return "fixed"
+    if series_status in SKIPPED and base_status not in SKIPPED:
+        return "coverage_lost"
+    if base_status in SKIPPED and series_status not in SKIPPED:
+        return "newly_supported"
+    return "other_changes"
 
 
 def _cases(data: dict) -> dict[str, dict]:
@@ -24,32 +41,34 @@ def _config(run_dir: pathlib.Path | None) -> dict[str, str]:
 
 def compare(base: dict, series: dict, base_dir: pathlib.Path | None = None,
             series_dir: pathlib.Path | None = None) -> dict:
+    """Each case's first result on both sides, classed by what a maintainer acts on:
+    failing vs not failing first (FAIL -> ERROR is no news, PASS -> any failing status
+    is), then running its check vs skipped (coverage lost, newly supported). A case only
+    the series has counts against it when it fails; one only the base has, when it ran."""
     b_cases, s_cases = _cases(base), _cases(series)
-    out: dict = {"new_failures": [], "fixed": [], "newly_supported": [], "newly_unsupported": [],
-                 "other_changes": [], "only_in_base": [], "only_in_series": []}
+    out: dict = {name: [] for name in CASE_LISTS}
     for cid, s in s_cases.items():
         b = b_cases.get(cid)
+        ss = s["status"]
         if b is None:
-            out["only_in_series"].append({"id": cid, "series": s["status"], "reason": s.get("reason", "")})
+            entry = {"id": cid, "series": ss, "reason": s.get("reason", "")}
+            out["new_cases_failing" if ss in FAILING else "only_in_series"].append(entry)
             continue
-        bs, ss = b["status"], s["status"]
+        bs = b["status"]
         if bs == ss:
             continue
         entry = {"id": cid, "base": bs, "series": ss, "reason": s.get("reason", "")}
         if s.get("test_status"):
             # The test itself said this; the status is the orchestrator's, for a splat.
             entry["test_status"] = s["test_status"]
-        if ss in FAILING and bs not in FAILING:
-            out["new_failures"].append(entry)
-        elif bs in FAILING and ss == "PASS":
-            out["fixed"].append(entry)
-        elif bs in SKIPPED and ss not in SKIPPED:
-            out["newly_supported"].append(entry)
-        elif ss in SKIPPED and bs not in SKIPPED:
-            out["newly_unsupported"].append(entry)
-        else:
-            out["other_changes"].append(entry)
-    out["only_in_base"] = [{"id": cid, "base": c["status"]} for cid, c in b_cases.items() if cid not in s_cases]
+        out[change_list(bs, ss)].append(entry)
+    for cid, b in b_cases.items():
+        if cid not in s_cases:
+            if b["status"] in SKIPPED:
+                out["only_in_base"].append({"id": cid, "base": b["status"]})
+            else:   # the series removed (or renamed) a case that ran: its check is gone
+                out["coverage_lost"].append({"id": cid, "base": b["status"], "series": None,
+                                             "reason": "the case is not in the series' tree"})
 
     b_splats = {splat_key(s) for s in base.get("splats", [])}
     s_splats = {splat_key(s) for s in series.get("splats", [])}
@@ -77,8 +96,27 @@ def compare(base: dict, series: dict, base_dir: pathlib.Path | None = None,
         added += [f"{path}:{e}" for e in entries if buildwarn.message_key(e) not in old]
     out["warnings_added"] = added
     out["warnings_unchecked"] = unchecked
-    out["regressed"] = bool(out["new_failures"] or out["new_splats"] or added)
+    out["regressed"] = confirm.regressed(out)
     return out
+
+
+def _statuses_note(entry: dict) -> str:
+    """` (FAIL, FAIL, ERROR)` when the failing statuses differ between the runs."""
+    seen = entry.get("series_statuses") or []
+    return f" ({', '.join(seen)})" if len(set(seen)) > 1 else ""
+
+
+def splat_line(s: dict) -> str:
+    where = f" (during {s['case']})" if s.get("case") else ""
+    seen = s.get("seen") or {}
+    att = s.get("attributed")
+    if att:
+        why = (f"in a line patch {att['patch']}/{att['patches']} changed: {att['file']}:{att['line']}"
+               + (f" ({att['frame']})" if att.get("frame") else ""))
+    else:
+        why = s.get("why") or ""
+    counts = f"seen {seen['series']} with the series, {seen['base']} on the base" if seen else ""
+    return f"{s['title']}{where}" + (f": {'; '.join(x for x in (why, counts) if x)}" if why or counts else "")
 
 
 def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = None,
@@ -101,18 +139,25 @@ def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = Non
             lines.extend(f"    {e}" for e in entries)
 
     tries = diff.get("tries") or {}
-    if max(tries.values(), default=1) > 1 and any(diff.get(k) for k in (*confirm.CHANGE_LISTS, "new_splats")):
-        lines.append(f"  every difference below was seen on each of {tries['series']} series and "
-                     f"{tries['base']} base runs (fresh guests)")
-    section("new failures", [f"{e['id']}: {e['base']} -> {e['series']}"
-                             + (f" ({e['reason'][:100]})" if e["reason"] else "") for e in diff["new_failures"]])
-    section("new kernel splats", [f"{s['title']}" + (f" (during {s['case']})" if s.get("case") else "")
-                                  for s in diff["new_splats"]])
-    section("flaky (mixed results on a side: not a difference)", confirm.flaky_lines(diff))
+    if max(tries.values(), default=1) > 1 and any(diff.get(k) for k in (*confirm.CHANGE_LISTS, "new_splats",
+                                                                       "likely_regressions")):
+        lines.append(f"  judged over {tries['series']} series and {tries['base']} base runs (fresh guests): "
+                     "a confirmed difference is on every run of one side and none of the other")
+    section("new failures (on every series run, no base run)",
+            [f"{e['id']}: {e['base']} -> {e['series']}" + _statuses_note(e)
+             + (f" ({e['reason'][:100]})" if e["reason"] else "") for e in diff["new_failures"]])
+    section(f"likely regressions (mixed runs; {confirm.TEST}, p < {confirm.ALPHA})",
+            confirm.likely_lines(diff))
+    section("new kernel splats", [splat_line(s) for s in diff["new_splats"]])
+    section("coverage lost (the case ran on the base, not with the series)",
+            [f"{e['id']}: {e['base']} -> {e['series'] or 'absent'}"
+             + (f" ({e['reason'][:100]})" if e.get("reason") else "") for e in diff.get("coverage_lost", [])])
+    section("new cases failing (only in the series)",
+            [f"{e['id']}: {e['series']}" + (f", failing {e['seen']} runs" if e.get("seen") else "")
+             + (f" ({e['reason'][:100]})" if e.get("reason") else "") for e in diff.get("new_cases_failing", [])])
+    section("flaky (mixed results the test cannot tell apart: not a difference)", confirm.flaky_lines(diff))
     section("fixed", [f"{e['id']}: {e['base']} -> {e['series']}" for e in diff["fixed"]])
     section("newly supported", [f"{e['id']}: {e['base']} -> {e['series']}" for e in diff["newly_supported"]])
-    section("newly unsupported", [f"{e['id']}: {e['base']} -> {e['series']}"
-                                  + (f" ({e['reason'][:100]})" if e["reason"] else "") for e in diff["newly_unsupported"]])
     section("other status changes", [f"{e['id']}: {e['base']} -> {e['series']}" for e in diff["other_changes"]])
     section("cases only in the series", [f"{e['id']}: {e['series']}" for e in diff["only_in_series"]])
     section("cases only in the base", [f"{e['id']}: {e['base']}" for e in diff["only_in_base"]])
@@ -142,9 +187,7 @@ def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = Non
             lines.append(f"    {name}: first bad patch {p['number']}/{bisect['patches']} {p['subject']}")
         for name, why in bisect["unresolved"].items():
             lines.append(f"    {name}: {why}")
-    if not any(diff[k] for k in ("new_failures", "new_splats", "fixed", "newly_supported",
-                                 "newly_unsupported", "other_changes", "only_in_series",
-                                 "only_in_base", "gone_splats", "warnings_added")) \
+    if not any(diff.get(k) for k in (*CASE_LISTS, *confirm.REGRESSION_LISTS, "gone_splats")) \
             and not any(diff["config"].values()):
         lines.append("  no difference between base and series")
     return "\n".join(lines)

@@ -1,48 +1,202 @@
-"""A difference is confirmed before it is called one.
+"""A difference is judged before it is called one, and nothing that hurts is waved off.
 
-A case whose status differs between two runs, and a kernel splat seen on one side only,
-is run again on both sides in fresh guests (`--retries N`). A difference that every try
-repeats stays what compare() called it (a new failure, fixed, newly supported...); one
-that comes and goes on either side is *flaky*: its own section, with its counts, never a
-new failure, and never what makes a run "regressed". Kernels under TCG are noisy: on
-6.12 x86_64 an int3 Oops strikes about one run in eight of a case that passes otherwise.
+compare() sorts each case by its first result on both sides. Every case whose result
+differs (and the case during which a one-sided splat was seen) is run again on both sides
+in fresh guests (`--retries N`), and judged here by what a maintainer acts on:
+
+- **failing vs not failing** (or running vs skipped), never the exact status: FAIL on
+  one try and ERROR (a hang) on the next is the same failure;
+- **confirmed**: every series run shows it and no base run does;
+- **likely regression**: the runs are mixed, and the series shows it significantly more
+  often than the base: a one-sided Fisher exact test on the tries (the first runs picked
+  the case, so they are left out of the test) plus the base kernel's earlier runs with
+  the same inputs (its history), p < ALPHA. While neither that nor its opposite is
+  settled, versus_base adds tries, up to MAX_TRIES per side;
+- **flaky**: mixed, at rates the test cannot tell apart: not a difference;
+- a **splat** in lines the series changed is the series' whatever its rate (versus_base
+  finds the lines); one never seen on the base kernel (its runs and its history) counts
+  against the series unless the known-causes table names it as the emulator's noise;
+  one the base shows too is judged like a case.
 
 This module is the pure part: run data in (results.json documents: the first run of a
-side, then its tries), the confirmed comparison out.
+side, then its tries), the judged comparison out.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+from typing import Callable, Iterable
+
 from ..suites.case_id import test_of
 from ..suites.splats import splat_key
-from ..suites.status import FAILING, STATUSES
+from ..suites.status import FAILING, SKIPPED
 
-# Tries after the first run, per side. A case failing one run in eight at random shows
-# on all three series runs and none of the three base runs with a chance of
-# (1/8)^3 * (7/8)^3 = 0.13%; one more try costs every confirmed case another boot.
+# Tries after the first run, per side, before any adaptivity. A case failing one run in
+# eight at random shows on all three series runs and none of the three base runs with a
+# chance of (1/8)^3 * (7/8)^3 = 0.13%; one more try costs every confirmed case another boot.
 DEFAULT_RETRIES = 2
-# The comparison's lists of cases whose status differs, which confirmation may empty.
-CHANGE_LISTS = ("new_failures", "fixed", "newly_supported", "newly_unsupported", "other_changes")
+# The test and its level. One-sided: only "the series shows it more often" is a finding.
+TEST = "Fisher's exact test, one-sided, on the tries (first runs left out) and the base's history"
+ALPHA = 0.05
+# Tries per side at most for a case whose runs are mixed. With 10 tries a side, a series
+# that makes a case fail half the time against a clean base is found with probability
+# 0.83 (0.99 at 70%, 0.35 at 30%): it needs 4 failing tries of 10 (p = 0.043); a case
+# failing at the same rate on both sides is called a likely regression at most 2.1% of
+# the times it is tried (rate 0.5; 0.45% at 0.1). 6 tries would find the 50% case with
+# probability 0.34, 8 with 0.64. Computed exactly in tests/test_confirm.py.
+MAX_TRIES = 10
+# Tries added per round while a case is unsettled: a base that is not the tree's own
+# checkout is rebuilt when the worktree goes back to it, so rounds are not of one.
+ROUND = 2
+
+# The lists of cases whose status differs between the first runs, and what the series'
+# side shows in each ("regression": it counts against the series when confirmed or likely).
+@dataclasses.dataclass(frozen=True)
+class _Change:
+    shows: Callable[[str | None], bool]   # the series' side of the change, on one status
+    regression: bool
 
 
-def targets(diff: dict) -> list[str]:
-    """The case files to run again: every case whose status differs, and every case
-    during which a one-sided splat was seen (a splat of boot/idle has no case)."""
-    ids = [e["id"] for name in CHANGE_LISTS for e in diff.get(name, [])]
-    ids += [s["case"] for name in ("new_splats", "gone_splats") for s in diff.get(name, []) if s.get("case")]
-    return sorted({test_of(i) for i in ids})
+CHANGES: dict[str, _Change] = {
+    "new_failures": _Change(lambda s: s in FAILING, True),
+    "coverage_lost": _Change(lambda s: s is None or s in SKIPPED, True),
+    "fixed": _Change(lambda s: s is not None and s not in FAILING, False),
+    "newly_supported": _Change(lambda s: s is not None and s not in SKIPPED, False),
+}
+CHANGE_LISTS = (*CHANGES, "other_changes")
+# What makes a comparison "regressed" (exit 1, no Tested-by): each list, when not empty.
+REGRESSION_LISTS = ("new_failures", "likely_regressions", "coverage_lost", "new_cases_failing",
+                    "new_splats", "warnings_added")
 
 
-def _statuses(runs: list[dict], case_id: str) -> list[str]:
-    return [c["status"] for run in runs for c in run.get("cases", []) if c["id"] == case_id]
+def fisher_greater(k1: int, n1: int, k2: int, n2: int) -> float:
+    """One-sided Fisher exact test: the chance that side 1 shows k1 or more of the k1 + k2
+    events among n1 + n2 runs if both sides had the same rate (hypergeometric tail)."""
+    total, events = n1 + n2, k1 + k2
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    tail = sum(math.comb(events, x) * math.comb(total - events, n1 - x)
+               for x in range(k1, min(events, n1) + 1))
+    return tail / math.comb(total, n1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tally:
+    """How many of a side's runs show something: the first run, then the tries, then
+    (base only) the kernel's earlier runs."""
+    first: bool | None
+    tries: tuple[bool, ...]
+    history: tuple[bool, ...] = ()
+
+    @property
+    def now(self) -> list[bool]:
+        return ([self.first] if self.first is not None else []) + list(self.tries)
+
+    def __str__(self) -> str:
+        return f"{sum(self.now)}/{len(self.now)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Judgement:
+    kind: str              # confirmed | likely | mixed | opposite
+    p: float | None        # the test's p-value, when it was made
+    unsettled: bool        # mixed, and more tries could still settle it
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "p": None if self.p is None else round(self.p, 4)}
+
+
+def judge(series: Tally, base: Tally, max_tries: int = MAX_TRIES) -> Judgement:
+    """Whether the series shows something the base does not: on every run (confirmed),
+    significantly more often (likely), or neither."""
+    s_now, b_now = series.now, base.now
+    if s_now and all(s_now) and not any(b_now):
+        return Judgement("confirmed", None, False)
+    b_obs = list(base.tries) + list(base.history)
+    k_s, n_s, k_b, n_b = sum(series.tries), len(series.tries), sum(b_obs), len(b_obs)
+    if n_s == 0 or n_b == 0:
+        # No tries (--retries 0, or a side that could not run them): nothing to test.
+        return Judgement("mixed" if any(s_now) else "opposite", None, False)
+    p = fisher_greater(k_s, n_s, k_b, n_b)
+    if p < ALPHA:
+        return Judgement("likely", p, False)
+    left = max(0, max_tries - len(series.tries))
+    # Could `left` more tries a side still make it significant (all showing on the
+    # series, none on the base), or show the series does not show it at all?
+    best = fisher_greater(k_s + left, n_s + left, k_b, n_b + left)
+    return Judgement("mixed" if any(s_now) else "opposite", p, left > 0 and best < ALPHA)
+
+
+# -- reading runs ------------------------------------------------------------------------
+def _did_not_boot(run: dict) -> bool:
+    """A run whose guest never reached its shell: none of its cases could pass."""
+    boot = (run.get("stages") or {}).get("boot") or {}
+    return not run.get("cases") and boot.get("state") == "failed"
+
+
+def status_in(run: dict, case_id: str) -> str | None:
+    """The case's status in a run; ERROR when the run's kernel did not boot; None when
+    the run did not hold the case."""
+    for c in run.get("cases", []):
+        if c["id"] == case_id:
+            return c["status"]
+    return "ERROR" if _did_not_boot(run) else None
+
+
+def _held(run: dict, case_id: str | None) -> bool:
+    """Whether a run could have shown a splat of this case (None: of boot or idle)."""
+    if _did_not_boot(run):
+        return False
+    return case_id is None or any(c["id"] == case_id for c in run.get("cases", []))
+
+
+def _case_tally(runs: list[dict], case_id: str, shows: Callable[[str | None], bool],
+                history: Iterable[dict] = (), absent_counts: bool = False) -> Tally:
+    """absent_counts: a run without the case is an observation (a case the series
+    removed), not a run that did not try it."""
+    def obs(statuses: Iterable[str | None]) -> list[bool]:
+        return [shows(s) for s in statuses if s is not None or absent_counts]
+    first = obs([status_in(runs[0], case_id)]) if runs else []
+    return Tally(first[0] if first else None, tuple(obs(status_in(r, case_id) for r in runs[1:])),
+                 tuple(obs((h.get("statuses") or {}).get(case_id) for h in history)))
 
 
 def _splat_keys(run: dict) -> set[str]:
     return {splat_key(s) for s in run.get("splats", [])}
 
 
+def _splat_tally(runs: list[dict], key: str, case_id: str | None, history: Iterable[dict] = ()) -> Tally:
+    seen = [key in _splat_keys(r) for r in runs if _held(r, case_id)]
+    first = seen[0] if runs and _held(runs[0], case_id) else None
+    tries = seen[1:] if first is not None else seen
+    hist = [key in h["splats"] for h in history if isinstance(h.get("splats"), list)
+            and (case_id is None or case_id in (h.get("statuses") or {}))]
+    return Tally(first, tuple(tries), tuple(hist))
+
+
+def _statuses(runs: list[dict], case_id: str) -> list[str]:
+    return [s for s in (status_in(r, case_id) for r in runs) if s is not None]
+
+
+def _splats_during(runs: list[dict], case_id: str) -> list[str]:
+    titles = [s["title"] for run in runs for s in run.get("splats", []) if s.get("case") == case_id]
+    return list(dict.fromkeys(titles))
+
+
+def targets(diff: dict) -> list[str]:
+    """The case files to run again: every case whose status differs, every failing case
+    only the series has, and every case during which a one-sided splat was seen (a
+    splat of boot/idle has no case)."""
+    ids = [e["id"] for name in CHANGE_LISTS for e in diff.get(name, [])]
+    ids += [e["id"] for e in diff.get("new_cases_failing", [])]
+    ids += [s["case"] for name in ("new_splats", "gone_splats") for s in diff.get(name, []) if s.get("case")]
+    return sorted({test_of(i) for i in ids})
+
+
 def _worst(statuses: list[str]) -> str:
     """The status a flaky entry is counted by: the first failing one, else the first
     that is not PASS, in the vocabulary's order."""
+    from ..suites.status import STATUSES
     seen = set(statuses)
     for status in (*[s for s in STATUSES if s in FAILING], *STATUSES):
         if status in seen and status != "PASS":
@@ -54,50 +208,162 @@ def _count(statuses: list[str], status: str) -> str:
     return f"{statuses.count(status)}/{len(statuses)}"
 
 
-def _splats_during(runs: list[dict], case_id: str) -> list[str]:
-    titles = [s["title"] for run in runs for s in run.get("splats", []) if s.get("case") == case_id]
-    return list(dict.fromkeys(titles))
+# -- the judgement -----------------------------------------------------------------------
+def confirm(diff: dict, base_runs: list[dict], series_runs: list[dict],
+            base_history: list[dict] = (), attributed: dict[str, dict] | None = None,
+            known_noise: Callable[[dict, dict], dict | None] | None = None,
+            max_tries: int = MAX_TRIES) -> dict:
+    """compare()'s diff of the first runs, judged over every run of both sides.
 
-
-def confirm(diff: dict, base_runs: list[dict], series_runs: list[dict]) -> dict:
-    """compare()'s diff with each difference either confirmed by every try on both sides
-    (kept, with its tries) or moved to "flaky" / "flaky_splats" with its counts.
     base_runs, series_runs: each side's first run, then its tries (a side may have only
-    its first run, e.g. an earlier run given as --baseline)."""
-    out = {**diff, "flaky": [], "flaky_splats": [],
-           "tries": {"base": len(base_runs), "series": len(series_runs)}}
+    its first run, e.g. an earlier run given as --baseline); base_history: the base
+    kernel's earlier runs with the same inputs (history.py lines, without the runs
+    given here); attributed: splat key -> where the series changed a line of its
+    location or stack (versus_base); known_noise(splat, run): the known cause of a splat
+    that is the emulator's, or None.
+
+    Out: the diff with confirmed entries kept (with their tallies), mixed ones moved to
+    likely_regressions (significant) or flaky, new_splats judged over every series run,
+    "unsettled": the case files more tries could still settle, and "regressed"."""
+    attributed = attributed or {}
+    out = {**diff, "flaky": [], "flaky_splats": [], "likely_regressions": [], "unsettled": [],
+           "tries": {"base": len(base_runs), "series": len(series_runs)},
+           "test": {"name": TEST, "alpha": ALPHA, "max_tries": max_tries}}
+    unsettled: set[str] = set()
     for name in CHANGE_LISTS:
         kept = []
         for entry in diff.get(name, []):
-            b, s = _statuses(base_runs, entry["id"]), _statuses(series_runs, entry["id"])
-            if len(set(b)) == 1 and len(set(s)) == 1 and b[0] != s[0]:
-                kept.append({**entry, "tries": {"base": len(b), "series": len(s)}})
+            cid = entry["id"]
+            change = CHANGES.get(name) or _Change(lambda s, want=entry["series"]: s == want, False)
+            s_tally = _case_tally(series_runs, cid, change.shows, absent_counts=entry.get("series") is None)
+            history = base_history if change.regression else ()
+            b_tally = _case_tally(base_runs, cid, change.shows, history)
+            verdict = judge(s_tally, b_tally, max_tries)
+            tally = {"series": str(s_tally), "base": str(b_tally),
+                     **({"base_history": f"{sum(b_tally.history)}/{len(b_tally.history)}"} if b_tally.history else {})}
+            b, s = _statuses(base_runs, cid), _statuses(series_runs, cid)
+            if verdict.kind == "confirmed":
+                kept.append({**entry, "tries": {"base": len(b_tally.now), "series": len(s_tally.now)},
+                             **_seen(tally), "base_statuses": b, "series_statuses": s})
+                continue
+            if verdict.unsettled:
+                unsettled.add(test_of(cid))
+            if verdict.kind == "likely" and change.regression:
+                out["likely_regressions"].append({
+                    **entry, "was": name, **tally, "p": verdict.as_dict()["p"],
+                    "base_statuses": b, "series_statuses": s,
+                    "splats": _splats_during(base_runs + series_runs, cid)})
+                continue
+            if verdict.kind == "likely":
+                kept.append({**entry, **_seen(tally), "p": verdict.as_dict()["p"]})
                 continue
             status = _worst(b + s)
             out["flaky"].append({
-                "id": entry["id"], "status": status, "was": name,
+                "id": cid, "status": status, "was": name,
                 "base": _count(b, status), "series": _count(s, status),
                 "base_statuses": b, "series_statuses": s, "reason": entry.get("reason", ""),
-                "splats": _splats_during(base_runs + series_runs, entry["id"])})
+                "p": verdict.as_dict()["p"], **({"base_history": tally["base_history"]} if "base_history" in tally else {}),
+                "splats": _splats_during(base_runs + series_runs, cid)})
         out[name] = kept
-    for name, shown_on, absent_on in (("new_splats", series_runs, base_runs),
-                                      ("gone_splats", base_runs, series_runs)):
-        kept = []
-        for splat in diff.get(name, []):
-            key = splat_key(splat)
-            shown = [key in _splat_keys(r) for r in shown_on]
-            absent = [key not in _splat_keys(r) for r in absent_on]
-            if all(shown) and all(absent):
-                kept.append(splat)
-                continue
-            base_seen = [key in _splat_keys(r) for r in base_runs]
-            series_seen = [key in _splat_keys(r) for r in series_runs]
-            out["flaky_splats"].append({
-                **splat, "was": name,
-                "base": f"{sum(base_seen)}/{len(base_seen)}", "series": f"{sum(series_seen)}/{len(series_seen)}"})
-        out[name] = kept
-    out["regressed"] = bool(out["new_failures"] or out["new_splats"] or diff.get("warnings_added"))
+    # A failing case only the series has is the series' own, flaky or not: kept with its
+    # tally (a case that fails on some tries is a selftest that needs work before merging).
+    out["new_cases_failing"] = []
+    for entry in diff.get("new_cases_failing", []):
+        tally = _case_tally(series_runs, entry["id"], CHANGES["new_failures"].shows)
+        out["new_cases_failing"].append({**entry, "seen": str(tally)})
+    _judge_splats(out, diff, base_runs, series_runs, base_history, attributed, known_noise,
+                  max_tries, unsettled)
+    out["unsettled"] = sorted(unsettled)
+    out["regressed"] = regressed(out)
     return out
+
+
+def _seen(tally: dict) -> dict:
+    return {"seen": {k: v for k, v in tally.items()}}
+
+
+def _judge_splats(out: dict, diff: dict, base_runs: list[dict], series_runs: list[dict],
+                  base_history: list[dict], attributed: dict[str, dict],
+                  known_noise: Callable[[dict, dict], dict | None] | None,
+                  max_tries: int, unsettled: set[str]) -> None:
+    """new_splats: every splat of any series run that the base's first run did not show,
+    judged over all runs; gone_splats: as before, kept only when every run agrees."""
+    base_first = _splat_keys(base_runs[0]) if base_runs else set()
+    candidates: dict[str, tuple[dict, dict]] = {}   # key -> (the splat, the series run it was first seen in)
+    for run in series_runs:
+        for s in run.get("splats", []):
+            key = splat_key(s)
+            if key not in base_first and key not in candidates:
+                candidates[key] = (s, run)
+    new = []
+    for key, (splat, run) in candidates.items():
+        entry = {"kind": splat["kind"], "title": splat["title"], "case": splat.get("case")}
+        for extra in ("location", "frames"):
+            if splat.get(extra):
+                entry[extra] = splat[extra]
+        s_tally = _splat_tally(series_runs, key, splat.get("case"))
+        b_tally = _splat_tally(base_runs, key, splat.get("case"), base_history)
+        seen = {"series": str(s_tally), "base": str(b_tally),
+                **({"base_history": f"{sum(b_tally.history)}/{len(b_tally.history)}"} if b_tally.history else {})}
+        entry["seen"] = seen
+        if key in attributed:
+            new.append({**entry, "why": "in lines the series changed", "attributed": attributed[key]})
+            continue
+        verdict = judge(s_tally, b_tally, max_tries)
+        on_base = any(b_tally.now) or any(b_tally.history)
+        if verdict.kind == "confirmed" and not on_base:
+            new.append({**entry, "why": "on every series run, on no base run"})
+            continue
+        if verdict.kind == "likely":
+            out["likely_regressions"].append({**entry, "id": f"splat {splat['title']}", "was": "new_splats",
+                                              **seen, "p": verdict.as_dict()["p"]})
+            continue
+        if verdict.unsettled and splat.get("case"):
+            unsettled.add(test_of(splat["case"]))
+        cause = None if on_base else _noise(splat, run, known_noise)
+        if on_base or cause is not None:
+            out["flaky_splats"].append({**entry, "was": "new_splats", **seen,
+                                        **({"known_cause": cause} if cause else {})})
+            continue
+        new.append({**entry, "why": "never seen on the base kernel (its runs and its history)"})
+    out["new_splats"] = new
+
+    kept = []
+    for splat in diff.get("gone_splats", []):
+        key = splat_key(splat)
+        b_tally = _splat_tally(base_runs, key, splat.get("case"))
+        s_tally = _splat_tally(series_runs, key, splat.get("case"))
+        if all(b_tally.now) and not any(s_tally.now):
+            kept.append(splat)
+        else:
+            out["flaky_splats"].append({**splat, "was": "gone_splats", "base": str(b_tally),
+                                        "series": str(s_tally)})
+    out["gone_splats"] = kept
+
+
+def _noise(splat: dict, run: dict, known_noise: Callable[[dict, dict], dict | None] | None) -> dict | None:
+    """The known cause of a splat, or of the splat it follows in the same case of the same
+    run (a panic after a known Oops is that Oops' end, not news of its own)."""
+    if known_noise is None:
+        return None
+    cause = known_noise(splat, run)
+    if cause is not None:
+        return cause
+    for earlier in run.get("splats", []):
+        if earlier is splat or splat_key(earlier) == splat_key(splat):
+            break
+        if earlier.get("case") == splat.get("case") and known_noise(earlier, run) is not None:
+            return {**known_noise(earlier, run), "follows": earlier["title"]}
+    return None
+
+
+def regressed(diff: dict) -> bool:
+    return any(diff.get(name) for name in REGRESSION_LISTS)
+
+
+def regression_kinds(diff: dict) -> list[str]:
+    """What made a comparison regressed, in words: `new failures, coverage lost`."""
+    return [name.replace("_", " ") for name in REGRESSION_LISTS if diff.get(name)]
 
 
 def flaky_lines(diff: dict) -> list[str]:
@@ -107,8 +373,22 @@ def flaky_lines(diff: dict) -> list[str]:
     for e in diff.get("flaky", []):
         why = "; ".join(e.get("splats") or []) or e.get("reason", "")
         lines.append(f"{e['id']}: {e['status']} {e['series']} on series, {e['base']} on base"
-                     + (f" ({why[:100]})" if why else ""))
+                     + (f" ({why[:100]})" if why else "")
+                     + (f"; p = {e['p']:.2f}" if e.get("p") is not None else ""))
     for s in diff.get("flaky_splats", []):
+        known = s.get("known_cause")
         lines.append(f"splat {s['title'][:100]}: seen {s['series']} on series, {s['base']} on base"
-                     + (f" (during {s['case']})" if s.get("case") else ""))
+                     + (f" (during {s['case']})" if s.get("case") else "")
+                     + (f"; known: {known['kind']}: {known['why'][:80]}" if known else ""))
     return lines
+
+
+def likely_lines(diff: dict) -> list[str]:
+    """`kprobe/x.tc: fails 5/8 with the series, 0/8 on the base (p = 0.013)`."""
+    out = []
+    for e in diff.get("likely_regressions", []):
+        what = {"new_failures": "fails", "coverage_lost": "skipped", "new_splats": "seen"}.get(e["was"], "differs")
+        hist = f" + {e['base_history']} earlier base runs" if e.get("base_history") else ""
+        out.append(f"{e['id']}: {what} {e['series']} with the series, {e['base']} on the base{hist} "
+                   f"(p = {e['p']:.3f})")
+    return out

@@ -13,6 +13,7 @@ import os
 import pathlib
 
 from .. import cache
+from ..suites.splats import splat_key
 
 # How many earlier runs a case's record looks back over.
 WINDOW = 20
@@ -22,7 +23,8 @@ def path_for(cache_root: pathlib.Path, tree_id: str, inputs: str) -> pathlib.Pat
     return cache_root / "history" / f"{cache.digest(tree_id, inputs)[:24]}.jsonl"
 
 
-def _earlier(path: pathlib.Path) -> list[dict]:
+def earlier(path: pathlib.Path) -> list[dict]:
+    """Every readable line, oldest first."""
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
@@ -42,17 +44,20 @@ def record(path: pathlib.Path, data: dict) -> dict:
     """Append this run's statuses; return the record of every case of this run whose
     statuses over the window (this run included) are not all the same:
     {case id: {"runs": n, "counts": {status: k}}}."""
-    earlier = _earlier(path)[-(WINDOW - 1):]
+    past = earlier(path)[-(WINDOW - 1):]
     statuses = {c["id"]: c["status"] for c in data.get("cases", [])}
     out: dict[str, dict] = {}
     for case_id, status in statuses.items():
-        seen = [e["statuses"][case_id] for e in earlier if case_id in e["statuses"]] + [status]
+        seen = [e["statuses"][case_id] for e in past if case_id in e["statuses"]] + [status]
         if len(set(seen)) > 1:
             counts: dict[str, int] = {}
             for s in seen:
                 counts[s] = counts.get(s, 0) + 1
             out[case_id] = {"runs": len(seen), "counts": counts}
-    line = json.dumps({"run_id": data.get("run_id"), "statuses": statuses}) + "\n"
+    # The splats too (their keys): a splat with the series is judged against whether this
+    # kernel ever showed it (results/confirm.py).
+    line = json.dumps({"run_id": data.get("run_id"), "statuses": statuses,
+                       "splats": sorted({splat_key(s) for s in data.get("splats", [])})}) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
@@ -60,6 +65,12 @@ def record(path: pathlib.Path, data: dict) -> dict:
     finally:
         os.close(fd)
     return out
+
+
+def window(path: pathlib.Path, leave_out: set[str] = frozenset()) -> list[dict]:
+    """The last WINDOW runs of a kernel but those named (the runs a comparison already
+    holds), for the base side of a judgement."""
+    return [e for e in earlier(path) if e.get("run_id") not in leave_out][-WINDOW:]
 
 
 def mark(case_id: str, status: str, entry: dict) -> str:

@@ -14,7 +14,7 @@ import markupsafe
 
 from .. import cache
 from ..errors import OrchestratorError
-from . import causes, confirm, history, history_chart, junit, ktap_out
+from . import causes, compare, confirm, history, history_chart, junit, ktap_out
 from .recorder import Recorder, guest_order
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
 from ..suites.status import FAILING, STATUSES, counts, counts_line
@@ -224,6 +224,9 @@ def render_html(runs: list[tuple[dict, pathlib.Path]],
     return _env.get_template("report.html.j2").render(
         runs=views, matrix=matrix, comparison=comparison, failing=sorted(FAILING), kinds=causes.KINDS,
         flaky=confirm.flaky_lines(comparison) if comparison else [],
+        likely=confirm.likely_lines(comparison) if comparison else [],
+        new_splats=[compare.splat_line(s) for s in comparison.get("new_splats", [])] if comparison else [],
+        regression_kinds=confirm.regression_kinds(comparison) if comparison else [],
         statuses=[s for s in STATUSES if any(v["counts"].get(s) for v in views)],
         history=[{"key": h.key, "points": h.points, "svg": history_chart.svg(h)} for h in history or []],
         history_legend=history_chart.legend())
