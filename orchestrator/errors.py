@@ -14,6 +14,7 @@ class ExitCode(enum.IntEnum):
     BOOT_FAILED = 6
     INFRA_ERROR = 7        # disk full, cache corruption, an internal bug
     SERIES_DOES_NOT_APPLY = 8  # a patch conflicts, or the series is already in the base
+    NO_CASES = 9           # the suites asked for hold no case: nothing was tested
     INTERRUPTED = 130
 
 

@@ -13,7 +13,7 @@ from . import __version__, cache, hosttools, shell
 from .arches import Arch, get_arch, with_toolchain
 from .errors import ExitCode, OrchestratorError
 from .guest import bootroute, dropbear, guestprog, image
-from .kernel import build, buildwarn, pahole, source
+from .kernel import build, buildwarn, pahole, source, symbolize
 from .kernel.fragments import Fragments, fragments_for
 from .kernel.kconfig import ConfigFailed, check_user_fragments
 from .kernel.trees import BUILTIN_TREES, DEFAULT_TREE
@@ -422,6 +422,14 @@ class _Run:
         run_id = new_run_id(self.arch.name) + (f"-{ctx.label}" if ctx.label else "")
         self.recorder = Recorder(opts.results_root, run_id,
                                  run_meta(opts, self.arch, self.tree, self.fragments, ctx.label, ctx.series))
+        if not cases and ctx.only_cases is None:
+            # A run that tested nothing is no pass: an empty --tcdir, a suite dir with no
+            # case. Said before any build, and recorded as incomplete.
+            message = (f"No case to run: the suites {', '.join(opts.suites)} hold no case in "
+                       f"{self.tree.path} (tcscripts: {opts.tcscripts}); give --suite a suite that has "
+                       "cases, or --tcdir a directory holding .tc files.")
+            self.recorder.finish("incomplete", message, int(ExitCode.NO_CASES))
+            raise OrchestratorError(message, ExitCode.NO_CASES)
         progress.say(f"{self.arch.name}: Linux {self.tree.version} from {self.tree.origin}; "
                      f"{len(cases)} cases"
                      + (f" on {self.guests} guests" if self.guests > 1 else "") + f"; results in {self.recorder.dir}")
@@ -435,6 +443,7 @@ class _Run:
         self.stopped_at: str | None = None   # the case a --shell-on-failure stopped at
         self.sessions: list[Transport] = []
         self.prepared: PreparedGuest | None = None
+        self._decoded: dict[tuple[int, str], list[dict] | None] = {}   # splat -> its frames
 
     def prepare(self) -> None:
         """Config, build, image (under the cache's lock)."""
@@ -528,7 +537,17 @@ class _Run:
                                 restart_guest_seconds=[s for r in runners for s in r.guest_boot_seconds[1:]])
         for r in runners:
             r.stop()
-        recorder.set("splats", self._splats())
+        splats = self._splats()
+        if splats and self.prepared is not None:
+            # While this run's vmlinux is the one in its build dir: a later build (a try of
+            # the other side, a bisect step) replaces it.
+            progress.status(f"decoding the frames of {len(splats)} splat(s)")
+            view = build.tree_view(self.opts.cache_root, self.tree, self.prepared.build.build_dir)
+            roots = [self.tree.path] + ([view.seen_tree] if view is not None else [])
+            symbolize.decode_splats(splats, self.prepared.build.vmlinux, arch_of(self.opts), roots)
+            progress.clear()
+            self._decoded = {(s["console_line"], s["title"]): s.get("frames") for s in splats}
+        recorder.set("splats", splats)
         recorder.set("first_cause", failures_after_poisoning_splat(recorder.data))
 
     def _run_on_guests(self) -> None:
@@ -564,9 +583,15 @@ class _Run:
             for k, r in enumerate(self.runners, 1)]})
 
     def _splats(self) -> list[dict]:
+        """Every guest's splats (their decoded frames, once run_suites decoded them)."""
         for d in self.detectors:
             d.flush()
-        return [s.as_dict() for d in self.detectors for s in d.splats]
+        out = [s.as_dict() for d in self.detectors for s in d.splats]
+        for s in out:
+            frames = self._decoded.get((s["console_line"], s["title"]))
+            if frames:
+                s["frames"] = frames
+        return out
 
     def finish(self) -> tuple[int, dict]:
         digest = inputs_digest(self.opts)   # hashes images/ and the .tc cases: once

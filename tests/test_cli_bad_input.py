@@ -1,6 +1,7 @@
 """Bad input ends with one sentence naming the cause and the fix, and a distinct exit
 code, before any work starts. Each case runs the real command line."""
 import os
+import json
 import pathlib
 import shutil
 import subprocess
@@ -29,12 +30,32 @@ def _tree_shape(t: pathlib.Path) -> pathlib.Path:
     (t / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 99\nSUBLEVEL = 0\nEXTRAVERSION = -rc1\n")
     (t / "Kconfig").write_text("")
     (t / "tools/testing/selftests/ftrace/ftracetest").write_text("#!/bin/sh\n")
+    (t / "tools/testing/selftests/ftrace/test.d/dynevent/a_case.tc").write_text("#!/bin/sh\n")
     return t
 
 
 @pytest.fixture
 def fake_tree(tmp_path):
     return _tree_shape(tmp_path / "linux")
+
+
+def test_zero_cases_is_incomplete_with_its_own_exit_code(fake_tree, tmp_path, monkeypatch):
+    """An empty suite (or --tcdir) tested nothing: exit 9, one sentence, state incomplete,
+    and no build was started."""
+    from orchestrator import pipeline
+    from orchestrator.cli.main import main
+    (fake_tree / "tools/testing/selftests/ftrace/test.d/dynevent/a_case.tc").unlink()
+    empty = tmp_path / "no-cases"
+    empty.mkdir()
+    monkeypatch.setattr(pipeline, "prepare_guest", lambda *a, **k: pytest.fail("built with no case to run"))
+    for suites, extra in (("dynevent", []), ("tcscripts", ["--tcdir", str(empty)])):
+        results = tmp_path / f"r-{suites}"
+        code = main(["test", "--kernel", str(fake_tree), "--suite", suites, "--results-dir", str(results), *extra])
+        assert code == 9, suites
+        (run,) = [d for d in results.iterdir() if d.is_dir() and not d.is_symlink()]
+        data = json.loads((run / "results.json").read_text())
+        assert data["state"] == "incomplete" and data["exit_code"] == 9 and data["cases"] == []
+        assert data["verdict"].startswith(f"No case to run: the suites {suites} hold no case")
 
 
 def test_unknown_arch(tmp_path):

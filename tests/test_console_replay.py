@@ -45,7 +45,11 @@ def _replayer(tmp_path: pathlib.Path, boots: list[bytes]):
         f = tmp_path / f"boot{len(sessions)}.log"
         f.write_bytes(part)
         s = ConsoleSession(["sh", "-c", 'cat "$0"; exec cat >/dev/null', str(f)], io.BytesIO(), detector.feed)
-        s.nonce = re.search(rb"KTO:BEGIN:([0-9a-f]+):", part).group(1).decode()
+        # The captured markers' secrets, one per command (older logs: the same for all).
+        tokens = iter([t.decode() for t in re.findall(rb"KTO:BEGIN:([0-9a-f]+):\d+", part)])
+        s.new_token = lambda tokens=tokens: next(tokens)
+        # A captured log with no fences: read up to the END marker only.
+        s.fence_seconds = 0 if b"KTO:FENCE:" not in part else 5.0
         sessions.append(s)
         return s
 

@@ -7,7 +7,7 @@ from ..results import compare
 from ..suites.case_id import test_of
 
 # The comparison's lists of cases whose status changed, in the order they are told.
-_TOLD = ("newly_supported", "fixed", "new_failures", "newly_unsupported", "other_changes")
+_TOLD = ("newly_supported", "fixed", "new_failures", "coverage_lost", "other_changes")
 
 
 def _suite(case_id: str) -> str:
@@ -20,12 +20,17 @@ def fold(diff: dict) -> list[str]:
     counts: dict[tuple[str, str, str], int] = {}
     for name in _TOLD:
         for e in diff.get(name, []):
+            if e.get("series") is None:
+                continue   # a case the newer kernel does not have: told below
             key = (_suite(e["id"]), e["base"], e["series"])
             counts[key] = counts.get(key, 0) + 1
     out = [f"{suite} {n} {old} -> {new}" for (suite, old, new), n in counts.items()]
-    for side, key in (("newer", "only_in_series"), ("older", "only_in_base")):
+    one_sided = {"newer": diff.get("only_in_series", []) + diff.get("new_cases_failing", []),
+                 "older": diff.get("only_in_base", []) + [e for e in diff.get("coverage_lost", [])
+                                                          if e.get("series") is None]}
+    for side, entries in one_sided.items():
         by_suite: dict[str, int] = {}
-        for e in diff.get(key, []):
+        for e in entries:
             by_suite[_suite(e["id"])] = by_suite.get(_suite(e["id"]), 0) + 1
         out += [f"{suite} {n} case(s) only in the {side} kernel" for suite, n in by_suite.items()]
     if diff.get("new_splats"):

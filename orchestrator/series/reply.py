@@ -11,6 +11,7 @@ import subprocess
 
 from .. import cache
 from ..errors import OrchestratorError
+from ..results import confirm
 
 
 def _identity() -> str | None:
@@ -21,14 +22,22 @@ def _identity() -> str | None:
     return email.utils.formataddr((name, addr)) if name and addr else None
 
 
+def _why(compare_doc: dict) -> list[str]:
+    """What makes one arch's comparison a regression: `new failures, coverage lost`."""
+    kinds = confirm.regression_kinds(compare_doc["diff"])
+    if (compare_doc.get("each_patch") or {}).get("first_failing"):
+        kinds.append("a patch that does not build")
+    return kinds
+
+
 def render(compares: list[dict], summaries: list[str], identity: str | None) -> str:
     """compares: each arch's compare.json; summaries: each arch's summary text."""
     info = compares[0]["series"]
     patches = info.get("patches") or []
     mid = info.get("cover_message_id") or (patches[0].get("message_id") if patches else None)
     subject = info.get("cover_subject") or (patches[0]["subject"] if patches else info.get("title", "the series"))
-    regressed = [c["arch"] for c in compares if c["diff"].get("regressed") or
-                 (c.get("each_patch") or {}).get("first_failing")]
+    regressed = [f"{c['arch']} ({', '.join(_why(c))})" for c in compares
+                 if c["diff"].get("regressed") or (c.get("each_patch") or {}).get("first_failing")]
     lines = [f"Subject: Re: {subject.removeprefix('Re: ')}"]
     if mid:
         lines += [f"In-Reply-To: <{mid}>", f"References: <{mid}>"]
@@ -37,8 +46,10 @@ def render(compares: list[dict], summaries: list[str], identity: str | None) -> 
     lines += ["", "Hi,", "",
               f"I ran the series on {', '.join(c['arch'] for c in compares)} in QEMU, each against its "
               "base with the tree's own ftrace selftests (dynamic events, kprobes, fprobes), "
-              "BPF kprobe_multi checks and the orchestrator's own cases. Every difference below was "
-              "seen on every try of both sides; cases with mixed results are listed as flaky.", ""]
+              "BPF kprobe_multi checks and the orchestrator's own cases. Each difference below was "
+              "run again on both sides in fresh guests: a confirmed one showed on every run, a likely "
+              "regression significantly more often with the series (Fisher's exact test); cases with "
+              "mixed results at rates the test cannot tell apart are listed as flaky.", ""]
     for text in summaries:
         lines += [text.rstrip(), ""]
     if regressed:

@@ -13,12 +13,13 @@ import pathlib
 
 from ..kernel import build, buildwarn
 from .. import cache
-from ..results import compare, confirm, report
-from . import patches as series_mod
+from ..results import causes, compare, confirm, history, report
+from . import attribute, patches as series_mod
 from ..errors import ExitCode, OrchestratorError
 from ..suites.splats import splat_key
-from ..suites.status import FAILING
-from ..pipeline import RunContext, TestOptions, base_pointer, build_only, run_test, source_tree
+from ..suites.case_id import test_of
+from ..suites.status import FAILING, SKIPPED
+from ..pipeline import RunContext, TestOptions, base_pointer, build_only, inputs_digest, run_test, source_tree
 from ..progress import Progress
 from ..results.recorder import new_run_id, point_latest
 
@@ -57,10 +58,12 @@ def _run(opts: TestOptions, progress: Progress, ctx: RunContext) -> tuple[int, d
 
 
 def _tries(opts: TestOptions, progress: Progress, tree, case_ids: list[str], label: str,
-           retries: int, step_dirs: list[pathlib.Path], series: dict | None = None) -> list[dict]:
-    """The cases again, each try in a fresh guest (its own run, linked from the comparison)."""
+           retries: int, step_dirs: list[pathlib.Path], series: dict | None = None,
+           start: int = 1) -> list[dict]:
+    """The cases again, each try in a fresh guest (its own run, linked from the comparison);
+    start: the number of the first of them (tries made before count)."""
     runs = []
-    for k in range(1, retries + 1):
+    for k in range(start, start + retries):
         code, data, run_dir = _run(opts, progress, RunContext(
             tree=tree, label=f"{label}-try{k}", only_cases=frozenset(case_ids), series=series, quiet=True))
         step_dirs.append(run_dir)
@@ -108,15 +111,20 @@ def _each_patch(opts: TestOptions, progress: Progress, applied: series_mod.Appli
 
 
 def _targets(diff: dict) -> dict[str, tuple[str, str]]:
-    """What to bisect: each case whose test fails, and each new splat (once per kind of
-    report). A case that passed but is marked FAIL for a splat is the splat's target:
-    whether a WARN_ONCE lands on it depends on what ran before it in the boot, which a
-    bisect step that runs only a few cases does not reproduce."""
+    """What to bisect: each case whose test fails (a case the series adds included), each
+    case that no longer runs its check, and each new splat (once per kind of report) that
+    no changed line already placed. A case that passed but is marked FAIL for a splat is
+    the splat's target: whether a WARN_ONCE lands on it depends on what ran before it in
+    the boot, which a bisect step that runs only a few cases does not reproduce. Likely
+    (intermittent) regressions are not bisected: a step would need their many tries."""
     out = {e["id"]: ("case", e["id"]) for e in diff["new_failures"] if not e.get("test_status")}
+    out.update({e["id"]: ("case", e["id"]) for e in diff.get("new_cases_failing", [])})
+    out.update({e["id"]: ("skipped" if e.get("series") else "absent", e["id"])
+                for e in diff.get("coverage_lost", [])})
     seen = set()
     for s in diff["new_splats"]:
         key = splat_key(s)
-        if key not in seen:
+        if key not in seen and not s.get("attributed"):
             seen.add(key)
             out[f"splat {s['title']}"] = ("splat", key)
     return out
@@ -130,6 +138,10 @@ def _shows_in(data: dict, what: tuple[str, str]) -> bool:
         # guest, so at the splat's patch it can land on this very case.
         return any(c["id"] == key and (c.get("test_status") or c["status"]) in FAILING
                    for c in data.get("cases", []))
+    if kind == "skipped":
+        return any(c["id"] == key and c["status"] in SKIPPED for c in data.get("cases", []))
+    if kind == "absent":
+        return bool(data.get("cases")) and not any(c["id"] == key for c in data["cases"])
     return any(splat_key(s) == key for s in data.get("splats", []))
 
 
@@ -150,8 +162,9 @@ def _bisect(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSe
     step."""
     patches = applied.series.patches
     targets = _targets(diff)
-    cases = frozenset({e["id"] for e in diff["new_failures"]} |
-                      {s["case"] for s in diff["new_splats"] if s.get("case")})
+    cases = frozenset({e["id"] for name in ("new_failures", "new_cases_failing", "coverage_lost")
+                       for e in diff.get(name, [])} |
+                      {s["case"] for s in diff["new_splats"] if s.get("case") and not s.get("attributed")})
     out: dict = {"patches": len(patches), "steps": 0, "tries_per_step": 1 + retries, "first_bad": {},
                  "unresolved": {}, "cases": sorted(cases), "tested": []}
     if not targets:
@@ -221,28 +234,66 @@ def _link(parent: pathlib.Path, name: str, target: pathlib.Path) -> None:
     link.symlink_to(os.path.relpath(target, parent))
 
 
+def _held_ids(data: dict, case_ids: list[str]) -> list[str]:
+    """The case files of case_ids that a side's first run holds (a case only one side has
+    is tried on that side alone)."""
+    held = {test_of(c["id"]) for c in data.get("cases", [])}
+    return [c for c in case_ids if c in held]
+
+
 def _confirmed(opts: TestOptions, progress: Progress, retries: int, diff: dict,
                base: tuple[dict, object], series: tuple[dict, object],
                applied: series_mod.AppliedSeries, step_dirs: list[pathlib.Path]) -> dict:
-    """The comparison with each difference tried `retries` more times on both sides, in
-    fresh guests: the series first (the worktree is at its tip), then the base (in the
-    tree itself, or the worktree checked out at the base and back to the tip after)."""
+    """The comparison judged over tries in fresh guests (results/confirm.py): `retries`
+    of each differing case on both sides, then more, ROUND at a time, of the cases that
+    are still unsettled, up to MAX_TRIES. The series first (the worktree is at its tip),
+    then the base (in the tree itself, or the worktree checked out at the base and back
+    to the tip after)."""
     (b_data, base_tree), (s_data, s_tree) = base, series
+    digest = inputs_digest(opts)
+    b_history_path = history.path_for(opts.cache_root, b_data["kernel"]["tree_id"], digest)
+    s_runs, b_runs = [s_data], [b_data]
+
+    def judged() -> dict:
+        leave_out = {r.get("run_id") for r in b_runs}
+        attributed = attribute.attribute(
+            [sp for r in s_runs for sp in r.get("splats", [])], applied.worktree,
+            applied.base_commit, applied.tip_commit, [p.as_dict() for p in applied.series.patches])
+        return confirm.confirm(diff, b_runs, s_runs, history.window(b_history_path, leave_out),
+                               attributed, causes.known_splat)
+
     case_ids = confirm.targets(diff)
     if not retries or not case_ids:
-        return confirm.confirm(diff, [b_data], [s_data])
+        return judged()
     progress.say(f"confirm: {len(case_ids)} case(s) differ between base and series; each side runs "
                  f"them {retries} more time(s) in fresh guests: {', '.join(case_ids[:6])}"
                  + (" ..." if len(case_ids) > 6 else ""))
-    s_runs = _tries(opts, progress, s_tree, case_ids, "series", retries, step_dirs, applied.as_dict())
-    try:
-        if base_tree is None:
-            series_mod.checkout(applied.worktree, applied.base_commit)
-            base_tree = series_mod.worktree_tree(applied.worktree, f"the base {applied.base_commit[:12]}")
-        b_runs = _tries(opts, progress, base_tree, case_ids, "base", retries, step_dirs)
-    finally:
-        series_mod.checkout(applied.worktree, applied.tip_commit)
-    out = confirm.confirm(diff, [b_data, *b_runs], [s_data, *s_runs])
+    count = retries
+    for _ in range(confirm.MAX_TRIES):   # rounds: each adds at least one try a side
+        if not case_ids:
+            break
+        s_ids, b_ids = _held_ids(s_data, case_ids), _held_ids(b_data, case_ids)
+        first = len(s_runs)
+        if s_ids:
+            s_runs += _tries(opts, progress, s_tree, s_ids, "series", count, step_dirs, applied.as_dict(),
+                             start=first)
+        if b_ids and base_tree is not None:
+            b_runs += _tries(opts, progress, base_tree, b_ids, "base", count, step_dirs, start=len(b_runs))
+        elif b_ids:
+            try:
+                series_mod.checkout(applied.worktree, applied.base_commit)
+                tree_at_base = series_mod.worktree_tree(applied.worktree, f"the base {applied.base_commit[:12]}")
+                b_runs += _tries(opts, progress, tree_at_base, b_ids, "base", count, step_dirs, start=len(b_runs))
+            finally:
+                series_mod.checkout(applied.worktree, applied.tip_commit)
+        out = judged()
+        case_ids = out["unsettled"] if len(s_runs) - 1 < confirm.MAX_TRIES else []
+        if case_ids:
+            count = min(confirm.ROUND, confirm.MAX_TRIES - (len(s_runs) - 1))
+            progress.say(f"confirm: {', '.join(case_ids[:6])}" + (" ..." if len(case_ids) > 6 else "")
+                         + f" still unsettled after {len(s_runs) - 1} tries a side; {count} more")
+    for line in confirm.likely_lines(out):
+        progress.say(f"  likely regression: {line}")
     for line in confirm.flaky_lines(out):
         progress.say(f"  flaky: {line}")
     return out
@@ -299,7 +350,7 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
         diff = _confirmed(opts, progress, opts.retries, diff, (b_data, tree if base_in_tree else None),
                           (s_data, s_tree), applied, step_dirs)
         bis = None
-        if sopts.bisect and (diff["new_failures"] or diff["new_splats"]):
+        if sopts.bisect and _targets(diff):
             bis = _bisect(opts, progress, applied, diff, step_dirs, opts.retries)
 
     out_dir = opts.results_root / (new_run_id(s_data["arch"]) + "-compare")

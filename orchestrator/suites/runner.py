@@ -16,7 +16,7 @@ import signal
 import time
 from typing import Callable
 
-from . import caselog, ktap
+from . import caselog, ktap, taint
 from .case_id import CaseId
 from .status import FAILING
 from ..guest import guestprog
@@ -147,6 +147,9 @@ class GuestRunner:
         # /proc/sys/kernel/tainted as last seen: the first boot's, then each case's end
         # (a restart does not clear it: the mask says what this run's kernel went through).
         self.taint: int | None = None
+        # The running guest's mask, as its boot or its last case left it: what a case
+        # raised is judged against it (a restarted guest starts from its own boot's).
+        self.guest_taint: int | None = None
 
     def boot(self) -> Transport:
         """Start a guest and wait for /init's READY line; GuestDied/GuestTimeout on failure."""
@@ -160,6 +163,7 @@ class GuestRunner:
         self.guest_boot_seconds.append(session.guest_boot_seconds)
         if self.taint is None:
             self.taint = session.boot_taint
+        self.guest_taint = session.boot_taint
         return session
 
     def stop(self) -> None:
@@ -196,6 +200,7 @@ class GuestRunner:
         self.progress.status(f"[{index}/{total}] {spec.id}")
         session = self.session
         results: list[CaseResult]
+        raised = ""   # the taint bits the case raised, named
         try:
             if session is None:
                 try:
@@ -207,10 +212,13 @@ class GuestRunner:
             results = self._from_output(spec, res.output, res.seconds, res.exit_status)
             if keep_logs and not spec.is_program:
                 self._fetch_logs(session, spec, index, logdir, results)
+            raised = taint.judge(self.guest_taint, res.taint, spec.id)
+            self.guest_taint = res.taint
             for r in results:
                 r.taint_after = res.taint
                 if res.guest_seconds is not None:
                     r.guest_seconds = round(res.guest_seconds / len(results), 2)
+
         except _RebootFailed:
             results = [self._guest_error(spec, t0, "the guest did not boot again after the previous case"
                                          if self.boots > 1 else "this guest did not boot")]
@@ -239,6 +247,12 @@ class GuestRunner:
                     # A case that died with the kernel: the splat is its cause, what the
                     # harness saw next ("no end of the case after 32s") only follows.
                     r.reason = f"{cause.title} (then: {r.reason})"
+        for r in results:
+            # A WARN with no splat on the console (printk turned off by the case, a
+            # console that lost it) still taints: the mask is the backstop.
+            if raised and r.status not in FAILING:
+                r.test_status, r.status = r.status, "FAIL"
+                r.reason = f"the test said {r.test_status}, but the kernel's taint gained {raised}"
         self.detector.current_case = None
         for r in results:
             r.boot = self.boots
@@ -299,8 +313,33 @@ class GuestRunner:
             out.append(CaseResult(str(case_id), spec.suite, desc,
                                   status, round(seconds / len(doc.results), 2), reason=reason,
                                   log=log if status != "PASS" else ""))
+        disagreement = _tc_disagreement(doc, [r.status for r in out], exit_status)
+        if disagreement:
+            for r in out:
+                if r.status not in FAILING:
+                    r.test_status, r.status = r.status, "ERROR"
+                    r.reason = disagreement
+                    r.log = "\n".join(output)[-4000:]
+                else:
+                    r.reason = f"{r.reason} ({disagreement})" if r.reason else disagreement
         return out
 
+
+def _tc_disagreement(doc: ktap.KtapDocument, statuses: list[str], exit_status: int) -> str:
+    """What ftracetest's KTAP results, its plan and its exit status (run-case's) disagree
+    on, or "": a .tc case is PASS only when the three agree. ftracetest exits 1 after a
+    FAIL or an undefined result, else 0 (UNRESOLVED and UNSUPPORTED count as 0 without
+    its --fail-* options, which run-case does not give)."""
+    problems = []
+    if doc.plan is None:
+        problems.append(f"ftracetest printed {len(doc.results)} result(s) and no plan line")
+    elif doc.plan != len(doc.results):
+        problems.append(f"ftracetest planned {doc.plan} result(s) and printed {len(doc.results)}")
+    failed = any(s in ("FAIL", "ERROR") for s in statuses)
+    if exit_status != (1 if failed else 0):
+        problems.append(f"it exited {exit_status}{_signal_name(exit_status)} after "
+                        + ("a failing result" if failed else "no failing result"))
+    return "; ".join(problems)
 
 
 def _program_results(spec: CaseSpec, output: list[str], seconds: float,

@@ -55,6 +55,24 @@ POISONING_KINDS = frozenset({"ftrace-bug", "oops", "bug", "panic", "kasan"})
 WEDGING_KINDS = frozenset({"stall", "oops", "bug", "panic"})
 
 
+# Where the kernel says a report comes from, in its own words: a BUG's or a WARN's
+# file:line (6.x: "WARNING: CPU: 0 PID: 1 at kernel/x.c:12 f+0x1/0x2"; 7.x:
+# "WARNING: kernel/x.c:12 at f+0x1/0x2, CPU#0: ..."). No vmlinux needed.
+_LOCATIONS = (re.compile(r"kernel BUG at (?P<file>[\w./+-]+\.[chS]):(?P<line>\d+)"),
+              re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ )?at (?P<file>[\w./+-]+\.[chS]):(?P<line>\d+)"),
+              re.compile(r"WARNING: (?P<file>[\w./+-]+\.[chS]):(?P<line>\d+) at "))
+
+
+def location_of(lines: list[str]) -> dict | None:
+    """{"file", "line"} from the first line of a report that names its source line."""
+    for line in lines:
+        for rx in _LOCATIONS:
+            m = rx.search(line)
+            if m:
+                return {"file": m.group("file"), "line": int(m.group("line"))}
+    return None
+
+
 @dataclasses.dataclass
 class Splat:
     kind: str
@@ -64,6 +82,8 @@ class Splat:
     lines: list[str]
     case: str | None = None
     count: int = 1
+    location: dict | None = None       # location_of(lines): the kernel's own file:line
+    frames: list[dict] | None = None   # kernel/symbolize.py: frames decoded to file:line
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -149,6 +169,7 @@ class SplatDetector:
         splat, self._open = self._open, None
         if splat is None:
             return
+        splat.location = location_of(splat.lines)
         for prev in self.splats:
             if prev.case == splat.case and normalize_title(prev.title) == normalize_title(splat.title):
                 prev.count += 1

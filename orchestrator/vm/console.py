@@ -30,6 +30,12 @@ def _ready(nonce: str | None) -> re.Pattern[str]:
 
 
 BOOT_NONCE_ARG = "kto.boot"
+# After its END marker, a command's kernel messages may still be on their way to the
+# console (printk prints from a thread of its own on newer kernels): each command ends by
+# writing a fence to /dev/kmsg, at KERN_EMERG so no console loglevel hides it, and the
+# session reads the console up to it, so a splat is charged to the command during which
+# the kernel logged it. A kernel that never shows it costs this wait once.
+FENCE_SECONDS = 5.0
 
 
 class ConsoleSession:
@@ -44,8 +50,14 @@ class ConsoleSession:
         self.argv = argv
         self.console_log = console_log
         self.observer = observer
-        # 128 bits: the markers of a command cannot be guessed by what the guest prints.
+        # The boot's nonce (kto.boot= on the kernel command line: READY carries it).
         self.nonce = secrets.token_hex(16)
+        # The console's fence of the command running (see FENCE_SECONDS), and whether it
+        # has shown; fences_work goes False after the first that never showed.
+        self._fence: re.Pattern[str] | None = None
+        self._fence_seen = False
+        self.fences_work = True
+        self.fence_seconds = FENCE_SECONDS
         self.ready_nonce: str | None = None
         self.seq = 0
         self._buf = b""
@@ -100,6 +112,8 @@ class ConsoleSession:
     # -- reading ---------------------------------------------------------
     def _emit(self, raw: bytes) -> str:
         line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        if self._fence is not None and self._fence.search(line):
+            self._fence_seen = True
         self._tail.append(line)
         if self.observer:
             self.observer(line)
@@ -183,20 +197,45 @@ class ConsoleSession:
         # The guest's uptime at its shell: its own boot time (None from older images).
         self.guest_boot_seconds = float(m.group(3)) if m.group(3) else None
 
+    def new_token(self) -> str:
+        """A command's secret: 128 bits, made for that command alone, so no case can forge
+        the end of its own (or a later) command: it is not on the kernel command line, in
+        the boot log, or in any earlier command."""
+        return secrets.token_hex(16)
+
     def framed(self, command: str) -> tuple[str, re.Pattern[str], re.Pattern[str]]:
-        """The next command line with its BEGIN/END markers, and the two patterns."""
+        """The next command line with its BEGIN/END markers, and the two patterns; the
+        console's fence (self._fence) is armed for it."""
         self.seq += 1
-        seq = self.seq
-        begin = re.compile(rf"KTO:BEGIN:{self.nonce}:{seq}(?::([\d.]+))?\b")
-        end = re.compile(rf"KTO:END:{self.nonce}:{seq}:(\d+):(\d+)(?::([\d.]+))?")
+        seq, token = self.seq, self.new_token()
+        begin = re.compile(rf"KTO:BEGIN:{token}:{seq}(?::([\d.]+))?\b")
+        end = re.compile(rf"KTO:END:{token}:{seq}:(\d+):(\d+)(?::([\d.]+))?")
+        self._fence = re.compile(rf"KTO:FENCE:{token}:{seq}\b")
+        self._fence_seen = False
         # printf's format hides the marker words, so an echo of this line never matches.
         # The guest's uptime at both ends (read by the shell, no fork) gives the time the
         # guest itself spent, apart from the console round trips.
-        line = (f"read -r kto_t0 kto_x </proc/uptime; printf 'KTO:%s:{self.nonce}:{seq}:%s\\n' BEGIN "
-                f"\"$kto_t0\"; {command}; kto_rc=$?; read -r kto_t1 kto_x </proc/uptime; "
-                f"printf 'KTO:%s:{self.nonce}:{seq}:%d:%s:%s\\n' END $kto_rc "
+        line = (f"read -r kto_t0 kto_x </proc/uptime; printf 'KTO:%s:{token}:{seq}:%s\\n' BEGIN "
+                f"\"$kto_t0\"; {command}; kto_rc=$?; echo '<0>KTO:FENCE:{token}:{seq}' >/dev/kmsg 2>/dev/null; "
+                f"read -r kto_t1 kto_x </proc/uptime; "
+                f"printf 'KTO:%s:{token}:{seq}:%d:%s:%s\\n' END $kto_rc "
                 f"\"$(cat /proc/sys/kernel/tainted)\" \"$kto_t1\"")
         return line, begin, end
+
+    def await_fence(self) -> None:
+        """Read the console up to the running command's fence: every kernel message the
+        command caused is then through the observer. GuestDied is left to the next command."""
+        end = time.monotonic() + self.fence_seconds
+        try:
+            while not self._fence_seen and self.fences_work:
+                left = end - time.monotonic()
+                if left <= 0:
+                    self.fences_work = False
+                    break
+                self.poll(min(left, 0.5))
+        except GuestDied:
+            pass
+        self._fence = None
 
     def run(self, command: str, timeout: float,
             deadline_hook: Callable[[float], float] | None = None) -> CommandResult:
@@ -215,7 +254,11 @@ class ConsoleSession:
         # goes on after the message, so "not " + printk + "ok 1 x" reads "not ok 1 x".
         cut: list[str] = []
 
+        fence = self._fence
+
         def collect(l: str) -> bool:
+            if fence is not None and fence.search(l):
+                return False   # the fence, without a timestamp (printk.time=0 in the guest)
             m = end.search(l)
             if m:
                 before = "".join(cut) + l[:m.start()]
@@ -236,6 +279,7 @@ class ConsoleSession:
             last = self._pump(deadline, collect, deadline_hook)
         except GuestTimeout:
             raise GuestTimeout(output) from None
+        self.await_fence()
         return command_result(output, last, end, guest_t0, time.monotonic() - t0)
 
     def fetch_dir(self, remote: str, local: pathlib.Path, timeout: float = 120.0) -> list[pathlib.Path]:

@@ -30,7 +30,10 @@ class Accel:
 
 def kernel_cmdline(arch: Arch, extra: str = "") -> str:
     # panic=-1 + -no-reboot: a panicking guest ends QEMU at once instead of hanging.
-    parts = [f"console={arch.console}", "panic=-1", "rdinit=/init", arch.cmdline, extra]
+    # printk.time=1 last, after what the user adds: the splat detector tells the kernel's
+    # lines from a command's by their timestamps, so neither a --cmdline printk.time=0
+    # nor a fragment turning PRINTK_TIME off may hide a WARN.
+    parts = [f"console={arch.console}", "panic=-1", "rdinit=/init", arch.cmdline, extra, "printk.time=1"]
     return " ".join(p for p in parts if p)
 
 

@@ -216,7 +216,15 @@ class SshSession(ConsoleSession):
         line, begin, end = self.framed(command)
         chan = self._channel()
         chan.set_combine_stderr(True)
-        self._exec(chan, line)
+        # The line goes over stdin, not as the exec request's command: that would stand in
+        # the guest shell's /proc/<pid>/cmdline, where a case could read its end marker.
+        self._exec(chan, 'IFS= read -r kto_cmd && eval "$kto_cmd"')
+        try:
+            chan.sendall((line + "\n").encode())
+            chan.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            chan.close()
+            raise TransportLost(f"the SSH connection refused the command ({exc})") from exc
         output: list[str] = []
         buf = b""
         guest_t0: float | None = None
@@ -245,6 +253,7 @@ class SshSession(ConsoleSession):
                     if m:
                         if text[:m.start()].strip():
                             output.append(text[:m.start()])
+                        self.await_fence()
                         return command_result(output, text, end, guest_t0, time.monotonic() - t0)
                     output.append(text)
                 if (chan.closed or chan.eof_received) and not chan.recv_ready():

@@ -1,0 +1,76 @@
+"""Whose splat is it: a splat whose location (a WARN's or BUG's file:line) or one of its
+decoded stack frames lies in a line the series changed is the series', whatever its rate,
+and it is charged to the patch that last changed that line.
+
+`git blame` over base..tip in the series worktree (a cache-side clone, never the user's
+tree) names the commit of each line; a line older than the base blames the boundary.
+"""
+from __future__ import annotations
+
+import pathlib
+import subprocess
+
+from ..suites.splats import splat_key
+
+# Lines looked at per splat: its location, then its frames in stack order (the inlined
+# chain of each included); past the first few frames a stack is the syscall path.
+MAX_LINES_PER_SPLAT = 12
+GIT_TIMEOUT_SECONDS = 60
+
+
+def splat_lines(splat: dict) -> list[tuple[str, int, str]]:
+    """(file, line, what) for the splat's location and decoded frames, in order."""
+    out: list[tuple[str, int, str]] = []
+    loc = splat.get("location")
+    if loc and loc.get("file") and loc.get("line"):
+        out.append((loc["file"], int(loc["line"]), "location"))
+    for frame in splat.get("frames") or []:
+        for place in [frame, *(frame.get("inlined_by") or [])]:
+            if place.get("file") and place.get("line"):
+                out.append((place["file"], int(place["line"]), frame.get("frame", "")))
+    seen: set[tuple[str, int]] = set()
+    unique = []
+    for f, n, what in out:
+        if (f, n) not in seen:
+            seen.add((f, n))
+            unique.append((f, n, what))
+    return unique[:MAX_LINES_PER_SPLAT]
+
+
+def _blame(repo: pathlib.Path, base: str, tip: str, path: str, line: int) -> str | None:
+    """The commit that last changed the line within base..tip; None for an older line
+    (or a file or line git does not know at the tip)."""
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "blame", "--porcelain", "-L", f"{line},{line}",
+                              f"{base}..{tip}", "--", path], capture_output=True, text=True,
+                             timeout=GIT_TIMEOUT_SECONDS)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0 or not out.stdout:
+        return None
+    lines = out.stdout.splitlines()
+    if any(l == "boundary" for l in lines[1:12]):
+        return None
+    return lines[0].split()[0]
+
+
+def attribute(splats: list[dict], repo: pathlib.Path, base_commit: str, tip_commit: str,
+              patches: list[dict]) -> dict[str, dict]:
+    """splat key -> {"patch", "patches", "subject", "commit", "file", "line", "frame"} for
+    each splat with a line the series changed (the first such line, in stack order).
+    patches: the applied series' patches (as_dict: number, subject, commit)."""
+    by_commit = {p["commit"]: p for p in patches if p.get("commit")}
+    out: dict[str, dict] = {}
+    for splat in splats:
+        key = splat_key(splat)
+        if key in out:
+            continue
+        for path, line, what in splat_lines(splat):
+            commit = _blame(repo, base_commit, tip_commit, path, line)
+            patch = by_commit.get(commit or "")
+            if patch is not None:
+                out[key] = {"patch": patch["number"], "patches": len(patches), "subject": patch["subject"],
+                            "commit": commit, "file": path, "line": line,
+                            "frame": "" if what == "location" else what}
+                break
+    return out
