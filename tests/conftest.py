@@ -70,7 +70,11 @@ def git(repo, *args, input: bytes | None = None) -> str:
 
 
 def edit(root: pathlib.Path, rel: str, old: str, new: str) -> None:
+    """Replace old by new in a file of the tree; old "" and no such file: a new file."""
     p = root / rel
+    if not old and not p.exists():
+        p.write_text(new)
+        return
     text = p.read_text()
     assert old in text, (rel, old)
     p.write_text(text.replace(old, new, 1))
@@ -90,7 +94,8 @@ def series_on_default_tree(out: pathlib.Path, name: str,
         for subject, edits in commits:
             for rel, old, new in edits:
                 edit(scratch, rel, old, new)
-            git(scratch, "commit", "-qam", subject)
+            git(scratch, "add", "-A", "-f")   # the Debian tree's .gitignore ignores all but debian/
+            git(scratch, "commit", "-qm", subject)
         # --thread: Message-IDs, as mails on a list have (a --reply answers them).
         args = ["format-patch", "--stdout", "--thread", f"HEAD~{len(commits)}"] + (["--cover-letter"] if cover else [])
         mbox = out / f"{name}.mbx"

@@ -59,7 +59,7 @@ def test_an_incomplete_or_regressed_run_fails_the_nightly(tmp_path):
     p = report(str(broken), str(worse), "--out", str(tmp_path / "m"), "--fail-on-regression")
     assert p.returncode == 1
     assert "regressed: 20261122-232417-x86_64-25167-base: failed: The x86_64 kernel build failed" in p.stderr
-    assert "worse than 20261121-arm64: kprobe/profile.tc" in p.stderr
+    assert "worse than 20261121-arm64 (new failures): kprobe/profile.tc" in p.stderr
     # Without the flag the pages are made and the exit is 0.
     assert report(str(broken), str(worse), "--out", str(tmp_path / "m2")).returncode == 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pathlib
 
 from .. import cache
-from ..results import history_chart, report
+from ..results import confirm, history_chart, report
 from ..errors import ExitCode, OrchestratorError
 from ..results.recorder import read_run
 
@@ -29,9 +29,11 @@ def regressions(runs: list[tuple[dict, pathlib.Path]]) -> list[str]:
             continue
         diff = (data.get("baseline") or {}).get("diff")
         if diff and diff.get("regressed"):
-            what = [e["id"] for e in diff.get("new_failures", [])] + \
+            what = [e["id"] for kind in ("new_failures", "likely_regressions", "coverage_lost",
+                                         "new_cases_failing") for e in diff.get(kind, [])] + \
                    [s["title"] for s in diff.get("new_splats", [])] + diff.get("warnings_added", [])
-            out.append(f"{name}: worse than {data['baseline'].get('run_id')}: {'; '.join(what)[:300]}")
+            out.append(f"{name}: worse than {data['baseline'].get('run_id')} "
+                       f"({', '.join(confirm.regression_kinds(diff))}): {'; '.join(what)[:300]}")
     return out
 
 
