@@ -73,10 +73,12 @@ def test_series_that_breaks_a_case_is_bisected_to_its_patch(series_files, tmp_pa
     assert bisect["first_bad"][BROKEN_CASE]["number"] == 3
     # A WARN_ONCE lands on the first case that registers a kprobe in each boot of each
     # guest: after a restart, or on the second guest, that can be another case, which the
-    # tries (fresh guests, the differing cases only) then pass: that case is flaky, the
-    # splat itself confirmed. A case it lands on that failed only for it was PASS by its
-    # test; the broken case fails by its own test whether the WARN lands on it or not.
-    flaky = {e["id"] for e in diff["flaky"]}
+    # tries (fresh guests, the differing cases only) then pass, or fail when it lands on it
+    # again: flaky, or a likely regression when its tries show it significantly more often
+    # than the base's (the splat itself is placed by its line). A case it lands on that
+    # failed only for it was PASS by its test; the broken case fails by its own test
+    # whether the WARN lands on it or not.
+    flaky = {e["id"] for e in diff["flaky"]} | {e["id"] for e in diff["likely_regressions"]}
     assert all(w["case"] in new or w["case"] in flaky for w in warns)
     assert all(new[w["case"]]["test_status"] == "PASS" for w in warns
                if w["case"] in new and w["case"] != BROKEN_CASE)

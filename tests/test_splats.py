@@ -102,3 +102,21 @@ def test_s390x_program_check_oops_is_a_splat(data_dir):
     assert [(s.kind, s.title, s.count) for s in d.splats] == [("oops", "illegal operation: 0001 ilc:1 [#1]SMP", 3)]
     assert any("kernel_clone+0x42/0x478" in l for l in d.splats[0].lines)
     assert d.splats[0].case == "kprobe/kprobe_insn_boundary.tc"
+
+
+def test_a_report_without_timestamps_is_found_by_its_header(data_dir):
+    """The WARN and the BUG of the captured 6.12 log with their timestamps cut off (a case
+    that wrote 0 to /sys/module/printk/parameters/time): the same two reports, titled the
+    same; a test printing a lone "BUG:" or "WARNING:" word is still none."""
+    import re
+    text = (data_dir / OOPS).read_text(errors="replace")
+    untimed = re.sub(r"\[\s*\d+\.\d+\]\s?", "", text)
+    d = _feed(untimed, case="dynevent/add_remove_tprobe_module.tc")
+    assert [(s.kind, s.title) for s in d.splats] == [
+        ("warning", "WARNING: CPU: 1 PID: 1017 at kernel/trace/ftrace.c:387 "
+                    "__unregister_ftrace_function+0x92/0xa0"),
+        ("bug", "BUG: kernel NULL pointer dereference, address: 0000000000000026")]
+    assert d.splats[0].kernel_time is None
+    assert d.splats[0].location == {"file": "kernel/trace/ftrace.c", "line": 387}
+    assert _feed("BUG: this is a test printing the word\nWARNING: something odd\n"
+                 "echo kernel BUG at nowhere\n").splats == []

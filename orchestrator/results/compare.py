@@ -139,8 +139,8 @@ def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = Non
             lines.extend(f"    {e}" for e in entries)
 
     tries = diff.get("tries") or {}
-    if max(tries.values(), default=1) > 1 and any(diff.get(k) for k in (*confirm.CHANGE_LISTS, "new_splats",
-                                                                       "likely_regressions")):
+    judged = (*confirm.CHANGE_LISTS, "new_splats", "new_cases_failing", "likely_regressions")
+    if max(tries.values(), default=1) > 1 and any(diff.get(k) for k in judged):
         lines.append(f"  judged over {tries['series']} series and {tries['base']} base runs (fresh guests): "
                      "a confirmed difference is on every run of one side and none of the other")
     section("new failures (on every series run, no base run)",
