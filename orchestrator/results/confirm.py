@@ -29,7 +29,7 @@ from typing import Callable, Iterable
 
 from ..suites.case_id import test_of
 from ..suites.splats import splat_key
-from ..suites.status import FAILING, SKIPPED
+from ..suites.status import FAILING, SKIPPED, STATUSES
 
 # Tries after the first run, per side, before any adaptivity. A case failing one run in
 # eight at random shows on all three series runs and none of the three base runs with a
@@ -102,8 +102,9 @@ class Judgement:
     p: float | None        # the test's p-value, when it was made
     unsettled: bool        # mixed, and more tries could still settle it
 
-    def as_dict(self) -> dict:
-        return {"kind": self.kind, "p": None if self.p is None else round(self.p, 4)}
+    @property
+    def p_shown(self) -> float | None:
+        return None if self.p is None else round(self.p, 4)
 
 
 def judge(series: Tally, base: Tally, max_tries: int = MAX_TRIES) -> Judgement:
@@ -196,7 +197,6 @@ def targets(diff: dict) -> list[str]:
 def _worst(statuses: list[str]) -> str:
     """The status a flaky entry is counted by: the first failing one, else the first
     that is not PASS, in the vocabulary's order."""
-    from ..suites.status import STATUSES
     seen = set(statuses)
     for status in (*[s for s in STATUSES if s in FAILING], *STATUSES):
         if status in seen and status != "PASS":
@@ -239,30 +239,29 @@ def confirm(diff: dict, base_runs: list[dict], series_runs: list[dict],
             history = base_history if change.regression else ()
             b_tally = _case_tally(base_runs, cid, change.shows, history)
             verdict = judge(s_tally, b_tally, max_tries)
-            tally = {"series": str(s_tally), "base": str(b_tally),
-                     **({"base_history": f"{sum(b_tally.history)}/{len(b_tally.history)}"} if b_tally.history else {})}
+            tally = _shown(s_tally, b_tally)
             b, s = _statuses(base_runs, cid), _statuses(series_runs, cid)
             if verdict.kind == "confirmed":
                 kept.append({**entry, "tries": {"base": len(b_tally.now), "series": len(s_tally.now)},
-                             **_seen(tally), "base_statuses": b, "series_statuses": s})
+                             "seen": tally, "base_statuses": b, "series_statuses": s})
                 continue
             if verdict.unsettled:
                 unsettled.add(test_of(cid))
             if verdict.kind == "likely" and change.regression:
                 out["likely_regressions"].append({
-                    **entry, "was": name, **tally, "p": verdict.as_dict()["p"],
+                    **entry, "was": name, **tally, "p": verdict.p_shown,
                     "base_statuses": b, "series_statuses": s,
                     "splats": _splats_during(base_runs + series_runs, cid)})
                 continue
             if verdict.kind == "likely":
-                kept.append({**entry, **_seen(tally), "p": verdict.as_dict()["p"]})
+                kept.append({**entry, "seen": tally, "p": verdict.p_shown})
                 continue
             status = _worst(b + s)
             out["flaky"].append({
                 "id": cid, "status": status, "was": name,
                 "base": _count(b, status), "series": _count(s, status),
                 "base_statuses": b, "series_statuses": s, "reason": entry.get("reason", ""),
-                "p": verdict.as_dict()["p"], **({"base_history": tally["base_history"]} if "base_history" in tally else {}),
+                "p": verdict.p_shown, **({"base_history": tally["base_history"]} if "base_history" in tally else {}),
                 "splats": _splats_during(base_runs + series_runs, cid)})
         out[name] = kept
     # A failing case only the series has is the series' own, flaky or not: kept with its
@@ -278,8 +277,12 @@ def confirm(diff: dict, base_runs: list[dict], series_runs: list[dict],
     return out
 
 
-def _seen(tally: dict) -> dict:
-    return {"seen": {k: v for k, v in tally.items()}}
+def _shown(series: Tally, base: Tally) -> dict:
+    """{"series": "k/n", "base": "k/n"} and, when the base's history was counted, its own."""
+    out = {"series": str(series), "base": str(base)}
+    if base.history:
+        out["base_history"] = f"{sum(base.history)}/{len(base.history)}"
+    return out
 
 
 def _judge_splats(out: dict, diff: dict, base_runs: list[dict], series_runs: list[dict],
@@ -303,8 +306,7 @@ def _judge_splats(out: dict, diff: dict, base_runs: list[dict], series_runs: lis
                 entry[extra] = splat[extra]
         s_tally = _splat_tally(series_runs, key, splat.get("case"))
         b_tally = _splat_tally(base_runs, key, splat.get("case"), base_history)
-        seen = {"series": str(s_tally), "base": str(b_tally),
-                **({"base_history": f"{sum(b_tally.history)}/{len(b_tally.history)}"} if b_tally.history else {})}
+        seen = _shown(s_tally, b_tally)
         entry["seen"] = seen
         if key in attributed:
             new.append({**entry, "why": "in lines the series changed", "attributed": attributed[key]})
@@ -316,7 +318,7 @@ def _judge_splats(out: dict, diff: dict, base_runs: list[dict], series_runs: lis
             continue
         if verdict.kind == "likely":
             out["likely_regressions"].append({**entry, "id": f"splat {splat['title']}", "was": "new_splats",
-                                              **seen, "p": verdict.as_dict()["p"]})
+                                              **seen, "p": verdict.p_shown})
             continue
         if verdict.unsettled and splat.get("case"):
             unsettled.add(test_of(splat["case"]))

@@ -253,12 +253,15 @@ def _confirmed(opts: TestOptions, progress: Progress, retries: int, diff: dict,
     digest = inputs_digest(opts)
     b_history_path = history.path_for(opts.cache_root, b_data["kernel"]["tree_id"], digest)
     s_runs, b_runs = [s_data], [b_data]
+    attributed: dict[str, dict] = {}
+    blamed: set[str] = set()   # splat keys whose lines were looked up already
 
     def judged() -> dict:
+        fresh = [sp for r in s_runs for sp in r.get("splats", []) if splat_key(sp) not in blamed]
+        blamed.update(splat_key(sp) for sp in fresh)
+        attributed.update(attribute.attribute(fresh, applied.worktree, applied.base_commit, applied.tip_commit,
+                                              [p.as_dict() for p in applied.series.patches]))
         leave_out = {r.get("run_id") for r in b_runs}
-        attributed = attribute.attribute(
-            [sp for r in s_runs for sp in r.get("splats", [])], applied.worktree,
-            applied.base_commit, applied.tip_commit, [p.as_dict() for p in applied.series.patches])
         return confirm.confirm(diff, b_runs, s_runs, history.window(b_history_path, leave_out),
                                attributed, causes.known_splat)
 
@@ -268,15 +271,16 @@ def _confirmed(opts: TestOptions, progress: Progress, retries: int, diff: dict,
     progress.say(f"confirm: {len(case_ids)} case(s) differ between base and series; each side runs "
                  f"them {retries} more time(s) in fresh guests: {', '.join(case_ids[:6])}"
                  + (" ..." if len(case_ids) > 6 else ""))
-    count = retries
+    count, out = retries, None
     for _ in range(confirm.MAX_TRIES):   # rounds: each adds at least one try a side
         if not case_ids:
             break
         s_ids, b_ids = _held_ids(s_data, case_ids), _held_ids(b_data, case_ids)
-        first = len(s_runs)
+        if not s_ids and not b_ids:
+            break
         if s_ids:
             s_runs += _tries(opts, progress, s_tree, s_ids, "series", count, step_dirs, applied.as_dict(),
-                             start=first)
+                             start=len(s_runs))
         if b_ids and base_tree is not None:
             b_runs += _tries(opts, progress, base_tree, b_ids, "base", count, step_dirs, start=len(b_runs))
         elif b_ids:
@@ -292,6 +296,8 @@ def _confirmed(opts: TestOptions, progress: Progress, retries: int, diff: dict,
             count = min(confirm.ROUND, confirm.MAX_TRIES - (len(s_runs) - 1))
             progress.say(f"confirm: {', '.join(case_ids[:6])}" + (" ..." if len(case_ids) > 6 else "")
                          + f" still unsettled after {len(s_runs) - 1} tries a side; {count} more")
+    if out is None:   # no side holds a case to try again
+        out = judged()
     for line in confirm.likely_lines(out):
         progress.say(f"  likely regression: {line}")
     for line in confirm.flaky_lines(out):
