@@ -218,7 +218,6 @@ class GuestRunner:
                 r.taint_after = res.taint
                 if res.guest_seconds is not None:
                     r.guest_seconds = round(res.guest_seconds / len(results), 2)
-
         except _RebootFailed:
             results = [self._guest_error(spec, t0, "the guest did not boot again after the previous case"
                                          if self.boots > 1 else "this guest did not boot")]
