@@ -93,7 +93,8 @@ def test_a_bad_table_entry_is_refused_with_its_number(entry, word):
 
 
 def test_a_finished_run_records_each_cause_in_results_json(tmp_path):
-    from orchestrator.results.recorder import CaseResult, Recorder
+    from orchestrator.model import CaseResult
+    from orchestrator.results.recorder import Recorder
     rec = Recorder(tmp_path, "run-1", {"arch": "arm64", "kernel": {"version": "7.2.12"}})
     rec.add_case(CaseResult("kprobe/kprobe_opt_types.tc", "kprobe", "x", "UNSUPPORTED", 1.0))
     rec.add_case(CaseResult("kprobe/kprobe_args.tc", "kprobe", "x", "FAIL", 1.0, reason="new"))

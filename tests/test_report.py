@@ -13,7 +13,8 @@ import pytest
 
 from orchestrator.results import causes, compare, junit, report
 from orchestrator.suites.status import FAILING, STATUSES
-from orchestrator.results.recorder import SCHEMA_VERSION, CaseResult, Recorder
+from orchestrator.model import CaseResult
+from orchestrator.results.recorder import SCHEMA_VERSION, Recorder
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 RUNS = pathlib.Path(__file__).parent / "data" / "runs"

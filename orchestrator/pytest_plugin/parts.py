@@ -23,7 +23,8 @@ from ..errors import ExitCode
 from ..pipeline import (PreparedGuest, TestOptions, prepare_guest, session_factory, transport_record,
                         verdict_of)
 from ..progress import Progress
-from ..results.recorder import CaseResult, Recorder, failures_after_poisoning_splat, guest_order
+from ..model import CaseResult
+from ..results.recorder import Recorder, failures_after_poisoning_splat, guest_order
 from ..kernel.source import KernelTree
 from ..suites.case_id import test_of
 from ..suites.splats import SplatDetector

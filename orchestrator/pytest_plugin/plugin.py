@@ -226,7 +226,7 @@ class PluginSession:
         """An item whose guest did not boot in this process is an ERROR case in the run's
         results too, so they count what pytest counts. (An arch whose build failed has no
         cases: its results say the build failed.)"""
-        from ..results.recorder import CaseResult
+        from ..model import CaseResult
         part = self.parts.get(arch_name)
         if part is None:
             return

@@ -19,7 +19,7 @@ import time
 from typing import Callable
 
 from ..progress import Progress
-from ..results.recorder import CaseResult
+from ..model import CaseResult
 from .runner import CaseSpec, GuestRunner
 
 # What a guest costs the host beyond its -m: QEMU's own code, TCG's translation cache.

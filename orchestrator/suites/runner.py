@@ -25,7 +25,7 @@ from ..errors import OrchestratorError
 from ..guest.image import FTRACE_SELFTESTS, GUEST_FTRACE, GUEST_TCSCRIPTS
 from ..project import TCSCRIPTS_DIR
 from ..progress import Progress, fmt_duration
-from ..results.recorder import CaseResult
+from ..model import CaseResult
 from .splats import POISONING_KINDS, WEDGING_KINDS, SplatDetector
 
 DEFAULT_SUITES = ("dynevent", "kprobe", "tcscripts", "kprobe_multi")

@@ -12,6 +12,8 @@ import dataclasses
 import re
 import time
 
+from ..vm.printk import kernel_text
+
 # (kind, pattern, is_header)
 CATALOGUE: tuple[tuple[str, str, bool], ...] = (
     ("warning", r"------------\[ cut here \]------------", True),
@@ -50,7 +52,6 @@ _UNTIMED_HEADER = re.compile(
     r"BUG: (?:unable to handle|kernel NULL pointer|KASAN: |sleeping function|scheduling while atomic|"
     r"soft lockup)|Kernel panic - not syncing: |rcu: INFO: |WARNING: (?:possible (?:recursive|circular) "
     r"locking|suspicious RCU usage))")
-_KERNEL_LINE = re.compile(r"\[\s*(\d+\.\d+)\]\s?(.*)$")
 _END = re.compile(r"---\[ end (trace|Kernel panic)")
 # A report without an end marker (stalls, ftrace bug) is closed by this much kernel time.
 _QUIET_GAP = 5.0
@@ -97,25 +98,6 @@ class Splat:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def command_part(line: str) -> str | None:
-    """What of a console line the command printed: the whole line when it carries no
-    printk timestamp, the text before a timestamp that interrupted it mid-line (the
-    command's line then goes on in the next one), or None for a kernel line."""
-    m = _KERNEL_LINE.search(line)
-    if not m:
-        return line
-    before = line[:m.start()]
-    return before if before.strip() else None
-
-
-def kernel_text(line: str) -> tuple[float, str] | None:
-    """(timestamp, message) when the line carries a printk timestamp."""
-    m = _KERNEL_LINE.search(line)
-    if not m:
-        return None
-    return float(m.group(1)), m.group(2)
 
 
 def classify(message: str) -> tuple[str, bool] | None:

@@ -16,7 +16,7 @@ from typing import BinaryIO, Callable
 
 import pexpect
 
-from ..suites.splats import command_part
+from .printk import command_part
 from .transport import CommandResult, GuestDied, GuestTimeout
 
 # KTO:READY:<boot nonce>:<release>:<taint>:<uptime>; the nonce comes from the kernel
