@@ -312,3 +312,20 @@ def test_a_real_ab_with_a_flaky_oops_is_no_difference(data_dir):
     assert ("tcscripts/fprobe_under_function_graph.tc: ERROR 1/3 on series, 0/3 on base (Oops: int3: 0000 [#1] SMP"
             in text)
     assert text.rstrip().endswith("no difference between base and series")
+
+
+def test_only_what_could_count_against_the_series_gets_more_tries(data_dir):
+    """A base that failed once (TCG's int3 Oops in its first run) and a series that passes:
+    a possible fix, mixed, is flaky at once; the same mix the other way round is tried on."""
+    base, series = _load(data_dir, "base"), _load(data_dir, "series")
+    base = _with(base, {BROKEN: "FAIL"})
+    series = _with(series, {BROKEN: "PASS", COOKIES: "PASS"})
+    diff = compare.compare(base, series)
+    assert [e["id"] for e in diff["fixed"]] == [BROKEN]
+    out = confirm.confirm(diff, [base, _try(base, {BROKEN: "PASS"}), _try(base, {BROKEN: "PASS"})],
+                          [series, _try(series), _try(series)])
+    assert [e["id"] for e in out["flaky"]] == [BROKEN] and out["unsettled"] == []
+    diff = compare.compare(series, base)
+    out = confirm.confirm(diff, [series, _try(series), _try(series)],
+                          [base, _try(base, {BROKEN: "PASS"}), _try(base, {BROKEN: "PASS"})])
+    assert out["unsettled"] == [BROKEN]

@@ -245,7 +245,9 @@ def confirm(diff: dict, base_runs: list[dict], series_runs: list[dict],
                 kept.append({**entry, "tries": {"base": len(b_tally.now), "series": len(s_tally.now)},
                              "seen": tally, "base_statuses": b, "series_statuses": s})
                 continue
-            if verdict.unsettled:
+            if verdict.unsettled and change.regression:
+                # Only what could count against the series is worth more boots: a case
+                # that may or may not be fixed changes no verdict.
                 unsettled.add(test_of(cid))
             if verdict.kind == "likely" and change.regression:
                 out["likely_regressions"].append({
