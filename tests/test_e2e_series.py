@@ -69,6 +69,9 @@ def test_series_that_breaks_a_case_is_bisected_to_its_patch(series_files, tmp_pa
     # The WARN's own line (kernel/trace/trace_kprobe.c:N) is one patch 2 added: the splat is
     # charged to it by that line, with no bisect step; the broken selftest is bisected to 3.
     assert warns[0]["attributed"]["patch"] == 2 and warns[0]["attributed"]["file"] == "kernel/trace/trace_kprobe.c"
+    # Its frames decoded against the series' vmlinux: the WARN's own pc in trace_kprobe.c.
+    first = warns[0]["frames"][0]
+    assert first["frame"].startswith("__register_trace_kprobe+") and first["file"] == "kernel/trace/trace_kprobe.c"
     assert set(bisect["first_bad"]) == {BROKEN_CASE}
     assert bisect["first_bad"][BROKEN_CASE]["number"] == 3
     # A WARN_ONCE lands on the first case that registers a kprobe in each boot of each
