@@ -329,3 +329,19 @@ def test_only_what_could_count_against_the_series_gets_more_tries(data_dir):
     out = confirm.confirm(diff, [series, _try(series), _try(series)],
                           [base, _try(base, {BROKEN: "PASS"}), _try(base, {BROKEN: "PASS"})])
     assert out["unsettled"] == [BROKEN]
+
+
+def test_a_splat_on_every_series_run_that_the_base_showed_long_ago_is_tested_not_confirmed(data_dir):
+    base, series = _load(data_dir, "base"), _load(data_dir, "series")
+    oops = {"kind": "oops", "title": "Oops: int3: 0000 [#1] SMP", "case": BROKEN, "lines": [], "count": 1}
+    s_runs = [_with(series, {}, series["splats"] + [oops])] + [_try(series, splats=[oops]) for _ in range(4)]
+    b_runs = [base] + [_try(base) for _ in range(4)]
+    diff = compare.compare(base, s_runs[0])
+    key = "oops: Oops: intN: N [#N] SMP"
+    rare = [{"run_id": f"h{k}", "statuses": {BROKEN: "PASS"}, "splats": [key] if k == 0 else []} for k in range(20)]
+    out = confirm.confirm(diff, b_runs, s_runs, base_history=rare)
+    # 4 of 4 tries against 1 of 24 earlier and tried base runs: significant, not flaky.
+    assert [e["id"] for e in out["likely_regressions"]] == [f"splat {oops['title']}"]
+    often = [{**h, "splats": [key] if k % 4 else []} for k, h in enumerate(rare)]   # 15 of 20
+    out = confirm.confirm(diff, b_runs, s_runs, base_history=often)
+    assert [s["title"] for s in out["flaky_splats"]] == [oops["title"]] and out["new_splats"] == []

@@ -108,10 +108,11 @@ class Judgement:
 
 
 def judge(series: Tally, base: Tally, max_tries: int = MAX_TRIES) -> Judgement:
-    """Whether the series shows something the base does not: on every run (confirmed),
-    significantly more often (likely), or neither."""
+    """Whether the series shows something the base does not: on every run and never on
+    the base, now or in its history (confirmed), significantly more often (likely), or
+    neither."""
     s_now, b_now = series.now, base.now
-    if s_now and all(s_now) and not any(b_now):
+    if s_now and all(s_now) and not any(b_now) and not any(base.history):
         return Judgement("confirmed", None, False)
     b_obs = list(base.tries) + list(base.history)
     k_s, n_s, k_b, n_b = sum(series.tries), len(series.tries), sum(b_obs), len(b_obs)
