@@ -7,7 +7,8 @@ taint mask, and the fence the host's command line asks the kernel to log.
 usage: scripted_guest.py SCRIPT.json -append "<kernel command line>"
 SCRIPT: a list, one entry per command: {"output": [...], "kernel": [...] (before END),
 "after_end": [...] (kernel lines printed after END, before the fence), "rc": 0,
-"taint": 0, "forge_end": false (print an end marker made from the boot's nonce first)}.
+"taint": 0, "forge_end": false (print an end marker made from the boot's nonce first),
+"fence_cuts_last_line": false (the fence lands before the last output line's newline)}.
 """
 import json
 import re
@@ -36,8 +37,18 @@ def main() -> None:
         token, seq = m.group(1), m.group(2)
         fence = re.search(r"echo '<0>(KTO:FENCE:[0-9a-f]+:\d+)' >/dev/kmsg", line)
         out.write(f"KTO:BEGIN:{token}:{seq}:{clock[0]:.2f}\n")
-        for text in entry.get("output", []):
-            out.write(text + "\n")
+        lines = entry.get("output", [])
+        cutter = fence and entry.get("fence_cuts_last_line")
+        for k, text in enumerate(lines):
+            if cutter and k == len(lines) - 1:
+                # As seen on a real console: the tty's output and the kernel's interleave
+                # anywhere, so the fence can land before the newline of the last line.
+                out.write(text)
+                kernel(fence.group(1))
+                out.write("\n")
+                fence = None
+            else:
+                out.write(text + "\n")
         if entry.get("forge_end"):
             # What a case can learn: the boot's nonce (/proc/cmdline) and the sequence.
             out.write(f"KTO:END:{boot}:{seq}:0:0:{clock[0]:.2f}\n")

@@ -84,6 +84,16 @@ def test_a_splat_printed_after_the_end_marker_is_the_case_s_own(tmp_path):
     assert got["kprobe/next.tc"].status == "PASS" and not got["kprobe/next.tc"].splats
 
 
+def test_a_fence_that_lands_mid_line_leaves_the_line_whole(tmp_path):
+    """Seen on a real console (kprobe_multi/return_probe, 7.2.12 x86_64):
+    `ok 1 kprobe_multi/return_probe[    1.504054] KTO:FENCE:...`, then the newline."""
+    script = [{"output": _tap("ok 1 cut by the fence"), "fence_cuts_last_line": True},
+              {"output": _tap("ok 1 next")}]
+    got, detector = _run(tmp_path, script, ["cut", "next"])
+    assert got["kprobe/cut.tc"].status == "PASS" and got["kprobe/cut.tc"].description == "cut by the fence"
+    assert got["kprobe/next.tc"].status == "PASS" and detector.splats == []
+
+
 def test_a_case_cannot_forge_its_end_from_the_boot_nonce(tmp_path):
     """The case prints an end marker with the nonce of /proc/cmdline, then the kernel
     warns: the forged marker is output, the case runs on to its real end and fails."""

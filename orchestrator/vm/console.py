@@ -257,8 +257,6 @@ class ConsoleSession:
         fence = self._fence
 
         def collect(l: str) -> bool:
-            if fence is not None and fence.search(l):
-                return False   # the fence, without a timestamp (printk.time=0 in the guest)
             m = end.search(l)
             if m:
                 before = "".join(cut) + l[:m.start()]
@@ -266,6 +264,12 @@ class ConsoleSession:
                     output.append(before)
                 return True
             part = command_part(l)   # kernel messages went to the observer already
+            f = fence.search(part) if fence is not None and part is not None else None
+            if f:
+                # The fence without a timestamp (printk time turned off in the guest): it
+                # cut the command's line like any kernel message, which goes on after it.
+                cut.append(part[:f.start()])
+                return False
             if part is None:
                 return False
             if part != l:
