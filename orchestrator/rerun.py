@@ -13,15 +13,12 @@ from .kernel.fragments import fragments_for
 from .pipeline import RunContext, TestOptions, run_test
 from .progress import Progress
 from .vm import emulators
-from .results.recorder import read_run
+from .results.recorder import load_run
 from .suites.status import PASSED
 
 
 def rerun(opts: TestOptions, run_dir: pathlib.Path, progress: Progress) -> tuple[int, dict | None]:
-    first = read_run(run_dir)
-    if first is None or not first.get("arch") or not (first.get("kernel") or {}).get("path"):
-        raise OrchestratorError(f"--rerun {run_dir}: no readable results.json of a run there; give a "
-                                "run directory such as results/latest.")
+    first = load_run(run_dir)
     again = [c["id"] for c in first["cases"] if c["status"] not in PASSED]
     if not again:
         progress.say(f"rerun: every case of {first.get('run_id')} passed; nothing to run again")

@@ -18,7 +18,6 @@ driving, at the first case that failed in it.
 """
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import platform
@@ -30,6 +29,7 @@ from . import cache
 from .arches import get_arch
 from .kernel import build, treeview
 from .errors import ExitCode, OrchestratorError
+from .results.recorder import load_run
 
 SHELL_ARG = "kto.shell=1"
 
@@ -38,21 +38,24 @@ def last_run(results_root: pathlib.Path, arch: str) -> pathlib.Path:
     """The newest run directory of `arch` under results_root that booted a guest."""
     runs = sorted((d for d in results_root.glob(f"*-{arch}-*") if (d / "results.json").is_file()),
                   key=lambda d: d.name, reverse=True)
+    unreadable: list[str] = []
     for run in runs:
         try:
-            data = json.loads((run / "results.json").read_text())
-        except (OSError, ValueError):
+            data = load_run(run)
+        except OrchestratorError as exc:
+            unreadable.append(exc.message.split("; give ")[0])
             continue
         if data.get("qemu_argv"):
             return run
     raise OrchestratorError(
         f"No run of {arch} in {results_root} booted a guest; run `make test ARCH={arch}` first "
-        "(the shell boots that run's kernel and image).")
+        "(the shell boots that run's kernel and image)"
+        + (f"; passed over {len(unreadable)} unreadable: {unreadable[0]}" if unreadable else "") + ".")
 
 
 def shell_argv(run_dir: pathlib.Path) -> list[str]:
     """The run's QEMU command line with the console on the terminal and the shell asked for."""
-    data = json.loads((run_dir / "results.json").read_text())
+    data = load_run(run_dir)
     argv = [str(a) for a in data["qemu_argv"]]
     if (data.get("boot_route") or {}).get("name") == "builtin" or "-append" not in argv:
         raise OrchestratorError(
@@ -106,7 +109,7 @@ def _free_loopback_port() -> int:
 
 def gdb_command(run_dir: pathlib.Path, port: int) -> list[str]:
     """The gdb argv that attaches to the stub, with the run's vmlinux and the tree's helpers."""
-    data = json.loads((run_dir / "results.json").read_text())
+    data = load_run(run_dir)
     build_dir = pathlib.Path(((data.get("stages") or {}).get("build") or {}).get("build_dir") or "")
     vmlinux = build_dir / "vmlinux"
     if not vmlinux.is_file():

@@ -114,3 +114,21 @@ def test_the_workflow_command_takes_any_spec(tmp_path, capsys, text_of_spec):
     assert code in (0, 2) and "Traceback" not in err
     assert {p.name for p in tmp_path.iterdir()} <= {"matrix.yaml", "nightly.yml"}
     assert os.path.exists(tmp_path / "nightly.yml") == (code == 0)
+
+
+@PROPS
+@given(doc=results_json, command=st.sampled_from(["rerun", "baseline", "shell"]))
+def test_every_reader_of_a_run_takes_any_results_json(tmp_path, capsys, doc, command):
+    """--rerun, --baseline and shell read a run back as report does: a results.json they
+    cannot take is one sentence and exit 2, never an internal error."""
+    tmp_path = pathlib.Path(tempfile.mkdtemp(dir=tmp_path))   # one per example
+    run = tmp_path / "runs" / "20261206-010101-x86_64-1"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(doc)
+    argv = {"rerun": ["test", "--rerun", str(run), "--results-dir", str(tmp_path / "r")],
+            "baseline": ["test", "--kernel", str(tmp_path / "no-tree"), "--baseline", str(run),
+                         "--results-dir", str(tmp_path / "r")],
+            "shell": ["shell", "--arch", "x86_64", "--results-dir", str(run.parent)]}[command]
+    code, err = _exit_code(argv, capsys)
+    assert code == 2, err
+    assert "Traceback" not in err and "internal error" not in err and len(err.strip().splitlines()) == 1, err

@@ -66,6 +66,6 @@ def test_an_incomplete_or_regressed_run_fails_the_nightly(tmp_path):
 
 def test_bad_input(tmp_path):
     p = report(str(tmp_path))
-    assert p.returncode == 2 and "holds no readable results.json" in p.stderr
+    assert p.returncode == 2 and f"{tmp_path}/results.json: No such file or directory; give a run directory" in p.stderr
     p = report(str(RUNS / "arm64"), str(RUNS / "x86_64-base"))
     assert p.returncode == 2 and "name its directory with --out" in p.stderr

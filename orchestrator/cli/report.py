@@ -8,15 +8,11 @@ import pathlib
 from .. import cache
 from ..results import confirm, history_chart, report
 from ..errors import ExitCode, OrchestratorError
-from ..results.recorder import read_run
+from ..results.recorder import load_run
 
 
 def _load(run_dir: pathlib.Path) -> dict:
-    data = read_run(run_dir)
-    if data is None:
-        raise OrchestratorError(f"{run_dir} holds no readable results.json; give run directories "
-                                "such as results/20261122-101500-x86_64-1234.")
-    return data
+    return load_run(run_dir)
 
 
 def regressions(runs: list[tuple[dict, pathlib.Path]]) -> list[str]:

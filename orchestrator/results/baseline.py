@@ -6,17 +6,14 @@ import pathlib
 from typing import Callable
 
 from . import causes, compare, confirm
-from ..errors import OrchestratorError
 from ..progress import Progress
-from .recorder import Recorder, read_run
+from .recorder import Recorder, load_run, read_run
 
 
 def check(path: pathlib.Path) -> None:
     """--baseline given as a run directory: its results.json is readable, before any work."""
-    if (path / "results.json").is_file() and read_run(path) is None:
-        raise OrchestratorError(f"--baseline {path}: its results.json is not one this tool wrote "
-                                "(no readable cases and splats); give a run directory from results/, "
-                                "or a directory holding such runs.")
+    if (path / "results.json").exists():
+        load_run(path)
 
 
 def find_baseline(path: pathlib.Path, arch: str, exclude: str) -> pathlib.Path | None:
@@ -44,7 +41,7 @@ def compare_with(recorder: Recorder, path: pathlib.Path, progress: Progress,
                                   "note": f"no complete {data['arch']} run under {path}"})
         progress.say(f"baseline: no complete {data['arch']} run under {path}; nothing to compare with")
         return
-    base = read_run(run_dir) or {}
+    base = load_run(run_dir)
     diff = compare.compare(base, data, run_dir, recorder.dir)
     case_ids = confirm.targets(diff)
     runs = tries(case_ids) if case_ids else []

@@ -2,17 +2,21 @@
 (of the guest, of QEMU or of this program) loses nothing already measured."""
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+import functools
+import json
 import os
 import pathlib
+import stat
 import time
 from typing import Any
 
 from .. import cache
+from ..errors import ExitCode, OrchestratorError
+from ..project import PROJECT_ROOT
 from ..model import CaseResult
 from ..suites import status
-from ..suites.status import FAILING, STATUSES
+from ..suites.status import FAILING
 from . import causes
 
 SCHEMA_VERSION = 1
@@ -109,40 +113,65 @@ class Recorder:
         self.flush()
 
 
-def read_run(run_dir: pathlib.Path) -> dict | None:
-    """A run's results.json when it has the shape the readers take (a file from a
-    nightly's artifacts may be anything), else None. Nulls are dropped (every reader takes
-    an absent value for its default); what is left must have the types the readers use."""
-    data = cache.read_json(run_dir / "results.json")
-    if not isinstance(data, dict):
-        return None
+# The one definition of results.json's shape (the recorder writes it, load_run checks it).
+RESULTS_SCHEMA = PROJECT_ROOT / "schema" / "results.schema.json"
+# A results.json of 63 cases is ~50 KB; a run of every ftrace case with long logs, a few MB.
+MAX_RESULTS_BYTES = 64 << 20
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema
+    schema = json.loads(RESULTS_SCHEMA.read_text())
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def load_run(run_dir: pathlib.Path) -> dict:
+    """A run's results.json, checked against schema/results.schema.json: the one way a
+    run comes back in (report, --rerun, --baseline, shell, a series' cached base). One
+    sentence naming the file and the field otherwise (exit 2). Read bounded: a regular
+    file of at most MAX_RESULTS_BYTES. Nulls are dropped (every reader takes an absent
+    value for its default)."""
+    import jsonschema
+    path = run_dir / "results.json"
+
+    def refuse(why: str) -> OrchestratorError:
+        return OrchestratorError(f"{path}: {why}; give a run directory this tool wrote "
+                                 "(results/<date>-<time>-<arch>-<pid>).", ExitCode.BAD_INPUT)
+
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise refuse("not a regular file")
+        if st.st_size > MAX_RESULTS_BYTES:
+            raise refuse(f"{st.st_size} bytes, more than a run writes ({MAX_RESULTS_BYTES >> 20} MiB at most)")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_RESULTS_BYTES + 1)
+    except OSError as exc:
+        raise refuse(exc.strerror or "cannot be read") from exc
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise refuse(f"not UTF-8 (byte {exc.start})") from exc
+    except ValueError as exc:
+        raise refuse(f"not JSON ({str(exc)[:80]})") from exc
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    if error is not None:
+        where = error.json_path.removeprefix("$").lstrip(".") or "the top level"
+        raise refuse(f"{where}: {error.message[:160]}")
     data = {k: v for k, v in data.items() if v is not None}
     for key in ("cases", "splats"):
-        if isinstance(data.get(key), list):
-            data[key] = [{k: v for k, v in e.items() if v is not None} if isinstance(e, dict) else e
-                         for e in data[key]]
-
-    def typed(d: dict, types: dict) -> bool:
-        return all(k not in d or (isinstance(d[k], t) and not (t is not bool and isinstance(d[k], bool)))
-                   for k, t in types.items())
-
-    case_types = {"id": str, "suite": str, "status": str, "seconds": (int, float), "reason": str, "log": str,
-                  "description": str, "splats": list, "test_status": str, "worker": str, "boot": int}
-    if not isinstance(data.get("cases"), list) or not all(
-            isinstance(c, dict) and typed(c, case_types) and {"id", "suite", "seconds"} <= set(c)
-            and c.get("status") in STATUSES for c in data["cases"]):
-        return None
-    if not isinstance(data.get("splats", []), list) or not all(
-            isinstance(s, dict) and typed(s, {"kind": str, "title": str, "case": str, "lines": list, "count": int})
-            and {"kind", "title"} <= set(s) for s in data.get("splats", [])):
-        return None
-    top = {k: str for k in ("run_id", "arch", "label", "state", "verdict", "started_at", "finished_at")}
-    top.update({k: dict for k in ("kernel", "versions", "accel", "boot_route", "taint", "config", "baseline",
-                                  "first_cause", "stages", "series", "history", "counts")})
-    top.update({"exit_code": int, "suites": list})
-    if not typed(data, top) or not all(isinstance(s, dict) for s in data.get("stages", {}).values()):
-        return None
+        data[key] = [{k: v for k, v in e.items() if v is not None} for e in data.get(key, [])]
     return data
+
+
+def read_run(run_dir: pathlib.Path) -> dict | None:
+    """load_run, or None for a run that is not readable: for readers that look through
+    many runs and pass over what is not one (a nightly's artifacts may be anything)."""
+    try:
+        return load_run(run_dir)
+    except OrchestratorError:
+        return None
 
 
 def failures_after_poisoning_splat(data: dict) -> dict | None:

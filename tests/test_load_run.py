@@ -1,0 +1,94 @@
+"""One loader for a run read back from disk (results/recorder.load_run): a results.json
+with a wrong type at any level, or that is no file at all, is one sentence naming the file
+and the field, exit 2, from every command that reads one: report, --rerun, --baseline and
+shell. Each starts from a real run's results.json (tests/data/runs/x86_64-7.2)."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import pathlib
+import shutil
+
+import pytest
+
+from orchestrator.cli.main import main
+
+REAL = pathlib.Path(__file__).parent / "data" / "runs" / "x86_64-7.2" / "results.json"
+
+
+def _broken(doc: dict, how: str):
+    d = copy.deepcopy(doc)
+    if how == "top-level list":
+        return [d]
+    if how == "cases a string":
+        d["cases"] = "all passed"
+    elif how == "splats of a case are numbers":
+        d["cases"][0]["splats"] = [1, 2]
+    elif how == "a stage's seconds a string":
+        next(iter(d["stages"].values()))["seconds"] = "abc"
+    elif how == "baseline.diff a string":
+        d["baseline"] = {"path": "/x", "run_id": "r", "diff": "none"}
+    elif how == "a status that is no status":
+        d["cases"][3]["status"] = 5
+    return d
+
+
+WHERE = {"top-level list": "the top level", "cases a string": "cases", "splats of a case are numbers":
+         "cases[0].splats[", "a stage's seconds a string": "stages.", "baseline.diff a string": "baseline.diff",
+         "a status that is no status": "cases[3].status"}
+
+
+def _commands(run: pathlib.Path, tmp: pathlib.Path) -> dict[str, list[str]]:
+    results = tmp / "results"
+    return {"report": ["report", "--out", str(tmp / "out"), str(run)],
+            "rerun": ["test", "--rerun", str(run), "--results-dir", str(results)],
+            "baseline": ["test", "--kernel", str(tmp / "no-tree"), "--baseline", str(run), "--results-dir", str(results)],
+            "shell": ["shell", "--arch", "x86_64", "--results-dir", str(run.parent)]}
+
+
+@pytest.mark.parametrize("how", list(WHERE))
+@pytest.mark.parametrize("command", ["report", "rerun", "baseline", "shell"])
+def test_a_wrong_type_anywhere_is_one_sentence_and_exit_2(tmp_path, capsys, how, command):
+    run = tmp_path / "runs" / "20261206-010101-x86_64-1"
+    run.mkdir(parents=True)
+    doc = json.loads(REAL.read_text())
+    doc["qemu_argv"] = ["qemu-system-x86_64", "-append", "console=ttyS0", "-serial", "stdio"]
+    (run / "results.json").write_text(json.dumps(_broken(doc, how)))
+    code = main(_commands(run, tmp_path)[command])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    if command == "shell":   # it looks through the runs for the newest that booted
+        assert err.startswith("orchestrator: No run of x86_64 in ") and \
+            f"; passed over 1 unreadable: {run}/results.json: {WHERE[how]}" in err, err
+    else:
+        assert err.startswith(f"orchestrator: {run}/results.json: {WHERE[how]}"), err
+    assert len(err.splitlines()) == 1 and "internal error" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("what", ["fifo", "directory", "huge", "not utf-8", "not json"])
+def test_a_results_json_that_is_no_such_file_is_refused_without_reading_it(tmp_path, capsys, what, monkeypatch):
+    from orchestrator.results import recorder
+    run = tmp_path / "run"
+    run.mkdir()
+    path = run / "results.json"
+    if what == "fifo":
+        os.mkfifo(path)          # reading it would block for ever
+    elif what == "directory":
+        path.mkdir()
+    elif what == "huge":
+        shutil.copy(REAL, path)
+        monkeypatch.setattr(recorder, "MAX_RESULTS_BYTES", 1000)
+    elif what == "not utf-8":
+        path.write_bytes(b'{"run_id": "\xff"}')
+    else:
+        path.write_text("{cases: [")
+    code = main(["report", "--out", str(tmp_path / "out"), str(run)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith(f"orchestrator: {path}: ") and len(err.splitlines()) == 1, err
+
+
+def test_the_real_run_loads_with_its_nulls_dropped():
+    from orchestrator.results.recorder import load_run
+    data = load_run(REAL.parent)
+    assert len(data["cases"]) == 63 and all(v is not None for v in data.values())
