@@ -244,3 +244,14 @@ def test_a_case_file_with_a_newline_in_its_name(tmp_path):
     p = run("--suite", "tcscripts", "--tcdir", str(tcdir), results=tmp_path / "r")
     assert p.returncode == 2
     assert "The case file 'tcscripts/two\\nlines.tc' has a newline or a control character in its name" in p.stderr
+
+
+def test_user_text_in_a_message_is_escaped_for_the_terminal(tmp_path, capsys):
+    """An arch name with a lone surrogate (a matrix spec's JSON can hold one) or an escape
+    sequence: one line, escaped, exit 2 (it failed to encode: exit 7 from a UnicodeEncodeError)."""
+    from orchestrator.cli.main import main
+    spec = tmp_path / "m.yaml"
+    spec.write_text('{"arches": "\\uD800\\u001b[2J"}')
+    code = main(["workflow", "--spec", str(spec), "--out", str(tmp_path / "w.yml")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("orchestrator: Unknown arch '\\ud800\\x1b[2J'"), err

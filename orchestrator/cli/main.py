@@ -19,6 +19,12 @@ from ..kernel.trees import DEFAULT_TREE
 from ..suites.runner import DEFAULT_SUITES
 from ..vm.emulators import DEFAULT_EMULATOR, EMULATORS
 
+
+def for_terminal(text: str) -> str:
+    """A message that may quote user input (an arch name, a path): its control characters
+    and lone surrogates escaped, so it neither drives the terminal nor fails to encode."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
 def _qemu_option(parser: argparse.ArgumentParser, more: str = "") -> None:
     """--qemu (QEMU= in the environment), the same for every command that boots or installs."""
     builds = ", ".join(f"{e.name} ({e.version}, {e.suite})" for e in EMULATORS.values())
@@ -105,7 +111,7 @@ def _cache_root(args: argparse.Namespace) -> pathlib.Path:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one sentence and the bad-input exit code
         self.print_usage(sys.stderr)
-        print(f"orchestrator: error: {message}; see `orchestrator {self.prog.split()[-1]} --help`.",
+        print(f"orchestrator: error: {for_terminal(message)}; see `orchestrator {self.prog.split()[-1]} --help`.",
               file=sys.stderr)
         sys.exit(ExitCode.BAD_INPUT)
 
@@ -309,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             return int(ExitCode.OK)
     except OrchestratorError as exc:
         progress.clear()
-        print(f"orchestrator: {exc.message}", file=sys.stderr)
+        print(f"orchestrator: {for_terminal(exc.message)}", file=sys.stderr)
         return int(exc.code)
     except KeyboardInterrupt as exc:
         progress.clear()
@@ -320,6 +326,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug is one line and exit 7, never a traceback
         from ..pipeline import internal_error
         progress.clear()
-        print(f"orchestrator: {internal_error(exc)}", file=sys.stderr)
+        print(f"orchestrator: {for_terminal(internal_error(exc))}", file=sys.stderr)
         return int(ExitCode.INFRA_ERROR)
     return int(ExitCode.BAD_INPUT)
