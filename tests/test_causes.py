@@ -102,3 +102,12 @@ def test_a_finished_run_records_each_cause_in_results_json(tmp_path):
     rec.finish("complete", "1 failing case(s)", 1)
     cases = json.loads((tmp_path / "run-1" / "results.json").read_text())["cases"]
     assert [c["cause"] and c["cause"]["kind"] for c in cases] == ["test", None, None]
+
+
+def test_a_splat_the_table_names_is_known_noise_on_its_arches_only():
+    from orchestrator.results import causes
+    oops = {"kind": "oops", "title": "Oops: int3: 0000 [#1] SMP", "case": "tcscripts/x.tc"}
+    x86 = {"arch": "x86_64", "kernel": {"version": "7.2.12"}}
+    assert causes.known_splat(oops, x86)["kind"] == "unsettled"
+    assert causes.known_splat(oops, {**x86, "arch": "arm64"}) is None
+    assert causes.known_splat({**oops, "title": "kernel BUG at kernel/trace/trace_kprobe.c:938!"}, x86) is None

@@ -44,12 +44,14 @@ class KnownCause:
     reason: re.Pattern | None = None  # searched in the case's reason
     splat: re.Pattern | None = None   # searched in a splat's title: the splat is this cause's
 
+    def applies_to(self, arch: str, version: str) -> bool:
+        return (not self.arches or arch in self.arches) and \
+            (not self.kernels or any(version == k or version.startswith(k + ".") for k in self.kernels))
+
     def matches(self, case: dict, arch: str, version: str) -> bool:
         return (any(fnmatch.fnmatchcase(case.get("id", ""), p) for p in self.cases)
                 and (not self.statuses or case.get("status") in self.statuses)
-                and (not self.arches or arch in self.arches)
-                and (not self.kernels or any(version == k or version.startswith(k + ".")
-                                             for k in self.kernels))
+                and self.applies_to(arch, version)
                 and (self.reason is None or bool(self.reason.search(case.get("reason") or ""))))
 
 
@@ -101,8 +103,7 @@ def known_splat(splat: dict, data: dict) -> dict | None:
     version = (data.get("kernel") or {}).get("version") or ""
     for known in table():
         if known.splat is not None and known.splat.search(splat.get("title") or "") and \
-                (not known.arches or arch in known.arches) and \
-                (not known.kernels or any(version == k or version.startswith(k + ".") for k in known.kernels)):
+                known.applies_to(arch, version):
             return {"kind": known.kind, "why": known.why}
     return None
 
