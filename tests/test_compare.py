@@ -174,3 +174,32 @@ def test_a_run_compared_with_its_baseline(ab, tmp_path):
     assert [e["id"] for e in got["diff"]["new_failures"]] == ["dynevent/add_remove_kprobe.tc",
                                                              "kprobe_multi/cookies"]
     assert "since 20261122-232417-x86_64-25167-base: kprobe_multi/cookies PASS -> FAIL" in out.getvalue()
+
+
+def test_a_series_whose_kernel_does_not_boot_is_the_finding(data_dir, tmp_path):
+    """The base booted and ran; the series' guest died at boot with a BUG in a line its
+    patch added: the summary, the page and the reply say so, and no Tested-by."""
+    from orchestrator.results import report
+    from orchestrator.series import reply
+    base = json.loads((data_dir / "runs" / "x86_64-7.2" / "results.json").read_text())
+    dead = copy.deepcopy(base)
+    dead.update(state="failed", cases=[], exit_code=6, verdict="The x86_64 guest did not boot (QEMU exited)")
+    dead["stages"]["boot"] = {"state": "failed", "seconds": 3.0, "at": 1.0, "error": "QEMU exited"}
+    bug = {"kind": "bug", "title": "kernel BUG at kernel/trace/trace_kprobe.c:2071!", "case": None,
+           "kernel_time": 0.9, "console_line": 200, "lines": [], "count": 1}
+    dead["splats"] = [bug]
+    from orchestrator.suites.splats import splat_key
+    att = {splat_key(bug): {"patch": 1, "patches": 1, "subject": "x", "commit": "c",
+                            "file": "kernel/trace/trace_kprobe.c", "line": 2071, "frame": ""}}
+    diff = compare.series_failed(base, dead, att)
+    assert diff["regressed"] is True and diff["series_failed"]["stage"] == "boot"
+    text = compare.mail_summary(diff, base, dead)
+    assert "  the series' kernel does not boot (the base's does): QEMU exited\n" in text
+    assert ("    kernel BUG at kernel/trace/trace_kprobe.c:2071!: in a line patch 1/1 changed: "
+            "kernel/trace/trace_kprobe.c:2071") in text
+    assert "no difference" not in text
+    page = report.render_html([(base, data_dir / "runs" / "x86_64-7.2"), (dead, tmp_path)], diff)
+    assert "The series regresses: its kernel does not boot" in page
+    info = {"patches": [{"subject": "[PATCH] x", "message_id": "m@x"}], "title": "x"}
+    body = reply.render([{"arch": "x86_64", "series": info, "diff": diff}], [text], "A <a@example.org>")
+    assert "Tested-by:" not in body and "regresses on x86_64 (its kernel does not boot)" in body

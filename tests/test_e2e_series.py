@@ -36,11 +36,17 @@ BREAK_TC = ("selftests/ftrace: Check the event directory after removing a kretpr
               "! grep -q myevent2 dynamic_events\ntest -d events/kprobes/myevent2\n")])
 
 
+BOOT_BUG = ("tracing/kprobes: Check the tracefs root before the kprobe files",
+            [("kernel/trace/trace_kprobe.c", "\tret = tracing_init_dentry();\n\tif (ret)\n\t\treturn 0;\n",
+              "\tret = tracing_init_dentry();\n\tBUG_ON(!ret);\n\tif (ret)\n\t\treturn 0;\n")])
+
+
 @pytest.fixture(scope="module")
 def series_files(tmp_path_factory):
     out = tmp_path_factory.mktemp("series")
     series_on_default_tree(out, "comment", [COMMENT])
     series_on_default_tree(out, "v1", [COMMENT, WARN, BREAK_TC], cover=True)
+    series_on_default_tree(out, "boot-bug", [BOOT_BUG])
     return out
 
 
@@ -198,3 +204,22 @@ def test_a_series_adding_a_symlink_to_dev_zero_ends_with_one_sentence(tmp_path):
                             "kprobe_multi", "--results-dir", str(tmp_path / "r2")],
                            cwd=REPO, capture_output=True, text=True, timeout=900)
     assert again.returncode in (0, 1) and "waiting for another run" not in again.stdout + again.stderr
+
+
+def test_a_series_whose_kernel_does_not_boot_gets_a_reply_without_tested_by(series_files, tmp_path):
+    """A BUG_ON in an initcall the patch changed: the guest dies at boot on every try. The
+    base booted (cached from the first test): the comparison says the series' kernel does
+    not boot, names the BUG's line as the patch's, and the reply gives no Tested-by."""
+    p = _run(tmp_path, "--series", str(series_files / "boot-bug.mbx"), "--compare-base",
+             "--reply", str(tmp_path / "reply.eml"))
+    print(p.stdout[-4000:], p.stderr[-3000:])
+    assert p.returncode == 6
+    latest = (tmp_path / "latest").resolve()
+    report = json.loads((latest / "compare.json").read_text())
+    failed = report["diff"]["series_failed"]
+    assert failed["stage"] == "boot" and report["diff"]["regressed"] is True
+    bugs = [s for s in failed["splats"] if s["title"].startswith("kernel BUG at kernel/trace/trace_kprobe.c:")]
+    assert bugs and bugs[0]["attributed"]["patch"] == 1
+    body = (tmp_path / "reply.eml").read_text()
+    assert "the series' kernel does not boot (the base's does)" in body
+    assert "Tested-by:" not in body and "regresses on x86_64 (its kernel does not boot)" in body

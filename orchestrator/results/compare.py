@@ -100,6 +100,27 @@ def compare(base: dict, series: dict, base_dir: pathlib.Path | None = None,
     return out
 
 
+def series_failed(base: dict, series: dict, attributed: dict[str, dict]) -> dict:
+    """The comparison when the series' kernel did not build or boot (its run failed) and
+    the base's did: that is the finding, with the splats the guest printed before it died
+    (attributed: splat key -> the patch whose line it names, series/attribute.py)."""
+    stages = series.get("stages") or {}
+    stage = "build" if (stages.get("build") or {}).get("state") == "failed" else "boot"
+    # The stage's own words (the compiler's first error, how the guest died), not the run's
+    # verdict, whose advice (check console=) is for a tree that never booted.
+    own = (stages.get(stage) or {})
+    why = (own.get("first_errors") or [None])[0] or own.get("error") or series.get("verdict") or f"the {stage} failed"
+    splats = [{"kind": s["kind"], "title": s["title"], "case": s.get("case"),
+               **({"attributed": attributed[splat_key(s)]} if splat_key(s) in attributed else {})}
+              for s in series.get("splats", [])]
+    out: dict = {name: [] for name in CASE_LISTS}
+    out.update(new_splats=[], gone_splats=[], config={"gained": [], "lost": [], "changed": []},
+               warnings_added=[], warnings_unchecked=[],
+               series_failed={"stage": stage, "why": why, "splats": splats})
+    out["regressed"] = confirm.regressed(out)
+    return out
+
+
 def _statuses_note(entry: dict) -> str:
     """` (FAIL, FAIL, ERROR)` when the failing statuses differ between the runs."""
     seen = entry.get("series_statuses") or []
@@ -138,6 +159,10 @@ def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = Non
             lines.append(f"  {title}:")
             lines.extend(f"    {e}" for e in entries)
 
+    failed = diff.get("series_failed")
+    if failed:
+        lines.append(f"  the series' kernel does not {failed['stage']} (the base's does): {failed['why'][:300]}")
+        lines.extend(f"    {splat_line(s)}" for s in failed.get("splats", []))
     tries = diff.get("tries") or {}
     judged = (*confirm.CHANGE_LISTS, "new_splats", "new_cases_failing", "likely_regressions")
     if max(tries.values(), default=1) > 1 and any(diff.get(k) for k in judged):

@@ -65,8 +65,8 @@ CHANGES: dict[str, _Change] = {
 }
 CHANGE_LISTS = (*CHANGES, "other_changes")
 # What makes a comparison "regressed" (exit 1, no Tested-by): each list, when not empty.
-REGRESSION_LISTS = ("new_failures", "likely_regressions", "coverage_lost", "new_cases_failing",
-                    "new_splats", "warnings_added")
+REGRESSION_LISTS = ("series_failed", "new_failures", "likely_regressions", "coverage_lost",
+                    "new_cases_failing", "new_splats", "warnings_added")
 
 
 def fisher_greater(k1: int, n1: int, k2: int, n2: int) -> float:
@@ -368,7 +368,9 @@ def regressed(diff: dict) -> bool:
 
 def regression_kinds(diff: dict) -> list[str]:
     """What made a comparison regressed, in words: `new failures, coverage lost`."""
-    return [name.replace("_", " ") for name in REGRESSION_LISTS if diff.get(name)]
+    failed = diff.get("series_failed")
+    return [f"its kernel does not {failed['stage']}" if name == "series_failed" else name.replace("_", " ")
+            for name in REGRESSION_LISTS if diff.get(name)]
 
 
 def flaky_lines(diff: dict) -> list[str]:

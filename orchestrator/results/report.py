@@ -226,6 +226,8 @@ def render_html(runs: list[tuple[dict, pathlib.Path]],
         flaky=confirm.flaky_lines(comparison) if comparison else [],
         likely=confirm.likely_lines(comparison) if comparison else [],
         new_splats=[compare.splat_line(s) for s in comparison.get("new_splats", [])] if comparison else [],
+        failed_splats=[compare.splat_line(s) for s in (comparison.get("series_failed") or {}).get("splats", [])]
+        if comparison else [],
         regression_kinds=confirm.regression_kinds(comparison) if comparison else [],
         statuses=[s for s in STATUSES if any(v["counts"].get(s) for v in views)],
         history=[{"key": h.key, "points": h.points, "svg": history_chart.svg(h)} for h in history or []],

@@ -344,20 +344,34 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
         if each is not None:
             info["each_patch"] = each
         s_tree = series_mod.worktree_tree(applied.worktree, f"{tree.origin} + series")
-        s_code, s_data = run_test(opts, progress, RunContext(
-            tree=s_tree, label="series", series=info, warning_files=tuple(ser.touched_files())))
+        try:
+            s_code, s_data = run_test(opts, progress, RunContext(
+                tree=s_tree, label="series", series=info, warning_files=tuple(ser.touched_files())))
+        except OrchestratorError as exc:
+            # Against a base that built and booted, a series whose kernel does neither is the
+            # comparison's finding, with its reply: the run's own exit code stays (5, 6).
+            if base is None or exc.results is None or exc.code not in (ExitCode.BUILD_FAILED,
+                                                                        ExitCode.BOOT_FAILED):
+                raise
+            progress.say(f"orchestrator: {exc.message}")
+            s_code, s_data = int(exc.code), exc.results
         s_dir = opts.results_root / s_data["run_id"]
         if base is None:
             return s_code, s_data
 
         b_data, b_dir = base
-        _fill_base_warnings(b_data, b_dir, ser.touched_files())
-        diff = compare.compare(b_data, s_data, b_dir, s_dir)
-        diff = _confirmed(opts, progress, opts.retries, diff, (b_data, tree if base_in_tree else None),
-                          (s_data, s_tree), applied, step_dirs)
         bis = None
-        if sopts.bisect and _targets(diff):
-            bis = _bisect(opts, progress, applied, diff, step_dirs, opts.retries)
+        if s_data.get("state") != "complete":
+            diff = compare.series_failed(b_data, s_data, attribute.attribute(
+                s_data.get("splats", []), applied.worktree, applied.base_commit, applied.tip_commit,
+                [p.as_dict() for p in applied.series.patches]))
+        else:
+            _fill_base_warnings(b_data, b_dir, ser.touched_files())
+            diff = compare.compare(b_data, s_data, b_dir, s_dir)
+            diff = _confirmed(opts, progress, opts.retries, diff, (b_data, tree if base_in_tree else None),
+                              (s_data, s_tree), applied, step_dirs)
+            if sopts.bisect and _targets(diff):
+                bis = _bisect(opts, progress, applied, diff, step_dirs, opts.retries)
 
     out_dir = opts.results_root / (new_run_id(s_data["arch"]) + "-compare")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -378,6 +392,8 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
                      f"`orchestrator report {b_dir} {s_dir} --out {out_dir}` makes it")
     point_latest(opts.results_root, out_dir.name)
     print(f"\n{text}\n  compare: {out_dir}")
+    if diff.get("series_failed"):
+        return s_code, s_data
     return int(ExitCode.TEST_FAILURES if diff["regressed"] or
                (each and each.get("first_failing")) else ExitCode.OK), s_data
 
