@@ -214,7 +214,12 @@ class SshSession(ConsoleSession):
         t0 = time.monotonic()
         deadline = t0 + timeout
         line, begin, end = self.framed(command)
-        chan = self._started(line)
+        # The framed line is the exec request itself: the guest shell's cmdline holds it
+        # (and so its end marker). Sending it over the channel's stdin instead hid it, but
+        # made the server refuse some channels ("Channel is not open") under load here.
+        chan = self._channel()
+        chan.set_combine_stderr(True)
+        self._exec(chan, line)
         output: list[str] = []
         buf = b""
         guest_t0: float | None = None
@@ -259,28 +264,6 @@ class SshSession(ConsoleSession):
                                         output)
         finally:
             chan.close()
-
-    def _started(self, line: str) -> paramiko.Channel:
-        """A channel running the shell that reads `line` from its stdin. The line goes over
-        stdin, not as the exec request's command: that would stand in the guest shell's
-        /proc/<pid>/cmdline, where a case could read its end marker. A fresh channel the
-        server had already shut ("Channel is not open", seen once in a `make check` here)
-        is given one more try while the connection itself is up."""
-        for again in (False, True):
-            chan = self._channel()
-            chan.set_combine_stderr(True)
-            try:
-                self._exec(chan, 'IFS= read -r kto_cmd && eval "$kto_cmd"')
-                chan.sendall((line + "\n").encode())
-                chan.shutdown_write()
-                return chan
-            except TransportLost:
-                if again or self.transport is None or not self.transport.is_active():
-                    raise
-            except (OSError, EOFError, paramiko.SSHException) as exc:
-                chan.close()
-                raise TransportLost(f"the SSH connection dropped the command's input ({exc})") from exc
-        raise AssertionError("unreachable")
 
     def fetch_dir(self, remote: str, local: pathlib.Path, timeout: float = 120.0) -> list[pathlib.Path]:
         """Copy a guest directory back with scp (the source side runs in the guest)."""
