@@ -46,6 +46,10 @@ ratio against the raw floor -- the same work done with plain make and qemu comma
                      of the whole pytest command (build reused) with one guest and with
                      two (one per xdist worker), serial console and SSH
 
+  load a run         results.json of a stored series run (tests/data/runs/x86_64-series)
+                     read back and checked: the model's loader (msgspec) against
+                     validating the same file with jsonschema on the generated schema
+
 It informs, it never fails: the figures go to results/bench-<date>/bench-<arch>.json.
 """
 from __future__ import annotations
@@ -327,6 +331,27 @@ def scenario_suites(runs: pathlib.Path, arch: str) -> dict:
     return suite_figures(data)
 
 
+def scenario_load(runs: pathlib.Path, arch: str) -> dict:
+    """The loader every reader of results.json goes through, against jsonschema on the
+    schema generated from the same model: the choice model.py's docstring names."""
+    import jsonschema
+    from orchestrator.results import recorder
+    run_dir = REPO / "tests" / "data" / "runs" / "x86_64-series"
+    raw = (run_dir / "results.json").read_bytes()
+    validator = jsonschema.Draft202012Validator(json.loads(recorder.RESULTS_SCHEMA.read_text()))
+
+    def best_of(what, n: int) -> float:
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            what()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+    loader = best_of(lambda: recorder.load_run(run_dir), 200)
+    schema = best_of(lambda: validator.validate(json.loads(raw)), 20)
+    return {"bytes": len(raw), "load_run_ms": round(loader * 1000, 3), "jsonschema_ms": round(schema * 1000, 3)}
+
+
 def status_counts(data: dict) -> dict[str, int]:
     counts: dict[str, int] = {}
     for c in data["cases"]:
@@ -443,11 +468,12 @@ def _scenarios(text: str) -> list[str]:
     return names
 
 
-SCENARIOS = ("cold", "nochange", "patch", "firstseries", "secondtree", "suites", "wedged", "guests", "qemu", "pytest")
+SCENARIOS = ("cold", "nochange", "patch", "firstseries", "secondtree", "suites", "wedged", "guests", "qemu", "pytest",
+             "load")
 # scenario -> its key in bench-<arch>.json
 _FIGURES = {"cold": "cold", "nochange": "no_change", "patch": "one_patch", "firstseries": "first_series",
             "secondtree": "second_tree", "suites": "suites",
-            "wedged": "wedged", "guests": "guests", "qemu": "qemu", "pytest": "pytest"}
+            "wedged": "wedged", "guests": "guests", "qemu": "qemu", "pytest": "pytest", "load": "load"}
 
 
 def bench_arch(arch: str, args: argparse.Namespace, skip: set[str]) -> None:
@@ -479,6 +505,8 @@ def bench_arch(arch: str, args: argparse.Namespace, skip: set[str]) -> None:
         figures["qemu"] = scenario_qemu(runs, arch)
     if "pytest" not in skip:
         figures["pytest"] = scenario_pytest(runs, arch)
+    if "load" not in skip:
+        figures["load"] = scenario_load(runs, arch)
     previous = cache.read_json(out_dir / f"bench-{arch}.json") or {}
     for key in _FIGURES.values():   # a partial re-run keeps the rest
         if key not in figures and key in previous:
@@ -548,6 +576,11 @@ def render(f: dict) -> str:
         rows.append(("wedged guest: Oops -> next case's guest up", f"{w['oops_to_next_case_seconds']}s",
                      f"{round(before, 1)}s (the {w['old_grace_seconds']:g} s grace + restart)",
                      ratio(w["oops_to_next_case_seconds"], before), "<= 10 s"))
+    if "load" in f:
+        ld = f["load"]
+        rows.append((f"results.json read back ({ld['bytes'] // 1000} KB, checked)", f"{ld['load_run_ms']} ms",
+                     f"{ld['jsonschema_ms']} ms (jsonschema alone)",
+                     ratio(ld["load_run_ms"], ld["jsonschema_ms"]), "measure"))
     def counts(b: dict) -> str:
         return " ".join(f"{n} {s}" for s, n in sorted(b["counts"].items()))
     if "guests" in f:

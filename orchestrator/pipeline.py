@@ -17,6 +17,7 @@ from .kernel import build, buildwarn, pahole, source, symbolize
 from .kernel.fragments import Fragments, fragments_for
 from .kernel.kconfig import ConfigFailed, check_user_fragments
 from .kernel.trees import BUILTIN_TREES, DEFAULT_TREE
+from .model import Accel, CaseResult, ConfigOutcome, Taint
 from .progress import Progress, fmt_duration
 from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, IMAGES_DIR, PROJECT_ROOT, RESULTS_DIR,
                       TCSCRIPTS_DIR)
@@ -225,8 +226,8 @@ def internal_error(exc: BaseException) -> str:
             "orchestrator: the results measured so far are kept; please report it with results.json")
 
 
-def verdict_of(cases: list[dict], splat_count: int) -> tuple[str, ExitCode]:
-    failing = [c for c in cases if c["status"] in FAILING]
+def verdict_of(cases: list[CaseResult], splat_count: int) -> tuple[str, ExitCode]:
+    failing = [c for c in cases if c.status in FAILING]
     if failing or splat_count:
         return ((f"{len(failing)} failing case(s)" if failing else "no failing case")
                 + (f", {splat_count} kernel splat(s)" if splat_count else ""), ExitCode.TEST_FAILURES)
@@ -306,7 +307,7 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
         try:
             b = _configure_and_build(opts, tree, arch, fragments, route, progress)
         except ConfigFailed as exc:
-            stages.set("config", {"dropped": [d.as_dict() for d in exc.dropped]})
+            stages.set("config", ConfigOutcome(dropped=exc.dropped))
             stages.stage_finished("build", "failed", error=exc.message)
             raise
         except build.BuildFailed as exc:
@@ -320,8 +321,8 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
         if recorder is not None:   # what run_test keeps of the build, for the same report
             build.copy_log(recorder.dir, b.log)
             shutil.copyfile(b.dotconfig, recorder.dir / "config")
-            recorder.data["versions"].update(b.toolchain)
-        stages.set("config", {"dropped": [d.as_dict() for d in b.dropped], "notes": pahole.notes(tree.path)})
+            recorder.set_versions(**b.toolchain)
+        stages.set("config", ConfigOutcome(dropped=b.dropped, notes=pahole.notes(tree.path)))
         stages.stage_finished("build", reused=b.reused, build_dir=str(b.build_dir), steps=b.steps,
                               config_seconds=round(b.config_seconds, 1))
         progress.say(f"build {arch.name}: " + (f"reused {b.build_dir}" if b.reused else
@@ -455,13 +456,13 @@ class _Run:
             recorder.set("build_warnings", buildwarn.warnings_for(b.build_dir, self.ctx.warning_files))
         for d in b.dropped:
             progress.say(f"config: {d.option}={d.asked} is {d.got} in the final .config ({d.kind}): {d.reason}")
-        recorder.data["versions"]["busybox"] = img.busybox
+        recorder.set_versions(busybox=img.busybox)
 
     def boot(self) -> None:
         assert self.prepared is not None
         opts, arch, recorder = self.opts, self.arch, self.recorder
         accel, argv = self.prepared.accel, self.prepared.argv
-        recorder.set("accel", {"name": accel.name, "reason": accel.reason})
+        recorder.set("accel", Accel(name=accel.name, reason=accel.reason))
         recorder.set("qemu_argv", argv)
         recorder.set("transport", transport_record(opts.transport, self.sessions))
         runner = self.runner = GuestRunner(
@@ -483,10 +484,10 @@ class _Run:
                 f"The {arch.name} guest did not boot ({why}); the console tail is in "
                 f"{recorder.dir / 'console.log'}: check the console= setting and kconfigs/{arch.name}.config.",
                 ExitCode.BOOT_FAILED) from exc
-        recorder.data["kernel"]["release"] = session.kernel_release
-        recorder.data["versions"]["busybox_guest"] = facts[0] if facts else "unknown"
-        recorder.data["versions"]["kernel_banner"] = facts[1] if len(facts) > 1 else "unknown"
-        recorder.data["taint"] = {"boot": session.boot_taint, "end": None}
+        recorder.record.kernel.release = session.kernel_release
+        recorder.set_versions(busybox_guest=facts[0] if facts else "unknown",
+                              kernel_banner=facts[1] if len(facts) > 1 else "unknown")
+        recorder.set("taint", Taint(boot=session.boot_taint))
         recorder.stage_finished("boot", seconds_to_shell=runner.boot_seconds[-1],
                                 guest_uptime_at_shell=session.guest_boot_seconds)
 
@@ -530,7 +531,8 @@ class _Run:
         for r in runners:   # taint is a bit mask: any guest's flag counts
             if r.taint is not None:
                 taint = (taint or 0) | r.taint
-        recorder.data["taint"]["end"] = taint
+        if recorder.record.taint is not None:
+            recorder.record.taint.end = taint
         recorder.set("transport", transport_record(self.opts.transport, self.sessions))
         recorder.stage_finished("suites", boots=sum(r.boots for r in runners),
                                 restart_seconds=[s for r in runners for s in r.boot_seconds[1:]],
@@ -573,12 +575,12 @@ class _Run:
         def record(runner: GuestRunner, job: pool.Job, results: list) -> None:
             self._record(job.index, results, names[id(runner)])
             # results.json in the suites' order, whichever guest finished first
-            self.recorder.cases.sort(key=lambda c: rank.get(test_of(c["id"]), len(rank)))
+            self.recorder.cases.sort(key=lambda c: rank.get(test_of(c.id), len(rank)))
 
         pool.run_pool(self.runners, [pool.Job(i, spec) for i, spec in enumerate(self.cases, 1)],
                       lambda runner, job: self._run_one(runner, job.index, job.spec), record)
         self.recorder.set("guests", {"count": self.guests, "why": self.guests_why, "per_guest": [
-            {"guest": names[id(r)], "cases": sum(1 for c in self.recorder.cases if c.get("worker") == names[id(r)]),
+            {"guest": names[id(r)], "cases": sum(1 for c in self.recorder.cases if c.worker == names[id(r)]),
              "boots": r.boots, "console_log": pool.console_name(k)}
             for k, r in enumerate(self.runners, 1)]})
 
@@ -599,7 +601,7 @@ class _Run:
             history.path_for(self.opts.cache_root, self.tree.tree_id, digest), self.recorder.data))
         if self.opts.baseline is not None:
             baseline.compare_with(self.recorder, self.opts.baseline, self.progress, self.tries)
-        verdict, code = verdict_of(self.recorder.cases, len(self.recorder.data["splats"]))
+        verdict, code = verdict_of(self.recorder.cases, len(self.recorder.record.splats))
         if self.stopped_at is not None:
             self.recorder.finish("incomplete", f"stopped at {self.stopped_at} for a shell (--shell-on-failure): "
                                  f"{verdict}", int(code))
@@ -626,7 +628,7 @@ class _Run:
                     raise
                 data = exc.results   # a try whose guest did not boot counts with no cases
             runs.append(data)
-        point_latest(self.opts.results_root, self.recorder.data["run_id"])
+        point_latest(self.opts.results_root, self.recorder.record.run_id)
         return runs
 
     def close(self) -> None:
@@ -638,7 +640,7 @@ class _Run:
         # each of these writes may fail: the error already on its way is the one to tell.
         splats = self._splats()
         try:
-            if len(recorder.data["splats"]) != len(splats):
+            if len(recorder.record.splats) != len(splats):
                 recorder.set("splats", splats)
         except OrchestratorError:
             pass

@@ -211,8 +211,8 @@ def test_a_baseline_whose_results_json_is_not_ours(tmp_path):
     (base / "results.json").write_text('{"cases": [{"id": 1}], "splats": []}')
     p = run("--baseline", str(base), results=tmp_path / "r")
     assert p.returncode == 2
-    assert p.stderr.strip() == (f"orchestrator: {base}/results.json: the top level: 'schema_version' is a required "
-                                "property; give a run directory this tool wrote (results/<date>-<time>-<arch>-<pid>).")
+    assert p.stderr.strip() == (f"orchestrator: {base}/results.json: cases[0].id: expected `str`, got `int`; "
+                                "give a run directory this tool wrote (results/<date>-<time>-<arch>-<pid>).")
 
 
 def test_a_bug_is_exit_7_with_one_line_and_the_run_says_error(fake_tree, tmp_path, monkeypatch, capsys):

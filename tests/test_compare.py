@@ -164,9 +164,10 @@ def test_a_run_compared_with_its_baseline(ab, tmp_path):
     from orchestrator.progress import Progress
     from orchestrator.results.recorder import Recorder
     base, series, dirs = ab
-    rec = Recorder(tmp_path / "results", "now", {k: v for k, v in series.items()
-                                                 if k not in ("schema_version", "run_id", "state")})
-    rec.data["cases"], rec.data["splats"] = series["cases"], series["splats"]
+    rec = Recorder(tmp_path / "results", "20261206-010101-x86_64-1",
+                   {k: v for k, v in series.items() if k in ("arch", "kernel", "host", "versions", "suites")})
+    rec.set("cases", series["cases"])
+    rec.set("splats", series["splats"])
     out = io.StringIO()
     baseline.compare_with(rec, dirs["base"], Progress(out), tries=lambda case_ids: [])
     got = json.loads((rec.dir / "results.json").read_text())["baseline"]

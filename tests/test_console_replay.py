@@ -107,12 +107,12 @@ def test_replay_of_a_run_where_the_kernel_oopsed(tmp_path, data_dir):
     assert hung.status == "ERROR"
     assert hung.reason.startswith("BUG: kernel NULL pointer dereference, address: 0000000000000026 (then: ")
     assert "the test reported FAIL, then no end of the case" in hung.reason
-    kinds_titles = [(s["kind"], s["title"]) for s in hung.splats]
+    kinds_titles = [(s.kind, s.title) for s in hung.splats]
     assert kinds_titles == [
         ("warning", "WARNING: CPU: 1 PID: 1017 at kernel/trace/ftrace.c:387 "
                     "__unregister_ftrace_function+0x92/0xa0"),
         ("bug", "BUG: kernel NULL pointer dereference, address: 0000000000000026")]
-    assert any("trace_fprobe_release" in line for line in hung.splats[1]["lines"])
+    assert any("trace_fprobe_release" in line for line in hung.splats[1].lines)
     # The guest was restarted and every later case still ran.
     assert runner.boots == 2
     assert by_id["dynevent/add_remove_uprobe.tc"].status == "PASS"
@@ -160,13 +160,13 @@ def test_replay_of_s390x_where_a_kprobe_hangs_the_guest(tmp_path, data_dir):
     by_id = {r.id: r for r in results}
     hung = by_id["kprobe/kprobe_insn_boundary.tc"]
     assert hung.status == "ERROR"
-    assert [s["kind"] for s in hung.splats] == ["stall"]
-    assert hung.splats[0]["title"] == "rcu: INFO: rcu_sched self-detected stall on CPU"
-    assert any("kprobe_exceptions_notify" in l for l in hung.splats[0]["lines"])
+    assert [s.kind for s in hung.splats] == ["stall"]
+    assert hung.splats[0].title == "rcu: INFO: rcu_sched self-detected stall on CPU"
+    assert any("kprobe_exceptions_notify" in l for l in hung.splats[0].lines)
     # The test said PASS, but WARNs fired while it ran: it is not reported as a pass.
     tprobe = by_id["dynevent/add_remove_tprobe_module.tc"]
     assert tprobe.status == "FAIL" and tprobe.test_status == "PASS"
-    assert {s["title"].split(" at ")[1].split()[0] for s in tprobe.splats} == {
+    assert {s.title.split(" at ")[1].split()[0] for s in tprobe.splats} == {
         "kernel/trace/ftrace.c:387", "kernel/tracepoint.c:406"}
     assert runner.boots == 2
     assert by_id["kprobe/kprobe_module.tc"].status == "PASS"  # the first case after the restart
@@ -243,7 +243,7 @@ def test_replay_of_a_panic_in_interrupt_under_function_graph(tmp_path, data_dir)
     crashed = by_id["tcscripts/fprobe_under_function_graph.tc"]
     # (QEMU exited there; the replay stays silent instead, so here the case times out.)
     assert crashed.status == "ERROR"
-    assert [(s["kind"], s["title"]) for s in crashed.splats] == [
+    assert [(s.kind, s.title) for s in crashed.splats] == [
         ("oops", "Oops: int3: 0000 [#1] SMP"),
         ("panic", "Kernel panic - not syncing: Fatal exception in interrupt")]
     # The case after it ran on the next boot.

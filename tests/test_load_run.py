@@ -35,8 +35,8 @@ def _broken(doc: dict, how: str):
 
 
 WHERE = {"top-level list": "the top level", "cases a string": "cases", "splats of a case are numbers":
-         "cases[0].splats[", "a stage's seconds a string": "stages.", "baseline.diff a string": "baseline.diff",
-         "a status that is no status": "cases[3].status"}
+         "cases[0].splats[", "a stage's seconds a string": "stages.build.seconds: expected `float | null`, got `str`",
+         "baseline.diff a string": "baseline.diff", "a status that is no status": "cases[3].status"}
 
 
 def _commands(run: pathlib.Path, tmp: pathlib.Path) -> dict[str, list[str]]:

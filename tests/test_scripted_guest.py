@@ -79,7 +79,7 @@ def test_a_splat_printed_after_the_end_marker_is_the_case_s_own(tmp_path):
     got, detector = _run(tmp_path, script, ["late", "next"])
     (splat,) = detector.splats
     assert splat.case == "kprobe/late.tc"
-    assert splat.location == {"file": "kernel/trace/trace_kprobe.c", "line": 498}
+    assert splat.location.as_dict() == {"file": "kernel/trace/trace_kprobe.c", "line": 498}
     assert got["kprobe/late.tc"].status == "FAIL" and got["kprobe/late.tc"].splats
     assert got["kprobe/next.tc"].status == "PASS" and not got["kprobe/next.tc"].splats
 

@@ -117,6 +117,6 @@ def test_a_report_without_timestamps_is_found_by_its_header(data_dir):
                     "__unregister_ftrace_function+0x92/0xa0"),
         ("bug", "BUG: kernel NULL pointer dereference, address: 0000000000000026")]
     assert d.splats[0].kernel_time is None
-    assert d.splats[0].location == {"file": "kernel/trace/ftrace.c", "line": 387}
+    assert d.splats[0].location.as_dict() == {"file": "kernel/trace/ftrace.c", "line": 387}
     assert _feed("BUG: this is a test printing the word\nWARNING: something odd\n"
                  "echo kernel BUG at nowhere\n").splats == []

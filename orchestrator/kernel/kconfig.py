@@ -13,6 +13,7 @@ import re
 from typing import Sequence
 
 from ..errors import ExitCode, OrchestratorError
+from ..model import Dropped
 from . import kconfig_deps
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(\S+)$")
@@ -84,20 +85,6 @@ def read_dotconfig(path: pathlib.Path) -> dict[str, str]:
         if m:
             values[m.group(1)] = m.group(2)
     return values
-
-
-@dataclasses.dataclass
-class Dropped:
-    option: str
-    asked: str
-    got: str              # value in the final .config, "n" when absent
-    required: bool
-    source: str
-    kind: str             # "unavailable" (tree/arch cannot give it), "undefined", "dropped"
-    reason: str           # the unmet dependency, as readable as we can make it
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def compare(merged: dict[str, Option], dotconfig: dict[str, str], srctree: pathlib.Path,

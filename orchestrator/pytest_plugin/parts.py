@@ -153,16 +153,17 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float,
     rank = {case_id: i for i, case_id in enumerate(order)}
     cases = sorted((r for r in records if r["kind"] == "case"),
                    key=lambda r: (rank.get(test_of(r["case"]["id"]), len(rank)), r["index"]))
-    recorder.data["cases"] = [r["case"] for r in cases]
-    recorder.data["splats"] = [r["splat"] for r in records if r["kind"] == "splat"]
+    # The workers' lines become the record's typed values here (checked on the way in).
+    recorder.set("cases", [r["case"] for r in cases])
+    recorder.set("splats", [r["splat"] for r in records if r["kind"] == "splat"])
     if boots:
         first = boots[0]
-        recorder.data["kernel"]["release"] = first["release"]
-        recorder.data["accel"] = first["accel"]
+        recorder.record.kernel.release = first["release"]
+        recorder.set("accel", first["accel"])
         end_taint = 0
         for e in ends:   # taint is a bit mask: any guest's flag counts
             end_taint |= e["taint"] or 0
-        recorder.data["taint"] = {"boot": first["taint"], "end": end_taint if ends else None}
+        recorder.set("taint", {"boot": first["taint"], "end": end_taint if ends else None})
         recorder.stage_finished("boot", seconds=first["seconds_to_shell"],
                                 seconds_to_shell=first["seconds_to_shell"],
                                 guest_uptime_at_shell=first["guest_uptime_at_shell"])
@@ -170,19 +171,19 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float,
         recorder.stage_finished("suites", seconds=items_seconds, boots=sum(e["boots"] for e in ends),
                                 restart_seconds=[s for e in ends for s in e["restart_seconds"]])
     workers = sorted({r["worker"] for r in boots} | {r["worker"] for r in ends}, key=guest_order)
-    recorder.data["pytest"] = {"workers": [
+    recorder.set("pytest", {"workers": [
         {"worker": w,
          "cases": sum(1 for r in cases if r["case"].get("worker") == w),
          "boots": sum(e["boots"] for e in ends if e["worker"] == w),
-         "console_log": f"console-{w}.log"} for w in workers]}
+         "console_log": f"console-{w}.log"} for w in workers]})
     transports = [e["transport"] for e in ends]
     if transports:
-        recorder.data["transport"] = {"name": transports[0]["name"],
-                                      **({"connects": sum(t.get("connects", 0) for t in transports)}
-                                         if transports[0]["name"] == "ssh" else {})}
+        recorder.set("transport", {"name": transports[0]["name"],
+                                   **({"connects": sum(t.get("connects", 0) for t in transports)}
+                                      if transports[0]["name"] == "ssh" else {})})
     _join_console_logs(recorder.dir, workers)
-    recorder.data["first_cause"] = failures_after_poisoning_splat(recorder.data)
-    verdict, code = verdict_of(recorder.data["cases"], len(recorder.data["splats"]))
+    recorder.set("first_cause", failures_after_poisoning_splat(recorder.data))
+    verdict, code = verdict_of(recorder.cases, len(recorder.record.splats))
     failed_boots = [r for r in records if r["kind"] == "boot_failed"]
     if failed_boots and not boots:   # no worker's guest booted: the run failed at boot
         first = failed_boots[0]

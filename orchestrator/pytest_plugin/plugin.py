@@ -153,7 +153,7 @@ class PluginSession:
                 continue
             finally:
                 progress.clear()
-            recorder.data["versions"]["busybox"] = prepared.image.busybox
+            recorder.set_versions(busybox=prepared.image.busybox)
             recorder.set("qemu_argv", prepared.argv)
         self.runs = {name: str(r.dir) for name, r in self.recorders.items()}
 

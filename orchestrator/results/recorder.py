@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import json
 import os
 import pathlib
 import stat
 import time
+import typing
 from typing import Any
+
+import msgspec
 
 from .. import cache
 from ..errors import ExitCode, OrchestratorError
 from ..project import PROJECT_ROOT
+from .. import model
 from ..model import CaseResult
 from ..suites import status
 from ..suites.status import FAILING
 from . import causes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = model.SCHEMA_VERSION
 
 
 def guest_order(worker: str | None) -> tuple[str, int]:
@@ -47,92 +49,105 @@ def point_latest(root: pathlib.Path, run_id: str) -> None:
 
 
 class Recorder:
-    """Owns results/<run-id>/ and rewrites results.json atomically on every change."""
+    """Owns results/<run-id>/ and rewrites results.json atomically on every change. What
+    it holds is a model.RunRecord: every value set is checked against the model as it
+    comes in, so a wrong shape fails where it is made, not in a reader later."""
 
     def __init__(self, results_root: pathlib.Path, run_id: str, meta: dict[str, Any]):
         self.dir = results_root / run_id
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.data: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": run_id,
-            "state": "running",
+        self.record: model.RunRecord = model.convert({
+            "schema_version": model.SCHEMA_VERSION, "run_id": run_id, "state": "running",
             "started_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "finished_at": None,
-            **meta,
-            "stages": {},
-            "cases": [],
-            "splats": [],
-            "verdict": None,
-            "exit_code": None,
-        }
+            "stages": {}, "cases": [], "splats": [], **meta}, model.RunRecord)
         self._stage_t0: dict[str, float] = {}
         self.flush()
         point_latest(results_root, run_id)
 
     @property
-    def cases(self) -> list[dict]:
-        return self.data["cases"]
+    def data(self) -> dict[str, Any]:
+        """The record as plain JSON values, for the readers that take a document (the
+        same shape load_run gives back)."""
+        return model.to_builtins(self.record)
+
+    @property
+    def cases(self) -> list[CaseResult]:
+        return self.record.cases
 
     def flush(self) -> None:
-        cache.atomic_write_json(self.dir / "results.json", self.data)
-
+        _write(self.dir, self.record)
 
     def stage_started(self, name: str) -> None:
         from .. import PROCESS_START
         now = time.monotonic()
         self._stage_t0[name] = now
-        self.data["stages"][name] = {"state": "running", "seconds": None,
-                                     "at": round(now - PROCESS_START, 2)}
+        setattr(self.record.stages, name, model.Stage(state="running", at=round(now - PROCESS_START, 2)))
         self.flush()
 
     def stage_finished(self, name: str, state: str = "done", seconds: float | None = None,
                        **info: Any) -> None:
         """seconds: as measured elsewhere (the pytest workers' parts); else since
-        stage_started, or None for a stage that never started here."""
+        stage_started, or None for a stage that never started here. info: model.Stage's
+        other fields."""
         if seconds is None and name in self._stage_t0:
             seconds = time.monotonic() - self._stage_t0[name]
-        at = self.data["stages"].get(name, {}).get("at")
-        self.data["stages"][name] = {"state": state, "seconds": None if seconds is None else round(seconds, 2),
-                                     "at": at, **info}
+        started = getattr(self.record.stages, name)
+        setattr(self.record.stages, name, model.convert(
+            {"state": state, "seconds": None if seconds is None else round(seconds, 2),
+             "at": started.at if started else None, **info}, model.Stage))
         self.flush()
 
     def set(self, key: str, value: Any) -> None:
-        self.data[key] = value
+        """One field of the record: a model value, or plain values of its shape."""
+        setattr(self.record, key, model.convert(value, _FIELD_TYPES[key]))
+        self.flush()
+
+    def set_versions(self, **lines: str) -> None:
+        """Version lines learned on the way (the toolchain after the build, busybox...)."""
+        self.record.versions = msgspec.structs.replace(self.record.versions, **lines)
         self.flush()
 
     def add_case(self, case: CaseResult) -> None:
-        self.cases.append(case.as_dict())
+        self.record.cases.append(case)
         self.flush()
 
     def finish(self, state: str, verdict: str, exit_code: int) -> None:
-        for case in self.cases:
-            case["cause"] = causes.of(case, self.data)
-        self.data.update(state=state, verdict=verdict, exit_code=exit_code,
-                         finished_at=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                         counts=status.counts(self.cases))
+        record = self.record
+        document = self.data
+        for case, as_read in zip(record.cases, document["cases"]):
+            cause = causes.of(as_read, document)
+            case.cause = None if cause is None else model.convert(cause, model.Cause)
+        record.state, record.verdict, record.exit_code = state, verdict, exit_code
+        record.finished_at = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        record.counts = status.counts(document["cases"])
         self.flush()
 
 
-# The one definition of results.json's shape (the recorder writes it, load_run checks it).
+_FIELD_TYPES = typing.get_type_hints(model.RunRecord, include_extras=True)
+
+
+def _write(run_dir: pathlib.Path, record: model.RunRecord) -> None:
+    cache.atomic_write(run_dir / "results.json",
+                       msgspec.json.format(model.encode(record), indent=2) + b"\n")
+
+
+def write_run(run_dir: pathlib.Path, data: dict) -> None:
+    """A run read back with load_run, written again with what was added to it (a cached
+    base's compiler warnings): checked against the model like every write."""
+    _write(run_dir, model.convert(data, model.RunRecord))
+
+# The schema generated from the model (python -m orchestrator.model), for other tools.
 RESULTS_SCHEMA = PROJECT_ROOT / "schema" / "results.schema.json"
 # A results.json of 63 cases is ~50 KB; a run of every ftrace case with long logs, a few MB.
 MAX_RESULTS_BYTES = 64 << 20
 
 
-@functools.lru_cache(maxsize=1)
-def _validator() -> Any:
-    import jsonschema
-    schema = json.loads(RESULTS_SCHEMA.read_text())
-    return jsonschema.validators.validator_for(schema)(schema)
-
-
 def load_run(run_dir: pathlib.Path) -> dict:
-    """A run's results.json, checked against schema/results.schema.json: the one way a
-    run comes back in (report, --rerun, --baseline, shell, a series' cached base). One
-    sentence naming the file and the field otherwise (exit 2). Read bounded: a regular
-    file of at most MAX_RESULTS_BYTES. Nulls are dropped (every reader takes an absent
-    value for its default)."""
-    import jsonschema
+    """A run's results.json, checked against the model (orchestrator/model.py): the one
+    way a run comes back in (report, --rerun, --baseline, shell, a series' cached base).
+    One sentence naming the file and the field otherwise (exit 2). Read bounded: a
+    regular file of at most MAX_RESULTS_BYTES. Nulls are dropped (every reader takes an
+    absent value for its default)."""
     path = run_dir / "results.json"
 
     def refuse(why: str) -> OrchestratorError:
@@ -150,19 +165,27 @@ def load_run(run_dir: pathlib.Path) -> dict:
     except OSError as exc:
         raise refuse(exc.strerror or "cannot be read") from exc
     try:
-        data = json.loads(raw.decode("utf-8"))
+        raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise refuse(f"not UTF-8 (byte {exc.start})") from exc
-    except ValueError as exc:
+    try:
+        record = model.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise refuse(_field_error(str(exc))) from exc
+    except msgspec.DecodeError as exc:
         raise refuse(f"not JSON ({str(exc)[:80]})") from exc
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
-    if error is not None:
-        where = error.json_path.removeprefix("$").lstrip(".") or "the top level"
-        raise refuse(f"{where}: {error.message[:160]}")
-    data = {k: v for k, v in data.items() if v is not None}
+    data = {k: v for k, v in model.to_builtins(record).items() if v is not None}
     for key in ("cases", "splats"):
         data[key] = [{k: v for k, v in e.items() if v is not None} for e in data.get(key, [])]
     return data
+
+
+def _field_error(message: str) -> str:
+    """msgspec's "Expected `str`, got `int` - at `$.cases[3].status`" as
+    "cases[3].status: expected `str`, got `int`"."""
+    what, _, where = message.partition(" - at `")
+    where = where.rstrip("`").removeprefix("$").lstrip(".") or "the top level"
+    return f"{where}: {what[:1].lower()}{what[1:160]}"
 
 
 def read_run(run_dir: pathlib.Path) -> dict | None:

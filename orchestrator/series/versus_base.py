@@ -21,7 +21,7 @@ from ..suites.case_id import test_of
 from ..suites.status import FAILING, SKIPPED
 from ..pipeline import RunContext, TestOptions, base_pointer, build_only, inputs_digest, run_test, source_tree
 from ..progress import Progress
-from ..results.recorder import new_run_id, point_latest, read_run
+from ..results.recorder import new_run_id, point_latest, read_run, write_run
 
 
 @dataclasses.dataclass
@@ -224,13 +224,8 @@ def _fill_base_warnings(b_data: dict, b_dir: pathlib.Path, files: list[str]) -> 
     stamp = cache.read_json(build_dir / build.STAMP) or {}
     if missing and stamp.get("tree_id") == b_data["kernel"]["tree_id"]:
         known.update(buildwarn.warnings_for(build_dir, missing))
-        # Kept in the base's results.json, so the comparison can be made again from it: the
-        # document as written (b_data came through load_run, which drops its nulls, and a
-        # results.json without them would no longer be one the loader takes).
-        on_disk = cache.read_json(b_dir / "results.json")
-        if isinstance(on_disk, dict):
-            on_disk["build_warnings"] = known
-            cache.atomic_write_json(b_dir / "results.json", on_disk)
+        # Kept in the base's results.json, so the comparison can be made again from it.
+        write_run(b_dir, b_data)
 
 
 def _link(parent: pathlib.Path, name: str, target: pathlib.Path) -> None:

@@ -237,7 +237,7 @@ class GuestRunner:
         if new_splats:
             titles = "; ".join(s.title for s in new_splats)
             for r in results:
-                r.splats = [s.as_dict() for s in new_splats]
+                r.splats = [s.copy() for s in new_splats]
                 if r.status not in FAILING:
                     r.test_status = r.status
                     r.status = "FAIL"

@@ -8,10 +8,10 @@ that line is only a header (the title comes from a later line). Only kernel line
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
 
+from ..model import Location, Splat
 from ..vm.printk import kernel_text
 
 # (kind, pattern, is_header)
@@ -74,30 +74,15 @@ _LOCATIONS = (re.compile(r"kernel BUG at (?P<file>[\w./+-]+\.[chS]):(?P<line>\d+
               re.compile(r"WARNING: (?P<file>[\w./+-]+\.[chS]):(?P<line>\d+) at "))
 
 
-def location_of(lines: list[str]) -> dict | None:
+def location_of(lines: list[str]) -> Location | None:
     """{"file", "line"} from the first line of a report that names its source line."""
     for line in lines:
         for rx in _LOCATIONS:
             m = rx.search(line)
             if m:
-                return {"file": m.group("file"), "line": int(m.group("line"))}
+                return Location(file=m.group("file"), line=int(m.group("line")))
     return None
 
-
-@dataclasses.dataclass
-class Splat:
-    kind: str
-    title: str
-    kernel_time: float | None          # None: the report came without printk timestamps
-    console_line: int
-    lines: list[str]
-    case: str | None = None
-    count: int = 1
-    location: dict | None = None       # location_of(lines): the kernel's own file:line
-    frames: list[dict] | None = None   # kernel/symbolize.py: frames decoded to file:line
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def classify(message: str) -> tuple[str, bool] | None:

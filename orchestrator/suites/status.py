@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
-# Every status, in the order counts are shown: what needs a look first after PASS.
-STATUSES = ("PASS", "FAIL", "UNRESOLVED", "ERROR", "XFAIL", "UNSUPPORTED", "UNTESTED", "SKIP")
+from ..model import STATUSES
+
+# STATUSES (model.Status): every status, in the order counts are shown.
 # Statuses that make a run fail.
 FAILING = frozenset({"FAIL", "UNRESOLVED", "ERROR"})
 # The case did not run its check here (the kernel or the config lacks what it tests).
