@@ -258,6 +258,11 @@ class Stages(Record, kw_only=True, omit_defaults=True):
     boot: Stage | None = None
     suites: Stage | None = None
 
+    def started(self) -> list[tuple[str, Stage]]:
+        """(name, stage) of the stages the run reached, in the order they started."""
+        reached = [(name, s) for name in self.__struct_fields__ if (s := getattr(self, name)) is not None]
+        return sorted(reached, key=lambda item: (item[1].at is None, item[1].at or 0.0))
+
 
 class FirstCause(Record, kw_only=True):
     """The first poisoning splat during a case and the failing cases after it in that boot."""

@@ -550,7 +550,7 @@ class _Run:
             progress.clear()
             self._decoded = {(s["console_line"], s["title"]): s.get("frames") for s in splats}
         recorder.set("splats", splats)
-        recorder.set("first_cause", failures_after_poisoning_splat(recorder.data))
+        recorder.set("first_cause", failures_after_poisoning_splat(recorder.record))
 
     def _run_on_guests(self) -> None:
         """The cases over self.guests guests (suites/pool.py): the first is the one boot()
@@ -653,6 +653,6 @@ class _Run:
         report.write_run_reports(recorder)
         self.progress.clear()
         if self.ctx.quiet:
-            self.progress.say(f"  {self.ctx.label}: {counts_line(recorder.data)}")
+            self.progress.say(f"  {self.ctx.label}: {counts_line(recorder.record)}")
         else:
-            print(summary.render(recorder.data, str(recorder.dir)))
+            print(summary.render(recorder.record, str(recorder.dir)))

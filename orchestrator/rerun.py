@@ -19,30 +19,30 @@ from .suites.status import PASSED
 
 def rerun(opts: TestOptions, run_dir: pathlib.Path, progress: Progress) -> tuple[int, dict | None]:
     first = load_run(run_dir)
-    again = [c["id"] for c in first["cases"] if c["status"] not in PASSED]
+    again = [c.id for c in first.cases if c.status not in PASSED]
     if not again:
-        progress.say(f"rerun: every case of {first.get('run_id')} passed; nothing to run again")
+        progress.say(f"rerun: every case of {first.run_id} passed; nothing to run again")
         return 0, None
-    kernel = first["kernel"]
-    tree = source.user_tree(kernel["path"])
-    if tree.tree_id != kernel.get("tree_id"):
+    kernel = first.kernel
+    tree = source.user_tree(kernel.path)
+    if tree.tree_id != kernel.tree_id:
         raise OrchestratorError(
-            f"--rerun {run_dir}: its kernel tree {kernel['path']} has changed since that run "
-            f"(tree id {tree.tree_id[:24]}, was {str(kernel.get('tree_id'))[:24]}); run the suites on it "
+            f"--rerun {run_dir}: its kernel tree {kernel.path} has changed since that run "
+            f"(tree id {tree.tree_id[:24]}, was {kernel.tree_id[:24]}); run the suites on it "
             "as it is now with `make test`, or restore it.")
-    qemu_build = (first.get("versions") or {}).get("qemu_build") or emulators.build_for(first["arch"], opts.qemu)
-    arch = get_arch(first["arch"], qemu_build)
+    qemu_build = first.versions.qemu_build or emulators.build_for(first.arch, opts.qemu)
+    arch = get_arch(first.arch, qemu_build)
     project = set(map(str, fragments_for(arch, []).project))
-    opts = dataclasses.replace(opts, arch=arch.name, suites=list(first.get("suites") or opts.suites), qemu=qemu_build,
-                               extra_kconfigs=[f for f in first.get("fragments", []) if f not in project])
-    progress.say(f"rerun: {len(again)} case(s) of {first.get('run_id')} that did not pass, on the same kernel")
+    opts = dataclasses.replace(opts, arch=arch.name, suites=list(first.suites or opts.suites), qemu=qemu_build,
+                               extra_kconfigs=[f for f in first.fragments if f not in project])
+    progress.say(f"rerun: {len(again)} case(s) of {first.run_id} that did not pass, on the same kernel")
     code, data = run_test(opts, progress, RunContext(tree=tree, label="rerun", only_cases=frozenset(again),
-                                                     series=first.get("series")))
+                                                     series=first.series.as_dict() if first.series else None))
     now = {c["id"]: c for c in data["cases"]}
-    print(f"\nrerun of {first.get('run_id')} ({len(again)} case(s)), first result -> now:")
-    for c in first["cases"]:
-        if c["id"] in again:
-            n = now.get(c["id"])
-            print(f"  {c['id']}: {c['status']} -> {n['status'] if n else 'not run'}"
+    print(f"\nrerun of {first.run_id} ({len(again)} case(s)), first result -> now:")
+    for c in first.cases:
+        if c.id in again:
+            n = now.get(c.id)
+            print(f"  {c.id}: {c.status} -> {n['status'] if n else 'not run'}"
                   + (f"  ({n['reason'][:90]})" if n and n.get("reason") else ""))
     return code, data

@@ -45,7 +45,7 @@ def last_run(results_root: pathlib.Path, arch: str) -> pathlib.Path:
         except OrchestratorError as exc:
             unreadable.append(exc.message.split("; give ")[0])
             continue
-        if data.get("qemu_argv"):
+        if data.qemu_argv:
             return run
     raise OrchestratorError(
         f"No run of {arch} in {results_root} booted a guest; run `make test ARCH={arch}` first "
@@ -55,18 +55,18 @@ def last_run(results_root: pathlib.Path, arch: str) -> pathlib.Path:
 
 def shell_argv(run_dir: pathlib.Path) -> list[str]:
     """The run's QEMU command line with the console on the terminal and the shell asked for."""
-    data = load_run(run_dir)
-    argv = [str(a) for a in data["qemu_argv"]]
-    if (data.get("boot_route") or {}).get("name") == "builtin" or "-append" not in argv:
+    run = load_run(run_dir)
+    argv = list(run.qemu_argv)
+    if (run.boot_route is not None and run.boot_route.name == "builtin") or "-append" not in argv:
         raise OrchestratorError(
-            f"The {data.get('arch')} guest's command line is built into its kernel (the builtin boot "
+            f"The {run.arch} guest's command line is built into its kernel (the builtin boot "
             f"route), so no shell can be asked for at boot; read results/{run_dir.name}/console.log instead.",
             ExitCode.BAD_INPUT)
     for flag in ("-kernel", "-initrd"):
         if flag in argv and not pathlib.Path(argv[argv.index(flag) + 1]).is_file():
             raise OrchestratorError(
                 f"{argv[argv.index(flag) + 1]} ({flag} of run {run_dir.name}) is gone from the cache; "
-                f"run `make test ARCH={data.get('arch')}` again to make it.")
+                f"run `make test ARCH={run.arch}` again to make it.")
     i = argv.index("-append")
     argv[i + 1] = f"{argv[i + 1]} {SHELL_ARG}"
     # mon:stdio: Ctrl-A x and the monitor, and the terminal in raw mode for the guest.
@@ -109,15 +109,16 @@ def _free_loopback_port() -> int:
 
 def gdb_command(run_dir: pathlib.Path, port: int) -> list[str]:
     """The gdb argv that attaches to the stub, with the run's vmlinux and the tree's helpers."""
-    data = load_run(run_dir)
-    build_dir = pathlib.Path(((data.get("stages") or {}).get("build") or {}).get("build_dir") or "")
+    run = load_run(run_dir)
+    built = run.stages.build
+    build_dir = pathlib.Path(built.build_dir if built is not None and built.build_dir else "")
     vmlinux = build_dir / "vmlinux"
     if not vmlinux.is_file():
         raise OrchestratorError(f"The vmlinux of run {run_dir.name} ({vmlinux}) is gone from the cache; "
-                                f"run `make test ARCH={data.get('arch')}` again to make it.")
+                                f"run `make test ARCH={run.arch}` again to make it.")
     # gdb itself debugs only the host's arch (the arch table's native host machines, those
     # KVM could run it on); gdb-multiarch (Debian's package) any other.
-    native = platform.machine() in get_arch(data["arch"]).kvm.host_machines
+    native = platform.machine() in get_arch(run.arch).kvm.host_machines
     argv = ["gdb" if native else "gdb-multiarch", "-iex", f"add-auto-load-safe-path {build_dir}"]
     view = treeview.TreeView.from_record((cache.read_json(build_dir / build.STAMP) or {}).get("view") or {})
     if view is not None:

@@ -3,11 +3,11 @@ runs captured here: each explanation lands on the runs it was written from and o
 other arch or kernel, a splat explains its case, and what nothing explains is named."""
 from __future__ import annotations
 
-import copy
 import json
 import pathlib
 from typing import get_args
 
+import msgspec
 import pytest
 
 from orchestrator import model
@@ -17,8 +17,8 @@ from orchestrator.suites.status import PASSED
 RUNS = pathlib.Path(__file__).parent / "data" / "runs"
 
 
-def _run(name: str) -> dict:
-    return json.loads((RUNS / name / "results.json").read_text())
+def _run(name: str) -> model.RunRecord:
+    return model.decode((RUNS / name / "results.json").read_bytes())
 
 
 _META = {"arch": "arm64", "host": {"machine": "x86_64", "kernel": "6.1"},
@@ -26,8 +26,8 @@ _META = {"arch": "arm64", "host": {"machine": "x86_64", "kernel": "6.1"},
          "kernel": {"version": "7.2.12", "origin": "test", "path": "/tmp/linux", "tree_id": "git:0"}}
 
 
-def _case(data: dict, case_id: str) -> dict:
-    return next(c for c in data["cases"] if c["id"] == case_id)
+def _case(run: model.RunRecord, case_id: str) -> model.CaseResult:
+    return next(c for c in run.cases if c.id == case_id)
 
 
 def test_the_table_parses_and_its_kinds_are_the_schemas():
@@ -37,38 +37,39 @@ def test_the_table_parses_and_its_kinds_are_the_schemas():
 
 def test_every_case_of_the_arm64_6_12_run_that_did_not_pass_is_explained():
     data = _run("arm64")
-    assert data["kernel"]["version"] == "6.12.117"
+    assert data.kernel.version == "6.12.117"
     assert causes.unexplained(data) == []
     fprobe = causes.of(_case(data, "dynevent/add_remove_fprobe.tc"), data)
-    assert fprobe["kind"] == "tree" and "FPROBE" in fprobe["why"]
-    assert causes.of(_case(data, "dynevent/add_remove_uprobe.tc"), data)["kind"] == "test"
-    assert causes.of(_case(data, "kprobe/kprobe_opt_types.tc"), data)["kind"] == "test"
-    assert all(causes.of(c, data) is None for c in data["cases"] if c["status"] in PASSED)
+    assert fprobe.kind == "tree" and "FPROBE" in fprobe.why
+    assert causes.of(_case(data, "dynevent/add_remove_uprobe.tc"), data).kind == "test"
+    assert causes.of(_case(data, "kprobe/kprobe_opt_types.tc"), data).kind == "test"
+    assert all(causes.of(c, data) is None for c in data.cases if c.status in PASSED)
 
 
 def test_an_explanation_stays_with_its_kernel_and_arch():
     """arm64's missing fprobe is 6.12's: the same statuses on 7.2 or on x86_64 are not
     explained by it (there they would be news)."""
     data = _run("arm64")
-    for change in ({"kernel": dict(data["kernel"], version="7.2.12")}, {"arch": "x86_64"}):
-        other = dict(copy.deepcopy(data), **change)
-        left = {c["id"] for c in causes.unexplained(other)}
+    for change in ({"kernel": msgspec.structs.replace(data.kernel, version="7.2.12")}, {"arch": "x86_64"}):
+        other = msgspec.structs.replace(data, **change)
+        left = {c.id for c in causes.unexplained(other)}
         assert "dynevent/add_remove_fprobe.tc" in left, change
     # 6.12 is a prefix of 6.12.117, not of 6.120.
-    assert causes.unexplained(dict(copy.deepcopy(data), kernel={"version": "6.120.1"}))
+    assert causes.unexplained(msgspec.structs.replace(
+        data, kernel=msgspec.structs.replace(data.kernel, version="6.120.1")))
 
 
 def test_a_splat_explains_its_case_as_a_kernel_bug():
     data = _run("x86_64-base")
     cause = causes.of(_case(data, "dynevent/add_remove_tprobe_module.tc"), data)
-    assert cause["kind"] == "kernel" and "ftrace.c:387" in cause["why"]
+    assert cause.kind == "kernel" and "ftrace.c:387" in cause.why
 
 
 def test_what_nothing_explains_is_named_in_the_summary():
     """The 7.2 run captured before CONFIG_EPROBE_EVENTS was asked for: its eprobe FAILs
     have no known cause, and the terminal summary names them."""
     data = _run("x86_64-7.2")
-    left = [c["id"] for c in causes.unexplained(data)]
+    left = [c.id for c in causes.unexplained(data)]
     assert left == ["dynevent/add_remove_eprobe.tc", "dynevent/eprobes_syntax_errors.tc",
                     "dynevent/test_duplicates.tc"]
     text = summary.render(data, "results/x")
@@ -111,8 +112,7 @@ def test_a_finished_run_records_each_cause_in_results_json(tmp_path):
 
 def test_a_splat_the_table_names_is_known_noise_on_its_arches_only():
     from orchestrator.results import causes
-    oops = {"kind": "oops", "title": "Oops: int3: 0000 [#1] SMP", "case": "tcscripts/x.tc"}
-    x86 = {"arch": "x86_64", "kernel": {"version": "7.2.12"}}
-    assert causes.known_splat(oops, x86)["kind"] == "unsettled"
-    assert causes.known_splat(oops, {**x86, "arch": "arm64"}) is None
-    assert causes.known_splat({**oops, "title": "kernel BUG at kernel/trace/trace_kprobe.c:938!"}, x86) is None
+    oops = "Oops: int3: 0000 [#1] SMP"
+    assert causes.known_splat(oops, "x86_64", "7.2.12").kind == "unsettled"
+    assert causes.known_splat(oops, "arm64", "7.2.12") is None
+    assert causes.known_splat("kernel BUG at kernel/trace/trace_kprobe.c:938!", "x86_64", "7.2.12") is None

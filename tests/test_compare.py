@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from orchestrator import model
 from orchestrator.results import compare
 
 AB = "ab-x86_64-v2"
@@ -199,7 +200,8 @@ def test_a_series_whose_kernel_does_not_boot_is_the_finding(data_dir, tmp_path):
     assert ("    kernel BUG at kernel/trace/trace_kprobe.c:2071!: in a line patch 1/1 changed: "
             "kernel/trace/trace_kprobe.c:2071") in text
     assert "no difference" not in text
-    page = report.render_html([(base, data_dir / "runs" / "x86_64-7.2"), (dead, tmp_path)], diff)
+    page = report.render_html([(model.convert(base, model.RunRecord), data_dir / "runs" / "x86_64-7.2"),
+                               (model.convert(dead, model.RunRecord), tmp_path)], diff)
     assert "The series regresses: its kernel does not boot" in page
     info = {"patches": [{"subject": "[PATCH] x", "message_id": "m@x"}], "title": "x"}
     body = reply.render([{"arch": "x86_64", "series": info, "diff": diff}], [text], "A <a@example.org>")

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from orchestrator.model import Cause
 from orchestrator.results import compare, confirm
 
 AB = "ab-x86_64-v2"
@@ -158,6 +159,7 @@ def test_a_failing_case_only_the_series_has_is_a_regression(data_dir):
     base, series = _load(data_dir, "base"), _load(data_dir, "series")
     series = copy.deepcopy(series)
     series["cases"].append({"id": "kprobe/new_selftest.tc", "suite": "kprobe", "status": "FAIL",
+                            "description": "a new selftest",
                             "reason": "failed at: test -d events/kprobes/x", "seconds": 1.0})
     diff = compare.compare(base, _with(series, {BROKEN: "PASS", COOKIES: "PASS"}))
     assert [e["id"] for e in diff["new_cases_failing"]] == ["kprobe/new_selftest.tc"]
@@ -212,7 +214,7 @@ def test_a_splat_the_base_also_shows_is_flaky_and_one_the_emulator_is_known_for_
     out = confirm.confirm(diff, b_runs, s_runs, base_history=history)
     assert [s["title"] for s in out["flaky_splats"]] == [oops["title"]]
     # The known-causes table names the int3 Oops: it and the panic it ends in are flaky.
-    known = lambda s, run: ({"kind": "unsettled", "why": "TCG int3"} if "int3" in s["title"] else None)  # noqa: E731
+    known = lambda title, arch, version: (Cause(kind="unsettled", why="TCG int3") if "int3" in title else None)  # noqa: E731
     out = confirm.confirm(diff, b_runs, s_runs, known_noise=known)
     assert out["new_splats"] == [] and out["regressed"] is True   # the two broken cases still are
     assert [s.get("known_cause", {}).get("follows") for s in out["flaky_splats"]] == [None, oops["title"]]

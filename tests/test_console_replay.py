@@ -7,8 +7,10 @@ import io
 import pathlib
 import re
 
+import msgspec
 import pytest
 
+from orchestrator import model
 from orchestrator.vm.console import ConsoleSession
 from orchestrator.vm.transport import GuestTimeout
 from orchestrator.progress import Progress
@@ -20,6 +22,12 @@ from conftest import read_log, split_boots
 
 NONET = "x86_64-6.12.117-nonet.console.log"
 OOPS = "x86_64-6.12.117-tprobe-oops.console.log"
+# A run's record for the replayed cases and splats to stand in.
+RUN = model.RunRecord(run_id="20261206-010101-x86_64-1", started_at="2026-12-06T01:01:01+00:00",
+                      arch="x86_64", host=model.Host(machine="x86_64", kernel="6.1"),
+                      kernel=model.Kernel(version="6.12.117", origin="test", path="/tmp/linux", tree_id="git:0"),
+                      versions=model.Versions(orchestrator="0", qemu="QEMU"), stages=model.Stages(),
+                      cases=[], splats=[])
 
 
 def _case_ids(data_dir: pathlib.Path, name: str) -> list[str]:
@@ -120,11 +128,11 @@ def test_replay_of_a_run_where_the_kernel_oopsed(tmp_path, data_dir):
     assert by_id["kprobe/kprobe_args_user.tc"].status == "FAIL"
     assert all(s.case == "dynevent/add_remove_tprobe_module.tc" for s in detector.splats)
     # The failure after the Oops ran in a fresh boot: it is not blamed on the Oops.
-    data = {"cases": [r.as_dict() for r in results], "splats": [s.as_dict() for s in detector.splats]}
-    cause = failures_after_poisoning_splat(data)
-    assert cause["kind"] == "bug" and cause["case"] == "dynevent/add_remove_tprobe_module.tc"
+    run = msgspec.structs.replace(RUN, cases=results, splats=detector.splats)
+    cause = failures_after_poisoning_splat(run)
+    assert cause.kind == "bug" and cause.case == "dynevent/add_remove_tprobe_module.tc"
     assert by_id["kprobe/kprobe_args_user.tc"].boot == 2
-    assert cause["failing_after"] == []
+    assert cause.failing_after == []
 
 
 def test_a_guest_that_goes_silent_times_out(tmp_path, data_dir):

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from conftest import extract_from_tarball
+from orchestrator import model
 from orchestrator.results import ktap_out
 
 
@@ -25,7 +26,7 @@ def kunit_parser(tmp_path_factory):
 def test_the_kernels_ktap_reader_reads_a_run(data_dir, kunit_parser):
     parser, printer = kunit_parser
     data = json.loads((data_dir / "ab-x86_64-v2" / "series" / "results.json").read_text())
-    text = ktap_out.render(data)
+    text = ktap_out.render(model.convert(data, model.RunRecord))
     import inspect
     args = [printer.Printer(io.StringIO())] if len(inspect.signature(parser.parse_run_tests).parameters) > 1 else []
     test = parser.parse_run_tests(text.splitlines(), *args)   # 6.12's takes the lines only

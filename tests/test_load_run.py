@@ -88,7 +88,10 @@ def test_a_results_json_that_is_no_such_file_is_refused_without_reading_it(tmp_p
     assert code == 2 and err.startswith(f"orchestrator: {path}: ") and len(err.splitlines()) == 1, err
 
 
-def test_the_real_run_loads_with_its_nulls_dropped():
-    from orchestrator.results.recorder import load_run
-    data = load_run(REAL.parent)
+def test_the_real_run_loads_as_its_record_and_as_the_comparison_reads_it():
+    from orchestrator.results.recorder import as_document, load_run
+    run = load_run(REAL.parent)
+    assert len(run.cases) == 63 and run.kernel.version and run.stages.suites.boots >= 1
+    data = as_document(run)
     assert len(data["cases"]) == 63 and all(v is not None for v in data.values())
+    assert all(v is not None for c in data["cases"] for v in c.values())

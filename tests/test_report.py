@@ -27,6 +27,15 @@ EVIL = '<script>alert("kto")</script>'
 _READY = "KTO:READY:"
 
 
+def record(data: dict) -> model.RunRecord:
+    """A document of tests/data (or one a test changed) as the reports take it."""
+    return model.convert(data, model.RunRecord)
+
+
+def records(*runs: tuple[dict, pathlib.Path]) -> list[tuple[model.RunRecord, pathlib.Path]]:
+    return [(record(d), p) for d, p in runs]
+
+
 def load(name: str) -> tuple[dict, pathlib.Path]:
     return json.loads((RUNS / name / "results.json").read_text()), RUNS / name
 
@@ -113,7 +122,7 @@ class Page(html.parser.HTMLParser):
 # -- the page ---------------------------------------------------------------------------
 
 def test_matrix_and_counts_per_arch(x86, arm64):
-    page = Page(report.render_html([x86, arm64]))
+    page = Page(report.render_html(records(x86, arm64)))
     assert page.header[:3] == ["case", "x86_64", "arm64"]
     for data, label in ((x86[0], "x86_64"), (arm64[0], "arm64")):
         for status, n in data["counts"].items():
@@ -141,7 +150,7 @@ def test_matrix_and_counts_per_arch(x86, arm64):
 
 
 def test_page_is_offline():
-    page_text = report.render_html([load("x86_64-base"), load("arm64")])
+    page_text = report.render_html(records(load("x86_64-base"), load("arm64")))
     page = Page(page_text)
     assert "script" not in page.tags and "link" not in page.tags and "img" not in page.tags
     assert "http://" not in page_text.replace('xmlns="http://www.w3.org/2000/svg"', "")
@@ -151,7 +160,7 @@ def test_page_is_offline():
 
 def test_non_pass_cases_with_reason_log_and_console(x86):
     data, _ = x86
-    page_text = report.render_html([x86])
+    page_text = report.render_html(records(x86))
     page = Page(page_text)
     text = "".join(page.text)
     for c in data["cases"]:
@@ -179,7 +188,7 @@ def test_non_pass_cases_with_reason_log_and_console(x86):
 def test_case_console_regions_on_real_runs(x86, arm64):
     for data, run_dir in (x86, arm64):
         console = (run_dir / "console.log").read_text(errors="replace")
-        regions = report.case_console(console, data["cases"])
+        regions = report.case_console(console, record(data).cases)
         assert sorted(regions) == list(range(len(data["cases"])))
         for i, c in enumerate(data["cases"]):
             region = "\n".join(regions[i])
@@ -198,7 +207,7 @@ def _without_line(run_dir: pathlib.Path, marker: str, dest: pathlib.Path) -> str
 
 def _begin_marker(run_dir: pathlib.Path, data: dict, case_id: str) -> str:
     """The KTO:BEGIN line of a case, by its KTAP line (ERROR cases: the last of boot 1)."""
-    regions = report.case_console((run_dir / "console.log").read_text(errors="replace"), data["cases"])
+    regions = report.case_console((run_dir / "console.log").read_text(errors="replace"), record(data).cases)
     index = next(i for i, c in enumerate(data["cases"]) if c["id"] == case_id)
     return regions[index][0].rstrip()
 
@@ -207,7 +216,7 @@ def test_case_console_a_lost_marker_costs_only_its_case(x86, tmp_path):
     data, run_dir = x86
     index = next(i for i, c in enumerate(data["cases"]) if c["id"] == "dynevent/add_remove_eprobe.tc")
     console = _without_line(run_dir, _begin_marker(run_dir, data, data["cases"][index]["id"]), tmp_path / "r")
-    regions = report.case_console(console, data["cases"])
+    regions = report.case_console(console, record(data).cases)
     assert set(regions) == set(range(len(data["cases"]))) - {index}
 
 
@@ -218,9 +227,9 @@ def test_case_console_falls_back_when_the_order_is_off(x86, tmp_path):
     console = _without_line(run_dir, _begin_marker(run_dir, data, TPROBE), tmp_path / "r")
     boot1 = {i for i, c in enumerate(data["cases"]) if c["boot"] == 1}
     assert data["cases"][max(boot1)]["id"] == TPROBE
-    regions = report.case_console(console, data["cases"])
+    regions = report.case_console(console, record(data).cases)
     assert set(regions) == set(range(len(data["cases"]))) - boot1
-    page = Page(report.render_html([(data, tmp_path / "r")]))
+    page = Page(report.render_html([(record(data), tmp_path / "r")]))
     assert "console region was not found" in "".join(page.text)
     tail = next(c for c in data["cases"] if c["id"] == TPROBE)["log"].splitlines()[-1]
     assert any(p.rstrip().endswith(tail.rstrip()) for p in page.pre)
@@ -228,7 +237,7 @@ def test_case_console_falls_back_when_the_order_is_off(x86, tmp_path):
 
 
 def test_splats_config_stages_versions(x86, arm64):
-    page_text = report.render_html([x86, arm64])
+    page_text = report.render_html(records(x86, arm64))
     page = Page(page_text)
     text = "".join(page.text)
     for s in x86[0]["splats"]:
@@ -264,7 +273,7 @@ def test_everything_from_the_run_is_escaped(x86):
     evil["versions"]["compiler"] = EVIL
     evil["config"]["dropped"] = [{"option": "CONFIG_X", "asked": "y", "got": "n", "required": False,
                                   "source": "x:1", "kind": "dropped", "reason": EVIL}]
-    page_text = report.render_html([(evil, run_dir)])
+    page_text = report.render_html([(record(evil), run_dir)])
     assert EVIL not in page_text
     assert "&lt;script&gt;alert(&#34;kto&#34;)&lt;/script&gt;" in page_text
     page = Page(page_text)
@@ -280,7 +289,7 @@ def test_console_bytes_are_escaped(x86, tmp_path):
     raw = (run_dir / "console.log").read_bytes()
     begin = raw.index(b"not ok 1 Kprobe event user-memory access")
     (tmp_path / "console.log").write_bytes(raw[:begin] + b"<b>\xff\xfe</b>\r\n" + raw[begin:])
-    page_text = report.render_html([(data, tmp_path)])
+    page_text = report.render_html([(record(data), tmp_path)])
     assert "<b>\ufffd" not in page_text and "&lt;b&gt;\ufffd\ufffd&lt;/b&gt;" in page_text
 
 
@@ -289,7 +298,7 @@ def test_series_changes_come_first():
     diff = comp["diff"]
     assert (comp["base_run"], comp["series_run"]) == (b["run_id"], s["run_id"])
     assert compare.compare(b, s)["new_failures"] == diff["new_failures"] != []
-    page = Page(report.render_html([(b, b_dir), (s, s_dir)], diff))
+    page = Page(report.render_html([(record(b), b_dir), (record(s), s_dir)], diff))
     assert page.h2[0] == "What the series changed"
     assert page.header[:3] == ["case", "x86_64-base", "x86_64-series"]
     text = "".join(page.text)
@@ -304,7 +313,7 @@ def test_series_changes_come_first():
         assert entry in text
     assert ("adds no failure" in text) != bool(diff["regressed"])
     # no comparison, no such section
-    assert "What the series changed" not in Page(report.render_html([(s, s_dir)])).h2
+    assert "What the series changed" not in Page(report.render_html([(record(s), s_dir)])).h2
 
 
 def test_comparison_of_two_real_runs(x86, arm64):
@@ -312,7 +321,7 @@ def test_comparison_of_two_real_runs(x86, arm64):
     diff = compare.compare(x86[0], arm64[0])
     # Cases x86_64 ran that arm64 does not have (the x86 instruction cases) are lost too.
     assert diff["coverage_lost"] and any(e["series"] is None for e in diff["coverage_lost"])
-    page = Page(report.render_html([x86, arm64], diff))
+    page = Page(report.render_html(records(x86, arm64), diff))
     assert page.h2[0] == "What the series changed"
     assert page.h2.index("What the series changed") < page.h2.index("Cases")
     text = "".join(page.text)
@@ -331,7 +340,7 @@ def test_page_of_a_run_that_failed_early(tmp_path):
                                     "source": "tracing.config:20", "kind": "unavailable",
                                     "reason": "depends on HAVE_RETHOOK [=n]"}]})
     rec.finish("failed", "The build failed: make exited 2", 5)
-    page = Page(report.render_html([(rec.data, rec.dir)]))
+    page = Page(report.render_html([(rec.record, rec.dir)]))
     text = "".join(page.text)
     assert "The build failed: make exited 2" in text and "failed, exit 5" in text
     assert "build failed: make failed" in text and "x.c:1: error: <oops>" in page.pre
@@ -339,27 +348,27 @@ def test_page_of_a_run_that_failed_early(tmp_path):
     assert page.counts[("x86_64", "total")] == "0"
     (bar,) = page.rects
     assert bar["fill"] == "#c62828"
-    assert report.summary_text([rec.data]) == "x86_64: 0 cases: none\n"
+    assert report.summary_text([rec.record]) == "x86_64: 0 cases: none\n"
 
 
 def test_write_html(x86, tmp_path):
     out = tmp_path / "report" / "index.html"
-    report.write_html(out, [x86])
-    assert out.read_text() == report.render_html([x86])
+    report.write_html(out, records(x86))
+    assert out.read_text() == report.render_html(records(x86))
     assert [p.name for p in out.parent.iterdir()] == ["index.html"]   # no temp file left
 
 
 # -- the mail text ---------------------------------------------------------------------
 
 def test_summary_text(x86, arm64):
-    text = report.summary_text([x86[0], arm64[0]])
+    text = report.summary_text([record(x86[0]), record(arm64[0])])
     lines = text.splitlines()
     assert lines[0] == "x86_64: 58 cases: 55 pass, 1 fail, 1 error, 1 unsupported; 2 kernel splat(s)"
     arm_line = next(i for i, l in enumerate(lines) if l.startswith("arm64: "))
     assert lines[arm_line] == "arm64: 44 cases: 32 pass, 2 fail, 10 unsupported"
     failing = [(d, c) for d in (x86[0], arm64[0]) for c in d["cases"] if c["status"] in FAILING]
     splats = [s for d in (x86[0], arm64[0]) for s in d["splats"]]
-    explained = [c for d, c in failing if causes.of(c, d)]
+    explained = [c for d, c in failing if causes.of(model.convert(c, model.CaseResult), record(d))]
     assert explained    # the tprobe module Oops and the TCG ustring fetch, at least
     assert len(lines) == 2 + len(failing) + len(explained) + len(splats)          # nothing else
     assert sum(l.startswith("    known cause, ") for l in lines) == len(explained)
@@ -380,7 +389,7 @@ def test_summary_text_cuts_long_reasons(x86):
     data = copy.deepcopy(x86[0])
     case = next(c for c in data["cases"] if c["id"] == ARGS_USER)
     case["reason"] = "x" * 300
-    line = next(l for l in report.summary_text([data]).splitlines() if ARGS_USER in l)
+    line = next(l for l in report.summary_text([record(data)]).splitlines() if ARGS_USER in l)
     assert line.endswith("...") and len(line.split(": ", 1)[1]) == 120
 
 
@@ -389,12 +398,12 @@ def test_summary_text_cuts_long_reasons(x86):
 def test_junit_render_unchanged(x86):
     """The single-run document is what the orchestrator wrote into that run's junit.xml."""
     data, run_dir = x86
-    assert junit.render(data) == (run_dir / "junit.xml").read_text()
+    assert junit.render(record(data)) == (run_dir / "junit.xml").read_text()
 
 
 def test_merge_junit(x86, arm64, tmp_path):
     out = tmp_path / "merged.xml"
-    report.merge_junit([x86[0], arm64[0]], out)
+    report.merge_junit([record(x86[0]), record(arm64[0])], out)
     root = ET.parse(out).getroot()
     assert root.tag == "testsuites"
     for data, arch in ((x86[0], "x86_64"), (arm64[0], "arm64")):
@@ -416,7 +425,7 @@ def test_merge_junit_same_arch_twice_keeps_runs_apart(x86, tmp_path):
     other = copy.deepcopy(x86[0])
     other["label"] = "series"
     out = tmp_path / "merged.xml"
-    report.merge_junit([x86[0], other], out)
+    report.merge_junit([record(x86[0]), record(other)], out)
     names = [s.get("name") for s in ET.parse(out).getroot()]
     assert len(names) == len(set(names)) == 2 * len({c["suite"] for c in x86[0]["cases"]})
     assert {n.split(".")[0] for n in names} == {"x86_64-base", "x86_64-series"}

@@ -8,27 +8,23 @@ import pathlib
 from .. import cache
 from ..results import confirm, history_chart, report
 from ..errors import ExitCode, OrchestratorError
+from ..model import RunRecord
 from ..results.recorder import load_run
 
 
-def _load(run_dir: pathlib.Path) -> dict:
-    return load_run(run_dir)
-
-
-def regressions(runs: list[tuple[dict, pathlib.Path]]) -> list[str]:
+def regressions(runs: list[tuple[RunRecord, pathlib.Path]]) -> list[str]:
     """One line per run that did not complete, or that got worse than its baseline."""
     out = []
-    for data, run_dir in runs:
-        name = data.get("run_id") or run_dir.name
-        if data.get("state") != "complete":
-            out.append(f"{name}: {data.get('state')}: {data.get('verdict')}")
+    for run, _ in runs:
+        if run.state != "complete":
+            out.append(f"{run.run_id}: {run.state}: {run.verdict}")
             continue
-        diff = (data.get("baseline") or {}).get("diff")
+        diff = run.baseline.diff if run.baseline else None
         if diff and diff.get("regressed"):
             what = [e["id"] for kind in ("new_failures", "likely_regressions", "coverage_lost",
                                          "new_cases_failing") for e in diff.get(kind, [])] + \
                    [s["title"] for s in diff.get("new_splats", [])] + diff.get("warnings_added", [])
-            out.append(f"{name}: worse than {data['baseline'].get('run_id')} "
+            out.append(f"{run.run_id}: worse than {run.baseline.run_id} "
                        f"({', '.join(confirm.regression_kinds(diff))}): {'; '.join(what)[:300]}")
     return out
 
@@ -50,7 +46,7 @@ def run(run_dirs: list[pathlib.Path], out: pathlib.Path | None, fail_on_regressi
         if out is None:
             raise OrchestratorError("A report over a history of runs needs its own directory: name it with --out.")
     dirs = [d.resolve() for d in run_dirs] or newest
-    runs = [(_load(d), d) for d in dirs]
+    runs = [(load_run(d), d) for d in dirs]
     target = out if out is not None else (dirs[0] if len(dirs) == 1 else None)
     if target is None:
         raise OrchestratorError("Several runs are merged into one report: name its directory with --out.")
@@ -59,13 +55,14 @@ def run(run_dirs: list[pathlib.Path], out: pathlib.Path | None, fail_on_regressi
     except OSError as exc:
         raise OrchestratorError(f"Cannot create {target} ({exc.strerror}); give --out a writable "
                                 "directory.", ExitCode.INFRA_ERROR) from exc
-    comparison = (runs[0][0].get("baseline") or {}).get("diff") if len(runs) == 1 else None
+    only = runs[0][0] if len(runs) == 1 else None
+    comparison = only.baseline.diff if only is not None and only.baseline else None
     charts = history_chart.collect(history_dir.resolve(), target.resolve()) if history_dir is not None else None
     report.write_html(target / "report.html", runs, comparison, charts)
     if charts:
         say(f"report: history of {sum(len(h.points) for h in charts)} run(s) over {len(charts)} arch x kernel chart(s)")
-    report.merge_junit([d for d, _ in runs], target / "junit.xml")
-    cache.atomic_write(target / "summary.txt", report.summary_text([d for d, _ in runs]) + "\n")
+    report.merge_junit([r for r, _ in runs], target / "junit.xml")
+    cache.atomic_write(target / "summary.txt", report.summary_text([r for r, _ in runs]) + "\n")
     say(f"report: {len(runs)} run(s) -> {target / 'report.html'}, junit.xml, summary.txt")
     bad = regressions(runs)
     for line in bad:

@@ -9,9 +9,10 @@ import pathlib
 
 from . import kernels
 from ..series import versus_base
-from .. import cache, pipeline
+from .. import cache, model, pipeline
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
+from ..model import RunRecord
 from ..suites.status import FAILING, PASSED, SKIPPED
 from .spec import Cell
 from ..progress import Progress, fmt_duration
@@ -77,7 +78,8 @@ def _write_page(path: pathlib.Path, stamp: str, rows: list[Row], axis: list[dict
         linked = run_id and (path.parent / run_id / "report.html").is_file()
         page_rows.append({"name": r.arch, "arch": r.data.get("arch", ""), "kernel": r.kernel,
                           "build": cells["build"], "boot": cells["boot"], "minutes": cells["minutes"],
-                          "verdict": cells["verdict"], "data": r.data,
+                          "verdict": cells["verdict"],
+                          "run": model.convert(r.data, RunRecord) if r.data else None,
                           "report": f"{run_id}/report.html" if linked else None})
     try:
         cache.atomic_write(path, report.render_matrix_html(stamp, page_rows, axis))

@@ -182,7 +182,7 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float,
                                    **({"connects": sum(t.get("connects", 0) for t in transports)}
                                       if transports[0]["name"] == "ssh" else {})})
     _join_console_logs(recorder.dir, workers)
-    recorder.set("first_cause", failures_after_poisoning_splat(recorder.data))
+    recorder.set("first_cause", failures_after_poisoning_splat(recorder.record))
     verdict, code = verdict_of(recorder.cases, len(recorder.record.splats))
     failed_boots = [r for r in records if r["kind"] == "boot_failed"]
     if failed_boots and not boots:   # no worker's guest booted: the run failed at boot
@@ -204,7 +204,7 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float,
         else:
             recorder.finish("complete", verdict, int(code))
     report.write_run_reports(recorder)
-    return summary.render(recorder.data, str(recorder.dir)), int(code)
+    return summary.render(recorder.record, str(recorder.dir)), int(code)
 
 
 def _join_console_logs(run_dir: pathlib.Path, workers: list[str]) -> None:

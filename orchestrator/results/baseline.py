@@ -7,7 +7,7 @@ from typing import Callable
 
 from . import causes, compare, confirm
 from ..progress import Progress
-from .recorder import Recorder, load_run, read_run
+from .recorder import Recorder, as_document, load_run, read_run
 
 
 def check(path: pathlib.Path) -> None:
@@ -23,9 +23,9 @@ def find_baseline(path: pathlib.Path, arch: str, exclude: str) -> pathlib.Path |
         return path if read_run(path) is not None else None
     found = []
     for f in list(path.glob("*/results.json")) + list(path.glob("*/*/results.json")):
-        data = read_run(f.parent) or {}
-        if data.get("arch") == arch and data.get("state") == "complete" and data.get("run_id") != exclude:
-            found.append((data.get("started_at") or "", f.parent))
+        run = read_run(f.parent)
+        if run is not None and run.arch == arch and run.state == "complete" and run.run_id != exclude:
+            found.append((run.started_at, f.parent))
     return max(found)[1] if found else None
 
 
@@ -41,7 +41,7 @@ def compare_with(recorder: Recorder, path: pathlib.Path, progress: Progress,
                                   "note": f"no complete {data['arch']} run under {path}"})
         progress.say(f"baseline: no complete {data['arch']} run under {path}; nothing to compare with")
         return
-    base = load_run(run_dir)
+    base = as_document(load_run(run_dir))
     diff = compare.compare(base, data, run_dir, recorder.dir)
     case_ids = confirm.targets(diff)
     runs = tries(case_ids) if case_ids else []

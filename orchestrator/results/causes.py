@@ -17,12 +17,13 @@ from importlib import resources
 
 import yaml
 
+from ..model import CaseResult, Cause, CauseKind, RunRecord
 from ..suites.status import PASSED
 
 # Package data, read the way the arch table is (arches.py): found in an installed package too.
 CAUSES_FILE = resources.files("orchestrator").joinpath("data/causes.yaml")
-# What each kind of cause means, in the order the reports list them.
-KINDS = {
+# What each kind of cause (model.CauseKind) means, in the order the reports list them.
+KINDS: dict[CauseKind, str] = {
     "tree": "a limit of the kernel tree",
     "config": "this project's kernel config",
     "emulator": "the emulator (QEMU)",
@@ -48,11 +49,11 @@ class KnownCause:
         return (not self.arches or arch in self.arches) and \
             (not self.kernels or any(version == k or version.startswith(k + ".") for k in self.kernels))
 
-    def matches(self, case: dict, arch: str, version: str) -> bool:
-        return (any(fnmatch.fnmatchcase(case.get("id", ""), p) for p in self.cases)
-                and (not self.statuses or case.get("status") in self.statuses)
+    def matches(self, case: CaseResult, arch: str, version: str) -> bool:
+        return (any(fnmatch.fnmatchcase(case.id, p) for p in self.cases)
+                and (not self.statuses or case.status in self.statuses)
                 and self.applies_to(arch, version)
-                and (self.reason is None or bool(self.reason.search(case.get("reason") or ""))))
+                and (self.reason is None or bool(self.reason.search(case.reason))))
 
 
 def _listed(entry: dict, key: str) -> tuple[str, ...]:
@@ -78,40 +79,34 @@ def table() -> tuple[KnownCause, ...]:
     return parse(yaml.safe_load(CAUSES_FILE.read_text()) or [])
 
 
-def of(case: dict, data: dict) -> dict | None:
-    """{"kind", "why"} for a case of the run `data` that did not pass, or None when it
-    passed or nothing explains it."""
-    if case.get("status") in PASSED:
+def of(case: CaseResult, run: RunRecord) -> Cause | None:
+    """The cause of a case of `run` that did not pass, or None when it passed or nothing
+    explains it."""
+    if case.status in PASSED:
         return None
-    arch = data.get("arch") or ""
-    version = (data.get("kernel") or {}).get("version") or ""
     for known in table():
-        if known.matches(case, arch, version):
-            return {"kind": known.kind, "why": known.why}
-    splats = case.get("splats") or []
-    if splats:
-        first = splats[0]
-        return {"kind": "kernel", "why": f"{first.get('kind', 'splat')}: {first.get('title', '')}".strip()}
+        if known.matches(case, run.arch, run.kernel.version):
+            return Cause(kind=known.kind, why=known.why)
+    if case.splats:
+        first = case.splats[0]
+        return Cause(kind="kernel", why=f"{first.kind}: {first.title}".strip())
     return None
 
 
-def known_splat(splat: dict, data: dict) -> dict | None:
-    """{"kind", "why"} of a splat the table names (its `splat:` pattern, arch and kernel),
-    or None: a splat seen with a series and never on its base is the series' unless it
-    is known noise of this kind (results/confirm.py)."""
-    arch = data.get("arch") or ""
-    version = (data.get("kernel") or {}).get("version") or ""
+def known_splat(title: str, arch: str, version: str) -> Cause | None:
+    """The cause of a splat the table names (its `splat:` pattern, arch and kernel), or
+    None: a splat seen with a series and never on its base is the series' unless it is
+    known noise of this kind (results/confirm.py)."""
     for known in table():
-        if known.splat is not None and known.splat.search(splat.get("title") or "") and \
-                known.applies_to(arch, version):
-            return {"kind": known.kind, "why": known.why}
+        if known.splat is not None and known.splat.search(title) and known.applies_to(arch, version):
+            return Cause(kind=known.kind, why=known.why)
     return None
 
 
-def unexplained(data: dict) -> list[dict]:
+def unexplained(run: RunRecord) -> list[CaseResult]:
     """The run's cases that did not pass and that nothing explains."""
-    return [c for c in data.get("cases", []) if c.get("status") not in PASSED and of(c, data) is None]
+    return [c for c in run.cases if c.status not in PASSED and of(c, run) is None]
 
 
-def line(cause: dict) -> str:
-    return f"{cause['kind']}: {cause['why']}"
+def line(cause: Cause) -> str:
+    return f"{cause.kind}: {cause.why}"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pathlib
 
+from .. import model
 from ..kernel import buildwarn, kconfig
+from ..model import RunRecord
 from ..suites.status import FAILING, PASSED, SKIPPED, counts_line
 from ..suites.splats import splat_key
 from . import confirm
@@ -151,8 +153,8 @@ def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = Non
              f"base {str(info.get('base_commit', '?'))[:12]}, series: {info.get('title', '?')} "
              f"({len(info.get('patches', []))} patch(es))",
              f"  suites: {', '.join(series.get('suites', []))}",
-             f"  base:   {counts_line(base)}",
-             f"  series: {counts_line(series)}"]
+             f"  base:   {counts_line(model.convert(base, RunRecord))}",
+             f"  series: {counts_line(model.convert(series, RunRecord))}"]
 
     def section(title: str, entries: list[str]) -> None:
         if entries:

@@ -27,9 +27,13 @@ import dataclasses
 import math
 from typing import Callable, Iterable
 
+from ..model import Cause
 from ..suites.case_id import test_of
 from ..suites.splats import splat_key
 from ..suites.status import FAILING, SKIPPED, STATUSES
+
+# causes.known_splat: (a splat's title, arch, kernel version) -> the known cause, or None.
+KnownNoise = Callable[[str, str, str], Cause | None]
 
 # Tries after the first run, per side, before any adaptivity. A case failing one run in
 # eight at random shows on all three series runs and none of the three base runs with a
@@ -212,7 +216,7 @@ def _count(statuses: list[str], status: str) -> str:
 # -- the judgement -----------------------------------------------------------------------
 def confirm(diff: dict, base_runs: list[dict], series_runs: list[dict],
             base_history: list[dict] = (), attributed: dict[str, dict] | None = None,
-            known_noise: Callable[[dict, dict], dict | None] | None = None,
+            known_noise: KnownNoise | None = None,
             max_tries: int = MAX_TRIES) -> dict:
     """compare()'s diff of the first runs, judged over every run of both sides.
 
@@ -220,8 +224,8 @@ def confirm(diff: dict, base_runs: list[dict], series_runs: list[dict],
     its first run, e.g. an earlier run given as --baseline); base_history: the base
     kernel's earlier runs with the same inputs (history.py lines, without the runs
     given here); attributed: splat key -> where the series changed a line of its
-    location or stack (versus_base); known_noise(splat, run): the known cause of a splat
-    that is the emulator's, or None.
+    location or stack (versus_base); known_noise(title, arch, version): the known cause
+    of a splat that is the emulator's, or None (causes.known_splat).
 
     Out: the diff with confirmed entries kept (with their tallies), mixed ones moved to
     likely_regressions (significant) or flaky, new_splats judged over every series run,
@@ -290,7 +294,7 @@ def _shown(series: Tally, base: Tally) -> dict:
 
 def _judge_splats(out: dict, diff: dict, base_runs: list[dict], series_runs: list[dict],
                   base_history: list[dict], attributed: dict[str, dict],
-                  known_noise: Callable[[dict, dict], dict | None] | None,
+                  known_noise: KnownNoise | None,
                   max_tries: int, unsettled: set[str]) -> None:
     """new_splats: every splat of any series run that the base's first run did not show,
     judged over all runs; gone_splats: as before, kept only when every run agrees."""
@@ -346,19 +350,26 @@ def _judge_splats(out: dict, diff: dict, base_runs: list[dict], series_runs: lis
     out["gone_splats"] = kept
 
 
-def _noise(splat: dict, run: dict, known_noise: Callable[[dict, dict], dict | None] | None) -> dict | None:
+def _noise(splat: dict, run: dict, known_noise: KnownNoise | None) -> dict | None:
     """The known cause of a splat, or of the splat it follows in the same case of the same
     run (a panic after a known Oops is that Oops' end, not news of its own)."""
     if known_noise is None:
         return None
-    cause = known_noise(splat, run)
+
+    def cause_of(s: dict) -> dict | None:
+        cause = known_noise(s.get("title") or "", run.get("arch") or "",
+                            (run.get("kernel") or {}).get("version") or "")
+        return None if cause is None else cause.as_dict()
+    cause = cause_of(splat)
     if cause is not None:
         return cause
     for earlier in run.get("splats", []):
         if earlier is splat or splat_key(earlier) == splat_key(splat):
             break
-        if earlier.get("case") == splat.get("case") and known_noise(earlier, run) is not None:
-            return {**known_noise(earlier, run), "follows": earlier["title"]}
+        if earlier.get("case") == splat.get("case"):
+            follows = cause_of(earlier)
+            if follows is not None:
+                return {**follows, "follows": earlier["title"]}
     return None
 
 

@@ -13,6 +13,7 @@ import pathlib
 
 import markupsafe
 
+from ..model import RunRecord
 from ..suites.status import FAILING
 from .recorder import read_run
 
@@ -47,36 +48,34 @@ class History:
         return f"{self.arch} / {self.kernel}"
 
 
-def _runs_under(top: pathlib.Path) -> list[tuple[dict, pathlib.Path]]:
+def _runs_under(top: pathlib.Path) -> list[tuple[RunRecord, pathlib.Path]]:
     found = []
     for root, dirs, files in os.walk(top, followlinks=False):
         dirs.sort()
         if "results.json" in files:
-            data = read_run(pathlib.Path(root))
-            if isinstance(data, dict) and data.get("started_at") and data.get("arch"):
-                found.append((data, pathlib.Path(root)))
+            run = read_run(pathlib.Path(root))
+            if run is not None:
+                found.append((run, pathlib.Path(root)))
     return found
 
 
 def collect(top: pathlib.Path, page_dir: pathlib.Path) -> list[History]:
     """Every run under `top`, grouped by arch and kernel version, oldest first."""
-    groups: dict[tuple[str, str], list[tuple[dict, pathlib.Path]]] = {}
-    for data, run_dir in _runs_under(top):
-        kernel = str((data.get("kernel") or {}).get("version") or "unknown")
-        groups.setdefault((str(data["arch"]), kernel), []).append((data, run_dir))
+    groups: dict[tuple[str, str], list[tuple[RunRecord, pathlib.Path]]] = {}
+    for run, run_dir in _runs_under(top):
+        groups.setdefault((run.arch, run.kernel.version or "unknown"), []).append((run, run_dir))
     out = []
     for (arch, kernel), runs in sorted(groups.items()):
-        runs.sort(key=lambda r: str(r[0]["started_at"]))
+        runs.sort(key=lambda r: r[0].started_at)
         points, before = [], set()
-        for data, run_dir in runs:
-            cases = [c for c in data.get("cases") or [] if isinstance(c, dict)]
-            failing = {str(c.get("id")) for c in cases if c.get("status") in FAILING}
-            diff = (data.get("baseline") or {}).get("diff") or {}
-            values = {"pass": sum(1 for c in cases if c.get("status") == "PASS"),
+        for run, run_dir in runs:
+            failing = {c.id for c in run.cases if c.status in FAILING}
+            diff = (run.baseline.diff if run.baseline else None) or {}
+            values = {"pass": sum(1 for c in run.cases if c.status == "PASS"),
                       "failing": len(failing),
-                      "flaky": len(diff.get("flaky") or []) if isinstance(diff, dict) else 0,
-                      "splats": len(data.get("splats") or [])}
-            points.append(Point(str(data["started_at"]), str(data.get("run_id") or run_dir.name), run_dir,
+                      "flaky": len(diff.get("flaky") or []),
+                      "splats": len(run.splats)}
+            points.append(Point(run.started_at, run.run_id, run_dir,
                                 os.path.relpath(run_dir / "report.html", page_dir), values,
                                 sorted(failing - before) if points else []))
             before = failing

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pathlib
 
 from .. import cache
+from ..model import CaseResult, RunRecord
 from ..suites.status import FAILING, SKIPPED
 
 _INDENT = "    "
@@ -19,9 +20,9 @@ def _text(s: str) -> str:
     return " ".join(str(s).replace("#", "").split())
 
 
-def _result(n: int, case: dict) -> list[str]:
-    status, desc, reason = case["status"], _text(case["id"]), _text(case.get("reason") or "")
-    lines = [f"# {case['status']}: {reason}"] if reason and status != "PASS" else []
+def _result(n: int, case: CaseResult) -> list[str]:
+    status, desc, reason = case.status, _text(case.id), _text(case.reason)
+    lines = [f"# {status}: {reason}"] if reason and status != "PASS" else []
     if status == "PASS":
         lines.append(f"ok {n} {desc}")
     elif status == "XFAIL":
@@ -35,22 +36,22 @@ def _result(n: int, case: dict) -> list[str]:
     return lines
 
 
-def render(data: dict) -> str:
-    suites: dict[str, list[dict]] = {}
-    for c in data.get("cases", []):
-        suites.setdefault(c["suite"], []).append(c)
-    arch = _text(data.get("arch") or "unknown")
-    out = ["KTAP version 1", f"# orchestrator run {_text(data.get('run_id') or '')}: {arch}, "
-           f"Linux {_text((data.get('kernel') or {}).get('version') or '?')}", f"1..{len(suites)}"]
+def render(run: RunRecord) -> str:
+    suites: dict[str, list[CaseResult]] = {}
+    for c in run.cases:
+        suites.setdefault(c.suite, []).append(c)
+    arch = _text(run.arch)
+    out = ["KTAP version 1", f"# orchestrator run {_text(run.run_id)}: {arch}, "
+           f"Linux {_text(run.kernel.version or '?')}", f"1..{len(suites)}"]
     for k, (suite, cases) in enumerate(suites.items(), 1):
         out += [_INDENT + "KTAP version 1", _INDENT + f"# Subtest: {arch}.{_text(suite)}",
                 _INDENT + f"1..{len(cases)}"]
         for n, case in enumerate(cases, 1):
             out += [_INDENT + line for line in _result(n, case)]
-        failed = any(c["status"] in FAILING for c in cases)
+        failed = any(c.status in FAILING for c in cases)
         out.append(f"{'not ok' if failed else 'ok'} {k} {arch}.{_text(suite)}")
     return "\n".join(out) + "\n"
 
 
-def write(data: dict, path: pathlib.Path) -> None:
-    cache.atomic_write(path, render(data))
+def write(run: RunRecord, path: pathlib.Path) -> None:
+    cache.atomic_write(path, render(run))

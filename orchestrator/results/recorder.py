@@ -113,13 +113,11 @@ class Recorder:
 
     def finish(self, state: str, verdict: str, exit_code: int) -> None:
         record = self.record
-        document = self.data
-        for case, as_read in zip(record.cases, document["cases"]):
-            cause = causes.of(as_read, document)
-            case.cause = None if cause is None else model.convert(cause, model.Cause)
+        for case in record.cases:
+            case.cause = causes.of(case, record)
         record.state, record.verdict, record.exit_code = state, verdict, exit_code
         record.finished_at = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-        record.counts = status.counts(document["cases"])
+        record.counts = status.counts(record.cases)
         self.flush()
 
 
@@ -142,12 +140,11 @@ RESULTS_SCHEMA = PROJECT_ROOT / "schema" / "results.schema.json"
 MAX_RESULTS_BYTES = 64 << 20
 
 
-def load_run(run_dir: pathlib.Path) -> dict:
+def load_run(run_dir: pathlib.Path) -> model.RunRecord:
     """A run's results.json, checked against the model (orchestrator/model.py): the one
     way a run comes back in (report, --rerun, --baseline, shell, a series' cached base).
     One sentence naming the file and the field otherwise (exit 2). Read bounded: a
-    regular file of at most MAX_RESULTS_BYTES. Nulls are dropped (every reader takes an
-    absent value for its default)."""
+    regular file of at most MAX_RESULTS_BYTES."""
     path = run_dir / "results.json"
 
     def refuse(why: str) -> OrchestratorError:
@@ -174,7 +171,14 @@ def load_run(run_dir: pathlib.Path) -> dict:
         raise refuse(_field_error(str(exc))) from exc
     except msgspec.DecodeError as exc:
         raise refuse(f"not JSON ({str(exc)[:80]})") from exc
-    data = {k: v for k, v in model.to_builtins(record).items() if v is not None}
+    return record
+
+
+def as_document(record: model.RunRecord) -> dict:
+    """The record as the comparison (compare, confirm, versus_base) still reads it: plain
+    values, nulls dropped at the top and in each case and splat (an absent value is its
+    default there)."""
+    data = {k: v for k, v in record.as_dict().items() if v is not None}
     for key in ("cases", "splats"):
         data[key] = [{k: v for k, v in e.items() if v is not None} for e in data.get(key, [])]
     return data
@@ -188,7 +192,7 @@ def _field_error(message: str) -> str:
     return f"{where}: {what[:1].lower()}{what[1:160]}"
 
 
-def read_run(run_dir: pathlib.Path) -> dict | None:
+def read_run(run_dir: pathlib.Path) -> model.RunRecord | None:
     """load_run, or None for a run that is not readable: for readers that look through
     many runs and pass over what is not one (a nightly's artifacts may be anything)."""
     try:
@@ -197,18 +201,17 @@ def read_run(run_dir: pathlib.Path) -> dict | None:
         return None
 
 
-def failures_after_poisoning_splat(data: dict) -> dict | None:
+def failures_after_poisoning_splat(run: model.RunRecord) -> model.FirstCause | None:
     """The first splat that poisons the kernel (ftrace bug, Oops...) and the failing cases
     that ran after it in the same boot: a developer should look at it first."""
     from ..suites.splats import POISONING_KINDS
-    ids = [c["id"] for c in data.get("cases", [])]
-    for splat in data.get("splats", []):
-        if splat["kind"] in POISONING_KINDS and splat.get("case") in ids:
-            start = ids.index(splat["case"])
+    ids = [c.id for c in run.cases]
+    for splat in run.splats:
+        if splat.kind in POISONING_KINDS and splat.case in ids:
+            start = ids.index(splat.case)
             # The same guest: the same boot of the same worker (pytest-xdist runs several).
-            guest = (data["cases"][start].get("boot", 1), data["cases"][start].get("worker"))
-            later = [c["id"] for c in data["cases"][start + 1:]
-                     if c["status"] in FAILING and (c.get("boot", 1), c.get("worker")) == guest]
-            return {"case": splat["case"], "kind": splat["kind"], "title": splat["title"],
-                    "failing_after": later}
+            first = run.cases[start]
+            later = [c.id for c in run.cases[start + 1:]
+                     if c.status in FAILING and (c.boot, c.worker) == (first.boot, first.worker)]
+            return model.FirstCause(case=splat.case, kind=splat.kind, title=splat.title, failing_after=later)
     return None

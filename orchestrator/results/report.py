@@ -1,4 +1,4 @@
-"""Reports people read, from results.json data: one offline HTML page over one or more
+"""Reports people read, from runs' records (orchestrator/model.py): one offline HTML page over one or more
 runs (arch x case matrix, why each case did not pass, splats, config drops, stage
 timings, versions; what a series changed first when there is a comparison), a short
 plain text for a mailing-list reply, and one JUnit XML for several runs."""
@@ -14,6 +14,7 @@ import markupsafe
 
 from .. import cache
 from ..errors import OrchestratorError
+from ..model import CaseResult, RunRecord, Stages
 from . import causes, compare, confirm, history, history_chart, junit, ktap_out
 from .recorder import Recorder, guest_order
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
@@ -49,11 +50,10 @@ def _cut(text: str, width: int = _REASON_CUT) -> str:
     return line if len(line) <= width else line[:width - 3] + "..."
 
 
-def _labels(runs: list[dict]) -> list[str]:
+def _labels(runs: list[RunRecord]) -> list[str]:
     """A column name per run: the arch, with the run's label (or id) when an arch repeats."""
-    arches = [d.get("arch") or "unknown" for d in runs]
-    return [a if arches.count(a) == 1 else f"{a}-{d.get('label') or d.get('run_id', i)}"
-            for i, (a, d) in enumerate(zip(arches, runs))]
+    arches = [r.arch for r in runs]
+    return [a if arches.count(a) == 1 else f"{a}-{r.label or r.run_id}" for a, r in zip(arches, runs)]
 
 
 # -- the console region of each case --------------------------------------------------
@@ -96,7 +96,7 @@ def _regions(lines: list[str]) -> list[tuple[str, int, int, int]]:
     return out
 
 
-def case_console(console: str, cases: list[dict]) -> dict[int, list[str]]:
+def case_console(console: str, cases: list[CaseResult]) -> dict[int, list[str]]:
     """Console lines of each case (by index in `cases`). Each boot prints one nonce and
     numbers its commands 1, 2...; the cases of a boot are its last commands (the first
     boot runs one more before them), a case and its "(instance)" twin sharing one. A case
@@ -111,8 +111,8 @@ def case_console(console: str, cases: list[dict]) -> dict[int, list[str]]:
     by_boot: dict[tuple[str | None, int], list[list[int]]] = {}
     last_id = None
     for i, c in enumerate(cases):
-        groups = by_boot.setdefault((c.get("worker"), c.get("boot", 1)), [])
-        case_id = CaseId.parse(c["id"])
+        groups = by_boot.setdefault((c.worker, c.boot), [])
+        case_id = CaseId.parse(c.id)
         base = case_id.test
         if groups and last_id == base and case_id.instance:
             groups[-1].append(i)
@@ -132,8 +132,8 @@ def case_console(console: str, cases: list[dict]) -> dict[int, list[str]]:
             start, end = regions[first + k]
             for i in group:
                 found[i] = lines[start:end]
-        if all(cases[i]["description"].removesuffix(INSTANCE_SUFFIX) in "\n".join(region)
-               for i, region in found.items() if cases[i]["description"] != cases[i]["id"]):
+        if all(cases[i].description.removesuffix(INSTANCE_SUFFIX) in "\n".join(region)
+               for i, region in found.items() if cases[i].description != cases[i].id):
             out.update(found)
     return out
 
@@ -147,76 +147,80 @@ def _capped(lines: list[str], cap: int = _CONSOLE_CAP, head: int = _CONSOLE_HEAD
 
 # -- the page --------------------------------------------------------------------------
 
-def _stage_bars(stages: dict[str, Any]) -> dict[str, Any]:
+def _stage_bars(stages: Stages) -> dict[str, Any]:
     """Bars for an inline SVG (widths in px, proportional to seconds) and the errors of
-    failed stages with their first compiler errors or console tail."""
-    rows = [(name, float(s["seconds"]), s.get("state", ""), bool(s.get("reused")))
-            for name, s in stages.items() if s.get("seconds") is not None]
+    failed stages with their first compiler errors or console tail; in the order they
+    started (the builtin boot route makes its image first)."""
+    started = stages.started()
+    rows = [(name, float(s.seconds), s.state, bool(s.reused))
+            for name, s in started if s.seconds is not None]
     top = max([r[1] for r in rows] + [0.001])
     bar_w, row_h = 420, 22
     return {"width": 120 + bar_w + 140, "height": row_h * len(rows) + 4, "bars": [
         {"name": name, "seconds": sec, "state": state, "reused": reused,
          "y": 2 + k * row_h, "w": round(max(1.0, sec / top * bar_w), 1)}
         for k, (name, sec, state, reused) in enumerate(rows)],
-        "errors": [{"name": name, "error": s.get("error", ""),
-                    "detail": "\n".join(s.get("first_errors") or s.get("console_tail") or [])}
-                   for name, s in stages.items() if s.get("state") == "failed"]}
+        "errors": [{"name": name, "error": s.error or "",
+                    "detail": "\n".join(s.first_errors or s.console_tail or [])}
+                   for name, s in started if s.state == "failed"]}
 
 
-def _run_view(data: dict, run_dir: pathlib.Path | None, label: str) -> dict[str, Any]:
-    cases = data.get("cases", [])
+def _run_view(run: RunRecord, run_dir: pathlib.Path | None, label: str) -> dict[str, Any]:
+    """What the page shows of one run; the template reads plain values (as_dict)."""
+    cases = run.cases
     console_file = run_dir / "console.log" if run_dir else None
     console = (console_file.read_bytes().decode("utf-8", errors="replace")
                if console_file and console_file.is_file() else "")
     regions = case_console(console, cases) if console else {}
     shown = []
     for i, c in enumerate(cases):
-        if c["status"] == "PASS":
+        if c.status == "PASS":
             continue
         region = regions.get(i)
-        log_lines = (c.get("log") or "").split("\n")
+        cause = causes.of(c, run)
         shown.append({
-            "id": c["id"], "status": c["status"], "test_status": c.get("test_status"),
-            "reason": c.get("reason") or "", "seconds": c.get("seconds"),
-            "boot": c.get("boot", 1), "log": c.get("log") or "",
+            "id": c.id, "status": c.status, "test_status": c.test_status,
+            "reason": c.reason, "seconds": c.seconds, "boot": c.boot, "log": c.log,
             "console": "\n".join(_capped(region)) if region is not None else None,
-            "log_tail": "\n".join(_capped(log_lines, head=0)) if region is None else None,
-            "splats": [s.get("title", "") for s in c.get("splats", [])],
-            "cause": causes.of(c, data),
+            "log_tail": "\n".join(_capped(c.log.split("\n"), head=0)) if region is None else None,
+            "splats": [s.title for s in c.splats],
+            "cause": cause.as_dict() if cause else None,
         })
+
+    def plain(part: Any) -> dict:
+        return {k: v for k, v in part.as_dict().items() if v is not None} if part is not None else {}
     return {
-        "label": label, "data": data,
-        "counts": counts(data.get("cases", [])), "counts_line": counts_line(data),
-        "kernel": data.get("kernel") or {}, "versions": data.get("versions") or {},
-        "accel": data.get("accel") or {}, "boot_route": data.get("boot_route") or {},
-        "series": data.get("series"), "taint": data.get("taint") or {},
-        "stages": _stage_bars(data.get("stages") or {}),
-        "dropped": (data.get("config") or {}).get("dropped", []),
+        "label": label, "data": run.as_dict(),
+        "counts": counts(run.cases), "counts_line": counts_line(run),
+        "kernel": plain(run.kernel), "versions": plain(run.versions),
+        "accel": plain(run.accel), "boot_route": plain(run.boot_route),
+        "series": run.series.as_dict() if run.series else None, "taint": plain(run.taint),
+        "stages": _stage_bars(run.stages),
+        "dropped": [d.as_dict() for d in run.config.dropped] if run.config else [],
         "cases": shown,
         "unexplained": sum(1 for c in shown if c["cause"] is None),
-        "splats": [{**s, "lines": "\n".join(s.get("lines", []))}
-                   for s in data.get("splats", [])],
-        "first_cause": data.get("first_cause"),
-        "known_noise": [history.mark(c["id"], c["status"], (data.get("history") or {})[c["id"]])
-                        for c in cases if c["id"] in (data.get("history") or {})],
+        "splats": [{**s.as_dict(), "lines": "\n".join(s.lines)} for s in run.splats],
+        "first_cause": run.first_cause.as_dict() if run.first_cause else None,
+        "known_noise": [history.mark(c.id, c.status, run.history[c.id].as_dict())
+                        for c in cases if c.id in run.history],
     }
 
 
-def render_html(runs: list[tuple[dict, pathlib.Path]],
+def render_html(runs: list[tuple[RunRecord, pathlib.Path | None]],
                 comparison: dict | None = None, history: list | None = None) -> str:
-    """One self-contained page for (results.json data, run dir) pairs; `comparison`,
+    """One self-contained page for (run record, run dir) pairs; `comparison`,
     compare.compare()'s diff (compare.json's "diff"), comes first when given; `history`
     (history_chart.collect()'s), a chart per arch x kernel, after it."""
     labels = _labels([d for d, _ in runs])
     views = [_run_view(d, pathlib.Path(p) if p else None, lab) for (d, p), lab in zip(runs, labels)]
     case_ids: list[str] = []
     seen: set[str] = set()
-    for d, _ in runs:
-        for c in d.get("cases", []):
-            if c["id"] not in seen:
-                seen.add(c["id"])
-                case_ids.append(c["id"])
-    status_of = [{c["id"]: c["status"] for c in d.get("cases", [])} for d, _ in runs]
+    for r, _ in runs:
+        for c in r.cases:
+            if c.id not in seen:
+                seen.add(c.id)
+                case_ids.append(c.id)
+    status_of = [{c.id: c.status for c in r.cases} for r, _ in runs]
     matrix = [{"id": cid, "cells": [s.get(cid) for s in status_of]} for cid in case_ids]
     for row in matrix:
         # Rows whose status is not the same in every run are what a reader looks for.
@@ -234,20 +238,22 @@ def render_html(runs: list[tuple[dict, pathlib.Path]],
         history_legend=history_chart.legend())
 
 
-def write_html(path: pathlib.Path, runs: list[tuple[dict, pathlib.Path]],
+def write_html(path: pathlib.Path, runs: list[tuple[RunRecord, pathlib.Path | None]],
                comparison: dict | None = None, history: list | None = None) -> None:
     cache.atomic_write(pathlib.Path(path), render_html(runs, comparison, history))
 
 
 def render_matrix_html(stamp: str, rows: list[dict], changes: list[dict]) -> str:
-    """The matrix page: rows of {name, arch, kernel, build, boot, data, report, verdict,
-    minutes} (report: the cell's report.html relative to the page), then per arch what
-    each newer kernel changed (matrix/kernels.py)."""
+    """The matrix page: rows of {name, arch, kernel, build, boot, run, report, verdict,
+    minutes} (run: the cell's RunRecord, None for a cell that ended before its run began;
+    report: its report.html relative to the page), then per arch what each newer kernel
+    changed (matrix/kernels.py)."""
     cells = []
     for r in rows:
-        data = r["data"]
-        cells.append({**r, "counts": counts(data.get("cases", [])), "splats": len(data.get("splats", [])),
-                      "unexplained": len(causes.unexplained(data)) if data.get("cases") else ""})
+        run: RunRecord | None = r["run"]
+        cases = run.cases if run else []
+        cells.append({**r, "counts": counts(cases), "splats": len(run.splats) if run else 0,
+                      "unexplained": len(causes.unexplained(run)) if run and cases else ""})
     statuses = [s for s in STATUSES if any(c["counts"].get(s) for c in cells)]
     return _env.get_template("matrix.html.j2").render(stamp=stamp, rows=cells, changes=changes,
                                                       statuses=statuses)
@@ -257,16 +263,16 @@ def write_run_reports(recorder: Recorder) -> None:
     """The end of every run (make test, the pytest plugin's merge): junit.xml, results.ktap,
     report.html and summary.txt beside results.json. `orchestrator report` makes them again from
     results.json, so a failure here costs the pages, never the results."""
-    data = recorder.data
+    run = recorder.record
     try:
-        junit.write(data, recorder.dir / "junit.xml")
-        ktap_out.write(data, recorder.dir / "results.ktap")
+        junit.write(run, recorder.dir / "junit.xml")
+        ktap_out.write(run, recorder.dir / "results.ktap")
     except (OSError, OrchestratorError):
         pass   # a full disk: results.json (written first) is what counts
     try:
-        write_html(recorder.dir / "report.html", [(data, recorder.dir)],
-                   comparison=(data.get("baseline") or {}).get("diff"))
-        cache.atomic_write(recorder.dir / "summary.txt", summary_text([data]) + "\n")
+        write_html(recorder.dir / "report.html", [(run, recorder.dir)],
+                   comparison=run.baseline.diff if run.baseline else None)
+        cache.atomic_write(recorder.dir / "summary.txt", summary_text([run]) + "\n")
     except Exception as exc:  # noqa: BLE001 - any bug in the page must not cost the run's results
         print(f"orchestrator: the report pages of {recorder.dir} were not written ({exc}); "
               f"`orchestrator report {recorder.dir}` makes them from results.json.")
@@ -274,28 +280,27 @@ def write_run_reports(recorder: Recorder) -> None:
 
 # -- text for a reply, JUnit for CI ---------------------------------------------------
 
-def summary_text(runs: list[dict]) -> str:
+def summary_text(runs: list[RunRecord]) -> str:
     """Per run one line of counts, then each failing case and each splat, one line each."""
     out = []
-    for data, label in zip(runs, _labels(runs)):
-        out.append(f"{label}: {counts_line(data)}")
-        for c in data.get("cases", []):
-            if c["status"] in FAILING:
-                out.append(f"  {c['status']} {c['id']}: {_cut(c.get('reason') or '')}")
-                cause = causes.of(c, data)
+    for run, label in zip(runs, _labels(runs)):
+        out.append(f"{label}: {counts_line(run)}")
+        for c in run.cases:
+            if c.status in FAILING:
+                out.append(f"  {c.status} {c.id}: {_cut(c.reason)}")
+                cause = causes.of(c, run)
                 if cause:
                     out.append(f"    known cause, {_cut(causes.line(cause))}")
-        for s in data.get("splats", []):
-            times = f" x{s['count']}" if s.get("count", 1) > 1 else ""
-            out.append(f"  splat {s['kind']}{times} during {s.get('case') or 'boot/idle'}: "
-                       f"{_cut(s.get('title', ''))}")
+        for s in run.splats:
+            times = f" x{s.count}" if s.count > 1 else ""
+            out.append(f"  splat {s.kind}{times} during {s.case or 'boot/idle'}: {_cut(s.title)}")
     return "\n".join(out) + "\n"
 
 
-def merge_junit(runs: list[dict], path: pathlib.Path) -> None:
+def merge_junit(runs: list[RunRecord], path: pathlib.Path) -> None:
     """One JUnit document for several runs; suites are named `<arch>.<suite>` (with the
     run's label when an arch repeats)."""
-    root = ET.Element("testsuites", name="orchestrator " + " ".join(d.get("run_id", "") for d in runs))
-    for data, label in zip(runs, _labels(runs)):
-        root.extend(junit.testsuites(data, label))
+    root = ET.Element("testsuites", name="orchestrator " + " ".join(r.run_id for r in runs))
+    for run, label in zip(runs, _labels(runs)):
+        root.extend(junit.testsuites(run, label))
     cache.atomic_write(pathlib.Path(path), junit.to_string(root))

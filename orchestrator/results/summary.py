@@ -1,67 +1,63 @@
-"""The terminal summary printed at the end of a run, from results.json data alone."""
+"""The terminal summary printed at the end of a run, from its record alone."""
 from __future__ import annotations
 
-from ..suites.status import STATUSES
+from ..model import RunRecord
 from ..progress import fmt_duration
+from ..suites.status import STATUSES
 from . import causes, history
 
 _NOT_SHOWN = {"PASS"}
+_DROP_TAGS = {"unavailable": "not available in this tree", "undefined": "not defined in this tree",
+              "dropped": "dropped"}
 
 
-def render(data: dict, results_dir: str) -> str:
-    counts = data.get("counts") or {}
-    kernel = data.get("kernel", {})
-    stages = data.get("stages", {})
+def render(run: RunRecord, results_dir: str) -> str:
+    counts = run.counts
+    kernel = run.kernel
     out = []
-    accel = (data.get("accel") or {}).get("name", "?").upper()
-    out.append(f"{data.get('arch')}: Linux {kernel.get('version', '?')} ({kernel.get('origin', '?')}), "
-               f"{accel}, {data.get('state')}")
-    timing = ", ".join(f"{name} {fmt_duration(s['seconds'])}"
-                       + (" (reused)" if s.get("reused") else "")
-                       for name, s in stages.items() if s.get("seconds") is not None)
+    accel = run.accel.name.upper() if run.accel else "?"
+    out.append(f"{run.arch}: Linux {kernel.version} ({kernel.origin}), {accel}, {run.state}")
+    timing = ", ".join(f"{name} {fmt_duration(s.seconds)}" + (" (reused)" if s.reused else "")
+                       for name, s in run.stages.started() if s.seconds is not None)
     if timing:
         out.append(f"  stages: {timing}")
     out.append("  " + "  ".join(f"{st} {counts[st]}" for st in STATUSES if counts.get(st))
                + f"  (total {sum(counts.values())})")
-    width = max([len(c["id"]) for c in data.get("cases", [])] + [10])
-    for c in data.get("cases", []):
-        if c["status"] in _NOT_SHOWN:
+    width = max([len(c.id) for c in run.cases] + [10])
+    for c in run.cases:
+        if c.status in _NOT_SHOWN:
             continue
-        out.append(f"  {c['status']:<11} {c['id']:<{width}}  {c.get('reason', '')[:100]}")
-        cause = causes.of(c, data)
+        out.append(f"  {c.status:<11} {c.id:<{width}}  {c.reason[:100]}")
+        cause = causes.of(c, run)
         if cause:
             out.append(f"  {'':<11} {'':<{width}}  known cause, {causes.line(cause)[:100]}")
-    left = causes.unexplained(data)
+    left = causes.unexplained(run)
     if left:
         out.append(f"  not explained: {len(left)} case(s) that did not pass have no known cause "
-                   f"(orchestrator/data/causes.yaml): {', '.join(c['id'] for c in left)[:160]}")
-    splats = data.get("splats", [])
-    if splats:
-        out.append(f"  kernel splats: {len(splats)}")
-        for s in splats:
-            times = f" x{s['count']}" if s.get("count", 1) > 1 else ""
-            out.append(f"    {s['kind']}{times} during {s.get('case') or 'boot/idle'}: {s['title'][:110]}")
-    known = [history.mark(c["id"], c["status"], data["history"][c["id"]])
-             for c in data.get("cases", []) if c["status"] != "PASS" and c["id"] in (data.get("history") or {})]
+                   f"(orchestrator/data/causes.yaml): {', '.join(c.id for c in left)[:160]}")
+    if run.splats:
+        out.append(f"  kernel splats: {len(run.splats)}")
+        for s in run.splats:
+            times = f" x{s.count}" if s.count > 1 else ""
+            out.append(f"    {s.kind}{times} during {s.case or 'boot/idle'}: {s.title[:110]}")
+    known = [history.mark(c.id, c.status, run.history[c.id].as_dict())
+             for c in run.cases if c.status != "PASS" and c.id in run.history]
     if known:
         out.append("  seen with other results before (known noise?):")
         out.extend(f"    {line}" for line in known)
-    cause = data.get("first_cause")
-    if cause and cause.get("failing_after"):
-        n = len(cause["failing_after"])
-        out.append(f"  look first at the {cause['kind']} during {cause['case']}: {n} failing case(s) ran "
-                   f"after it and may follow from it ({cause['title'][:80]})")
-    dropped = (data.get("config") or {}).get("dropped", [])
-    if dropped:
-        out.append(f"  config: {len(dropped)} asked option(s) not in the final .config")
-        for d in dropped:
-            tag = {"unavailable": "not available in this tree", "undefined": "not defined in this tree",
-                   "dropped": "dropped"}.get(d["kind"], d["kind"])
-            out.append(f"    {d['option']}={d['asked']} -> {d['got']}: {tag}: {d['reason'][:110]}")
-    for note in (data.get("config") or {}).get("notes", []):
+    first = run.first_cause
+    if first and first.failing_after:
+        n = len(first.failing_after)
+        out.append(f"  look first at the {first.kind} during {first.case}: {n} failing case(s) ran "
+                   f"after it and may follow from it ({first.title[:80]})")
+    if run.config and run.config.dropped:
+        out.append(f"  config: {len(run.config.dropped)} asked option(s) not in the final .config")
+        for d in run.config.dropped:
+            out.append(f"    {d.option}={d.asked} -> {d.got}: {_DROP_TAGS.get(d.kind, d.kind)}: {d.reason[:110]}")
+    for note in run.config.notes if run.config else []:
         out.append(f"  config: {note[:160]}")
-    taint = data.get("taint") or {}
-    if taint and taint.get("boot") != taint.get("end"):
-        out.append(f"  taint: {taint.get('boot')} at boot, {taint.get('end')} at the end")
-    out.append(f"  verdict: {data.get('verdict')}   results: {results_dir}")
+    taint = run.taint
+    if taint and taint.boot != taint.end:
+        out.append(f"  taint: {taint.boot} at boot, {taint.end} at the end")
+    out.append(f"  verdict: {run.verdict}   results: {results_dir}")
     return "\n".join(out)

@@ -21,7 +21,7 @@ from ..suites.case_id import test_of
 from ..suites.status import FAILING, SKIPPED
 from ..pipeline import RunContext, TestOptions, base_pointer, build_only, inputs_digest, run_test, source_tree
 from ..progress import Progress
-from ..results.recorder import new_run_id, point_latest, read_run, write_run
+from ..results.recorder import as_document, new_run_id, point_latest, read_run, write_run
 
 
 @dataclasses.dataclass
@@ -38,9 +38,9 @@ def _cached_base(opts: TestOptions, base_tree_id: str) -> tuple[dict, pathlib.Pa
     own base run, or a plain `make test` of the tree at that commit."""
     ref = cache.read_json(base_pointer(opts, base_tree_id)) or {}
     run_dir = pathlib.Path(ref.get("results_dir", "/nonexistent"))
-    data = read_run(run_dir)
-    if data and data.get("state") == "complete" and data["kernel"].get("tree_id") == base_tree_id:
-        return data, run_dir
+    run = read_run(run_dir)
+    if run is not None and run.state == "complete" and run.kernel.tree_id == base_tree_id:
+        return as_document(run), run_dir
     return None
 
 

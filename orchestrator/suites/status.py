@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..model import STATUSES
+from ..model import STATUSES, CaseResult, RunRecord
 
 # STATUSES (model.Status): every status, in the order counts are shown.
 # Statuses that make a run fail.
@@ -19,18 +19,18 @@ PASSED = frozenset({"PASS", "XFAIL"})
 assert FAILING | SKIPPED | PASSED == set(STATUSES)
 
 
-def counts(cases: Iterable[dict]) -> dict[str, int]:
+def counts(cases: Iterable[CaseResult]) -> dict[str, int]:
     """Status -> number of cases, for the statuses that occur, in STATUSES order."""
     seen: dict[str, int] = {}
     for c in cases:
-        seen[c["status"]] = seen.get(c["status"], 0) + 1
+        seen[c.status] = seen.get(c.status, 0) + 1
     return {s: seen[s] for s in STATUSES if s in seen}
 
 
-def counts_line(data: dict) -> str:
+def counts_line(run: RunRecord) -> str:
     """`58 cases: 55 pass, 1 fail, 1 error, 1 unsupported; 2 kernel splat(s)`"""
-    n = counts(data.get("cases", []))
+    n = counts(run.cases)
     parts = [f"{count} {status.lower()}" for status, count in n.items()]
-    splats = len(data.get("splats", []))
+    splats = len(run.splats)
     return (f"{sum(n.values())} cases: {', '.join(parts) or 'none'}"
             + (f"; {splats} kernel splat(s)" if splats else ""))
