@@ -10,6 +10,14 @@
 #   make pytest ARCH=arm64 N=2     each case a pytest item, two guests (pytest-xdist)
 #   make shell ARCH=arm64          the last arm64 run's kernel and image, a shell on its console
 #   make check                     the project's own tests (unit + real x86_64 boots)
+# These come from make's command line only: a kernel developer's exported ARCH,
+# CROSS_COMPILE, LLVM, O... are for their own builds, and an exported N, JOBS or BASE
+# means something else entirely. (The kernel's own make gets none of them either:
+# orchestrator/hosttools.py's build_environment.)
+USER_VARIABLES := ARCH KERNEL SUITES KCONFIG TIMEOUT ACCEL LLVM CROSS_COMPILE SERIES BASE COMPARE \
+	EACH_PATCH BISECT RETRIES TRANSPORT N QEMU JOBS RERUN REPLY SHELL_ON_FAILURE GDB RUNS OUT \
+	HISTORY BASELINE ONLY REPEAT
+$(foreach v,$(USER_VARIABLES),$(if $(filter environment%,$(origin $(v))),$(eval undefine $(v))))
 ARCH    ?= x86_64
 VENV    ?= .venv
 PY      := $(VENV)/bin/python

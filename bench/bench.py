@@ -70,7 +70,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent  # run from a checkout: or
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-from orchestrator import cache
+from orchestrator import cache, hosttools
 from orchestrator.kernel import source
 
 
@@ -98,7 +98,8 @@ def raw_make(tree: source.KernelTree, arch_name: str, build_dir: pathlib.Path) -
     view = build.tree_view(cache.default_cache_root(), tree, build_dir)
     argv = build._make_argv(tree, arch, build_dir, *targets, view=view)
     t0 = time.monotonic()
-    subprocess.run(argv, env=build._make_env(cache.default_cache_root()), capture_output=True, check=True)
+    subprocess.run(argv, env=hosttools.build_environment(build.make_environment(cache.default_cache_root()))[0],
+                   capture_output=True, check=True)
     return time.monotonic() - t0
 
 
@@ -311,7 +312,7 @@ def scenario_second_tree(runs: pathlib.Path, arch: str) -> dict:
     clone.parent.mkdir(parents=True)
     try:
         subprocess.run(["git", "clone", "-q", "--shared", str(tree.path), str(clone)], check=True)
-        env = build._make_env(cache_root)
+        env = hosttools.build_environment(build.make_environment(cache_root))[0]
         before = _ccache_counts(env)
         _, data = orchestrator(runs / "second-tree", arch, "--suite", "kprobe_multi", "--kernel", str(clone))
         after = _ccache_counts(env)

@@ -97,6 +97,8 @@ class Arch:
     # Kernel version line ("7.2") -> kbuild steps of a first build of the default config,
     # measured here: the progress estimate of a first build before this cache has one.
     build_steps: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # Other names the row answers to: kbuild's ARCH and arch/ names (x86, riscv, s390...).
+    aliases: tuple[str, ...] = ()
 
     def host_packages(self) -> list[str]:
         """Every Debian package this arch needs on the host (what `deps` installs)."""
@@ -160,6 +162,7 @@ def _arch_from_row(name: str, row: dict) -> Arch:
                          if row.get("builtin_dtb") else None),
             ssh=SshSpec(**row["ssh"]) if row.get("ssh") else None,
             build_steps={str(k): int(v) for k, v in (row.get("build_steps") or {}).items()},
+            aliases=tuple(str(a) for a in row.get("aliases") or ()),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise OrchestratorError(
@@ -223,7 +226,7 @@ def select(names: str, qemu: str | None = None) -> list[Arch]:
     """'arm64', 'x86_64,arm64' or 'all' -> arches, in table order for 'all'."""
     if names.strip() == "all":
         return list(load_table(qemu).values())
-    chosen = [get_arch(n, qemu) for n in dict.fromkeys(names.replace(",", " ").split())]
+    chosen = list({a.name: a for a in (get_arch(n, qemu) for n in names.replace(",", " ").split())}.values())
     if not chosen:
         raise OrchestratorError(f"No arch named in '{names}'; give one or more of "
                                 f"{', '.join(sorted(load_table()))} (comma-separated), or 'all'.",
@@ -232,9 +235,14 @@ def select(names: str, qemu: str | None = None) -> list[Arch]:
 
 
 def get_arch(name: str, qemu: str | None = None) -> Arch:
+    """The row named `name`, or the one that has it among its aliases (kbuild's x86, riscv...)."""
     table = load_table(qemu)
-    if name not in table:
-        raise OrchestratorError(
-            f"Unknown arch '{name}'; valid arch names are: {', '.join(sorted(table))}.",
-            ExitCode.BAD_INPUT)
-    return table[name]
+    if name in table:
+        return table[name]
+    for arch in table.values():
+        if name in arch.aliases:
+            return arch
+    raise OrchestratorError(
+        f"Unknown arch '{name}'; valid arch names are: "
+        + ", ".join(f"{n}" + (f" ({', '.join(a.aliases)})" if a.aliases else "") for n, a in sorted(table.items()))
+        + ".", ExitCode.BAD_INPUT)

@@ -1,4 +1,5 @@
-"""Checks that host executables exist, naming the Debian package that provides each."""
+"""Checks that host executables exist, naming the Debian package that provides each; the
+environment the builds this tool runs are given."""
 from __future__ import annotations
 
 import functools
@@ -9,6 +10,35 @@ import subprocess
 from typing import Any, Mapping
 
 from .errors import ExitCode, OrchestratorError
+
+
+# What steers a kbuild (or GNU make itself) from the environment. A kernel developer
+# exports these for their own builds (ARCH=arm64, CROSS_COMPILE=..., LLVM=1,
+# KCFLAGS=-Werror, O=...), and an outer make hands its own down (MAKEFLAGS holds the
+# command line of `make test ARCH=x86_64 JOBS=2` and its jobserver): this tool's builds
+# take all of that from its own options and the arch table, never from there.
+KBUILD_STEERING = frozenset({
+    "ARCH", "SUBARCH", "SRCARCH", "CROSS_COMPILE", "LLVM", "LLVM_IAS", "O", "M", "W", "C", "V",
+    "CC", "LD", "AR", "NM", "OBJCOPY", "OBJDUMP", "READELF", "STRIP", "PAHOLE",
+    "HOSTCC", "HOSTCXX", "HOSTLD", "HOSTAR", "HOSTCFLAGS", "HOSTCXXFLAGS", "HOSTLDFLAGS", "HOSTLDLIBS",
+    "KCFLAGS", "KAFLAGS", "KCPPFLAGS", "KRUSTFLAGS", "CFLAGS", "CPPFLAGS", "LDFLAGS",
+    "EXTRA_CFLAGS", "EXTRA_AFLAGS", "EXTRA_LDFLAGS",
+    "CFLAGS_KERNEL", "AFLAGS_KERNEL", "CFLAGS_MODULE", "AFLAGS_MODULE", "LDFLAGS_MODULE",
+    "INSTALL_PATH", "INSTALL_MOD_PATH", "INSTALL_MOD_STRIP", "INSTALL_HDR_PATH", "INSTALL_DTBS_PATH",
+    "LOCALVERSION", "KERNELRELEASE", "KERNELVERSION",
+    "MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MAKEFILES",
+})
+KBUILD_STEERING_PREFIXES = ("KBUILD_", "KCONFIG_")
+
+
+def build_environment(ours: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The environment for a build this tool runs: the process's own without what steers
+    kbuild or make, with `ours` over it; and the names it left out (for the run's record)."""
+    left_out = sorted(name for name in os.environ
+                      if name in KBUILD_STEERING or name.startswith(KBUILD_STEERING_PREFIXES))
+    env = {k: v for k, v in os.environ.items() if k not in left_out}
+    env.update(ours)
+    return env, left_out
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -239,6 +239,11 @@ class Stage(Record, kw_only=True, omit_defaults=True):
     build_dir: str | None = None
     steps: Count | None = None
     config_seconds: Seconds | None = None
+    make_command: described(list[str] | None, "build: the kernel's make, as run in the tree.") = None
+    make_environment: described(dict[str, str] | None, "build: what this tool set for make over "
+                                "the user's environment.") = None
+    ignored_environment: described(list[str] | None, "build: exported variables kept from make "
+                                   "(ARCH, CROSS_COMPILE, LLVM, KCFLAGS, MAKEFLAGS...).") = None
     first_errors: list[str] | None = None
     path: str | None = None
     bytes: Count | None = None

@@ -324,7 +324,9 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
             recorder.set_versions(**b.toolchain)
         stages.set("config", ConfigOutcome(dropped=b.dropped, notes=pahole.notes(tree.path)))
         stages.stage_finished("build", reused=b.reused, build_dir=str(b.build_dir), steps=b.steps,
-                              config_seconds=round(b.config_seconds, 1))
+                              config_seconds=round(b.config_seconds, 1), make_command=b.make_command,
+                              make_environment=b.make_environment,
+                              ignored_environment=b.ignored_environment)
         progress.say(f"build {arch.name}: " + (f"reused {b.build_dir}" if b.reused else
                                                f"{b.steps} steps in {fmt_duration(b.build_seconds)}"))
         if img is None:

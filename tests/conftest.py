@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -112,12 +113,21 @@ from orchestrator.cache import default_cache_root
 CACHE_ROOT = default_cache_root()
 
 
-def run_orchestrator_test(results: pathlib.Path, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
+# A kernel developer's shell: what they export for their own arm64 builds, and what an
+# outer `make test ARCH=arm64 JOBS=2` hands down. None of it may reach an x86_64 run.
+DEVELOPER_ENVIRONMENT = {"ARCH": "arm64", "CROSS_COMPILE": "aarch64-linux-gnu-", "LLVM": "1",
+                         "KCFLAGS": "-Werror", "O": "/nonexistent/build", "QEMU": "backports",
+                         "TRANSPORT": "ssh", "MAKEFLAGS": " -j8 -- ARCH=arm64 JOBS=2", "MAKELEVEL": "1"}
+
+
+def run_orchestrator_test(results: pathlib.Path, *extra: str,
+                          env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
     """`orchestrator test --arch x86_64` into `results`: the process and its wall time."""
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64",
                         "--results-dir", str(results), "--cache-dir", str(CACHE_ROOT), *extra],
-                       cwd=REPO, capture_output=True, text=True, timeout=3600)
+                       cwd=REPO, capture_output=True, text=True, timeout=3600,
+                       env=None if env is None else {**os.environ, **env})
     return p, time.monotonic() - t0
 
 
@@ -127,7 +137,8 @@ def e2e_first_run_proc(tmp_path_factory):
     module checks it, the pytest plugin's tests compare their runs with it."""
     results = tmp_path_factory.mktemp("results")
     # A case that hangs waits out its timeout: 150 s is 5 times the slowest x86_64 case.
-    p, seconds = run_orchestrator_test(results, "--case-timeout", "150")
+    # Under a kernel developer's exported environment (checked in test_e2e_x86_64.py).
+    p, seconds = run_orchestrator_test(results, "--case-timeout", "150", env=DEVELOPER_ENVIRONMENT)
     print(f"\n--- first run ({seconds:.0f}s, exit {p.returncode}) ---\n{p.stdout}\n{p.stderr[-3000:]}")
     return p, results / "latest"
 

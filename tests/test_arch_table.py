@@ -133,3 +133,17 @@ def test_each_arch_runs_on_its_default_qemu_build_unless_one_is_asked_for():
     la = next(a for g in groups.values() for a in g if a.name == "loongarch64")
     assert la.boot_route == ("direct" if emulators.build_for("loongarch64", None) == "backports" else "builtin")
     assert [b for b, _ in emulators.by_build("x86_64,loongarch64", "debian")] == ["debian"]
+
+
+def test_kbuilds_arch_names_are_aliases_of_the_rows():
+    # ARCH=x86 / riscv / s390 / loongarch, as a kernel developer types them for kbuild.
+    got = [a.name for a in arches.select("x86,riscv,s390,loongarch,arm64")]
+    assert got == ["x86_64", "riscv64", "s390x", "loongarch64", "arm64"]
+    # One arch named twice runs once.
+    assert [a.name for a in arches.select("x86,x86_64")] == ["x86_64"]
+    # Every alias is the row's own kbuild name (kernel_arch or srcarch), and names one row.
+    table = arches.load_table()
+    aliases = [(alias, a) for a in table.values() for alias in a.aliases]
+    assert {alias for alias, _ in aliases} == {"x86", "riscv", "s390", "loongarch"}
+    assert all(alias in (a.kernel_arch, a.srcarch) and alias not in table for alias, a in aliases)
+    assert len({alias for alias, _ in aliases}) == len(aliases)

@@ -61,8 +61,9 @@ def test_zero_cases_is_incomplete_with_its_own_exit_code(fake_tree, tmp_path, mo
 def test_unknown_arch(tmp_path):
     p = run("--arch", "sparc", results=tmp_path)
     assert p.returncode == 2
-    names = ", ".join(sorted(load_table()))
+    names = ", ".join(n + (f" ({', '.join(a.aliases)})" if a.aliases else "") for n, a in sorted(load_table().items()))
     assert p.stderr.strip() == f"orchestrator: Unknown arch 'sparc'; valid arch names are: {names}."
+    assert "x86_64 (x86)" in names
     assert not any(tmp_path.iterdir())  # nothing started, nothing half-written
 
 

@@ -2,6 +2,7 @@
 default suites. The first run on a machine builds the kernel (~6 min on 2 cores);
 later runs reuse the cached build."""
 import json
+import os
 import pathlib
 import signal
 import subprocess
@@ -40,6 +41,36 @@ def test_run_completes_with_every_case(first_run):
     assert "CONFIG_KPROBE_EVENTS=y" in (latest / "config").read_text()
     assert data["versions"]["kernel_banner"].startswith(DEFAULT_BANNER)
     assert data["taint"]["boot"] == 0
+
+
+def test_a_developers_exported_environment_does_not_reach_the_run(first_run):
+    """The first run ran under conftest.DEVELOPER_ENVIRONMENT (ARCH=arm64, CROSS_COMPILE,
+    LLVM=1, KCFLAGS, O, QEMU, TRANSPORT, an outer make's MAKEFLAGS): an x86_64 run with the
+    table's gcc, over the serial console, on the arch's own QEMU, and the record says what
+    make was given and what was kept from it."""
+    _, latest = first_run
+    data = json.loads((latest / "results.json").read_text())
+    assert data["arch"] == "x86_64" and data["transport"]["name"] == "serial"
+    build = data["stages"]["build"]
+    make = build["make_command"]
+    assert "ARCH=x86_64" in make and not any(a.startswith(("CROSS_COMPILE=", "LLVM=")) for a in make)
+    assert "CC=ccache gcc" in make and data["versions"]["compiler"].startswith("gcc")
+    assert {"ARCH", "CROSS_COMPILE", "LLVM", "KCFLAGS", "O", "MAKEFLAGS", "MAKELEVEL"} <= set(build["ignored_environment"])
+    assert build["make_environment"]["KBUILD_BUILD_USER"] == "orchestrator"
+    assert "qemu-system-x86_64" in data["qemu_argv"][0] and data["versions"].get("qemu_build") != "backports"
+
+
+def test_make_takes_its_variables_from_its_command_line_only():
+    """`make test ARCH=x86_64` in a shell that exports ARCH=arm64, LLVM=1, N=8...: the
+    orchestrator is asked for x86_64 with nothing else; a bare `make test` for the default."""
+    env = {**os.environ, "ARCH": "arm64", "LLVM": "1", "CROSS_COMPILE": "aarch64-linux-gnu-",
+           "SERIES": "/tmp/v2.mbx", "JOBS": "16", "KERNEL": "/home/dev/linux"}
+    for args, arch in ((["ARCH=x86_64"], "x86_64"), ([], "x86_64"), (["ARCH=riscv"], "riscv")):
+        p = subprocess.run(["make", "-n", "--no-print-directory", "test", *args], cwd=REPO, env=env,
+                           capture_output=True, text=True)
+        line = next(l for l in p.stdout.replace("\\\n", " ").splitlines() if "-m orchestrator test" in l)
+        assert f'--arch "{arch}"' in line, line
+        assert not any(flag in line for flag in ("--llvm", "--cross-compile", "--series", "--guests", "--kernel")), line
 
 
 def test_known_statuses(first_run):

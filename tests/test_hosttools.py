@@ -42,3 +42,18 @@ def test_output_and_input_as_subprocess_run_gives_them():
     out = hosttools.run_tree(["sh", "-c", "read x; echo got $x; echo err >&2; exit 3"], input="it\n",
                              capture_output=True, text=True)
     assert (out.returncode, out.stdout, out.stderr) == (3, "got it\n", "err\n")
+
+
+def test_a_build_gets_nothing_exported_that_steers_kbuild(monkeypatch):
+    # A kernel developer's shell, and an outer `make test ARCH=x86_64 JOBS=2`.
+    exported = {"ARCH": "arm64", "CROSS_COMPILE": "aarch64-linux-gnu-", "LLVM": "1", "KCFLAGS": "-Werror",
+                "O": "/home/dev/build", "KBUILD_OUTPUT": "/home/dev/out", "KCONFIG_CONFIG": ".config.dev",
+                "MAKEFLAGS": " -j8 --jobserver-auth=3,4 -- ARCH=x86_64 JOBS=2", "MAKELEVEL": "1",
+                "INSTALL_MOD_PATH": "/tmp/mods"}
+    for name, value in exported.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CCACHE_DISABLE", "")   # not kbuild's: kept
+    env, left_out = hosttools.build_environment({"KBUILD_BUILD_USER": "orchestrator"})
+    assert left_out == sorted(exported)
+    assert not set(exported) & set(env)
+    assert env["KBUILD_BUILD_USER"] == "orchestrator" and "CCACHE_DISABLE" in env and env["PATH"]

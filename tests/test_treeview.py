@@ -55,7 +55,7 @@ def test_each_tree_is_seen_at_the_same_paths(trees):
 
 
 def test_the_second_trees_compile_hits_the_first_trees_ccache_entry(trees, tmp_path):
-    env = build._make_env(tmp_path / "cache")
+    env = build.make_environment(tmp_path / "cache")
     compile_ = 'ccache gcc -c "$T/file.c" -I"$T/include" -o file.o'
     stats = []
     for view in trees:

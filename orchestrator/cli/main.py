@@ -26,9 +26,11 @@ def for_terminal(text: str) -> str:
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 def _qemu_option(parser: argparse.ArgumentParser, more: str = "") -> None:
-    """--qemu (QEMU= in the environment), the same for every command that boots or installs."""
+    """--qemu, the same for every command that boots or installs. Options only: none of
+    ARCH, QEMU, TRANSPORT is read from the environment (a kernel developer's exported ARCH
+    is for their own builds; the Makefile passes what its command line gives)."""
     builds = ", ".join(f"{e.name} ({e.version}, {e.suite})" for e in EMULATORS.values())
-    parser.add_argument("--qemu", choices=list(EMULATORS), default=os.environ.get("QEMU") or None,
+    parser.add_argument("--qemu", choices=list(EMULATORS), default=None,
                         help=f"the QEMU build guests run on: {builds}; default: each arch's own (the arch "
                              f"table's default_qemu, else {DEFAULT_EMULATOR}){more}")
 
@@ -121,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"orchestrator {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     t = sub.add_parser("test", help="build, boot and test one arch")
-    t.add_argument("--arch", default=os.environ.get("ARCH") or DEFAULT_ARCH,
+    t.add_argument("--arch", default=DEFAULT_ARCH,
                    help="arch name from the arch table (default x86_64); several, comma-separated, "
                         "or 'all' run one after another with one table at the end")
     t.add_argument("--kernel", default=None,
@@ -175,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "terminal (a shell in /kto/ftrace; Ctrl-] ends it); the run is then incomplete")
     t.add_argument("--tcdir", default=None, metavar="DIR",
                    help="run the .tc cases of DIR as the tcscripts suite instead of the project's tcscripts/")
-    t.add_argument("--transport", choices=TRANSPORTS, default=os.environ.get("TRANSPORT") or "serial",
+    t.add_argument("--transport", choices=TRANSPORTS, default="serial",
                    help="how commands reach the guest: its serial console (default), or SSH to a "
                         "dropbear in the guest over a port on 127.0.0.1 (the console is still logged)")
     t.add_argument("--cmdline", default="", metavar="ARGS",
@@ -209,15 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 1 when a run did not complete or regressed against its baseline")
     sh = sub.add_parser("shell", help="boot the kernel and image of an arch's last run with its "
                                       "console on this terminal (an interactive shell in the guest)")
-    sh.add_argument("--arch", default=os.environ.get("ARCH") or DEFAULT_ARCH)
+    sh.add_argument("--arch", default=DEFAULT_ARCH)
     sh.add_argument("--results-dir", default=str(RESULTS_DIR))
     sh.add_argument("--gdb", action="store_true",
                     help="QEMU's gdb stub on a free port of 127.0.0.1, and the gdb command line to attach "
                          "(the run's vmlinux and the tree's scripts/gdb helpers)")
     d = sub.add_parser("deps", help="install the host packages the arches need (apt-get)")
-    d.add_argument("--arch", default=os.environ.get("ARCH") or DEFAULT_ARCH,
+    d.add_argument("--arch", default=DEFAULT_ARCH,
                    help="arch name(s), comma-separated, or 'all'")
-    d.add_argument("--transport", choices=TRANSPORTS, default=os.environ.get("TRANSPORT") or "serial",
+    d.add_argument("--transport", choices=TRANSPORTS, default="serial",
                    help="ssh: also install what the SSH transport needs and build the guests' dropbear")
     _qemu_option(d)
     d.add_argument("--cache-dir", default=None)

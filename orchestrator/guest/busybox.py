@@ -123,8 +123,9 @@ def zig_cc(target: str, cpu: str | None) -> str:
 
 
 def zig_env() -> dict[str, str]:
-    """The environment zig_cc needs: this package importable from any directory."""
-    return dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parents[2]))
+    """The environment zig_cc needs: this package importable from any directory (and
+    nothing exported that steers a kbuild: busybox builds with one)."""
+    return hosttools.build_environment({"PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[2])})[0]
 
 
 def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, say) -> None:

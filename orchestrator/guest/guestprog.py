@@ -83,7 +83,7 @@ def uapi_headers(tree: KernelTree, arch: Arch, cache_root: pathlib.Path, say=pri
         out.mkdir(parents=True, exist_ok=True)
         stamp.unlink(missing_ok=True)
         argv = ["make", "-s", "-C", str(tree.path), f"O={out}", *arch.make_vars(), "headers"]
-        proc = hosttools.run_tree(argv, capture_output=True, text=True)
+        proc = hosttools.run_tree(argv, capture_output=True, text=True, env=hosttools.build_environment({})[0])
         if proc.returncode != 0:
             first = (proc.stderr or proc.stdout).strip().splitlines()[:3]
             raise ProgramBuildFailed(

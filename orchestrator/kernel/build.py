@@ -49,6 +49,9 @@ class BuildResult:
     dropped: list[kconfig.Dropped]
     toolchain: dict[str, str]
     modules: pathlib.Path | None
+    make_command: list[str]         # the build step's make, as run in the tree itself
+    make_environment: dict[str, str]   # what this tool sets for make over the user's environment
+    ignored_environment: list[str]     # exported variables kept from make (ARCH, LLVM, MAKEFLAGS...)
 
 
 class BuildFailed(OrchestratorError):
@@ -134,16 +137,15 @@ def _remember_steps(cache_root: pathlib.Path, arch: Arch, tree: KernelTree, allc
     cache.atomic_write_json(cache_root / STEPS_SEEN, seen)
 
 
-def _make_env(cache_root: pathlib.Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["CCACHE_DIR"] = str(cache_root / "ccache")
-    # Debug info puts the cwd in the hash by default; build dirs differ per tree
-    # location, and sharing hits across them is the point of ccache here.
-    env["CCACHE_NOHASHDIR"] = "1"
-    env.setdefault("CCACHE_MAXSIZE", "15G")
-    env["KBUILD_BUILD_USER"] = "orchestrator"
-    env["KBUILD_BUILD_HOST"] = "localhost"
-    return env
+def make_environment(cache_root: pathlib.Path) -> dict[str, str]:
+    """What the kernel's make is given over the user's environment (the rest of which is
+    hosttools.build_environment's: nothing that steers kbuild)."""
+    return {"CCACHE_DIR": str(cache_root / "ccache"),
+            # Debug info puts the cwd in the hash by default; build dirs differ per tree
+            # location, and sharing hits across them is the point of ccache here.
+            "CCACHE_NOHASHDIR": "1",
+            "CCACHE_MAXSIZE": os.environ.get("CCACHE_MAXSIZE", "15G"),
+            "KBUILD_BUILD_USER": "orchestrator", "KBUILD_BUILD_HOST": "localhost"}
 
 
 def _run_make(argv: list[str], env: dict[str, str], log_file, progress: Progress, label: str,
@@ -216,7 +218,8 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
     image = build_dir / arch.kernel_image
     vmlinux = build_dir / "vmlinux"
     log_path = build_dir / BUILD_LOG
-    env = _make_env(cache_root)
+    ours = make_environment(cache_root)
+    env, ignored = hosttools.build_environment(ours)
     view = tree_view(cache_root, tree, build_dir)
     # A series worktree: the build dir of the tree it is a worktree of.
     twin_dir = build_dir_for(cache_root, KernelTree(tree.builds_as, "", tree.version, "", None), arch) \
@@ -225,12 +228,24 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
     with cache.file_lock(build_dir.with_name(arch.name + ".lock"), f"build dir {build_dir}",
                          on_wait=progress.say):
         stamp = cache.read_json(build_dir / STAMP) or {}
+        dotconfig = kconfig.read_dotconfig(build_dir / ".config") if (build_dir / ".config").exists() else {}
+
+        def targets_of(dotconfig: dict[str, str]) -> list[str]:
+            modular = build_modules and dotconfig.get("CONFIG_MODULES") == "y"
+            # vmlinux-gdb.py and scripts/gdb/ in the build dir: gdb loads the tree's lx-
+            # helpers from beside the vmlinux it is given (`shell --gdb`).
+            return [arch.build_target, "vmlinux"] + (["modules"] if modular else []) + \
+                (["scripts_gdb"] if dotconfig.get("CONFIG_GDB_SCRIPTS") == "y" else [])
+
+        def result(reused: bool, config_seconds: float, build_seconds: float, steps: int,
+                   dropped: list[kconfig.Dropped], dotconfig: dict[str, str]) -> BuildResult:
+            return BuildResult(arch.name, build_dir, image, vmlinux, build_dir / ".config", log_path, key,
+                               reused, config_seconds, build_seconds, steps, dropped, toolchain,
+                               _modules_dir(build_dir, dotconfig),
+                               _make_argv(tree, arch, build_dir, *targets_of(dotconfig)), ours, ignored)
         if stamp.get("key") == key and image.exists() and vmlinux.exists():
-            dotconfig = kconfig.read_dotconfig(build_dir / ".config")
             dropped = kconfig.compare(merged, dotconfig, tree.path, arch.srcarch)
-            return BuildResult(arch.name, build_dir, image, vmlinux, build_dir / ".config",
-                               log_path, key, True, 0.0, 0.0, int(stamp.get("steps", 0)),
-                               dropped, toolchain, _modules_dir(build_dir, dotconfig))
+            return result(True, 0.0, 0.0, int(stamp.get("steps", 0)), dropped, dotconfig)
         # The stamp no longer describes the dir once we touch it.
         (build_dir / STAMP).unlink(missing_ok=True)
         # A worktree's first build: from a copy of its tree's build, when there is one.
@@ -258,12 +273,8 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
             dropped = kconfig.compare(merged, dotconfig, tree.path, arch.srcarch)
             kconfig.check_required(dropped)
             t1 = time.monotonic()
-            modular = build_modules and dotconfig.get("CONFIG_MODULES") == "y"
-            targets = [arch.build_target, "vmlinux"] + (["modules"] if modular else [])
-            if dotconfig.get("CONFIG_GDB_SCRIPTS") == "y":
-                # vmlinux-gdb.py and scripts/gdb/ in the build dir: gdb loads the tree's
-                # lx- helpers from beside the vmlinux it is given (`shell --gdb`).
-                targets.append("scripts_gdb")
+            targets = targets_of(dotconfig)
+            modular = "modules" in targets
             # A dir with no vmlinux builds everything: its step count is the arch's first-build
             # count, the estimate of the next first build. An incremental build's count says
             # nothing about another's, so it gets no estimate and is not remembered.
@@ -294,9 +305,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
             "key": key, "tree_id": tree.tree_id, "steps": steps,
             "view": view.as_record() if view else None, "seeded_from": str(twin_dir) if seeded else None,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(build_seconds, 1)})
-        return BuildResult(arch.name, build_dir, image, vmlinux, build_dir / ".config", log_path,
-                           key, False, config_seconds, build_seconds, steps, dropped, toolchain,
-                           _modules_dir(build_dir, dotconfig))
+        return result(False, config_seconds, build_seconds, steps, dropped, dotconfig)
 
 
 def _modules_dir(build_dir: pathlib.Path, dotconfig: dict[str, str]) -> pathlib.Path | None:
