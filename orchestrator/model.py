@@ -22,11 +22,6 @@ from msgspec import Meta
 SCHEMA_VERSION = 1
 
 
-def described(tp: Any, text: str, **constraints: Any) -> Any:
-    """A field's type with the sentence the schema shows for it."""
-    return Annotated[tp, Meta(description=text, **constraints)]
-
-
 class Record(msgspec.Struct, forbid_unknown_fields=True):
     """Every part of results.json: an unknown key is a file this tool did not write."""
 
@@ -61,35 +56,35 @@ class Location(Record, kw_only=True):
 
 class Inlined(Record, kw_only=True):
     function: str | None = None
-    file: described(str | None, "Relative to the kernel tree.") = None
+    file: Annotated[str | None, Meta(description="Relative to the kernel tree.")] = None
     line: Line | None = None
 
 
 class Frame(Record, kw_only=True):
     """One stack frame decoded against the run's vmlinux (kernel/symbolize.py)."""
-    frame: described(str, "As printed: func+0xoff/0xsize.")
+    frame: Annotated[str, Meta(description="As printed: func+0xoff/0xsize.")]
     module: str | None = None
     function: str | None = None
-    file: described(str | None, "Relative to the kernel tree.") = None
+    file: Annotated[str | None, Meta(description="Relative to the kernel tree.")] = None
     line: Line | None = None
     inlined_by: list[Inlined] = []
 
 
 class Splat(Record):
     """One kernel report (WARN, BUG, Oops, RCU stall...) seen on the console."""
-    kind: described(SplatKind, "The catalogue's class of report (suites/splats.py).")
-    title: described(str, "The report's headline (the WARNING/BUG/... line, without its timestamp).")
-    kernel_time: described(float | None, "printk timestamp of its first line, seconds since that boot; "
-                           "null when it came without timestamps (a case turned printk.time off).")
-    console_line: described(int, "1-based line of console.log where the report starts "
-                            "(counted over every boot of the run).", ge=1)
-    lines: described(list[str], "The report's lines without timestamps (capped at 120).")
-    case: described(str | None, "Id of the case running when it started; null during boot "
-                    "or between cases.") = None
-    count: described(int, "How many identical reports were folded into this one.", ge=1) = 1
+    kind: Annotated[SplatKind, Meta(description="The catalogue's class of report (suites/splats.py).")]
+    title: Annotated[str, Meta(description="The report's headline (the WARNING/BUG/... line, without its timestamp).")]
+    kernel_time: Annotated[float | None, Meta(description="printk timestamp of its first line, seconds since that boot; "
+                                                          "null when it came without timestamps (a case turned printk.time off).")]
+    console_line: Annotated[int, Meta(description="1-based line of console.log where the report starts "
+                                                  "(counted over every boot of the run).", ge=1)]
+    lines: Annotated[list[str], Meta(description="The report's lines without timestamps (capped at 120).")]
+    case: Annotated[str | None, Meta(description="Id of the case running when it started; null during boot "
+                                                 "or between cases.")] = None
+    count: Annotated[int, Meta(description="How many identical reports were folded into this one.", ge=1)] = 1
     location: Location | None = None
-    frames: described(list[Frame] | None, "Its stack frames decoded to file:line; null when "
-                      "none could be read.") = None
+    frames: Annotated[list[Frame] | None, Meta(description="Its stack frames decoded to file:line; null when "
+                                                           "none could be read.")] = None
 
 
 # -- a case -----------------------------------------------------------------------
@@ -101,52 +96,51 @@ class Cause(Record, kw_only=True):
 
 class CaseResult(Record):
     """One case's result."""
-    id: described(str, "<suite>/<case>, e.g. dynevent/add_remove_kprobe.tc; ' (instance)' appended "
-                  "for ftracetest's instance run of the same case.", min_length=1)
-    suite: described(str, "The suite (ftracetest test.d directory, tcscripts or kprobe_multi).",
-                     min_length=1)
-    description: described(str, "The case's KTAP description; the id when it gave none (ERROR).")
-    status: described(Status, "ftracetest's verdict, SKIP (KTAP skip), or ERROR (the case did "
-                      "not finish). A case that passed while the kernel splatted is FAIL.")
-    seconds: described(float, "Wall time of the case (split evenly between a case and its "
-                       "instance twin).", ge=0)
-    reason: described(str, "One line: why it is not PASS; empty for PASS.") = ""
-    log: described(str, "Its own log (or the console tail for ERROR), kept for every non-PASS "
-                   "case.") = ""
-    test_status: described(Status | None, "What the test itself said when the orchestrator "
-                           "overrode it (a splat during a passing case).") = None
-    splats: described(list[Splat], "Splats reported while it ran.") = []
-    taint_before: described(int | None, "/proc/sys/kernel/tainted before the case.") = None
-    taint_after: described(int | None, "/proc/sys/kernel/tainted after it; null when it did "
-                           "not finish.") = None
-    boot: described(int, "Which guest boot of the run it ran in (restarts count up).", ge=1) = 1
-    guest_seconds: described(float | None, "Its duration by the guest's own clock.") = None
-    guest_logs: described(str | None, "Its ftracetest log dir copied back from the guest (SSH, "
-                          "non-PASS), relative to the run's directory.") = None
-    worker: described(str | None, "The guest that ran it: a pytest-xdist worker (gw0...) or "
-                      "a guest of --guests (g1...).") = None
-    cause: described(Cause | None, "Set when the run finishes.") = None
+    id: Annotated[str, Meta(description="<suite>/<case>, e.g. dynevent/add_remove_kprobe.tc; ' (instance)' appended "
+                                        "for ftracetest's instance run of the same case.", min_length=1)]
+    suite: Annotated[str, Meta(description="The suite (ftracetest test.d directory, tcscripts or kprobe_multi).", min_length=1)]
+    description: Annotated[str, Meta(description="The case's KTAP description; the id when it gave none (ERROR).")]
+    status: Annotated[Status, Meta(description="ftracetest's verdict, SKIP (KTAP skip), or ERROR (the case did "
+                                               "not finish). A case that passed while the kernel splatted is FAIL.")]
+    seconds: Annotated[float, Meta(description="Wall time of the case (split evenly between a case and its "
+                                               "instance twin).", ge=0)]
+    reason: Annotated[str, Meta(description="One line: why it is not PASS; empty for PASS.")] = ""
+    log: Annotated[str, Meta(description="Its own log (or the console tail for ERROR), kept for every non-PASS "
+                                         "case.")] = ""
+    test_status: Annotated[Status | None, Meta(description="What the test itself said when the orchestrator "
+                                                           "overrode it (a splat during a passing case).")] = None
+    splats: Annotated[list[Splat], Meta(description="Splats reported while it ran.")] = []
+    taint_before: Annotated[int | None, Meta(description="/proc/sys/kernel/tainted before the case.")] = None
+    taint_after: Annotated[int | None, Meta(description="/proc/sys/kernel/tainted after it; null when it did "
+                                                        "not finish.")] = None
+    boot: Annotated[int, Meta(description="Which guest boot of the run it ran in (restarts count up).", ge=1)] = 1
+    guest_seconds: Annotated[float | None, Meta(description="Its duration by the guest's own clock.")] = None
+    guest_logs: Annotated[str | None, Meta(description="Its ftracetest log dir copied back from the guest (SSH, "
+                                                       "non-PASS), relative to the run's directory.")] = None
+    worker: Annotated[str | None, Meta(description="The guest that ran it: a pytest-xdist worker (gw0...) or "
+                                                   "a guest of --guests (g1...).")] = None
+    cause: Annotated[Cause | None, Meta(description="Set when the run finishes.")] = None
 
 
 # -- the run's parts ----------------------------------------------------------------
 class Kernel(Record, kw_only=True):
-    version: described(str, "From the tree's top Makefile, e.g. 6.12.117.")
-    origin: described(str, "Where the tree came from, for the report.")
-    path: described(str, "The tree's location.")
-    tree_id: described(str, "Changes whenever the tree's content does.")
-    git_commit: described(str | None, "HEAD commit; null for a plain directory.") = None
-    release: described(str | None, "uname -r of the booted guest; null until it booted.") = None
+    version: Annotated[str, Meta(description="From the tree's top Makefile, e.g. 6.12.117.")]
+    origin: Annotated[str, Meta(description="Where the tree came from, for the report.")]
+    path: Annotated[str, Meta(description="The tree's location.")]
+    tree_id: Annotated[str, Meta(description="Changes whenever the tree's content does.")]
+    git_commit: Annotated[str | None, Meta(description="HEAD commit; null for a plain directory.")] = None
+    release: Annotated[str | None, Meta(description="uname -r of the booted guest; null until it booted.")] = None
 
 
 class Patch(Record, kw_only=True):
-    number: described(int, "1-based position in the series.", ge=1)
-    subject: described(str, "Subject as sent, [PATCH ...] prefix kept.")
+    number: Annotated[int, Meta(description="1-based position in the series.", ge=1)]
+    subject: Annotated[str, Meta(description="Subject as sent, [PATCH ...] prefix kept.")]
     author: str
     message_id: str | None = None
-    patch_id: described(str, "git patch-id --stable of the diff.") = ""
-    files: described(list[str], "Tree-relative paths the diff touches.") = []
-    source_commit: described(str | None, "The commit it came from (range input).") = None
-    commit: described(str | None, "The commit made from it in the worktree.") = None
+    patch_id: Annotated[str, Meta(description="git patch-id --stable of the diff.")] = ""
+    files: Annotated[list[str], Meta(description="Tree-relative paths the diff touches.")] = []
+    source_commit: Annotated[str | None, Meta(description="The commit it came from (range input).")] = None
+    commit: Annotated[str | None, Meta(description="The commit made from it in the worktree.")] = None
 
 
 class FirstFailing(Record, kw_only=True):
@@ -163,9 +157,8 @@ class EachPatch(Record, kw_only=True):
 
 class SeriesInfo(Record, kw_only=True):
     """The series under test, on series and bisect runs."""
-    kind: described(Literal["mbox", "thread", "directory", "range"],
-                    "How it was given: thread is a thread or Message-ID read by b4 am.")
-    spec: described(str, "What the user gave (path, Message-ID or git range).")
+    kind: Annotated[Literal["mbox", "thread", "directory", "range"], Meta(description="How it was given: thread is a thread or Message-ID read by b4 am.")]
+    spec: Annotated[str, Meta(description="What the user gave (path, Message-ID or git range).")]
     title: str
     cover_subject: str | None = None
     cover_message_id: str | None = None
@@ -191,9 +184,9 @@ class Versions(Record, kw_only=True):
     make: str | None = None
     ccache: str | None = None
     binutils: str | None = None
-    busybox: described(str | None, "The guest busybox: host path and hash, or how it was built.") = None
-    busybox_guest: described(str | None, "busybox's banner inside the guest.") = None
-    kernel_banner: described(str | None, "/proc/version of the guest.") = None
+    busybox: Annotated[str | None, Meta(description="The guest busybox: host path and hash, or how it was built.")] = None
+    busybox_guest: Annotated[str | None, Meta(description="busybox's banner inside the guest.")] = None
+    kernel_banner: Annotated[str | None, Meta(description="/proc/version of the guest.")] = None
 
 
 class Accel(Record, kw_only=True):
@@ -203,15 +196,14 @@ class Accel(Record, kw_only=True):
 
 class Dropped(Record):
     """A kconfig option asked for by a fragment but not in the final .config."""
-    option: described(str, "With its CONFIG_ prefix.", pattern="^CONFIG_")
+    option: Annotated[str, Meta(description="With its CONFIG_ prefix.", pattern="^CONFIG_")]
     asked: str
-    got: described(str, "In the final .config; 'n' when absent.")
-    required: described(bool, "Marked '# required': its absence fails the run (exit 4).")
-    source: described(str, "Fragment file and line, e.g. tracing.config:20.")
-    kind: described(Literal["unavailable", "undefined", "dropped"],
-                    "unavailable: the tree/arch cannot give it; undefined: no such symbol; "
-                    "dropped: a fragment could fix it.")
-    reason: described(str, "The unmet dependencies, e.g. 'depends on FPROBE [=n]'.")
+    got: Annotated[str, Meta(description="In the final .config; 'n' when absent.")]
+    required: Annotated[bool, Meta(description="Marked '# required': its absence fails the run (exit 4).")]
+    source: Annotated[str, Meta(description="Fragment file and line, e.g. tracing.config:20.")]
+    kind: Annotated[Literal["unavailable", "undefined", "dropped"], Meta(description="unavailable: the tree/arch cannot give it; undefined: no such symbol; "
+                                                                                     "dropped: a fragment could fix it.")]
+    reason: Annotated[str, Meta(description="The unmet dependencies, e.g. 'depends on FPROBE [=n]'.")]
 
 
 class ConfigOutcome(Record, kw_only=True):
@@ -233,17 +225,17 @@ class Stage(Record, kw_only=True, omit_defaults=True):
     """One stage's state and timing, plus what the stage reports (only what it has)."""
     state: StageState
     seconds: Seconds | None = None
-    at: described(float | None, "When it started, in seconds since the process started.") = None
+    at: Annotated[float | None, Meta(description="When it started, in seconds since the process started.")] = None
     reused: bool | None = None
     error: str | None = None
     build_dir: str | None = None
     steps: Count | None = None
     config_seconds: Seconds | None = None
-    make_command: described(list[str] | None, "build: the kernel's make, as run in the tree.") = None
-    make_environment: described(dict[str, str] | None, "build: what this tool set for make over "
-                                "the user's environment.") = None
-    ignored_environment: described(list[str] | None, "build: exported variables kept from make "
-                                   "(ARCH, CROSS_COMPILE, LLVM, KCFLAGS, MAKEFLAGS...).") = None
+    make_command: Annotated[list[str] | None, Meta(description="build: the kernel's make, as run in the tree.")] = None
+    make_environment: Annotated[dict[str, str] | None, Meta(description="build: what this tool set for make over "
+                                                                        "the user's environment.")] = None
+    ignored_environment: Annotated[list[str] | None, Meta(description="build: exported variables kept from make "
+                                                                      "(ARCH, CROSS_COMPILE, LLVM, KCFLAGS, MAKEFLAGS...).")] = None
     first_errors: list[str] | None = None
     path: str | None = None
     bytes: Count | None = None
@@ -286,8 +278,8 @@ class Spread(Record, kw_only=True):
 class Baseline(Record, kw_only=True):
     path: str
     run_id: str | None = None
-    diff: described(dict[str, Any] | None, "results/compare.py's diff, confirmed by "
-                    "results/confirm.py.") = None
+    diff: Annotated[dict[str, Any] | None, Meta(description="results/compare.py's diff, confirmed by "
+                                                            "results/confirm.py.")] = None
     note: str | None = None
 
 
@@ -324,15 +316,14 @@ class RunRecord(Record, kw_only=True):
     """results/<run-id>/results.json: one run of one arch (build, boot, suites), rewritten
     atomically after every change. While state is 'running' later fields may be null."""
     schema_version: Literal[1] = SCHEMA_VERSION
-    run_id: described(str, "<date>-<time>-<arch>-<pid>[-<label>], also the run's directory.",
-                      pattern=r"^\d{8}-\d{6}-[A-Za-z0-9_]+-\d+(-[A-Za-z0-9_-]+)?$")
-    state: described(RunState, "complete: every stage ran and every case has a result; failed: "
-                     "a stage failed (verdict says why); incomplete: interrupted or cases "
-                     "missing; error: the orchestrator itself failed.") = "running"
+    run_id: Annotated[str, Meta(description="<date>-<time>-<arch>-<pid>[-<label>], also the run's directory.", pattern=r"^\d{8}-\d{6}-[A-Za-z0-9_]+-\d+(-[A-Za-z0-9_-]+)?$")]
+    state: Annotated[RunState, Meta(description="complete: every stage ran and every case has a result; failed: "
+                                                "a stage failed (verdict says why); incomplete: interrupted or cases "
+                                                "missing; error: the orchestrator itself failed.")] = "running"
     started_at: str
     finished_at: str | None = None
-    arch: described(str, "Row of orchestrator/data/arches.yaml.", min_length=1)
-    label: described(str | None, "base, series, patch-N or bisect-N for a series run's parts.") = None
+    arch: Annotated[str, Meta(description="Row of orchestrator/data/arches.yaml.", min_length=1)]
+    label: Annotated[str | None, Meta(description="base, series, patch-N or bisect-N for a series run's parts.")] = None
     kernel: Kernel
     series: SeriesInfo | None = None
     suites: list[str] = []
@@ -343,16 +334,16 @@ class RunRecord(Record, kw_only=True):
     config: ConfigOutcome | None = None
     taint: Taint | None = None
     boot_route: BootRoute | None = None
-    build_warnings: described(dict[str, list[str]], "Series runs: compiler warnings of each .c "
-                              "file the series touches.") = {}
+    build_warnings: Annotated[dict[str, list[str]], Meta(description="Series runs: compiler warnings of each .c "
+                                                                     "file the series touches.")] = {}
     qemu_argv: list[str] = []
     stages: Stages
     cases: list[CaseResult]
-    splats: described(list[Splat], "Every splat, in console order (each also under its case).")
+    splats: Annotated[list[Splat], Meta(description="Every splat, in console order (each also under its case).")]
     first_cause: FirstCause | None = None
-    history: described(dict[str, Spread], "Cases whose statuses over the last runs were not "
-                       "all the same.") = {}
-    verdict: described(str | None, "One line: the outcome, or why the run failed.") = None
+    history: Annotated[dict[str, Spread], Meta(description="Cases whose statuses over the last runs were not "
+                                                           "all the same.")] = {}
+    verdict: Annotated[str | None, Meta(description="One line: the outcome, or why the run failed.")] = None
     exit_code: int | None = None
     counts: dict[Status, Annotated[int, Meta(ge=1)]] = {}
     baseline: Baseline | None = None
