@@ -174,7 +174,7 @@ class Host(Record, kw_only=True):
     kernel: str
 
 
-class Versions(Record, kw_only=True):
+class Versions(Record, kw_only=True, omit_defaults=True):
     """One version line per tool, filled in as the run learns them."""
     orchestrator: str
     qemu: str
@@ -275,7 +275,7 @@ class Spread(Record, kw_only=True):
     counts: dict[str, Annotated[int, Meta(ge=1)]]
 
 
-class Baseline(Record, kw_only=True):
+class Baseline(Record, kw_only=True, omit_defaults=True):
     path: str
     run_id: str | None = None
     diff: Annotated[dict[str, Any] | None, Meta(description="results/compare.py's diff, confirmed by "
@@ -283,7 +283,7 @@ class Baseline(Record, kw_only=True):
     note: str | None = None
 
 
-class Transport(Record, kw_only=True):
+class Transport(Record, kw_only=True, omit_defaults=True):
     name: Literal["serial", "ssh"]
     connects: Count | None = None
 
@@ -295,7 +295,7 @@ class GuestShare(Record, kw_only=True):
     console_log: str
 
 
-class Guests(Record, kw_only=True):
+class Guests(Record, kw_only=True, omit_defaults=True):
     count: Annotated[int, Meta(ge=2)]
     why: str
     per_guest: list[GuestShare] = []
@@ -312,27 +312,29 @@ class PytestRun(Record, kw_only=True):
     workers: list[Worker]
 
 
-class RunRecord(Record, kw_only=True):
+class RunRecord(Record, kw_only=True, omit_defaults=True):
     """results/<run-id>/results.json: one run of one arch (build, boot, suites), rewritten
-    atomically after every change. While state is 'running' later fields may be null."""
-    schema_version: Literal[1] = SCHEMA_VERSION
+    atomically after every change. While state is 'running' later fields may be null.
+    The fields without a default are always written (null until known); the others only
+    once the run has them."""
+    schema_version: Literal[1]
     run_id: Annotated[str, Meta(description="<date>-<time>-<arch>-<pid>[-<label>], also the run's directory.", pattern=r"^\d{8}-\d{6}-[A-Za-z0-9_]+-\d+(-[A-Za-z0-9_-]+)?$")]
     state: Annotated[RunState, Meta(description="complete: every stage ran and every case has a result; failed: "
                                                 "a stage failed (verdict says why); incomplete: interrupted or cases "
-                                                "missing; error: the orchestrator itself failed.")] = "running"
+                                                "missing; error: the orchestrator itself failed.")]
     started_at: str
-    finished_at: str | None = None
+    finished_at: str | None
     arch: Annotated[str, Meta(description="Row of orchestrator/data/arches.yaml.", min_length=1)]
     label: Annotated[str | None, Meta(description="base, series, patch-N or bisect-N for a series run's parts.")] = None
     kernel: Kernel
-    series: SeriesInfo | None = None
-    suites: list[str] = []
-    fragments: list[str] = []
+    series: SeriesInfo | None
+    suites: list[str]
+    fragments: list[str]
     host: Host
     versions: Versions
-    accel: Accel | None = None
-    config: ConfigOutcome | None = None
-    taint: Taint | None = None
+    accel: Accel | None
+    config: ConfigOutcome | None
+    taint: Taint | None
     boot_route: BootRoute | None = None
     build_warnings: Annotated[dict[str, list[str]], Meta(description="Series runs: compiler warnings of each .c "
                                                                      "file the series touches.")] = {}
@@ -343,8 +345,8 @@ class RunRecord(Record, kw_only=True):
     first_cause: FirstCause | None = None
     history: Annotated[dict[str, Spread], Meta(description="Cases whose statuses over the last runs were not "
                                                            "all the same.")] = {}
-    verdict: Annotated[str | None, Meta(description="One line: the outcome, or why the run failed.")] = None
-    exit_code: int | None = None
+    verdict: Annotated[str | None, Meta(description="One line: the outcome, or why the run failed.")]
+    exit_code: int | None
     counts: dict[Status, Annotated[int, Meta(ge=1)]] = {}
     baseline: Baseline | None = None
     transport: Transport | None = None

@@ -13,17 +13,23 @@ from .kernel.fragments import fragments_for
 from .pipeline import RunContext, TestOptions, run_test
 from .progress import Progress
 from .vm import emulators
-from .results.recorder import load_run
+from .results.recorder import is_comparison, load_run
 from .suites.status import PASSED
 
 
 def rerun(opts: TestOptions, run_dir: pathlib.Path, progress: Progress) -> tuple[int, dict | None]:
+    if is_comparison(run_dir):   # a series run's results/latest: its series run is the one meant
+        run_dir = (run_dir / "series").resolve()
     first = load_run(run_dir)
     again = [c.id for c in first.cases if c.status not in PASSED]
     if not again:
         progress.say(f"rerun: every case of {first.run_id} passed; nothing to run again")
         return 0, None
     kernel = first.kernel
+    if not pathlib.Path(kernel.path).is_dir():
+        raise OrchestratorError(
+            f"--rerun {run_dir}: the kernel tree of run {first.run_id} ({kernel.path}) is gone; "
+            "a rerun tests the same kernel: run the suites on a tree you have with `make test`.")
     tree = source.user_tree(kernel.path)
     if tree.tree_id != kernel.tree_id:
         raise OrchestratorError(

@@ -256,3 +256,23 @@ def test_user_text_in_a_message_is_escaped_for_the_terminal(tmp_path, capsys):
     code = main(["workflow", "--spec", str(spec), "--out", str(tmp_path / "w.yml")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("orchestrator: Unknown arch '\\ud800\\x1b[2J'"), err
+
+
+@pytest.mark.parametrize("spec", ["~/no-such-v2.mbx", "/nonexistent/v2.mbx", "./v2.patch", "series.mbox.gz",
+                                  "../patches/0001-tracing-fix.patch"])
+def test_a_series_path_that_is_not_there_is_refused_before_any_work(tmp_path, spec):
+    cache_dir = tmp_path / "cache"
+    p = run("--series", spec, "--compare-base", "--cache-dir", str(cache_dir), results=tmp_path / "r",
+            env={**os.environ, "HOME": str(tmp_path)})
+    assert p.returncode == 2
+    where = tmp_path / spec[2:] if spec.startswith("~/") else pathlib.Path(spec)
+    assert p.stderr.strip().startswith(f"orchestrator: The series file {where} does not exist; check the path"), p.stderr
+    # Nothing fetched or unpacked for it: the default tree would have been.
+    assert not cache_dir.exists() or not any(cache_dir.rglob("*linux*"))
+
+
+def test_a_branch_with_a_slash_is_still_a_branch(tmp_path):
+    # for-next/tracing is no path: it goes on to the tree, whose absence is the error here.
+    from orchestrator.series.patches import check_spec
+    for spec in ("for-next/tracing", "v6.12..HEAD", "HEAD~3..HEAD", "20261201.1234-1-dev@example.org"):
+        check_spec(spec)

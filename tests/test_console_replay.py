@@ -27,7 +27,8 @@ RUN = model.RunRecord(run_id="20261206-010101-x86_64-1", started_at="2026-12-06T
                       arch="x86_64", host=model.Host(machine="x86_64", kernel="6.1"),
                       kernel=model.Kernel(version="6.12.117", origin="test", path="/tmp/linux", tree_id="git:0"),
                       versions=model.Versions(orchestrator="0", qemu="QEMU"), stages=model.Stages(),
-                      cases=[], splats=[])
+                      cases=[], splats=[], schema_version=1, state="running", finished_at=None, series=None,
+                      suites=[], fragments=[], accel=None, config=None, taint=None, verdict=None, exit_code=None)
 
 
 def _case_ids(data_dir: pathlib.Path, name: str) -> list[str]:

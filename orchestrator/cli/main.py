@@ -257,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
                 from ..rerun import rerun
                 return rerun(opts, pathlib.Path(args.rerun).expanduser().resolve(), progress)[0]
             if args.series:
+                from ..series.patches import check_spec
                 from ..series.versus_base import SeriesOptions, run_series
+                check_spec(args.series)
                 sopts = SeriesOptions(args.series, args.base, args.compare_base or args.bisect or bool(args.reply),
                                       args.each_patch, args.bisect)
                 codes, compare_dirs = [], []

@@ -9,7 +9,7 @@ from .. import cache
 from ..results import confirm, history_chart, report
 from ..errors import ExitCode, OrchestratorError
 from ..model import RunRecord
-from ..results.recorder import load_run
+from ..results.recorder import is_comparison, load_comparison, load_run
 
 
 def regressions(runs: list[tuple[RunRecord, pathlib.Path]]) -> list[str]:
@@ -46,7 +46,17 @@ def run(run_dirs: list[pathlib.Path], out: pathlib.Path | None, fail_on_regressi
         if out is None:
             raise OrchestratorError("A report over a history of runs needs its own directory: name it with --out.")
     dirs = [d.resolve() for d in run_dirs] or newest
-    runs = [(load_run(d), d) for d in dirs]
+    comparison = None
+    series_compared = len(dirs) == 1 and is_comparison(dirs[0])
+    if series_compared:
+        # A series run's results/latest: its base and series side by side, what changed first.
+        comparison, runs = load_comparison(dirs[0])
+    else:
+        for d in dirs:
+            if is_comparison(d):
+                raise OrchestratorError(f"{d} is a series' comparison (base and series): report it on its own, "
+                                        f"or give its runs {d / 'base'} and {d / 'series'} to merge.")
+        runs = [(load_run(d), d) for d in dirs]
     target = out if out is not None else (dirs[0] if len(dirs) == 1 else None)
     if target is None:
         raise OrchestratorError("Several runs are merged into one report: name its directory with --out.")
@@ -56,15 +66,24 @@ def run(run_dirs: list[pathlib.Path], out: pathlib.Path | None, fail_on_regressi
         raise OrchestratorError(f"Cannot create {target} ({exc.strerror}); give --out a writable "
                                 "directory.", ExitCode.INFRA_ERROR) from exc
     only = runs[0][0] if len(runs) == 1 else None
-    comparison = only.baseline.diff if only is not None and only.baseline else None
+    if only is not None and only.baseline:
+        comparison = only.baseline.diff
     charts = history_chart.collect(history_dir.resolve(), target.resolve()) if history_dir is not None else None
     report.write_html(target / "report.html", runs, comparison, charts)
     if charts:
         say(f"report: history of {sum(len(h.points) for h in charts)} run(s) over {len(charts)} arch x kernel chart(s)")
     report.merge_junit([r for r, _ in runs], target / "junit.xml")
-    cache.atomic_write(target / "summary.txt", report.summary_text([r for r, _ in runs]) + "\n")
-    say(f"report: {len(runs)} run(s) -> {target / 'report.html'}, junit.xml, summary.txt")
+    if series_compared and out is None:
+        # Its summary.txt is the comparison's text for the reply: kept as the series run wrote it.
+        say(f"report: the comparison of {runs[1][0].run_id} with {runs[0][0].run_id} -> "
+            f"{target / 'report.html'}, junit.xml")
+    else:
+        cache.atomic_write(target / "summary.txt", report.summary_text([r for r, _ in runs]) + "\n")
+        say(f"report: {len(runs)} run(s) -> {target / 'report.html'}, junit.xml, summary.txt")
     bad = regressions(runs)
+    if series_compared and comparison.get("regressed"):
+        bad.append(f"{runs[1][0].run_id}: worse than its base {runs[0][0].run_id} "
+                   f"({', '.join(confirm.regression_kinds(comparison))})")
     for line in bad:
         say(f"  regressed: {line}")
     return int(ExitCode.TEST_FAILURES) if fail_on_regression and bad else int(ExitCode.OK)

@@ -122,6 +122,8 @@ class PluginSession:
         fragments = {arch.name: check_inputs(dataclasses.replace(self.opts, arch=arch.name), arch,
                                              host_tools=not collect_only)
                      for arch in selected}
+        if self.config.option.orchestrator_series:
+            series_mod.check_spec(self.config.option.orchestrator_series)   # before the tree is fetched
         tree = source_tree(self.opts, progress)
         series_info = None
         if self.config.option.orchestrator_series:

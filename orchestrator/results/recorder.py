@@ -59,6 +59,8 @@ class Recorder:
         self.record: model.RunRecord = model.convert({
             "schema_version": model.SCHEMA_VERSION, "run_id": run_id, "state": "running",
             "started_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "finished_at": None, "series": None, "suites": [], "fragments": [], "accel": None,
+            "config": None, "taint": None, "verdict": None, "exit_code": None,
             "stages": {}, "cases": [], "splats": [], **meta}, model.RunRecord)
         self._stage_t0: dict[str, float] = {}
         self.flush()
@@ -172,6 +174,25 @@ def load_run(run_dir: pathlib.Path) -> model.RunRecord:
     except msgspec.DecodeError as exc:
         raise refuse(f"not JSON ({str(exc)[:80]})") from exc
     return record
+
+
+def is_comparison(path: pathlib.Path) -> bool:
+    """results/<id>-compare: a series run compared with its base (compare.json, and the
+    base and series run dirs linked as base/ and series/), where results/latest points
+    after a series run."""
+    return not (path / "results.json").exists() and (path / "compare.json").is_file() \
+        and (path / "series" / "results.json").is_file() and (path / "base" / "results.json").is_file()
+
+
+def load_comparison(path: pathlib.Path) -> tuple[dict, list[tuple[model.RunRecord, pathlib.Path]]]:
+    """A comparison dir's diff (compare.json's) and its base and series runs, each loaded
+    as every run is; one sentence naming the file otherwise (exit 2)."""
+    doc = cache.read_json(path / "compare.json")
+    if not isinstance(doc, dict) or not isinstance(doc.get("diff"), dict):
+        raise OrchestratorError(f"{path / 'compare.json'}: not a comparison this tool wrote (no diff); "
+                                "give a results/<id>-compare directory of a series run.", ExitCode.BAD_INPUT)
+    sides = [(path / side).resolve() for side in ("base", "series")]
+    return doc["diff"], [(load_run(d), d) for d in sides]
 
 
 def as_document(record: model.RunRecord) -> dict:

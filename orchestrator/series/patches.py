@@ -202,6 +202,23 @@ def _load_messages(blobs: list[tuple[str, bytes]], kind: str, spec: str) -> Seri
     return Series(kind, spec, patches, cover, cover_message_id=cover_mid)
 
 
+# What a series file is called (git format-patch, b4 am, lore's t.mbox.gz, a saved mail).
+SERIES_FILE_SUFFIXES = (".mbx", ".mbox", ".patch", ".diff", ".eml", ".gz", ".txt")
+
+
+def check_spec(spec: str) -> None:
+    """A series named by a path that is not there is refused before any work: not taken
+    for a branch name after the kernel tree is fetched and built. A path is what starts
+    like one or is named like a series file; a branch (for-next/tracing) is neither."""
+    path = pathlib.Path(spec).expanduser()
+    if path.exists() or thread.message_id_of(spec) is not None:
+        return
+    if spec.startswith(("/", "~", "./", "../")) or "/../" in spec or path.suffix.lower() in SERIES_FILE_SUFFIXES:
+        raise SeriesError(f"The series file {path} does not exist; check the path (SERIES= takes an mbox or a "
+                          "directory of patches, a Message-ID or lore link, or a git range base..tip).",
+                          ExitCode.BAD_INPUT)
+
+
 def load(spec: str, tree_path: pathlib.Path | None, base: str | None = None) -> Series:
     """An mbox file (a series, or a whole thread from the list), a directory of *.patch
     files, a Message-ID or lore link (fetched with b4), or a git range/branch of the tree."""
