@@ -223,3 +223,37 @@ def test_a_series_whose_kernel_does_not_boot_gets_a_reply_without_tested_by(seri
     body = (tmp_path / "reply.eml").read_text()
     assert "the series' kernel does not boot (the base's does)" in body
     assert "Tested-by:" not in body and "regresses on x86_64 (its kernel does not boot)" in body
+
+
+def _path_without(tmp_path: pathlib.Path, prefix: str) -> str:
+    """PATH as it is, less every executable named prefix*: a host without that toolchain."""
+    import os
+    shadow = tmp_path / "bin"
+    shadow.mkdir()
+    for d in os.environ["PATH"].split(os.pathsep):
+        for exe in pathlib.Path(d).glob("*") if pathlib.Path(d).is_dir() else []:
+            if not exe.name.startswith(prefix) and not (shadow / exe.name).exists():
+                (shadow / exe.name).symlink_to(exe)
+    return str(shadow)
+
+
+def test_every_arch_runs_and_one_reply_covers_them_when_one_cannot(series_files, tmp_path):
+    """x86_64 and arm64 on a host without arm64's cross compiler: x86_64's comparison is
+    made, arm64's missing tool is its verdict, one reply names both and gives no Tested-by,
+    and the exit code is the worse arch's."""
+    import email
+    import os
+    env = {**os.environ, "PATH": _path_without(tmp_path, "aarch64-linux-gnu-")}
+    p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64,arm64",
+                        "--suite", "dynevent", "--series", str(series_files / "comment.mbx"), "--compare-base",
+                        "--reply", str(tmp_path / "reply.eml"), "--results-dir", str(tmp_path / "r")],
+                       cwd=REPO, capture_output=True, text=True, timeout=5400, env=env)
+    print(p.stdout[-3000:], p.stderr[-3000:])
+    assert "Traceback" not in p.stderr
+    assert p.returncode == 3, p.stderr                       # arm64: a host tool is missing
+    assert "series, per arch: x86_64 exit " in p.stdout + p.stderr and "arm64 exit 3" in p.stdout + p.stderr
+    body = email.message_from_string((tmp_path / "reply.eml").read_text()).get_payload()
+    assert "I ran the series on x86_64, arm64 in QEMU" in body
+    assert "arm64: no comparison: " in body and "aarch64-linux-gnu-gcc" in body
+    assert "x86_64 (QEMU " in body                           # x86_64's comparison, in full
+    assert "Tested-by:" not in body and "arm64 got no comparison (above)" in body

@@ -37,3 +37,16 @@ def test_a_clean_series_is_tested_by_and_answers_the_cover_letter(data_dir):
     assert msg.get_payload().rstrip().endswith("Tested-by: A Tester <tester@example.org>")
     without = reply.render([clean], [summary], None)
     assert "Tested-by:" not in without.replace("No Tested-by:", "") and "git config user.name" in without
+
+
+def test_an_arch_that_ended_before_its_comparison_withholds_tested_by(data_dir):
+    cmp, summary = _compare(data_dir)
+    clean = copy.deepcopy(cmp)
+    clean["diff"]["regressed"] = False
+    why = "The arm64 kernel build failed after 41s: kernel/trace/trace_kprobe.c:938: error: 'x' undeclared"
+    msg = email.message_from_string(reply.render([clean], [summary], "A Tester <tester@example.org>",
+                                                 [("arm64", why)]))
+    body = msg.get_payload()
+    assert "I ran the series on x86_64, arm64 in QEMU" in body
+    assert f"arm64: no comparison: {why}" in body
+    assert "Tested-by:" not in body and "So no Tested-by from me yet: arm64 got no comparison (above)." in body

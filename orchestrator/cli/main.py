@@ -118,6 +118,12 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(ExitCode.BAD_INPUT)
 
 
+# Errors of a series run that no other arch would end differently: bad input (the series,
+# an option) and a series that does not apply to the tree. Any other ends that arch only.
+SAME_ON_EVERY_ARCH = frozenset({ExitCode.BAD_INPUT, ExitCode.SERIES_DOES_NOT_APPLY, ExitCode.NO_CASES,
+                                ExitCode.INTERRUPTED})
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="orchestrator", description=__doc__)
     p.add_argument("--version", action="version", version=f"orchestrator {__version__}")
@@ -262,14 +268,29 @@ def main(argv: list[str] | None = None) -> int:
                 check_spec(args.series)
                 sopts = SeriesOptions(args.series, args.base, args.compare_base or args.bisect or bool(args.reply),
                                       args.each_patch, args.bisect)
-                codes, compare_dirs = [], []
+                codes, compare_dirs, failed = [], [], []
                 for a in selected:
-                    codes.append(run_series(dataclasses.replace(opts, arch=a.name), sopts, progress)[0])
-                    compare_dirs.append((opts.results_root / "latest").resolve())   # its -compare dir
-                if args.reply:
+                    try:
+                        codes.append(run_series(dataclasses.replace(opts, arch=a.name), sopts, progress)[0])
+                        compare_dirs.append((opts.results_root / "latest").resolve())   # its -compare dir
+                    except OrchestratorError as exc:
+                        # The series' own fault on one arch (its build, its boot, a missing
+                        # cross compiler) is that arch's verdict; the others still run. Bad
+                        # input, or a series that does not apply, is the same on every arch.
+                        if len(selected) == 1 or exc.code in SAME_ON_EVERY_ARCH:
+                            raise
+                        progress.say(f"orchestrator: {a.name}: {exc.message}")
+                        codes.append(int(exc.code))
+                        failed.append((a.name, exc.message))
+                if len(selected) > 1:
+                    progress.say("series, per arch: " + "; ".join(
+                        f"{a.name} exit {code}" for a, code in zip(selected, codes)))
+                if args.reply and compare_dirs:
                     from ..series import reply
-                    reply.write(pathlib.Path(args.reply), compare_dirs)
+                    reply.write(pathlib.Path(args.reply), compare_dirs, failed)
                     progress.say(f"reply: {args.reply} (send it with `git send-email {args.reply}`)")
+                elif args.reply:
+                    progress.say(f"reply: none written, no arch got as far as a comparison ({failed[0][1]})")
                 return max(codes)
             if args.base or args.compare_base or args.each_patch or args.bisect or args.reply:
                 raise OrchestratorError("--base, --compare-base, --each-patch, --bisect and --reply need a "

@@ -30,8 +30,10 @@ def _why(compare_doc: dict) -> list[str]:
     return kinds
 
 
-def render(compares: list[dict], summaries: list[str], identity: str | None) -> str:
-    """compares: each arch's compare.json; summaries: each arch's summary text."""
+def render(compares: list[dict], summaries: list[str], identity: str | None,
+           failed: list[tuple[str, str]] = ()) -> str:
+    """compares: each arch's compare.json; summaries: each arch's summary text; failed:
+    (arch, why) of the arches that ended before a comparison (no Tested-by then)."""
     info = compares[0]["series"]
     patches = info.get("patches") or []
     mid = info.get("cover_message_id") or (patches[0].get("message_id") if patches else None)
@@ -44,7 +46,8 @@ def render(compares: list[dict], summaries: list[str], identity: str | None) -> 
     if identity:
         lines.append(f"From: {identity}")
     lines += ["", "Hi,", "",
-              f"I ran the series on {', '.join(c['arch'] for c in compares)} in QEMU, each against its "
+              f"I ran the series on {', '.join([c['arch'] for c in compares] + [a for a, _ in failed])} "
+              "in QEMU, each against its "
               "base with the tree's own ftrace selftests (dynamic events, kprobes, fprobes), "
               "BPF kprobe_multi checks and the orchestrator's own cases. Each difference below was "
               "run again on both sides in fresh guests: a confirmed one showed on every run, a likely "
@@ -52,8 +55,12 @@ def render(compares: list[dict], summaries: list[str], identity: str | None) -> 
               "mixed results at rates the test cannot tell apart are listed as flaky.", ""]
     for text in summaries:
         lines += [text.rstrip(), ""]
-    if regressed:
-        lines.append(f"So no Tested-by from me yet: the series regresses on {', '.join(regressed)}.")
+    for arch, why in failed:
+        lines += [f"{arch}: no comparison: {why}", ""]
+    if regressed or failed:
+        why = ([f"the series regresses on {', '.join(regressed)}"] if regressed else []) + \
+              ([f"{', '.join(arch for arch, _ in failed)} got no comparison (above)"] if failed else [])
+        lines.append(f"So no Tested-by from me yet: {'; '.join(why)}.")
     elif identity:
         lines.append(f"Tested-by: {identity}")
     else:
@@ -61,7 +68,7 @@ def render(compares: list[dict], summaries: list[str], identity: str | None) -> 
     return "\n".join(lines) + "\n"
 
 
-def write(path: pathlib.Path, compare_dirs: list[pathlib.Path]) -> str:
+def write(path: pathlib.Path, compare_dirs: list[pathlib.Path], failed: list[tuple[str, str]] = ()) -> str:
     compares, summaries = [], []
     for d in compare_dirs:
         data = cache.read_json(d / "compare.json")
@@ -70,6 +77,6 @@ def write(path: pathlib.Path, compare_dirs: list[pathlib.Path]) -> str:
                                     "its base (COMPARE=1).")
         compares.append(data)
         summaries.append((d / "summary.txt").read_text(errors="replace"))
-    text = render(compares, summaries, _identity())
+    text = render(compares, summaries, _identity(), failed)
     cache.atomic_write(path, text)
     return text
