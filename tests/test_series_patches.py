@@ -203,3 +203,46 @@ def test_a_quoted_or_dated_path_escaping_the_tree_is_refused(repo, mbox, tmp_pat
     f.write_text(evil)
     with pytest.raises(series.SeriesError, match=r"touches '(x y/)?\.\./\.\./(\.\./)?etc/passwd', a path outside"):
         series.load(str(f), repo)
+
+
+def _git_dir_state(repo: pathlib.Path) -> dict[str, tuple[int, int | None]]:
+    """Every file and dir under .git with its size and mtime (ns). Not the mtimes of the
+    object files: git itself touches an object it finds in the borrowed store when the
+    clone writes the same one (its "freshening" against pruning); no content changes."""
+    objects = repo / ".git" / "objects"
+    return {str(p.relative_to(repo)): (p.stat().st_size if p.is_file() else 0,
+                                       None if p.is_relative_to(objects) else p.stat().st_mtime_ns)
+            for p in [repo / ".git", *(repo / ".git").rglob("*")]}
+
+
+def test_a_series_run_writes_nothing_into_the_users_repository(repo, mbox, tmp_path):
+    """No worktree registered, no prune, no object, ref or index of ours in the user's .git;
+    their uncommitted edit and untracked file stay as they were."""
+    _edit(repo, FILES[1], "static int parse_btf_arg(char *varname,", "/* mine */\nstatic int parse_btf_arg(char *varname,")
+    (repo / "notes.txt").write_text("untracked\n")
+    git(repo, "worktree", "add", "-q", str(tmp_path / "their-worktree"), "v2")   # one of their own
+    status = git(repo, "status", "--porcelain")
+    before, worktrees = _git_dir_state(repo), git(repo, "worktree", "list", "--porcelain")
+    tree = _tree(repo)
+    s = series.load(str(mbox), repo)
+    base = git(repo, "rev-parse", "master")
+    for _ in range(2):   # made, then reused
+        applied = series.apply(tree, s, base, tmp_path / "cache")
+        series.worktree_tree(applied.worktree, "test")
+        series.checkout(applied.worktree, applied.base_commit)
+    assert _git_dir_state(repo) == before
+    assert git(repo, "worktree", "list", "--porcelain") == worktrees
+    assert git(repo, "status", "--porcelain") == status
+    # Its commits are the checkout's own: the user's repo does not have them.
+    assert subprocess.run(["git", "-C", str(repo), "cat-file", "-e", applied.tip_commit],
+                          capture_output=True).returncode != 0
+
+
+def test_a_checkout_an_earlier_version_made_as_a_git_worktree_is_replaced(repo, mbox, tmp_path):
+    tree = _tree(repo)
+    old = series.worktree_for(tree, tmp_path / "cache")
+    old.parent.mkdir(parents=True)
+    git(repo, "worktree", "add", "-q", "--detach", str(old), "master")
+    applied = series.apply(tree, series.load(str(mbox), repo), git(repo, "rev-parse", "master"), tmp_path / "cache")
+    assert applied.worktree == old and (old / ".git").is_dir()
+    assert git(applied.worktree, "rev-parse", "HEAD^{tree}") == git(repo, "rev-parse", "v2^{tree}")

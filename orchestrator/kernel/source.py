@@ -25,6 +25,9 @@ from .trees import BUILTIN_TREES, DEFAULT_TREE
 # after recording an 80k-file tree repacked for ~8 minutes beside the kernel build.
 GIT_CONFIG = ["-c", "user.name=orchestrator", "-c", "user.email=orchestrator@localhost",
               "-c", "gc.auto=0", "-c", "maintenance.auto=false"]
+# git run on the user's tree only reads it: no opportunistic index refresh written back
+# (git status, and other commands, do that unless told not to).
+GIT_READ_ONLY_ENV = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +53,7 @@ def slug_for(path: pathlib.Path) -> str:
 
 
 def _git(path: pathlib.Path, *args: str, check: bool = True) -> str:
-    out = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True)
+    out = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, env=GIT_READ_ONLY_ENV)
     if check and out.returncode != 0:
         raise OrchestratorError(f"git {' '.join(args)} failed in {path}: {out.stderr.strip()}",
                                 ExitCode.INFRA_ERROR)
@@ -110,11 +113,11 @@ def _git_tree_id(path: pathlib.Path) -> tuple[str, str]:
     commit = _git(path, "rev-parse", "HEAD")
     tree = _git(path, "rev-parse", "HEAD^{tree}")
     diff = subprocess.run(["git", "-C", str(path), "diff", "HEAD", "--binary"],
-                          capture_output=True).stdout
+                          capture_output=True, env=GIT_READ_ONLY_ENV).stdout
     # Files git does not track (and does not ignore) are built too (a new .c file): their
     # path, size and mtime, as for a plain tree; git diff shows none of them.
     untracked = subprocess.run(["git", "-C", str(path), "ls-files", "-z", "--others", "--exclude-standard"],
-                               capture_output=True).stdout
+                               capture_output=True, env=GIT_READ_ONLY_ENV).stdout
     h = hashlib.sha256(diff)
     for rel in sorted(untracked.split(b"\0")):
         if not rel or pathlib.PurePath(rel.decode(errors="replace")).name.startswith("orchestrator-"):

@@ -1,8 +1,10 @@
 """The series under test: read it (mbox, a directory of patches, a git range), apply it
-onto its base in a worktree of the cache (never the user's checkout), and record what
-was applied.
+onto its base in a checkout in the cache, and record what was applied.
 
-One worktree per source tree, reused by every series and base of that tree: it keeps
+The checkout is a clone that borrows the tree's objects (`git clone --shared`: the tree's
+.git is read, never written: no worktree registered in it, no prune, no commit or ref
+of ours in its object store). One per source tree, reused by every series and base of
+that tree; a commit the tree gets later is there at once through the borrowing. It keeps
 one build dir per arch, so going from the base to the series (or from one revision of
 a series to the next) rebuilds only the files that differ.
 """
@@ -15,12 +17,13 @@ import email.policy
 import gzip
 import pathlib
 import re
+import shutil
 import subprocess
 
 from .. import cache
 from ..errors import ExitCode, OrchestratorError
 from ..kernel import treeview
-from ..kernel.source import GIT_CONFIG, KernelTree, kernel_version
+from ..kernel.source import GIT_CONFIG, GIT_READ_ONLY_ENV, KernelTree, kernel_version
 from . import thread
 
 # `git format-patch` / `b4 am` separators: "From <40 hex> Mon Sep 17 00:00:00 2001".
@@ -90,7 +93,7 @@ class AppliedSeries:
 def _git(path: pathlib.Path, *args: str, input: bytes | None = None,
          check: bool = True) -> subprocess.CompletedProcess:
     out = subprocess.run(["git", "-C", str(path), *GIT_CONFIG, *args], input=input,
-                         capture_output=True)
+                         capture_output=True, env=GIT_READ_ONLY_ENV)
     if check and out.returncode != 0:
         raise OrchestratorError(f"git {' '.join(args)} failed in {path}: "
                                 f"{out.stderr.decode(errors='replace').strip()[:300]}",
@@ -315,18 +318,23 @@ def worktree_for(tree: KernelTree, cache_root: pathlib.Path) -> pathlib.Path:
 
 
 def prepare_worktree(tree: KernelTree, cache_root: pathlib.Path, commit: str) -> pathlib.Path:
-    """The tree's worktree in the cache, cleaned and checked out at `commit`."""
+    """The tree's checkout in the cache (a clone borrowing its objects), cleaned and
+    checked out at `commit`."""
     wt = worktree_for(tree, cache_root)
-    if not (wt / ".git").exists():
+    if (wt / ".git").is_file():
+        # A `git worktree` of the user's repo, as earlier versions made: replaced by a clone.
+        # (Its entry under the user's .git/worktrees is theirs to prune: we do not write there.)
+        shutil.rmtree(wt)
+    if not (wt / ".git").is_dir():
+        shutil.rmtree(wt, ignore_errors=True)   # a clone cut short
         wt.parent.mkdir(parents=True, exist_ok=True)
-        _git(tree.path, "worktree", "prune")
-        _git(tree.path, "worktree", "add", "-q", "--detach", str(wt), commit)
+        _git(wt.parent, "clone", "-q", "--shared", "--no-checkout", str(tree.path), str(wt))
     else:
         # A failed `git am` is left for inspection; the next run starts clean.
         _git(wt, "am", "--abort", check=False)
         _git(wt, "cherry-pick", "--abort", check=False)
-        _git(wt, "checkout", "-q", "-f", "--detach", commit)
-        _git(wt, "reset", "-q", "--hard", commit)
+    _git(wt, "checkout", "-q", "-f", "--detach", commit)
+    _git(wt, "reset", "-q", "--hard", commit)
     # Untracked files would survive a checkout and end up in the build; the loongarch
     # boot route's DTS is written again by guest/bootroute.py.
     _git(wt, "clean", "-q", "-f", "-d", "-x")
@@ -441,14 +449,25 @@ def tree_id_of(repo: pathlib.Path, commit: str) -> str:
     return "git:" + _text(_git(repo, "rev-parse", f"{commit}^{{tree}}"))
 
 
+def _borrowed_from(checkout: pathlib.Path) -> pathlib.Path | None:
+    """The work tree whose objects the checkout borrows (its alternates: <tree>/.git/objects)."""
+    try:
+        lines = (checkout / ".git" / "objects" / "info" / "alternates").read_text().split()
+    except OSError:
+        return None
+    objects = pathlib.Path(lines[0]) if lines else None
+    if objects is None or objects.parent.name != ".git" or not objects.is_dir():
+        return None
+    return objects.parent.parent
+
+
 def worktree_tree(applied_path: pathlib.Path, origin: str) -> KernelTree:
     """The worktree as a tree to build: its identity is its commit's tree; where a mount
     namespace is allowed (every tree builds at the same paths there, kernel/treeview.py)
     its first build starts from the build dir of the tree it is a worktree of (kernel/seed.py)."""
     commit = _text(_git(applied_path, "rev-parse", "HEAD"))
     tree_hash = _text(_git(applied_path, "rev-parse", "HEAD^{tree}"))
-    common = pathlib.Path(_text(_git(applied_path, "rev-parse", "--path-format=absolute", "--git-common-dir")))
-    twin = common.parent if common.name == ".git" and treeview.unshare_prefix() else None
+    twin = _borrowed_from(applied_path) if treeview.unshare_prefix() else None
     return KernelTree(path=applied_path, tree_id=f"git:{tree_hash}",
                       version=kernel_version(applied_path), origin=origin, git_commit=commit,
                       builds_as=twin if twin != applied_path else None)
