@@ -162,6 +162,9 @@ class SeriesInfo(Record, kw_only=True):
     title: str
     cover_subject: str | None = None
     cover_message_id: str | None = None
+    named_base: Annotated[str | None, Meta(description="The base the series names (base-commit:).")] = None
+    prerequisite_patch_ids: Annotated[list[str], Meta(description="prerequisite-patch-id: lines of the "
+                                                                  "series: patches its base needs first.")] = []
     base_commit: str
     tip_commit: str
     worktree: str

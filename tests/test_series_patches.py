@@ -246,3 +246,40 @@ def test_a_checkout_an_earlier_version_made_as_a_git_worktree_is_replaced(repo, 
     applied = series.apply(tree, series.load(str(mbox), repo), git(repo, "rev-parse", "master"), tmp_path / "cache")
     assert applied.worktree == old and (old / ".git").is_dir()
     assert git(applied.worktree, "rev-parse", "HEAD^{tree}") == git(repo, "rev-parse", "v2^{tree}")
+
+
+def test_the_base_a_series_names_is_its_base(repo, tmp_path):
+    """git format-patch --base (and b4) write base-commit:; the tree's HEAD may be elsewhere."""
+    base = git(repo, "rev-parse", "master")
+    git(repo, "checkout", "-q", "v2")                      # the user's HEAD: the tip, not the base
+    mbox = tmp_path / "based.mbx"
+    mbox.write_text(git(repo, "format-patch", f"--base={base}", "--cover-letter", "--stdout", "master..v2") + "\n")
+    s = series.load(str(mbox), repo)
+    assert s.named_base == base
+    assert series.resolve_base(_tree(repo), s, None) == base           # not HEAD
+    assert series.resolve_base(_tree(repo), s, "v2~1") == git(repo, "rev-parse", "v2~1")   # BASE= wins
+    # A base the tree does not have: one sentence, how to get it.
+    s.named_base = "1234567890abcdef1234567890abcdef12345678"
+    with pytest.raises(OrchestratorError) as err:
+        series.resolve_base(_tree(repo), s, None)
+    assert err.value.code == ExitCode.BAD_INPUT
+    assert err.value.message.startswith(f"The series names its base commit {s.named_base} (base-commit:), "
+                                        f"which {repo} does not have; fetch it (git -C {repo} fetch")
+
+
+def test_b4s_cover_beside_the_mbox_is_the_series_cover(repo, tmp_path):
+    """b4 am writes <name>.mbx (the patches) and <name>.cover (the cover letter, with the
+    base-commit:): read as one series, its reply answering the cover."""
+    base = git(repo, "rev-parse", "master")
+    out = tmp_path / "b4"
+    out.mkdir()
+    git(repo, "format-patch", f"--base={base}", "--cover-letter", "--thread", "-o", str(out), "master..v2")
+    files = sorted(out.glob("*.patch"))
+    cover_text = files[0].read_text().replace("*** SUBJECT HERE ***", "tracing: probe fixes")
+    (out / "v2_20261206_dev_tracing_probe_fixes.cover").write_text(cover_text)
+    mbx = out / "v2_20261206_dev_tracing_probe_fixes.mbx"
+    # b4's mbox: the patches only, the base-commit: line is in the cover.
+    mbx.write_text("\n".join(f.read_text().split("\nbase-commit:")[0] for f in files[1:]) + "\n")
+    s = series.load(str(mbx), repo)
+    assert len(s.patches) == 3 and s.cover_subject.endswith("tracing: probe fixes")
+    assert s.cover_message_id and s.named_base == base

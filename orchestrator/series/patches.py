@@ -63,6 +63,8 @@ class Series:
     cover_subject: str | None = None
     base_rev: str | None = None   # from a range "base..tip"
     cover_message_id: str | None = None
+    named_base: str | None = None     # base-commit: of git format-patch --base / b4
+    prerequisites: list[str] = dataclasses.field(default_factory=list)   # prerequisite-patch-id:s
 
     @property
     def title(self) -> str:
@@ -85,7 +87,8 @@ class AppliedSeries:
     def as_dict(self) -> dict:
         s = self.series
         return {"kind": s.kind, "spec": s.spec, "title": s.title, "cover_subject": s.cover_subject,
-                "cover_message_id": s.cover_message_id,
+                "cover_message_id": s.cover_message_id, "named_base": s.named_base,
+                "prerequisite_patch_ids": s.prerequisites,
                 "base_commit": self.base_commit, "tip_commit": self.tip_commit,
                 "worktree": str(self.worktree), "patches": [p.as_dict() for p in s.patches]}
 
@@ -202,7 +205,35 @@ def _load_messages(blobs: list[tuple[str, bytes]], kind: str, spec: str) -> Seri
         raise SeriesError(f"The series {spec} holds no patch (no message with a diff); give an mbox "
                           "from `b4 am` / `git format-patch --stdout`, a directory of *.patch files, "
                           "or a git range base..tip.")
-    return Series(kind, spec, patches, cover, cover_message_id=cover_mid)
+    series = Series(kind, spec, patches, cover, cover_message_id=cover_mid)
+    _read_base(series, [raw for _, raw in blobs])
+    return series
+
+
+_BASE_COMMIT = re.compile(rb"^base-commit: ([0-9a-f]{7,40})\s*$", re.M)
+_PREREQUISITE = re.compile(rb"^prerequisite-patch-id: ([0-9a-f]{40})\s*$", re.M)
+
+
+def _read_base(series: Series, messages: list[bytes]) -> None:
+    """base-commit: and prerequisite-patch-id: lines (git format-patch --base, b4 am), from
+    the cover letter or the patches, whichever has them first."""
+    for raw in messages:
+        m = _BASE_COMMIT.search(raw)
+        if m and series.named_base is None:
+            series.named_base = m.group(1).decode()
+            series.prerequisites = [p.decode() for p in _PREREQUISITE.findall(raw)]
+
+
+def _read_cover_file(series: Series, mbox: pathlib.Path) -> None:
+    """`b4 am` writes the cover letter beside the mbox as <name>.cover: the series' subject,
+    Message-ID (what a reply answers) and base, when the mbox has no cover of its own."""
+    cover = mbox.with_suffix(".cover")
+    if series.cover_subject is not None or not cover.is_file():
+        return
+    raw = cover.read_bytes()
+    series.cover_subject, series.cover_message_id = thread.cover_headers(raw)
+    if series.named_base is None:
+        _read_base(series, [raw])
 
 
 # What a series file is called (git format-patch, b4 am, lore's t.mbox.gz, a saved mail).
@@ -242,7 +273,9 @@ def load(spec: str, tree_path: pathlib.Path | None, base: str | None = None) -> 
         if thread.is_thread([(subject, patch is not None) for patch, subject, _ in
                              (_parse_message(raw, where) for where, raw in blobs)]):
             return _load_thread(str(path), path, None)
-        return _load_messages(blobs, "mbox", str(path))
+        series = _load_messages(blobs, "mbox", str(path))
+        _read_cover_file(series, path)
+        return series
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in (".patch", ".diff", ".eml", ".mbx"))
         if not files:
@@ -270,6 +303,8 @@ def _load_thread(spec: str, path: pathlib.Path | None, msgid: str | None) -> Ser
                           "of the cover letter) or add the missing mail to the mbox.")
     if ready.cover is not None:
         series.cover_subject, series.cover_message_id = thread.cover_headers(ready.cover)
+        if series.named_base is None:
+            _read_base(series, [ready.cover])
     return series
 
 
@@ -359,8 +394,14 @@ def load_for_tree(spec: str, tree: KernelTree, base: str | None) -> tuple[Series
 
 
 def resolve_base(tree: KernelTree, series: Series, base: str | None) -> str:
-    rev = series.base_rev or base or "HEAD"
+    """The commit the series goes on: a range's own base, else BASE=, else the base the
+    series names (base-commit:), else the tree's HEAD."""
+    rev = series.base_rev or base or series.named_base or "HEAD"
     out = _git(tree.path, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False)
+    if out.returncode and rev == series.named_base and not (series.base_rev or base):
+        raise SeriesError(f"The series names its base commit {rev} (base-commit:), which {tree.path} does not "
+                          f"have; fetch it (git -C {tree.path} fetch <its remote> {rev}) or give BASE= a "
+                          "commit of that tree.")
     if out.returncode:
         raise SeriesError(f"The base '{rev}' is not a commit in {tree.path}; give BASE= a commit, "
                           "tag or branch of that tree.")

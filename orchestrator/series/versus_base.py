@@ -310,7 +310,13 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
     """Exit code and the series run's results data."""
     tree = source_tree(opts, progress)
     ser, base_commit = series_mod.load_for_tree(sopts.spec, tree, sopts.base)
-    progress.say(f"series: {ser.title}: {len(ser.patches)} patch(es) onto {base_commit[:12]}")
+    progress.say(f"series: {ser.title}: {len(ser.patches)} patch(es) onto {base_commit[:12]}"
+                 + (" (the base it names)" if ser.named_base and base_commit.startswith(ser.named_base)
+                    and not sopts.base else ""))
+    if ser.prerequisites:
+        progress.say(f"series: it names {len(ser.prerequisites)} prerequisite patch(es) its base needs "
+                     f"(prerequisite-patch-id: {', '.join(p[:12] for p in ser.prerequisites)}); they are "
+                     "not applied here")
     want_base = sopts.compare or sopts.bisect
     # The base is built from the tree as it is when that is the base (its build dir is
     # likely warm), else from the worktree checked out at the base.
