@@ -12,11 +12,10 @@ from typing import Any
 
 import msgspec
 
-from .. import cache
+from .. import cache, model
 from ..errors import ExitCode, OrchestratorError
-from ..project import PROJECT_ROOT
-from .. import model
 from ..model import CaseResult
+from ..project import PROJECT_ROOT
 from ..suites import status
 from ..suites.status import FAILING
 from . import causes
@@ -68,8 +67,8 @@ class Recorder:
 
     @property
     def data(self) -> dict[str, Any]:
-        """The record as plain JSON values, for the readers that take a document (the
-        same shape load_run gives back)."""
+        """The record as plain JSON values, for the readers that still take a document
+        (the comparison, the history, run_test's callers)."""
         return model.to_builtins(self.record)
 
     @property
