@@ -163,6 +163,8 @@ class SeriesInfo(Record, kw_only=True):
     cover_subject: str | None = None
     cover_message_id: str | None = None
     named_base: Annotated[str | None, Meta(description="The base the series names (base-commit:).")] = None
+    mail_from: Annotated[str | None, Meta(description="Who sent it (its cover letter's From:, else patch 1's).")] = None
+    mail_cc: Annotated[list[str], Meta(description="Its To: and Cc: addresses: a reply goes to all.")] = []
     prerequisite_patch_ids: Annotated[list[str], Meta(description="prerequisite-patch-id: lines of the "
                                                                   "series: patches its base needs first.")] = []
     base_commit: str

@@ -135,7 +135,7 @@ def test_mail_summary_of_the_real_run(ab, data_dir):
     assert text == (data_dir / AB / "summary.txt").read_text().rstrip("\n")
     lines = text.splitlines()
     assert lines[0].startswith("x86_64 (QEMU TCG), Linux 6.12.117, base 72d0408916ec, series: "
-                               "[PATCH v2 0/3] tracing: probe argument fixes (3 patch(es))")
+                               "[PATCH v2 0/3] tracing: probe argument fixes (3 patches)")
     assert "    kprobe_multi/cookies: first bad patch 2/3 [PATCH v2 2/3] bpf: Simplify kprobe_multi cookie lookup" in lines
     assert not any("Signed-off-by" in l or "Tested-by" in l for l in lines)
 
@@ -205,4 +205,6 @@ def test_a_series_whose_kernel_does_not_boot_is_the_finding(data_dir, tmp_path):
     assert "The series regresses: its kernel does not boot" in page
     info = {"patches": [{"subject": "[PATCH] x", "message_id": "m@x"}], "title": "x"}
     body = reply.render([{"arch": "x86_64", "series": info, "diff": diff}], [text], "A <a@example.org>")
-    assert "Tested-by:" not in body and "regresses on x86_64 (its kernel does not boot)" in body
+    flat = " ".join(body.split())
+    assert "Tested-by:" not in flat.replace("no Tested-by from me", "") and \
+        "regresses on x86_64 (its kernel does not boot)" in flat

@@ -46,7 +46,26 @@ def test_an_arch_that_ended_before_its_comparison_withholds_tested_by(data_dir):
     why = "The arm64 kernel build failed after 41s: kernel/trace/trace_kprobe.c:938: error: 'x' undeclared"
     msg = email.message_from_string(reply.render([clean], [summary], "A Tester <tester@example.org>",
                                                  [("arm64", why)]))
-    body = msg.get_payload()
+    body = " ".join(msg.get_payload().split())      # as read, whatever the wrapping
     assert "I ran the series on x86_64, arm64 in QEMU" in body
     assert f"arm64: no comparison: {why}" in body
     assert "Tested-by:" not in body and "So no Tested-by from me yet: arm64 got no comparison (above)." in body
+
+
+def test_the_reply_goes_to_all_in_the_thread_wrapped_for_mail(data_dir):
+    cmp, summary = _compare(data_dir)
+    cmp = copy.deepcopy(cmp)
+    cmp["series"]["cover_message_id"] = "cover.1795389852.git.demo@example.org"
+    cmp["series"]["mail_from"] = "Dev Eloper <dev@example.org>"
+    cmp["series"]["mail_cc"] = ["linux-trace-kernel@vger.kernel.org", "A Tester <tester@example.org>",
+                                "Evil <evil@example.org>\nBcc: all@example.org"]
+    text = reply.render([cmp], [summary + "    " + "x" * 30 + " " + "y " * 60 + "\n"], "A Tester <tester@example.org>")
+    msg = email.message_from_string(text)
+    assert msg["To"] == "Dev Eloper <dev@example.org>"
+    assert msg["In-Reply-To"] == msg["References"] == "<cover.1795389852.git.demo@example.org>"
+    # Everyone it went to but ourselves; a header smuggled in an address is one line, no header.
+    assert msg["Cc"].startswith("linux-trace-kernel@vger.kernel.org, Evil <evil@example.org> Bcc:")
+    assert msg["Bcc"] is None and "tester@example.org" not in msg["Cc"]
+    body = msg.get_payload()
+    assert all(len(line) <= 80 for line in body.splitlines()), max(body.splitlines(), key=len)
+    assert "patch(es)" not in body

@@ -142,6 +142,10 @@ def splat_line(s: dict) -> str:
     return f"{s['title']}{where}" + (f": {'; '.join(x for x in (why, counts) if x)}" if why or counts else "")
 
 
+def _patches(n: int) -> str:
+    return f"{n} patch" if n == 1 else f"{n} patches"
+
+
 def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = None,
                  each_patch: dict | None = None) -> str:
     """Plain text for a reply: what ran, on what, and what differed. Facts only."""
@@ -151,7 +155,7 @@ def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = Non
     kernel = series.get("kernel", {})
     lines = [f"{arch} (QEMU {accel}), Linux {kernel.get('version', '?')}, "
              f"base {str(info.get('base_commit', '?'))[:12]}, series: {info.get('title', '?')} "
-             f"({len(info.get('patches', []))} patch(es))",
+             f"({_patches(len(info.get('patches', [])))})",
              f"  suites: {', '.join(series.get('suites', []))}",
              f"  base:   {counts_line(model.convert(base, RunRecord))}",
              f"  series: {counts_line(model.convert(series, RunRecord))}"]
@@ -208,7 +212,8 @@ def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = Non
             lines.append("  bisected (one patch: the base and the series runs above place it):")
         else:
             per_step = bisect.get("tries_per_step", 1)
-            lines.append(f"  bisected ({bisect['steps']} step(s) over {bisect['patches']} patch(es)"
+            lines.append(f"  bisected ({bisect['steps']} step{'s' if bisect['steps'] != 1 else ''} over "
+                         f"{_patches(bisect['patches'])}"
                          + (f", {per_step} runs per step" if per_step > 1 else "") + "):")
         for name, p in bisect["first_bad"].items():
             lines.append(f"    {name}: first bad patch {p['number']}/{bisect['patches']} {p['subject']}")

@@ -14,6 +14,7 @@ import dataclasses
 import email
 import email.header
 import email.policy
+import email.utils
 import gzip
 import pathlib
 import re
@@ -64,6 +65,8 @@ class Series:
     base_rev: str | None = None   # from a range "base..tip"
     cover_message_id: str | None = None
     named_base: str | None = None     # base-commit: of git format-patch --base / b4
+    mail_from: str | None = None      # who sent the series (its cover, else patch 1)
+    mail_cc: list[str] = dataclasses.field(default_factory=list)   # its To: and Cc:, for a reply to all
     prerequisites: list[str] = dataclasses.field(default_factory=list)   # prerequisite-patch-id:s
 
     @property
@@ -88,6 +91,7 @@ class AppliedSeries:
         s = self.series
         return {"kind": s.kind, "spec": s.spec, "title": s.title, "cover_subject": s.cover_subject,
                 "cover_message_id": s.cover_message_id, "named_base": s.named_base,
+                "mail_from": s.mail_from, "mail_cc": s.mail_cc,
                 "prerequisite_patch_ids": s.prerequisites,
                 "base_commit": self.base_commit, "tip_commit": self.tip_commit,
                 "worktree": str(self.worktree), "patches": [p.as_dict() for p in s.patches]}
@@ -207,7 +211,24 @@ def _load_messages(blobs: list[tuple[str, bytes]], kind: str, spec: str) -> Seri
                           "or a git range base..tip.")
     series = Series(kind, spec, patches, cover, cover_message_id=cover_mid)
     _read_base(series, [raw for _, raw in blobs])
+    _read_recipients(series, blobs[0][1])
     return series
+
+
+def _read_recipients(series: Series, raw: bytes) -> None:
+    """From:, To: and Cc: of the series' first mail (its cover letter when it has one): whom
+    a reply goes to. Each address parsed and written again, so no header line of the
+    series' own can ride along into the reply."""
+    body_start = raw.find(b"\n") + 1 if raw.startswith(b"From ") else 0
+    msg = email.message_from_bytes(raw[body_start:], policy=email.policy.compat32)
+
+    def addresses(*names: str) -> list[str]:
+        pairs = email.utils.getaddresses([_header(msg, n) for n in names if msg.get(n)])
+        return [email.utils.formataddr((" ".join(name.split()), addr)) for name, addr in pairs
+                if addr and "@" in addr and not any(c in name + addr for c in "\r\n")]
+    sender = addresses("From")
+    series.mail_from = sender[0] if sender else None
+    series.mail_cc = [a for a in dict.fromkeys(addresses("To", "Cc")) if a != series.mail_from]
 
 
 _BASE_COMMIT = re.compile(rb"^base-commit: ([0-9a-f]{7,40})\s*$", re.M)
@@ -232,6 +253,7 @@ def _read_cover_file(series: Series, mbox: pathlib.Path) -> None:
         return
     raw = cover.read_bytes()
     series.cover_subject, series.cover_message_id = thread.cover_headers(raw)
+    _read_recipients(series, raw)
     if series.named_base is None:
         _read_base(series, [raw])
 
@@ -303,6 +325,7 @@ def _load_thread(spec: str, path: pathlib.Path | None, msgid: str | None) -> Ser
                           "of the cover letter) or add the missing mail to the mbox.")
     if ready.cover is not None:
         series.cover_subject, series.cover_message_id = thread.cover_headers(ready.cover)
+        _read_recipients(series, ready.cover)
         if series.named_base is None:
             _read_base(series, [ready.cover])
     return series

@@ -1,13 +1,15 @@
 """--reply FILE: the mail a tester sends back to the thread of the series, ready for
 `git send-email` or a mail client: In-Reply-To/References the cover letter (else the
-first patch), "Re: " its subject, the comparison per arch (confirmed new failures with
-their first bad patch, flaky cases as such), and a Tested-by: line only when no arch
+first patch), "Re: " its subject, To its sender and Cc whom it went to, the comparison
+per arch (confirmed new failures with their first bad patch, flaky cases as such), lines
+wrapped for mail, and a Tested-by: line only when every arch was compared and none
 regressed. The author's identity is git's (user.name, user.email)."""
 from __future__ import annotations
 
 import email.utils
 import pathlib
 import subprocess
+import textwrap
 
 from .. import cache
 from ..errors import OrchestratorError
@@ -30,6 +32,25 @@ def _why(compare_doc: dict) -> list[str]:
     return kinds
 
 
+# Mail bodies are read at 80 columns; quoted lines get their "> " on top.
+WIDTH = 76
+
+
+def _one_line(value: str) -> str:
+    """A header value from the series (untrusted): one line, so it cannot add a header."""
+    return " ".join(str(value).split())
+
+
+def _wrapped(text: str) -> list[str]:
+    """Each line at WIDTH, continued under its own indent (a case id or path is not broken)."""
+    out = []
+    for line in text.splitlines():
+        indent = line[:len(line) - len(line.lstrip())]
+        out += textwrap.wrap(line, WIDTH, subsequent_indent=indent + "  ", break_long_words=False,
+                             break_on_hyphens=False) or [""]
+    return out
+
+
 def render(compares: list[dict], summaries: list[str], identity: str | None,
            failed: list[tuple[str, str]] = ()) -> str:
     """compares: each arch's compare.json; summaries: each arch's summary text; failed:
@@ -40,27 +61,35 @@ def render(compares: list[dict], summaries: list[str], identity: str | None,
     subject = info.get("cover_subject") or (patches[0]["subject"] if patches else info.get("title", "the series"))
     regressed = [f"{c['arch']} ({', '.join(_why(c))})" for c in compares
                  if c["diff"].get("regressed") or (c.get("each_patch") or {}).get("first_failing")]
-    lines = [f"Subject: Re: {subject.removeprefix('Re: ')}"]
-    if mid:
+    mid = _one_line(mid) if mid else None
+    lines = [f"Subject: Re: {_one_line(subject).removeprefix('Re: ')}"]
+    if mid and " " not in mid:
         lines += [f"In-Reply-To: <{mid}>", f"References: <{mid}>"]
     if identity:
         lines.append(f"From: {identity}")
-    lines += ["", "Hi,", "",
-              f"I ran the series on {', '.join([c['arch'] for c in compares] + [a for a, _ in failed])} "
-              "in QEMU, each against its "
-              "base with the tree's own ftrace selftests (dynamic events, kprobes, fprobes), "
-              "BPF kprobe_multi checks and the orchestrator's own cases. Each difference below was "
-              "run again on both sides in fresh guests: a confirmed one showed on every run, a likely "
-              "regression significantly more often with the series (Fisher's exact test); cases with "
-              "mixed results at rates the test cannot tell apart are listed as flaky.", ""]
+    if info.get("mail_from"):
+        lines.append(f"To: {_one_line(info['mail_from'])}")
+    cc = [_one_line(a) for a in info.get("mail_cc") or [] if not identity or email.utils.parseaddr(a)[1]
+          != email.utils.parseaddr(identity)[1]]
+    if cc:
+        lines.append(f"Cc: {', '.join(cc)}")
+    arches = ", ".join([c["arch"] for c in compares] + [a for a, _ in failed])
+    lines += ["", "Hi,", ""]
+    lines += textwrap.wrap(
+        f"I ran the series on {arches} in QEMU, each against its base with the tree's own ftrace "
+        "selftests (dynamic events, kprobes, fprobes), BPF kprobe_multi checks and the "
+        "orchestrator's own cases. Each difference below was run again on both sides in fresh "
+        "guests: a confirmed one showed on every run, a likely regression significantly more "
+        "often with the series (Fisher's exact test); cases with mixed results at rates the test "
+        "cannot tell apart are listed as flaky.", WIDTH) + [""]
     for text in summaries:
-        lines += [text.rstrip(), ""]
+        lines += _wrapped(text.rstrip()) + [""]
     for arch, why in failed:
-        lines += [f"{arch}: no comparison: {why}", ""]
+        lines += _wrapped(f"{arch}: no comparison: {why}") + [""]
     if regressed or failed:
         why = ([f"the series regresses on {', '.join(regressed)}"] if regressed else []) + \
               ([f"{', '.join(arch for arch, _ in failed)} got no comparison (above)"] if failed else [])
-        lines.append(f"So no Tested-by from me yet: {'; '.join(why)}.")
+        lines += textwrap.wrap(f"So no Tested-by from me yet: {'; '.join(why)}.", WIDTH)
     elif identity:
         lines.append(f"Tested-by: {identity}")
     else:
