@@ -150,9 +150,20 @@ class FirstFailing(Record, kw_only=True):
     error: str
 
 
+class PatchRun(Record, kw_only=True):
+    """EACH_PATCH=test: one commit's run."""
+    number: Line
+    run: str
+    failing: list[str]
+    splats: Count
+
+
 class EachPatch(Record, kw_only=True):
+    """EACH_PATCH=1 (build every commit) or test (build, boot and run the suites on each)."""
+    mode: Literal["build", "test"] = "build"
     built: Count
     first_failing: FirstFailing | None = None
+    tested: list[PatchRun] = []
 
 
 class SeriesInfo(Record, kw_only=True):

@@ -95,3 +95,15 @@ def test_the_real_run_loads_as_its_record_and_as_the_comparison_reads_it():
     data = as_document(run)
     assert len(data["cases"]) == 63 and all(v is not None for v in data.values())
     assert all(v is not None for c in data["cases"] for v in c.values())
+
+
+def test_a_series_run_with_each_patch_tested_is_a_record():
+    """EACH_PATCH=test writes its per-commit runs under series.each_patch: the record takes
+    them (the hand-written schema before the model refused them, unseen until a reader)."""
+    from orchestrator import model
+    each = {"mode": "test", "built": 2, "first_failing": None,
+            "tested": [{"number": 1, "run": "20261206-010101-x86_64-1-patch-1", "failing": [], "splats": 0}]}
+    info = model.convert({"kind": "mbox", "spec": "v1.mbx", "title": "t", "base_commit": "a" * 40,
+                          "tip_commit": "b" * 40, "worktree": "/w", "patches": [], "each_patch": each},
+                         model.SeriesInfo)
+    assert info.each_patch.tested[0].run.endswith("patch-1") and info.each_patch.mode == "test"
