@@ -244,8 +244,10 @@ def test_every_arch_runs_and_one_reply_covers_them_when_one_cannot(series_files,
     import email
     import os
     env = {**os.environ, "PATH": _path_without(tmp_path, "aarch64-linux-gnu-")}
+    # The module's suites and retries: x86_64's base is the one the earlier tests ran.
     p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64,arm64",
-                        "--suite", "dynevent", "--series", str(series_files / "comment.mbx"), "--compare-base",
+                        "--suite", "dynevent,tcscripts", "--tcdir", str(COIN_DIR), "--retries", str(RETRIES),
+                        "--series", str(series_files / "comment.mbx"), "--compare-base",
                         "--reply", str(tmp_path / "reply.eml"), "--results-dir", str(tmp_path / "r")],
                        cwd=REPO, capture_output=True, text=True, timeout=5400, env=env)
     print(p.stdout[-3000:], p.stderr[-3000:])
