@@ -10,6 +10,7 @@
 #   make pytest ARCH=arm64 N=2     each case a pytest item, two guests (pytest-xdist)
 #   make shell ARCH=arm64          the last arm64 run's kernel and image, a shell on its console
 #   make check                     the project's own tests (unit + real x86_64 boots)
+
 # These come from make's command line only: a kernel developer's exported ARCH,
 # CROSS_COMPILE, LLVM, O... are for their own builds, and an exported N, JOBS or BASE
 # means something else entirely. (The kernel's own make gets none of them either:
@@ -35,7 +36,7 @@ CHECK_PACKAGES := dropbear-bin openssh-client iproute2 util-linux
 
 .PHONY: deps test pytest shell matrix workflow report bench check unit clean help
 help:
-	@sed -n '1,14p' Makefile
+	@sed -n '1,/^$$/p' Makefile
 
 deps: $(VENV)/.installed
 	@missing=$$(for p in $(APT_PACKAGES); do \
