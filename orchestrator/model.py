@@ -407,6 +407,13 @@ _STATE_RULES = [{"if": {"properties": {"state": {"const": "running"}}},
                           "properties": {"verdict": {"type": "string"}, "exit_code": {"type": "integer"}}}}]
 
 
+def from_document(document: dict) -> RunRecord:
+    """A run in its document form (recorder.as_document: nulls dropped) as its record
+    again: the fields every run has, null when the document left them out."""
+    always = {f.encode_name: None for f in msgspec.structs.fields(RunRecord) if f.required}
+    return convert({**always, **document}, RunRecord)
+
+
 def json_schema() -> dict:
     schema = msgspec.json.schema(RunRecord)
     schema["$defs"]["RunRecord"]["allOf"] = _STATE_RULES

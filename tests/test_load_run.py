@@ -95,6 +95,10 @@ def test_the_real_run_loads_as_its_record_and_as_the_comparison_reads_it():
     data = as_document(run)
     assert len(data["cases"]) == 63 and all(v is not None for v in data.values())
     assert all(v is not None for c in data["cases"] for v in c.values())
+    # ...and back: a cached base's document written again, or given to the report pages
+    # (the fields every run has come back as null).
+    from orchestrator import model
+    assert "series" not in data and model.from_document(data) == run
 
 
 def test_a_series_run_with_each_patch_tested_is_a_record():

@@ -12,7 +12,6 @@ from ..series import versus_base
 from .. import cache, model, pipeline
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
-from ..model import RunRecord
 from ..suites.status import FAILING, PASSED, SKIPPED
 from .spec import Cell
 from ..progress import Progress, fmt_duration
@@ -79,7 +78,7 @@ def _write_page(path: pathlib.Path, stamp: str, rows: list[Row], axis: list[dict
         page_rows.append({"name": r.arch, "arch": r.data.get("arch", ""), "kernel": r.kernel,
                           "build": cells["build"], "boot": cells["boot"], "minutes": cells["minutes"],
                           "verdict": cells["verdict"],
-                          "run": model.convert(r.data, RunRecord) if r.data else None,
+                          "run": model.from_document(r.data) if r.data else None,
                           "report": f"{run_id}/report.html" if linked else None})
     try:
         cache.atomic_write(path, report.render_matrix_html(stamp, page_rows, axis))

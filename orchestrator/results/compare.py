@@ -7,7 +7,6 @@ import pathlib
 
 from .. import model
 from ..kernel import buildwarn, kconfig
-from ..model import RunRecord
 from ..suites.status import FAILING, PASSED, SKIPPED, counts_line
 from ..suites.splats import splat_key
 from . import confirm
@@ -157,8 +156,8 @@ def mail_summary(diff: dict, base: dict, series: dict, bisect: dict | None = Non
              f"base {str(info.get('base_commit', '?'))[:12]}, series: {info.get('title', '?')} "
              f"({_patches(len(info.get('patches', [])))})",
              f"  suites: {', '.join(series.get('suites', []))}",
-             f"  base:   {counts_line(model.convert(base, RunRecord))}",
-             f"  series: {counts_line(model.convert(series, RunRecord))}"]
+             f"  base:   {counts_line(model.from_document(base))}",
+             f"  series: {counts_line(model.from_document(series))}"]
 
     def section(title: str, entries: list[str]) -> None:
         if entries:

@@ -133,7 +133,7 @@ def _write(run_dir: pathlib.Path, record: model.RunRecord) -> None:
 def write_run(run_dir: pathlib.Path, data: dict) -> None:
     """A run read back with load_run, written again with what was added to it (a cached
     base's compiler warnings): checked against the model like every write."""
-    _write(run_dir, model.convert(data, model.RunRecord))
+    _write(run_dir, model.from_document(data))
 
 # The schema generated from the model (python -m orchestrator.model), for other tools.
 RESULTS_SCHEMA = PROJECT_ROOT / "schema" / "results.schema.json"

@@ -16,7 +16,6 @@ from .. import cache, model
 from ..results import causes, compare, confirm, history, report
 from . import attribute, patches as series_mod
 from ..errors import ExitCode, OrchestratorError
-from ..model import RunRecord
 from ..suites.splats import splat_key
 from ..suites.case_id import test_of
 from ..suites.status import FAILING, SKIPPED
@@ -393,8 +392,8 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
         "each_patch": each})
     cache.atomic_write(out_dir / "summary.txt", text + "\n")
     try:
-        report.write_html(out_dir / "report.html", [(model.convert(b_data, RunRecord), b_dir),
-                                                    (model.convert(s_data, RunRecord), s_dir)], comparison=diff)
+        report.write_html(out_dir / "report.html", [(model.from_document(b_data), b_dir),
+                                                    (model.from_document(s_data), s_dir)], comparison=diff)
     except Exception as exc:  # noqa: BLE001 - the comparison is written already; the page is extra
         progress.say(f"orchestrator: {out_dir / 'report.html'} was not written ({exc}); "
                      f"`orchestrator report {b_dir} {s_dir} --out {out_dir}` makes it")
