@@ -370,27 +370,26 @@ def run_test(opts: TestOptions, progress: Progress,
     """Exit code and the run's results data. A failing stage raises OrchestratorError
     with the data so far as `.results` (for the matrix table)."""
     run = _Run(opts, progress, ctx or RunContext())
+    error: OrchestratorError | None = None   # gets the results once close() has recorded all
     try:
         run.prepare()
         run.boot()
         run.run_suites()
-        return run.finish()
+        code = run.finish()
     except OrchestratorError as exc:
         _finish_if_possible(run.recorder, "failed", exc.message, int(exc.code))
-        exc.results = run.recorder.data
+        error = exc
         raise
     except OSError as exc:
         # The results disk filled up (or went away) under console.log or a case's record.
         error = cache.disk_error(pathlib.Path(exc.filename or run.recorder.dir), exc)
         _finish_if_possible(run.recorder, "failed", error.message, int(error.code))
-        error.results = run.recorder.data
         raise error from exc
     except Exception as exc:
         # A bug of ours (or of a library): the run's state says so, with the exception, and
         # every result already measured stays; the user sees one line and exit 7.
         error = OrchestratorError(internal_error(exc), ExitCode.INFRA_ERROR)
         _finish_if_possible(run.recorder, "error", error.message, int(error.code))
-        error.results = run.recorder.data
         raise error from exc
     except BaseException:
         # A second Ctrl-C (or a signal forwarded by a wrapper such as timeout(1)) must not
@@ -403,6 +402,10 @@ def run_test(opts: TestOptions, progress: Progress,
         raise
     finally:
         run.close()
+        if error is not None:
+            error.results = run.recorder.data
+    # After close(): a splat it caught late is part of the data.
+    return code, run.recorder.data
 
 
 class _Run:
@@ -597,7 +600,7 @@ class _Run:
                 s["frames"] = frames
         return out
 
-    def finish(self) -> tuple[int, dict]:
+    def finish(self) -> int:
         digest = inputs_digest(self.opts)   # hashes images/ and the .tc cases: once
         self.recorder.set("history", history.record(
             history.path_for(self.opts.cache_root, self.tree.tree_id, digest), self.recorder.data))
@@ -607,14 +610,14 @@ class _Run:
         if self.stopped_at is not None:
             self.recorder.finish("incomplete", f"stopped at {self.stopped_at} for a shell (--shell-on-failure): "
                                  f"{verdict}", int(code))
-            return int(code), self.recorder.data
+            return int(code)
         self.recorder.finish("complete", verdict, int(code))
         if self.ctx.only_cases is None and self.ctx.series is None:
             # Every case of this tree with these inputs: what a series on this tree as its
             # base compares with, without running the base again.
             cache.atomic_write_json(base_pointer(self.opts, self.tree.tree_id, digest),
                                     {"results_dir": str(self.recorder.dir)})
-        return int(code), self.recorder.data
+        return int(code)
 
     def tries(self, case_ids: list[str]) -> list[dict]:
         """These cases again on this run's kernel, each try in a fresh guest of its own run
