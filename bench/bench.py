@@ -302,7 +302,6 @@ def scenario_second_tree(runs: pathlib.Path, arch: str) -> dict:
     the default tree is built: through the tree view (kernel/treeview.py) its compiles hit
     what the first tree's build stored. Against the cold row's raw floor, when there is one."""
     import shutil
-    from orchestrator.arches import get_arch
     from orchestrator.kernel import build
     cache_root = cache.default_cache_root()
     orchestrator(runs / "second-tree-base", arch, "--suite", "kprobe_multi")   # the first tree, built

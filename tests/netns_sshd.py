@@ -11,7 +11,6 @@ holds a key made here, and HOME/ssh_config says how to reach the sshd with it. T
 """
 from __future__ import annotations
 
-import os
 import pathlib
 import socket
 import subprocess
