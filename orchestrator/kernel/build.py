@@ -228,7 +228,6 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
     with cache.file_lock(build_dir.with_name(arch.name + ".lock"), f"build dir {build_dir}",
                          on_wait=progress.say):
         stamp = cache.read_json(build_dir / STAMP) or {}
-        dotconfig = kconfig.read_dotconfig(build_dir / ".config") if (build_dir / ".config").exists() else {}
 
         def targets_of(dotconfig: dict[str, str]) -> list[str]:
             modular = build_modules and dotconfig.get("CONFIG_MODULES") == "y"
@@ -244,6 +243,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
                                _modules_dir(build_dir, dotconfig),
                                _make_argv(tree, arch, build_dir, *targets_of(dotconfig)), ours, ignored)
         if stamp.get("key") == key and image.exists() and vmlinux.exists():
+            dotconfig = kconfig.read_dotconfig(build_dir / ".config")
             dropped = kconfig.compare(merged, dotconfig, tree.path, arch.srcarch)
             return result(True, 0.0, 0.0, int(stamp.get("steps", 0)), dropped, dotconfig)
         # The stamp no longer describes the dir once we touch it.
