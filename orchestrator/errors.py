@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import RunRecord
 
 
 class ExitCode(enum.IntEnum):
@@ -22,10 +26,10 @@ class OrchestratorError(Exception):
     """An error whose message is one sentence naming the cause and the fix."""
 
     def __init__(self, message: str, code: ExitCode = ExitCode.BAD_INPUT,
-                 results: dict | None = None):
+                 results: "RunRecord | None" = None):
         super().__init__(message)
         self.message = message
         self.code = code
-        # The results.json data of the run it ended, when one had started: what was
+        # The record of the run it ended, when one had started: what was
         # measured before the error (the matrix table, a bisect step that did not build).
         self.results = results

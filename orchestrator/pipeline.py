@@ -17,7 +17,7 @@ from .kernel import build, buildwarn, pahole, source, symbolize
 from .kernel.fragments import Fragments, fragments_for
 from .kernel.kconfig import ConfigFailed, check_user_fragments
 from .kernel.trees import BUILTIN_TREES, DEFAULT_TREE
-from .model import Accel, CaseResult, ConfigOutcome, Taint
+from .model import Accel, CaseResult, ConfigOutcome, RunRecord, Taint
 from .progress import Progress, fmt_duration
 from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, IMAGES_DIR, PROJECT_ROOT, RESULTS_DIR,
                       TCSCRIPTS_DIR)
@@ -366,9 +366,9 @@ class _NoRecorder:
 
 
 def run_test(opts: TestOptions, progress: Progress,
-             ctx: RunContext | None = None) -> tuple[int, dict]:
-    """Exit code and the run's results data. A failing stage raises OrchestratorError
-    with the data so far as `.results` (for the matrix table)."""
+             ctx: RunContext | None = None) -> tuple[int, RunRecord]:
+    """Exit code and the run's record. A failing stage raises OrchestratorError with the
+    record so far as `.results` (for the matrix table)."""
     run = _Run(opts, progress, ctx or RunContext())
     error: OrchestratorError | None = None   # gets the results once close() has recorded all
     try:
@@ -403,9 +403,9 @@ def run_test(opts: TestOptions, progress: Progress,
     finally:
         run.close()
         if error is not None:
-            error.results = run.recorder.data
-    # After close(): a splat it caught late is part of the data.
-    return code, run.recorder.data
+            error.results = run.recorder.record
+    # After close(): a splat it caught late is part of the record.
+    return code, run.recorder.record
 
 
 class _Run:
@@ -619,20 +619,20 @@ class _Run:
                                     {"results_dir": str(self.recorder.dir)})
         return int(code)
 
-    def tries(self, case_ids: list[str]) -> list[dict]:
+    def tries(self, case_ids: list[str]) -> list[RunRecord]:
         """These cases again on this run's kernel, each try in a fresh guest of its own run
         (results/<run>-tryN), for confirming a difference from the baseline."""
         runs = []
         for k in range(1, self.opts.retries + 1):
             try:
-                _, data = run_test(dataclasses.replace(self.opts, baseline=None), self.progress, RunContext(
+                _, run = run_test(dataclasses.replace(self.opts, baseline=None), self.progress, RunContext(
                     tree=self.tree, label=f"{self.ctx.label or 'run'}-try{k}", series=self.ctx.series,
                     only_cases=frozenset(case_ids), quiet=True))
             except OrchestratorError as exc:
                 if exc.results is None:
                     raise
-                data = exc.results   # a try whose guest did not boot counts with no cases
-            runs.append(data)
+                run = exc.results   # a try whose guest did not boot counts with no cases
+            runs.append(run)
         point_latest(self.opts.results_root, self.recorder.record.run_id)
         return runs
 

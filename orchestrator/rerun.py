@@ -10,6 +10,7 @@ from .arches import get_arch
 from .errors import OrchestratorError
 from .kernel import source
 from .kernel.fragments import fragments_for
+from .model import RunRecord
 from .pipeline import RunContext, TestOptions, run_test
 from .progress import Progress
 from .vm import emulators
@@ -17,7 +18,7 @@ from .results.recorder import is_comparison, load_run
 from .suites.status import PASSED
 
 
-def rerun(opts: TestOptions, run_dir: pathlib.Path, progress: Progress) -> tuple[int, dict | None]:
+def rerun(opts: TestOptions, run_dir: pathlib.Path, progress: Progress) -> tuple[int, RunRecord | None]:
     if is_comparison(run_dir):   # a series run's results/latest: its series run is the one meant
         run_dir = (run_dir / "series").resolve()
     first = load_run(run_dir)
@@ -42,13 +43,13 @@ def rerun(opts: TestOptions, run_dir: pathlib.Path, progress: Progress) -> tuple
     opts = dataclasses.replace(opts, arch=arch.name, suites=list(first.suites or opts.suites), qemu=qemu_build,
                                extra_kconfigs=[f for f in first.fragments if f not in project])
     progress.say(f"rerun: {len(again)} case(s) of {first.run_id} that did not pass, on the same kernel")
-    code, data = run_test(opts, progress, RunContext(tree=tree, label="rerun", only_cases=frozenset(again),
+    code, run = run_test(opts, progress, RunContext(tree=tree, label="rerun", only_cases=frozenset(again),
                                                      series=first.series.as_dict() if first.series else None))
-    now = {c["id"]: c for c in data["cases"]}
+    now = {c.id: c for c in run.cases}
     print(f"\nrerun of {first.run_id} ({len(again)} case(s)), first result -> now:")
     for c in first.cases:
         if c.id in again:
             n = now.get(c.id)
-            print(f"  {c.id}: {c.status} -> {n['status'] if n else 'not run'}"
-                  + (f"  ({n['reason'][:90]})" if n and n.get("reason") else ""))
-    return code, data
+            print(f"  {c.id}: {c.status} -> {n.status if n else 'not run'}"
+                  + (f"  ({n.reason[:90]})" if n and n.reason else ""))
+    return code, run

@@ -61,21 +61,22 @@ def test_toolchain_override_changes_compiler_checks_and_build_dir(tmp_path):
 
 
 def test_matrix_table_from_real_runs(data_dir):
+    import msgspec
     from orchestrator.matrix.run import Row, render
-    data = {"stages": {"build": {"state": "done", "seconds": 455.46, "reused": False},
-                       "boot": {"state": "done", "seconds": 0.9}},
-            "cases": [{"status": "PASS"}] * 39 + [{"status": "FAIL"}] * 2 + [{"status": "ERROR"}]
-            + [{"status": "UNSUPPORTED"}] * 2,
-            "splats": [{}, {}, {}], "started_at": "2026-11-22T21:44:53+00:00",
-            "finished_at": "2026-11-22T21:57:07+00:00", "verdict": "3 failing case(s), 3 kernel splat(s)"}
-    failed = Row("riscv64", 5, {"stages": {"build": {"state": "failed", "seconds": 12.0}}},
-                 "The riscv64 kernel build failed")
-    lines = render([Row("s390x", 1, data), failed]).splitlines()
+    from orchestrator.model import Stage, Stages
+    from orchestrator.results.recorder import load_run
+    run = load_run(data_dir / "runs" / "x86_64-base")   # 55 PASS, 1 FAIL, 1 ERROR, 1 UNSUPPORTED
+    failed = Row("riscv64", 5, msgspec.structs.replace(
+        run, state="failed", cases=[], splats=[], stages=Stages(build=Stage(state="failed", seconds=12.0))),
+        "The riscv64 kernel build failed")
+    lines = render([Row("x86_64", 1, run), failed, Row("s390x", 7, None, "no run")]).splitlines()
     assert lines[0].split() == ["arch", "build", "boot", "passed", "failed", "unsupported", "splats",
                                 "minutes", "verdict"]
-    assert lines[1].split()[:8] == ["s390x", "7m35s", "0s", "39", "3", "2", "3", "12.2"]
+    assert lines[1].split()[:8] == ["x86_64", "reused", "1s", "55", "2", "1", "2", "2.3"]
+    assert lines[1].endswith("2 failing case(s), 2 kernel splat(s)")
     assert lines[2].split()[:3] == ["riscv64", "FAILED", "-"]
     assert "The riscv64 kernel build failed" in lines[2]
+    assert lines[3].split()[:8] == ["s390x", "-", "-", "0", "0", "0", "0", "-"]
 
 
 def test_the_boot_nonce_goes_where_qemu_passes_a_command_line():

@@ -64,10 +64,20 @@ kernels:
 
 
 @pytest.mark.parametrize("text,message", [
-    ("arches: [x86_64]\nkernel: []\n", "unknown key"),
+    ("arches: [x86_64]\nkernel: []\n", "the top level has an unknown key `kernel`; known keys: arches, kernels"),
+    ("arches: [x86_64]\nkernels: [{name: a, branch: b}]\n", r"kernels\[1\] has an unknown key `branch`"),
     ("arches: [sparc]\n", "Unknown arch 'sparc'"),
     ("kernels: [{name: a}]\n", "names no arches"),
-    ("arches: [x86_64]\ncase_timeout: soon\n", "not a number of seconds"),
+    ("arches: [x86_64]\ncase_timeout: soon\n", r"case_timeout: expected `float \| null`, got `str`"),
+    ("arches: [x86_64]\ncase_timeout: -1\n", "not a finite number of seconds above 0"),
+    # Every value's type, at any depth, before anything is fetched or built.
+    ("arches: [x86_64]\nkernels: [{name: a, series: 5}]\n", r"kernels\[1\]\.series: expected `str \| null`, got `int`"),
+    ("arches: [x86_64]\nkernels: [{name: a}, {name: 6.12}]\n", r"kernels\[2\]\.name: expected `str`, got `float`.*quote"),
+    ("arches: [x86_64]\nkernels: [{name: a, compare: 'yes'}]\n", r"compare: expected `bool`, got `str`"),
+    ("arches: [x86_64]\nkernels: [{tree: /srv/linux}]\n", r"kernels\[1\] needs a name"),
+    ("arches: [x86_64]\nkernels: {name: a}\n", r"kernels: expected `array \| null`, got `object`"),
+    ("arches: [x86_64, 5]\n", r"arches: expected `array \| str \| null`|arches\[2\]: expected `str`"),
+    ("?\n", "has a key that is not a name"),
     ("arches: [x86_64]\nkernels: [{name: a}, {name: a}]\n", "appear twice"),
     ("arches: [x86_64\n", "not valid YAML"),
 ])

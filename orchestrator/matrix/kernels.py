@@ -3,7 +3,9 @@ one, with the comparison a series run uses (results/compare.py), folded into cou
 reader takes in at a glance: "arm64 6.12 -> 7.2: kprobe_multi 9 SKIP -> PASS"."""
 from __future__ import annotations
 
+from ..model import RunRecord
 from ..results import compare
+from ..results.recorder import as_document
 from ..suites.case_id import test_of
 
 # The comparison's lists of cases whose status changed, in the order they are told.
@@ -42,19 +44,19 @@ def fold(diff: dict) -> list[str]:
     return out
 
 
-def changes(cells: list[tuple[str, str, dict]]) -> list[dict]:
+def changes(cells: list[tuple[str, str, RunRecord]]) -> list[dict]:
     """cells: (arch, kernel name, results data) in the spec's order; for each arch, each
     kernel against the one before it. Cells without cases (a failed build) are passed over."""
-    by_arch: dict[str, list[tuple[str, dict]]] = {}
-    for arch, kernel, data in cells:
-        if data.get("cases"):
-            by_arch.setdefault(arch, []).append((kernel, data))
+    by_arch: dict[str, list[tuple[str, RunRecord]]] = {}
+    for arch, kernel, run in cells:
+        if run.cases:
+            by_arch.setdefault(arch, []).append((kernel, run))
     out = []
     for arch, runs in by_arch.items():
         for (old_name, old), (new_name, new) in zip(runs, runs[1:]):
-            diff = compare.compare(old, new)
+            diff = compare.compare(as_document(old), as_document(new))
             out.append({"arch": arch, "older": old_name, "newer": new_name, "changes": fold(diff),
-                        "older_run": old.get("run_id"), "newer_run": new.get("run_id")})
+                        "older_run": old.run_id, "newer_run": new.run_id})
     return out
 
 

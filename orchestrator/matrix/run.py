@@ -22,36 +22,35 @@ from ..progress import Progress, fmt_duration
 class Row:
     arch: str                  # the cell's name (arch-kernel) in a matrix spec
     code: int
-    data: dict
+    run: model.RunRecord | None   # None: the cell ended before its run started
     error: str = ""
     kernel: str = ""           # the cell's kernel name (matrix spec), for the kernel axis
 
     def cells(self) -> list[str]:
         """The table row; `arch` is the cell name for a matrix spec (arch-kernel)."""
-        d = self.data
-        stages = d.get("stages", {})
-        cases = d.get("cases", [])
+        run = self.run
+        cases = run.cases if run else []
 
         def stage(name: str) -> str:
-            st = stages.get(name)
-            if not st:
+            st = getattr(run.stages, name) if run else None
+            if st is None:
                 return "-"
-            if st.get("state") == "failed":
+            if st.state == "failed":
                 return "FAILED"
-            if st.get("reused"):
+            if st.reused:
                 return "reused"
-            return fmt_duration(st["seconds"]) if st.get("seconds") is not None else st.get("state", "?")
+            return fmt_duration(st.seconds) if st.seconds is not None else st.state
 
         minutes = "-"
-        if d.get("started_at") and d.get("finished_at"):
-            span = dt.datetime.fromisoformat(d["finished_at"]) - dt.datetime.fromisoformat(d["started_at"])
+        if run and run.finished_at:
+            span = dt.datetime.fromisoformat(run.finished_at) - dt.datetime.fromisoformat(run.started_at)
             minutes = f"{span.total_seconds() / 60:.1f}"
         return [self.arch, stage("build"), stage("boot"),
-                str(sum(c["status"] in PASSED for c in cases)),
-                str(sum(c["status"] in FAILING for c in cases)),
-                str(sum(c["status"] in SKIPPED for c in cases)),
-                str(len(d.get("splats", []))), minutes,
-                self.error or (d.get("verdict") or "")]
+                str(sum(c.status in PASSED for c in cases)),
+                str(sum(c.status in FAILING for c in cases)),
+                str(sum(c.status in SKIPPED for c in cases)),
+                str(len(run.splats) if run else 0), minutes,
+                self.error or (run.verdict if run and run.verdict else "")]
 
 
 HEADER = ["arch", "build", "boot", "passed", "failed", "unsupported", "splats", "minutes", "verdict"]
@@ -73,12 +72,12 @@ def _write_page(path: pathlib.Path, stamp: str, rows: list[Row], axis: list[dict
     page_rows = []
     for r in rows:
         cells = dict(zip(HEADER, r.cells()))
-        run_id = r.data.get("run_id")
+        run_id = r.run.run_id if r.run else None
         linked = run_id and (path.parent / run_id / "report.html").is_file()
-        page_rows.append({"name": r.arch, "arch": r.data.get("arch", ""), "kernel": r.kernel,
+        page_rows.append({"name": r.arch, "arch": r.run.arch if r.run else "", "kernel": r.kernel,
                           "build": cells["build"], "boot": cells["boot"], "minutes": cells["minutes"],
                           "verdict": cells["verdict"],
-                          "run": model.from_document(r.data) if r.data else None,
+                          "run": r.run,
                           "report": f"{run_id}/report.html" if linked else None})
     try:
         cache.atomic_write(path, report.render_matrix_html(stamp, page_rows, axis))
@@ -113,23 +112,23 @@ def _run_rows(jobs: list[tuple[str, pipeline.TestOptions, "versus_base.SeriesOpt
         progress.say(f"=== matrix: {name} ({len(rows) + 1}/{len(jobs)}) ===")
         try:
             if sopts is not None:
-                code, data = versus_base.run_series(opts, sopts, progress)
+                code, run = versus_base.run_series(opts, sopts, progress)
             else:
-                code, data = pipeline.run_test(opts, progress)
-            rows.append(Row(name, code, data, kernel=kernel))
+                code, run = pipeline.run_test(opts, progress)
+            rows.append(Row(name, code, run, kernel=kernel))
         except OrchestratorError as exc:
             progress.say(f"orchestrator: {name}: {exc.message}")
-            rows.append(Row(name, int(exc.code), exc.results or {}, exc.message[:90], kernel=kernel))
+            rows.append(Row(name, int(exc.code), exc.results, exc.message[:90], kernel=kernel))
     table = render(rows)
     print("\n" + table)
-    axis = kernels.changes([(arch_of[r.arch], r.kernel, r.data) for r in rows if r.kernel])
+    axis = kernels.changes([(arch_of[r.arch], r.kernel, r.run) for r in rows if r.kernel and r.run])
     if axis:
         print("\nwhat each newer kernel changed, per arch:\n" + kernels.render(axis))
     # The pid too: two matrices finishing in the same second must not share one file.
     stamp = f"{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
     _write_page(results_root / f"matrix-{stamp}.html", stamp, rows, axis, progress)
     cache.atomic_write_json(results_root / f"matrix-{stamp}.json",
-                            {"rows": [{"arch": r.arch, "exit_code": r.code, "run_id": r.data.get("run_id"),
+                            {"rows": [{"arch": r.arch, "exit_code": r.code, "run_id": r.run.run_id if r.run else None,
                                        "kernel": r.kernel or None,
                                        "cells": dict(zip(HEADER, r.cells()))} for r in rows],
                              "kernel_changes": axis})

@@ -9,15 +9,55 @@ import dataclasses
 import pathlib
 import re
 
+import msgspec
 import yaml
 
 from ..arches import get_arch
 from ..errors import OrchestratorError
 from ..project import BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, seconds_problem
 
-_TOP_KEYS = {"arches", "kernels", "suites", "kconfig", "case_timeout", "boot_timeout"}
-_KERNEL_KEYS = {"name", "tree", "series", "base", "compare", "suites", "kconfig",
-                "case_timeout", "boot_timeout"}
+Names = list[str] | str | None   # [a, b], or "a b" / "a,b"
+Seconds = float | None          # checked by seconds_problem (finite, above 0)
+
+
+class _Kernel(msgspec.Struct, forbid_unknown_fields=True):
+    """One entry of `kernels:` as written; every value's type is checked on the way in."""
+    name: str
+    tree: str | None = None
+    series: str | None = None
+    base: str | None = None
+    compare: bool = False
+    suites: Names = None
+    kconfig: Names = None
+    case_timeout: Seconds = None
+    boot_timeout: Seconds = None
+
+
+class _Spec(msgspec.Struct, forbid_unknown_fields=True):
+    arches: Names = None
+    kernels: list[_Kernel] | None = None
+    suites: Names = None
+    kconfig: Names = None
+    case_timeout: Seconds = None
+    boot_timeout: Seconds = None
+
+
+def _spec_problem(exc: msgspec.ValidationError, origin: str) -> str:
+    """msgspec's "Expected `str | null`, got `int` - at `$.kernels[0].series`" as one
+    sentence with the spec's own path (entries counted from 1, as a reader counts them)."""
+    what, _, where = str(exc).partition(" - at `")
+    what = what[:1].lower() + what[1:]
+    if where.startswith("key`"):
+        return f"The matrix spec {origin} has a key that is not a name ({what}); write each key as a word."
+    where = re.sub(r"\[(\d+)\]", lambda m: f"[{int(m.group(1)) + 1}]", where.rstrip("`").lstrip("$."))
+    if what.startswith("object missing required field"):
+        return f"{origin}: {where} needs a name (name: fprobe-v4)."
+    if what.startswith("object contains unknown field"):
+        known = _Kernel.__struct_fields__ if where.startswith("kernels") else _Spec.__struct_fields__
+        field = what.rsplit(" ", 1)[-1]
+        return f"{origin}: {where or 'the top level'} has an unknown key {field}; known keys: {', '.join(known)}."
+    return (f"{origin}: {where}: {what}; fix that value in the matrix spec (quote one such as 6.12 "
+            "that YAML would read as a number).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,17 +80,15 @@ class Cell:
         return re.sub(r"[^A-Za-z0-9_-]", "_", self.name)
 
 
-def _list(value, where: str) -> tuple[str, ...]:
+def _list(value: Names) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
         return tuple(v for v in value.replace(",", " ").split() if v)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise OrchestratorError(f"{where} must be a list of names; write it as [a, b] in the matrix spec.")
+    return tuple(value)
 
 
-def _seconds(value, where: str, default: float) -> float:
+def _seconds(value: Seconds, where: str, default: float) -> float:
     if value is None:
         return default
     problem = seconds_problem(value)
@@ -67,36 +105,32 @@ def parse(text: str, origin: str = "matrix.yaml") -> list[Cell]:
                                 "fix its syntax.") from exc
     if not isinstance(spec, dict):
         raise OrchestratorError(f"The matrix spec {origin} must be a mapping with arches and kernels.")
-    unknown = set(spec) - _TOP_KEYS
-    if unknown:
-        raise OrchestratorError(f"The matrix spec {origin} has unknown key(s) {', '.join(sorted(unknown))}; "
-                                f"known keys: {', '.join(sorted(_TOP_KEYS))}.")
-    arches = _list(spec.get("arches"), f"{origin}: arches")
+    try:
+        parsed = msgspec.convert(spec, _Spec)
+    except msgspec.ValidationError as exc:
+        raise OrchestratorError(_spec_problem(exc, origin)) from exc
+    arches = _list(parsed.arches)
     if not arches:
         raise OrchestratorError(f"The matrix spec {origin} names no arches; add e.g. arches: [x86_64].")
     for a in arches:
         get_arch(a)   # unknown arch: one sentence, exit 2
-    kernels = spec.get("kernels") or [{"name": "debian-6.12"}]
-    if not isinstance(kernels, list):
-        raise OrchestratorError(f"{origin}: kernels must be a list of {{name: ..., tree: ...}} entries.")
+    kernels = parsed.kernels or [_Kernel(name="debian-6.12")]
     cells: list[Cell] = []
     for i, k in enumerate(kernels, 1):
         where = f"{origin}: kernels[{i}]"
-        if not isinstance(k, dict) or not isinstance(k.get("name"), str) or not k["name"]:
+        if not k.name:
             raise OrchestratorError(f"{where} needs a name (name: fprobe-v4).")
-        unknown = set(k) - _KERNEL_KEYS
-        if unknown:
-            raise OrchestratorError(f"{where} has unknown key(s) {', '.join(sorted(unknown))}; "
-                                    f"known keys: {', '.join(sorted(_KERNEL_KEYS))}.")
-        suites = _list(k.get("suites", spec.get("suites")), f"{where}: suites")
+        suites = _list(k.suites if k.suites is not None else parsed.suites)
+        kconfig = _list(k.kconfig if k.kconfig is not None else parsed.kconfig)
+        case_timeout = k.case_timeout if k.case_timeout is not None else parsed.case_timeout
+        boot_timeout = k.boot_timeout if k.boot_timeout is not None else parsed.boot_timeout
         for arch in arches:
             cells.append(Cell(
-                name=f"{arch}-{k['name']}", arch=arch, kernel_name=k["name"],
-                tree=None if k.get("tree") in (None, "default") else str(k["tree"]),
-                series=k.get("series"), base=k.get("base"), compare=bool(k.get("compare", False)),
-                suites=suites, kconfig=_list(k.get("kconfig", spec.get("kconfig")), f"{where}: kconfig"),
-                case_timeout=_seconds(k.get("case_timeout", spec.get("case_timeout")), f"{where}: case_timeout", CASE_TIMEOUT_SECONDS),
-                boot_timeout=_seconds(k.get("boot_timeout", spec.get("boot_timeout")), f"{where}: boot_timeout", BOOT_TIMEOUT_SECONDS)))
+                name=f"{arch}-{k.name}", arch=arch, kernel_name=k.name,
+                tree=None if k.tree in (None, "default") else k.tree,
+                series=k.series, base=k.base, compare=k.compare, suites=suites, kconfig=kconfig,
+                case_timeout=_seconds(case_timeout, f"{where}: case_timeout", CASE_TIMEOUT_SECONDS),
+                boot_timeout=_seconds(boot_timeout, f"{where}: boot_timeout", BOOT_TIMEOUT_SECONDS)))
     names = [c.name for c in cells]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -6,6 +6,7 @@ import pathlib
 from typing import Callable
 
 from . import causes, compare, confirm
+from ..model import RunRecord
 from ..progress import Progress
 from .recorder import Recorder, as_document, load_run, read_run
 
@@ -30,7 +31,7 @@ def find_baseline(path: pathlib.Path, arch: str, exclude: str) -> pathlib.Path |
 
 
 def compare_with(recorder: Recorder, path: pathlib.Path, progress: Progress,
-                 tries: Callable[[list[str]], list[dict]]) -> None:
+                 tries: Callable[[list[str]], list[RunRecord]]) -> None:
     """The comparison with the newest complete run of the arch under `path`, each
     difference confirmed by `tries` (the cases again on this kernel; the baseline's
     kernel is an earlier run's and is not run again)."""
@@ -44,7 +45,7 @@ def compare_with(recorder: Recorder, path: pathlib.Path, progress: Progress,
     base = as_document(load_run(run_dir))
     diff = compare.compare(base, data, run_dir, recorder.dir)
     case_ids = confirm.targets(diff)
-    runs = tries(case_ids) if case_ids else []
+    runs = [as_document(r) for r in tries(case_ids)] if case_ids else []
     # The baseline's kernel is not run again: a splat it did not show is judged by this
     # kernel's runs, and the emulator's known noise stays noise.
     diff = confirm.confirm(diff, [base], [data, *runs], known_noise=causes.known_splat)

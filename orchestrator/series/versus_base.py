@@ -48,13 +48,12 @@ def _run(opts: TestOptions, progress: Progress, ctx: RunContext) -> tuple[int, d
     """A bisect step or a try: a commit that does not build, or a guest that does not
     boot, is a result (with no cases), not the end of the run."""
     try:
-        code, data = run_test(opts, progress, ctx)
+        code, run = run_test(opts, progress, ctx)
     except OrchestratorError as exc:
-        data = exc.results
-        if data is None or exc.code not in (ExitCode.BUILD_FAILED, ExitCode.BOOT_FAILED):
+        if exc.results is None or exc.code not in (ExitCode.BUILD_FAILED, ExitCode.BOOT_FAILED):
             raise
-        code = int(exc.code)
-    return code, data, opts.results_root / data["run_id"]
+        code, run = int(exc.code), exc.results
+    return code, as_document(run), opts.results_root / run.run_id
 
 
 def _tries(opts: TestOptions, progress: Progress, tree, case_ids: list[str], label: str,
@@ -305,8 +304,8 @@ def _confirmed(opts: TestOptions, progress: Progress, retries: int, diff: dict,
     return out
 
 
-def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> tuple[int, dict]:
-    """Exit code and the series run's results data."""
+def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> tuple[int, model.RunRecord]:
+    """Exit code and the series run's record."""
     tree = source_tree(opts, progress)
     ser, base_commit = series_mod.load_for_tree(sopts.spec, tree, sopts.base)
     progress.say(f"series: {ser.title}: {len(ser.patches)} patch(es) onto {base_commit[:12]}"
@@ -333,8 +332,9 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
                 else:
                     wt = series_mod.prepare_worktree(tree, opts.cache_root, base_commit)
                     base_tree = series_mod.worktree_tree(wt, f"{tree.origin} at {base_commit[:12]}")
-                _, b_data = run_test(opts, progress, RunContext(
+                _, b_run = run_test(opts, progress, RunContext(
                     tree=base_tree, label="base", warning_files=tuple(ser.touched_files())))
+                b_data = as_document(b_run)
                 b_dir = opts.results_root / b_data["run_id"]
                 if b_data.get("state") != "complete":
                     raise OrchestratorError(
@@ -351,8 +351,9 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
             info["each_patch"] = each
         s_tree = series_mod.worktree_tree(applied.worktree, f"{tree.origin} + series")
         try:
-            s_code, s_data = run_test(opts, progress, RunContext(
+            s_code, s_run = run_test(opts, progress, RunContext(
                 tree=s_tree, label="series", series=info, warning_files=tuple(ser.touched_files())))
+            s_data = as_document(s_run)
         except OrchestratorError as exc:
             # Against a base that built and booted, a series whose kernel does neither is the
             # comparison's finding, with its reply: the run's own exit code stays (5, 6).
@@ -360,10 +361,10 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
                                                                         ExitCode.BOOT_FAILED):
                 raise
             progress.say(f"orchestrator: {exc.message}")
-            s_code, s_data = int(exc.code), exc.results
+            s_code, s_data = int(exc.code), as_document(exc.results)
         s_dir = opts.results_root / s_data["run_id"]
         if base is None:
-            return s_code, s_data
+            return s_code, model.from_document(s_data)
 
         b_data, b_dir = base
         bis = None
@@ -400,7 +401,7 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
     point_latest(opts.results_root, out_dir.name)
     print(f"\n{text}\n  compare: {out_dir}")
     if diff.get("series_failed"):
-        return s_code, s_data
+        return s_code, model.from_document(s_data)
     return int(ExitCode.TEST_FAILURES if diff["regressed"] or
-               (each and each.get("first_failing")) else ExitCode.OK), s_data
+               (each and each.get("first_failing")) else ExitCode.OK), model.from_document(s_data)
 
