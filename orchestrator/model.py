@@ -4,10 +4,11 @@ The ground floor of the package (it imports nothing of the project), so the stag
 makes a case result (suites/) and the one that records it (results/) both name it from
 here rather than one importing the other upward.
 
-These classes are the one definition of results.json: the recorder writes a `RunRecord`
-with `encode`, `decode` reads one back (checking every field's type on the way in, with
-the path of the first wrong one), and schema/results.schema.json is generated from them
-(`python -m orchestrator.model > schema/results.schema.json`; a test keeps the two equal).
+These classes are the one definition of results.json and of a series' compare.json: the
+recorder writes a `RunRecord` or a `Comparison` with `encode`, `decode` reads one back
+(checking every field's type on the way in, with the path of the first wrong one), and
+schema/results.schema.json and schema/compare.schema.json are generated from them
+(`python -m orchestrator.model [results|compare]`; a test keeps each equal).
 msgspec over pydantic or dataclasses + jsonschema: it reads and checks a 44 KB series run
 in 0.17 ms where jsonschema's check alone took 8.4 ms (`make bench ONLY=load`,
 2026-12-06, 2-CPU Xeon), and it depends on nothing else.
@@ -291,11 +292,195 @@ class Spread(Record, kw_only=True):
     counts: dict[str, Annotated[int, Meta(ge=1)]]
 
 
+# -- what a series (or a night) changed against its base: compare.json --------------
+Tally = Annotated[str, Meta(description="How many of a side's runs showed it: k/n.", pattern=r"^\d+/\d+$")]
+
+
+class Seen(Record, kw_only=True, omit_defaults=True):
+    series: Tally
+    base: Tally
+    base_history: Annotated[Tally | None, Meta(description="The base kernel's earlier runs with the same "
+                                                           "inputs, when they were counted.")] = None
+
+
+class SideCounts(Record, kw_only=True):
+    base: Count
+    series: Count
+
+
+class Attribution(Record, kw_only=True):
+    """The patch that last changed a line of a splat's location or stack (series/attribute.py)."""
+    patch: Line
+    patches: Line
+    subject: str
+    commit: str
+    file: str
+    line: Line
+    frame: Annotated[str, Meta(description="The frame the line is in; empty for the report's own location.")] = ""
+
+
+class KnownCause(Cause, kw_only=True, omit_defaults=True):
+    follows: Annotated[str | None, Meta(description="The splat before it in the same case whose cause "
+                                                    "this is (a panic after a known Oops).")] = None
+
+
+class CaseChange(Record, kw_only=True, omit_defaults=True):
+    """A case whose first result differs between the sides, or that one side lacks."""
+    id: str
+    base: Annotated[Status | None, Meta(description="Null: the base has no such case.")] = None
+    series: Annotated[Status | None, Meta(description="Null: the series' tree has no such case.")] = None
+    reason: str = ""
+    test_status: Annotated[Status | None, Meta(description="What the test itself said, when a splat "
+                                                           "made the status FAIL.")] = None
+    # Once judged over the tries (results/confirm.py):
+    tries: SideCounts | None = None
+    seen: Annotated[Seen | Tally | None, Meta(description="A failing case only the series has: k/n of "
+                                                          "its runs.")] = None
+    p: float | None = None
+    base_statuses: list[Status] = []
+    series_statuses: list[Status] = []
+
+
+class SplatChange(Record, kw_only=True, omit_defaults=True):
+    """A splat one side shows and the other does not."""
+    kind: SplatKind
+    title: str
+    case: str | None = None
+    location: Location | None = None
+    frames: list[Frame] | None = None
+    seen: Seen | None = None
+    why: Annotated[str | None, Meta(description="Why it counts against the series.")] = None
+    attributed: Attribution | None = None
+    # In flaky_splats: the list it came from, its tallies, and a cause known to be noise.
+    was: Literal["new_splats", "gone_splats"] | None = None
+    series: Tally | None = None
+    base: Tally | None = None
+    base_history: Tally | None = None
+    known_cause: KnownCause | None = None
+
+
+class Likely(Record, kw_only=True, omit_defaults=True):
+    """Mixed runs in which the series shows it significantly more often (confirm.py)."""
+    id: Annotated[str, Meta(description="The case, or `splat <title>`.")]
+    was: str
+    series: Tally
+    base: Tally
+    base_history: Tally | None = None
+    p: float | None = None
+    reason: str = ""
+    test_status: Status | None = None
+    base_statuses: list[Status] = []
+    series_statuses: list[Status] = []
+    splats: Annotated[list[str], Meta(description="Titles of the splats seen during the case.")] = []
+    # A splat's:
+    kind: SplatKind | None = None
+    title: str | None = None
+    case: str | None = None
+    location: Location | None = None
+    frames: list[Frame] | None = None
+    seen: Seen | None = None
+
+
+class Flaky(Record, kw_only=True, omit_defaults=True):
+    """Mixed runs at rates the test cannot tell apart: not a difference."""
+    id: str
+    status: Annotated[Status, Meta(description="The status it is counted by (its worst).")]
+    was: str
+    series: Tally
+    base: Tally
+    base_statuses: list[Status] = []
+    series_statuses: list[Status] = []
+    reason: str = ""
+    p: float | None = None
+    base_history: Tally | None = None
+    splats: list[str] = []
+
+
+class ConfigDelta(Record, kw_only=True):
+    gained: list[str] = []
+    lost: list[str] = []
+    changed: list[str] = []
+
+
+class SeriesFailed(Record, kw_only=True):
+    """The series' kernel did not build or boot, the base's did."""
+    stage: Literal["build", "boot"]
+    why: str
+    splats: list[SplatChange] = []
+
+
+class TestInfo(Record, kw_only=True):
+    name: str
+    alpha: float
+    max_tries: int
+
+
+class Diff(Record, kw_only=True):
+    """What the series changed (results/compare.py), judged over tries (results/confirm.py)."""
+    new_failures: list[CaseChange] = []
+    fixed: list[CaseChange] = []
+    coverage_lost: list[CaseChange] = []
+    newly_supported: list[CaseChange] = []
+    other_changes: list[CaseChange] = []
+    new_cases_failing: list[CaseChange] = []
+    only_in_series: list[CaseChange] = []
+    only_in_base: list[CaseChange] = []
+    new_splats: list[SplatChange] = []
+    gone_splats: list[SplatChange] = []
+    config: ConfigDelta = msgspec.field(default_factory=ConfigDelta)
+    warnings_added: list[str] = []
+    warnings_unchecked: Annotated[list[str], Meta(description="Files the base was not compiled for: no claim.")] = []
+    series_failed: SeriesFailed | None = None
+    flaky: list[Flaky] = []
+    flaky_splats: list[SplatChange] = []
+    likely_regressions: list[Likely] = []
+    unsettled: Annotated[list[str], Meta(description="Case files more tries could still settle.")] = []
+    tries: Annotated[SideCounts | None, Meta(description="Runs per side it was judged over.")] = None
+    test: TestInfo | None = None
+    regressed: Annotated[bool, Meta(description="It counts against the series: exit 1, no Tested-by.")] = False
+
+
+class HistoryLine(msgspec.Struct, kw_only=True):
+    """One run in a kernel's history (<cache>/history/<key>.jsonl, results/history.py)."""
+    run_id: str | None = None
+    statuses: dict[str, str]
+    splats: Annotated[list[str] | None, Meta(description="Its splats' keys; null in lines written "
+                                                         "before splats were kept.")] = None
+
+
+class BisectStep(Record, kw_only=True):
+    number: Line
+    run: str
+    built: bool
+
+
+class Bisect(Record, kw_only=True):
+    patches: Line
+    steps: Count
+    tries_per_step: Line = 1
+    first_bad: Annotated[dict[str, Patch], Meta(description="Target (a case, or `splat <title>`) -> its first bad patch.")] = {}
+    unresolved: Annotated[dict[str, str], Meta(description="Target -> why no patch could be named.")] = {}
+    cases: list[str] = []
+    tested: list[BisectStep] = []
+
+
+class Comparison(Record, kw_only=True):
+    """results/<run>-compare/compare.json."""
+    schema_version: Literal[1]
+    arch: str
+    base_run: str
+    series_run: str
+    series: SeriesInfo
+    diff: Diff
+    bisect: Bisect | None = None
+    each_patch: EachPatch | None = None
+
+
 class Baseline(Record, kw_only=True, omit_defaults=True):
     path: str
     run_id: str | None = None
-    diff: Annotated[dict[str, Any] | None, Meta(description="results/compare.py's diff, confirmed by "
-                                                            "results/confirm.py.")] = None
+    diff: Annotated[Diff | None, Meta(description="results/compare.py's diff, confirmed by "
+                                                  "results/confirm.py.")] = None
     note: str | None = None
 
 
@@ -407,24 +592,23 @@ _STATE_RULES = [{"if": {"properties": {"state": {"const": "running"}}},
                           "properties": {"verdict": {"type": "string"}, "exit_code": {"type": "integer"}}}}]
 
 
-def from_document(document: dict) -> RunRecord:
-    """A run in its document form (recorder.as_document: nulls dropped) as its record
-    again: the fields every run has, null when the document left them out."""
-    always = {f.encode_name: None for f in msgspec.structs.fields(RunRecord) if f.required}
-    return convert({**always, **document}, RunRecord)
+# The files the model defines, by the name of their schema under schema/.
+SCHEMAS = {"results": RunRecord, "compare": Comparison}
 
 
-def json_schema() -> dict:
-    schema = msgspec.json.schema(RunRecord)
-    schema["$defs"]["RunRecord"]["allOf"] = _STATE_RULES
+def json_schema(name: str = "results") -> dict:
+    kind = SCHEMAS[name]
+    schema = msgspec.json.schema(kind)
+    if kind is RunRecord:
+        schema["$defs"]["RunRecord"]["allOf"] = _STATE_RULES
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": "https://example.invalid/orchestrator/results.schema.json",
-            "title": f"orchestrator results.json, schema_version {SCHEMA_VERSION}",
-            "description": "Generated from orchestrator/model.py (python -m orchestrator.model); "
+            "$id": f"https://example.invalid/orchestrator/{name}.schema.json",
+            "title": f"orchestrator {name}.json, schema_version {SCHEMA_VERSION}",
+            "description": f"Generated from orchestrator/model.py (python -m orchestrator.model {name}); "
                            "do not edit by hand.",
             **schema}
 
 
 if __name__ == "__main__":
-    json.dump(json_schema(), sys.stdout, indent=2, sort_keys=True)
+    json.dump(json_schema(*sys.argv[1:2]), sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")

@@ -603,7 +603,7 @@ class _Run:
     def finish(self) -> int:
         digest = inputs_digest(self.opts)   # hashes images/ and the .tc cases: once
         self.recorder.set("history", history.record(
-            history.path_for(self.opts.cache_root, self.tree.tree_id, digest), self.recorder.data))
+            history.path_for(self.opts.cache_root, self.tree.tree_id, digest), self.recorder.record))
         if self.opts.baseline is not None:
             baseline.compare_with(self.recorder, self.opts.baseline, self.progress, self.tries)
         verdict, code = verdict_of(self.recorder.cases, len(self.recorder.record.splats))

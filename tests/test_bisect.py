@@ -7,8 +7,8 @@ tests said PASS: that step shows the WARN, not the broken case. At the tip the b
 fails by its own test (with the WARN landing on it too): it shows both."""
 from __future__ import annotations
 
-import json
-
+from orchestrator.model import CaseChange, Diff, RunRecord, SplatChange
+from orchestrator.results.recorder import load_run
 from orchestrator.series.versus_base import _shows, _shows_in, _targets
 from orchestrator.suites.splats import splat_key
 
@@ -16,23 +16,23 @@ BROKEN = "dynevent/add_remove_kprobe.tc"
 BTFARG = "dynevent/add_remove_btfarg.tc"
 
 
-def _run(data_dir, name: str) -> dict:
-    return json.loads((data_dir / "runs" / name / "results.json").read_text())
+def _run(data_dir, name: str) -> RunRecord:
+    return load_run(data_dir / "runs" / name)
 
 
 def test_a_case_failed_only_by_a_splat_does_not_show_the_case(data_dir):
     step2 = _run(data_dir, "x86_64-7.2-bisect-2-warn")
-    by_id = {c["id"]: c for c in step2["cases"]}
-    assert by_id[BROKEN]["status"] == "FAIL" and by_id[BROKEN]["test_status"] == "PASS"
+    by_id = {c.id: c for c in step2.cases}
+    assert by_id[BROKEN].status == "FAIL" and by_id[BROKEN].test_status == "PASS"
     assert not _shows_in(step2, ("case", BROKEN))
-    warn = splat_key(step2["splats"][0])
+    warn = splat_key(step2.splats[0])
     assert _shows_in(step2, ("splat", warn))
 
 
 def test_a_case_its_own_test_fails_shows_it_with_or_without_a_splat(data_dir):
     tip = _run(data_dir, "x86_64-7.2-series-try-broken")
-    broken = next(c for c in tip["cases"] if c["id"] == BROKEN)
-    assert broken["splats"] and not broken.get("test_status")
+    broken = next(c for c in tip.cases if c.id == BROKEN)
+    assert broken.splats and not broken.test_status
     assert _shows_in(tip, ("case", BROKEN))
     assert not _shows_in(tip, ("case", "dynevent/no_such_case.tc"))
 
@@ -47,9 +47,10 @@ def test_every_try_must_agree_for_a_step_to_place_a_target(data_dir):
 
 def test_targets_are_own_failures_and_one_per_kind_of_splat(data_dir):
     tip = _run(data_dir, "x86_64-7.2-series-try-broken")
-    cases = {c["id"]: c for c in tip["cases"]}
-    diff = {"new_failures": [{"id": i, "test_status": cases[i].get("test_status")} for i in (BROKEN, BTFARG)],
-            "new_splats": [dict(s, case=s.get("case")) for s in tip["splats"]]}
+    cases = {c.id: c for c in tip.cases}
+    diff = Diff(new_failures=[CaseChange(id=i, base="PASS", series=cases[i].status,
+                                         test_status=cases[i].test_status) for i in (BROKEN, BTFARG)],
+                new_splats=[SplatChange(kind=s.kind, title=s.title, case=s.case) for s in tip.splats])
     targets = _targets(diff)
     # btfarg failed only for the WARN: bisected as the WARN; the two WARN reports are one kind.
-    assert set(targets) == {BROKEN, f"splat {tip['splats'][0]['title']}"}
+    assert set(targets) == {BROKEN, f"splat {tip.splats[0].title}"}

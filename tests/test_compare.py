@@ -10,9 +10,26 @@ import shutil
 import pytest
 
 from orchestrator import model
+from orchestrator.model import RunRecord
 from orchestrator.results import compare
+from orchestrator.results.recorder import read_comparison
 
 AB = "ab-x86_64-v2"
+
+
+def run(document: dict) -> RunRecord:
+    """A real run's results.json, edited as a document by a test, as the record it is."""
+    return model.convert(document, RunRecord)
+
+
+def case(case_id: str, status: str, reason: str = "") -> dict:
+    return {"id": case_id, "suite": case_id.split("/")[0], "description": case_id, "status": status,
+            "seconds": 1.0, "reason": reason}
+
+
+def diff_of(base: dict, series: dict, *dirs) -> dict:
+    """compare.compare() of two documents, as compare.json holds its diff."""
+    return compare.compare(run(base), run(series), *dirs).as_dict()
 
 
 @pytest.fixture
@@ -31,7 +48,7 @@ def ab(data_dir, tmp_path):
 
 def test_the_real_series_adds_exactly_two_failures(ab):
     base, series, dirs = ab
-    diff = compare.compare(base, series, dirs["base"], dirs["series"])
+    diff = diff_of(base, series, dirs["base"], dirs["series"])
     assert [(e["id"], e["base"], e["series"]) for e in diff["new_failures"]] == [
         ("dynevent/add_remove_kprobe.tc", "PASS", "FAIL"),
         ("kprobe_multi/cookies", "PASS", "FAIL")]
@@ -48,7 +65,7 @@ def test_the_real_series_adds_exactly_two_failures(ab):
 
 def test_the_other_way_round_they_are_fixed(ab):
     base, series, dirs = ab
-    diff = compare.compare(series, base, dirs["series"], dirs["base"])
+    diff = diff_of(series, base, dirs["series"], dirs["base"])
     assert [e["id"] for e in diff["fixed"]] == ["dynevent/add_remove_kprobe.tc", "kprobe_multi/cookies"]
     assert diff["new_failures"] == [] and diff["regressed"] is False
 
@@ -62,16 +79,16 @@ def test_support_changes_and_cases_on_one_side(ab):
     next(c for c in base["cases"] if c["id"] == "kprobe/kprobe_non_uniq_symbol.tc")["status"] = "UNSUPPORTED"
     next(c for c in series["cases"] if c["id"] == "kprobe/kprobe_non_uniq_symbol.tc")["status"] = "PASS"
     series["cases"] = [c for c in series["cases"] if c["id"] != "kprobe_multi/session"]
-    series["cases"].append({"id": "tcscripts/new_case.tc", "status": "PASS", "reason": ""})
-    series["cases"].append({"id": "tcscripts/new_broken_case.tc", "status": "ERROR", "reason": "hung"})
-    base["cases"].append({"id": "tcscripts/gone_unsupported.tc", "status": "UNSUPPORTED", "reason": ""})
-    diff = compare.compare(base, series)
+    series["cases"].append(case("tcscripts/new_case.tc", "PASS"))
+    series["cases"].append(case("tcscripts/new_broken_case.tc", "ERROR", "hung"))
+    base["cases"].append(case("tcscripts/gone_unsupported.tc", "UNSUPPORTED"))
+    diff = diff_of(base, series)
     # A case that ran on the base and is skipped (or gone) with the series: coverage lost.
-    assert [(e["id"], e["series"]) for e in diff["coverage_lost"]] == [
+    assert [(e["id"], e.get("series")) for e in diff["coverage_lost"]] == [
         ("dynevent/add_remove_fprobe.tc", "UNSUPPORTED"), ("kprobe_multi/session", None)]
     assert [e["id"] for e in diff["newly_supported"]] == ["kprobe/kprobe_non_uniq_symbol.tc"]
     assert diff["only_in_base"] == [{"id": "tcscripts/gone_unsupported.tc", "base": "UNSUPPORTED"}]
-    assert diff["only_in_series"] == [{"id": "tcscripts/new_case.tc", "series": "PASS", "reason": ""}]
+    assert diff["only_in_series"] == [{"id": "tcscripts/new_case.tc", "series": "PASS"}]
     assert diff["new_cases_failing"] == [{"id": "tcscripts/new_broken_case.tc", "series": "ERROR", "reason": "hung"}]
 
 
@@ -93,8 +110,9 @@ def test_a_new_splat_is_told_from_the_same_one_with_other_numbers(ab):
     series["splats"] = [renumbered, series["splats"][1],
                         {"kind": "warning", "title": "WARNING: CPU: 1 PID: 77 at kernel/trace/trace_kprobe.c:496 "
                                                       "__register_trace_kprobe+0x1c/0x120",
-                         "case": "dynevent/add_remove_btfarg.tc", "lines": []}]
-    diff = compare.compare(base, series)
+                         "case": "dynevent/add_remove_btfarg.tc", "kernel_time": 3.0, "console_line": 9,
+                         "lines": []}]
+    diff = diff_of(base, series)
     assert [s["title"] for s in diff["new_splats"]] == [
         "WARNING: CPU: 1 PID: 77 at kernel/trace/trace_kprobe.c:496 __register_trace_kprobe+0x1c/0x120"]
     assert diff["new_splats"][0]["case"] == "dynevent/add_remove_btfarg.tc"
@@ -107,7 +125,7 @@ def test_config_gained_lost_and_changed(ab):
     assert "CONFIG_FPROBE=y" in cfg and "CONFIG_HZ=250" in cfg
     cfg = cfg.replace("CONFIG_FPROBE=y", "# CONFIG_FPROBE is not set").replace("CONFIG_HZ=250", "CONFIG_HZ=1000")
     (dirs["series"] / "config").write_text(cfg + "CONFIG_KTO_NEW_OPTION=y\n")
-    diff = compare.compare(base, series, dirs["base"], dirs["series"])
+    diff = diff_of(base, series, dirs["base"], dirs["series"])
     assert diff["config"]["gained"] == ["CONFIG_KTO_NEW_OPTION=y"]
     assert "CONFIG_FPROBE=y" in diff["config"]["lost"]
     assert "CONFIG_HZ=250->1000" in diff["config"]["changed"]
@@ -121,7 +139,7 @@ def test_warnings_compared_without_line_numbers(ab):
         "kernel/trace/bpf_trace.c": ["124: unused variable 'x' [-Wunused-variable]",   # moved: old
                                      "2730: 'addr' set but not used [-Wunused-but-set-variable]"],
         "kernel/trace/trace_kprobe.c": ["10: something"]}   # the base was not compiled for it
-    diff = compare.compare(base, series)
+    diff = diff_of(base, series)
     assert diff["warnings_added"] == [
         "kernel/trace/bpf_trace.c:2730: 'addr' set but not used [-Wunused-but-set-variable]"]
     assert diff["warnings_unchecked"] == ["kernel/trace/trace_kprobe.c"]
@@ -129,9 +147,9 @@ def test_warnings_compared_without_line_numbers(ab):
 
 def test_mail_summary_of_the_real_run(ab, data_dir):
     base, series, dirs = ab
-    report = json.loads((data_dir / AB / "compare.json").read_text())
-    text = compare.mail_summary(compare.compare(base, series, dirs["base"], dirs["series"]),
-                                base, series, report["bisect"], report["each_patch"])
+    report = read_comparison(data_dir / AB)
+    text = compare.mail_summary(compare.compare(run(base), run(series), dirs["base"], dirs["series"]),
+                                run(base), run(series), report.bisect, report.each_patch)
     assert text == (data_dir / AB / "summary.txt").read_text().rstrip("\n")
     lines = text.splitlines()
     assert lines[0].startswith("x86_64 (QEMU TCG), Linux 6.12.117, base 72d0408916ec, series: "
@@ -142,9 +160,9 @@ def test_mail_summary_of_the_real_run(ab, data_dir):
 
 def test_no_difference_is_said(ab):
     base, _, dirs = ab
-    diff = compare.compare(base, base, dirs["base"], dirs["base"])
-    assert diff["regressed"] is False
-    assert compare.mail_summary(diff, base, base).endswith("  no difference between base and series")
+    diff = compare.compare(run(base), run(base), dirs["base"], dirs["base"])
+    assert diff.regressed is False
+    assert compare.mail_summary(diff, run(base), run(base)).endswith("  no difference between base and series")
 
 
 def test_baseline_is_the_newest_complete_run_of_the_arch(data_dir, tmp_path):
@@ -191,11 +209,11 @@ def test_a_series_whose_kernel_does_not_boot_is_the_finding(data_dir, tmp_path):
            "kernel_time": 0.9, "console_line": 200, "lines": [], "count": 1}
     dead["splats"] = [bug]
     from orchestrator.suites.splats import splat_key
-    att = {splat_key(bug): {"patch": 1, "patches": 1, "subject": "x", "commit": "c",
-                            "file": "kernel/trace/trace_kprobe.c", "line": 2071, "frame": ""}}
-    diff = compare.series_failed(base, dead, att)
-    assert diff["regressed"] is True and diff["series_failed"]["stage"] == "boot"
-    text = compare.mail_summary(diff, base, dead)
+    att = {splat_key(model.convert(bug, model.Splat)): model.Attribution(
+        patch=1, patches=1, subject="x", commit="c", file="kernel/trace/trace_kprobe.c", line=2071)}
+    diff = compare.series_failed(run(dead), att)
+    assert diff.regressed is True and diff.series_failed.stage == "boot"
+    text = compare.mail_summary(diff, run(base), run(dead))
     assert "  the series' kernel does not boot (the base's does): QEMU exited\n" in text
     assert ("    kernel BUG at kernel/trace/trace_kprobe.c:2071!: in a line patch 1/1 changed: "
             "kernel/trace/trace_kprobe.c:2071") in text
@@ -203,8 +221,11 @@ def test_a_series_whose_kernel_does_not_boot_is_the_finding(data_dir, tmp_path):
     page = report.render_html([(model.convert(base, model.RunRecord), data_dir / "runs" / "x86_64-7.2"),
                                (model.convert(dead, model.RunRecord), tmp_path)], diff)
     assert "The series regresses: its kernel does not boot" in page
-    info = {"patches": [{"subject": "[PATCH] x", "message_id": "m@x"}], "title": "x"}
-    body = reply.render([{"arch": "x86_64", "series": info, "diff": diff}], [text], "A <a@example.org>")
+    info = model.SeriesInfo(kind="mbox", spec="x.mbx", title="x", base_commit="b", tip_commit="t", worktree="w",
+                            patches=[model.Patch(number=1, subject="[PATCH] x", author="B <b@x>", message_id="m@x")])
+    body = reply.render([model.Comparison(schema_version=1, arch="x86_64", base_run=base["run_id"],
+                                          series_run=dead["run_id"], series=info, diff=diff)],
+                        [text], "A <a@example.org>")
     flat = " ".join(body.split())
     assert "Tested-by:" not in flat.replace("no Tested-by from me", "") and \
         "regresses on x86_64 (its kernel does not boot)" in flat

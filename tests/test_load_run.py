@@ -88,17 +88,13 @@ def test_a_results_json_that_is_no_such_file_is_refused_without_reading_it(tmp_p
     assert code == 2 and err.startswith(f"orchestrator: {path}: ") and len(err.splitlines()) == 1, err
 
 
-def test_the_real_run_loads_as_its_record_and_as_the_comparison_reads_it():
-    from orchestrator.results.recorder import as_document, load_run
+def test_the_real_run_loads_as_its_record_and_is_written_back_the_same(tmp_path):
+    from orchestrator.results.recorder import load_run, write_run
     run = load_run(REAL.parent)
     assert len(run.cases) == 63 and run.kernel.version and run.stages.suites.boots >= 1
-    data = as_document(run)
-    assert len(data["cases"]) == 63 and all(v is not None for v in data.values())
-    assert all(v is not None for c in data["cases"] for v in c.values())
-    # ...and back: a cached base's document written again, or given to the report pages
-    # (the fields every run has come back as null).
-    from orchestrator import model
-    assert "series" not in data and model.from_document(data) == run
+    # A cached base written again (with the warnings of more files): the same record back.
+    write_run(tmp_path, run)
+    assert load_run(tmp_path) == run
 
 
 def test_a_series_run_with_each_patch_tested_is_a_record():
@@ -111,3 +107,55 @@ def test_a_series_run_with_each_patch_tested_is_a_record():
                           "tip_commit": "b" * 40, "worktree": "/w", "patches": [], "each_patch": each},
                          model.SeriesInfo)
     assert info.each_patch.tested[0].run.endswith("patch-1") and info.each_patch.mode == "test"
+
+
+COMPARE = REAL.parent.parent / "x86_64-compare"
+
+
+def _broken_comparison(doc: dict, how: str):
+    d = copy.deepcopy(doc)
+    if how == "diff a string":
+        d["diff"] = "none"
+    elif how == "a new failure's status a number":
+        d["diff"]["newly_unsupported" if "newly_unsupported" in d["diff"] else "new_failures"] = [
+            {"id": "kprobe/x.tc", "base": 5, "series": "FAIL"}]
+    elif how == "regressed a string":
+        d["diff"]["regressed"] = "yes"
+    elif how == "no series":
+        del d["series"]
+    return d
+
+
+COMPARE_WHERE = {"diff a string": "diff: expected `object`, got `str`",
+                 "a new failure's status a number": "diff.coverage_lost[0].base: expected `str | null`, got `int`",
+                 "regressed a string": "diff.regressed: expected `bool`, got `str`",
+                 "no series": "the top level: object missing required field `series`"}
+
+
+@pytest.mark.parametrize("how", list(COMPARE_WHERE))
+def test_a_comparison_with_a_wrong_type_is_one_sentence_and_exit_2(tmp_path, capsys, how):
+    """compare.json goes through the same loader: `report` of a series' -compare dir and
+    --reply (which reads each arch's) name the file and the field."""
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.series import reply
+    d = tmp_path / "20261206-010101-x86_64-1-compare"
+    d.mkdir()
+    for side, run in (("base", "x86_64-base"), ("series", "x86_64-series")):
+        (d / side).symlink_to(REAL.parent.parent / run)
+    doc = json.loads((COMPARE / "compare.json").read_text())
+    (d / "compare.json").write_text(json.dumps(_broken_comparison(doc, how)))
+    code = main(["report", "--out", str(tmp_path / "out"), str(d)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith(f"orchestrator: {d}/compare.json: {COMPARE_WHERE[how]}"), err
+    assert len(err.splitlines()) == 1 and "internal error" not in err
+    with pytest.raises(OrchestratorError, match=f"compare.json: {COMPARE_WHERE[how]}") as refused:
+        reply.write(tmp_path / "reply.txt", [d])
+    assert refused.value.code == 2 and not (tmp_path / "reply.txt").exists()
+
+
+def test_a_comparison_of_an_older_version_is_read_with_its_old_name():
+    """compare.json written before coverage_lost was named so (newly_unsupported) still reads."""
+    from orchestrator.results.recorder import read_comparison
+    assert "newly_unsupported" in (COMPARE / "compare.json").read_text()
+    old = read_comparison(COMPARE)
+    assert old.diff.regressed and [e.id for e in old.diff.new_failures]

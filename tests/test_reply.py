@@ -1,17 +1,22 @@
 """--reply: the tester's mail to the series' thread, from a real comparison (x86_64 6.12,
 a v2 series that breaks two cases) and its summary text."""
-import copy
 import email
-import json
 
+from msgspec.structs import replace
+
+from orchestrator.results.recorder import read_comparison
 from orchestrator.series import reply
 
 AB = "ab-x86_64-v2"
 
 
 def _compare(data_dir):
-    return (json.loads((data_dir / AB / "compare.json").read_text()),
-            (data_dir / AB / "summary.txt").read_text())
+    return read_comparison(data_dir / AB), (data_dir / AB / "summary.txt").read_text()
+
+
+def _clean(cmp, **series):
+    """The comparison as if the series had not regressed (and its series fields changed)."""
+    return replace(cmp, diff=replace(cmp.diff, regressed=False), series=replace(cmp.series, **series))
 
 
 def test_a_regressed_series_gets_the_failures_and_no_tested_by(data_dir):
@@ -19,7 +24,7 @@ def test_a_regressed_series_gets_the_failures_and_no_tested_by(data_dir):
     text = reply.render([cmp], [summary], "A Tester <tester@example.org>")
     msg = email.message_from_string(text)
     assert msg["Subject"] == "Re: [PATCH v2 0/3] tracing: probe argument fixes"
-    first = cmp["series"]["patches"][0]["message_id"]     # no cover Message-ID recorded: patch 1
+    first = cmp.series.patches[0].message_id     # no cover Message-ID recorded: patch 1
     assert msg["In-Reply-To"] == f"<{first}>" and msg["References"] == f"<{first}>"
     assert msg["From"] == "A Tester <tester@example.org>"
     body = msg.get_payload()
@@ -29,9 +34,7 @@ def test_a_regressed_series_gets_the_failures_and_no_tested_by(data_dir):
 
 def test_a_clean_series_is_tested_by_and_answers_the_cover_letter(data_dir):
     cmp, summary = _compare(data_dir)
-    clean = copy.deepcopy(cmp)
-    clean["diff"]["regressed"] = False
-    clean["series"]["cover_message_id"] = "cover.1795389852.git.demo@example.org"
+    clean = _clean(cmp, cover_message_id="cover.1795389852.git.demo@example.org")
     msg = email.message_from_string(reply.render([clean], [summary], "A Tester <tester@example.org>"))
     assert msg["In-Reply-To"] == "<cover.1795389852.git.demo@example.org>"
     assert msg.get_payload().rstrip().endswith("Tested-by: A Tester <tester@example.org>")
@@ -41,8 +44,7 @@ def test_a_clean_series_is_tested_by_and_answers_the_cover_letter(data_dir):
 
 def test_an_arch_that_ended_before_its_comparison_withholds_tested_by(data_dir):
     cmp, summary = _compare(data_dir)
-    clean = copy.deepcopy(cmp)
-    clean["diff"]["regressed"] = False
+    clean = _clean(cmp)
     why = "The arm64 kernel build failed after 41s: kernel/trace/trace_kprobe.c:938: error: 'x' undeclared"
     msg = email.message_from_string(reply.render([clean], [summary], "A Tester <tester@example.org>",
                                                  [("arm64", why)]))
@@ -54,11 +56,11 @@ def test_an_arch_that_ended_before_its_comparison_withholds_tested_by(data_dir):
 
 def test_the_reply_goes_to_all_in_the_thread_wrapped_for_mail(data_dir):
     cmp, summary = _compare(data_dir)
-    cmp = copy.deepcopy(cmp)
-    cmp["series"]["cover_message_id"] = "cover.1795389852.git.demo@example.org"
-    cmp["series"]["mail_from"] = "Dev Eloper <dev@example.org>"
-    cmp["series"]["mail_cc"] = ["linux-trace-kernel@vger.kernel.org", "A Tester <tester@example.org>",
-                                "Evil <evil@example.org>\nBcc: all@example.org"]
+    cmp = replace(cmp, series=replace(
+        cmp.series, cover_message_id="cover.1795389852.git.demo@example.org",
+        mail_from="Dev Eloper <dev@example.org>",
+        mail_cc=["linux-trace-kernel@vger.kernel.org", "A Tester <tester@example.org>",
+                 "Evil <evil@example.org>\nBcc: all@example.org"]))
     text = reply.render([cmp], [summary + "    " + "x" * 30 + " " + "y " * 60 + "\n"], "A Tester <tester@example.org>")
     msg = email.message_from_string(text)
     assert msg["To"] == "Dev Eloper <dev@example.org>"

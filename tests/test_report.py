@@ -50,10 +50,11 @@ def arm64() -> tuple[dict, pathlib.Path]:
     return load("arm64")
 
 
-def series_pair() -> tuple[tuple[dict, pathlib.Path], tuple[dict, pathlib.Path], dict]:
+def series_pair() -> tuple[tuple[dict, pathlib.Path], tuple[dict, pathlib.Path], model.Comparison]:
     """The base and series runs of one real `--series --compare` run and its compare.json."""
+    from orchestrator.results.recorder import read_comparison
     base, series = load("x86_64-base"), load("x86_64-series")
-    return base, series, json.loads((RUNS / "x86_64-compare" / "compare.json").read_text())
+    return base, series, read_comparison(RUNS / "x86_64-compare")
 
 
 class Page(html.parser.HTMLParser):
@@ -295,40 +296,39 @@ def test_console_bytes_are_escaped(x86, tmp_path):
 
 def test_series_changes_come_first():
     (b, b_dir), (s, s_dir), comp = series_pair()
-    diff = comp["diff"]
-    assert (comp["base_run"], comp["series_run"]) == (b["run_id"], s["run_id"])
-    assert compare.compare(b, s)["new_failures"] == diff["new_failures"] != []
+    diff = comp.diff
+    assert (comp.base_run, comp.series_run) == (b["run_id"], s["run_id"])
+    assert compare.compare(record(b), record(s)).new_failures == diff.new_failures != []
     page = Page(report.render_html([(record(b), b_dir), (record(s), s_dir)], diff))
     assert page.h2[0] == "What the series changed"
     assert page.header[:3] == ["case", "x86_64-base", "x86_64-series"]
     text = "".join(page.text)
     # A compare.json from before coverage_lost and new_cases_failing: the page takes it as it is.
-    for e in sum((diff.get(k, []) for k in ("new_failures", "fixed", "other_changes", "newly_supported",
-                                            "coverage_lost", "only_in_series", "only_in_base")), []):
-        assert e["id"] in text
-    for sp in diff["new_splats"] + diff["gone_splats"]:
-        assert sp["title"] in text
-    for entry in diff["config"]["gained"] + diff["config"]["lost"] + diff["config"]["changed"] \
-            + diff["warnings_added"]:
+    for e in (*diff.new_failures, *diff.fixed, *diff.other_changes, *diff.newly_supported,
+              *diff.coverage_lost, *diff.only_in_series, *diff.only_in_base):
+        assert e.id in text
+    for sp in diff.new_splats + diff.gone_splats:
+        assert sp.title in text
+    for entry in diff.config.gained + diff.config.lost + diff.config.changed + diff.warnings_added:
         assert entry in text
-    assert ("adds no failure" in text) != bool(diff["regressed"])
+    assert ("adds no failure" in text) != diff.regressed
     # no comparison, no such section
     assert "What the series changed" not in Page(report.render_html([(record(s), s_dir)])).h2
 
 
 def test_comparison_of_two_real_runs(x86, arm64):
     """compare() on two real runs with real differences (arm64 lacks fprobe) as the diff."""
-    diff = compare.compare(x86[0], arm64[0])
+    diff = compare.compare(record(x86[0]), record(arm64[0]))
     # Cases x86_64 ran that arm64 does not have (the x86 instruction cases) are lost too.
-    assert diff["coverage_lost"] and any(e["series"] is None for e in diff["coverage_lost"])
+    assert diff.coverage_lost and any(e.series is None for e in diff.coverage_lost)
     page = Page(report.render_html(records(x86, arm64), diff))
     assert page.h2[0] == "What the series changed"
     assert page.h2.index("What the series changed") < page.h2.index("Cases")
     text = "".join(page.text)
     assert "Coverage lost (ran on the base, not with the series)" in text
     assert re.search(r"The series regresses: [a-z ,]*coverage lost", text)
-    for e in diff["coverage_lost"]:
-        assert e["id"] in text and e["reason"] in text
+    for e in diff.coverage_lost:
+        assert e.id in text and e.reason in text
 
 
 def test_page_of_a_run_that_failed_early(tmp_path):
@@ -447,6 +447,17 @@ def test_the_schema_file_is_the_one_the_model_makes(validator):
     record = validator.schema["$defs"]["RunRecord"]["properties"]
     assert record["schema_version"]["enum"] == [SCHEMA_VERSION]
     assert sorted(validator.schema["$defs"]["CaseResult"]["properties"]["status"]["enum"]) == sorted(STATUSES)
+
+
+def test_the_comparison_schema_file_is_the_one_the_model_makes():
+    jsonschema = pytest.importorskip("jsonschema", reason="the test extra: pip install -e '.[test]'")
+    # python -m orchestrator.model compare > schema/compare.schema.json after a change of the model
+    schema = json.loads((REPO / "schema" / "compare.schema.json").read_text())
+    assert schema == model.json_schema("compare")
+    # A compare.json of a real series run (the one with a new failure) is what it describes.
+    jsonschema.Draft202012Validator(schema).validate(json.loads((RUNS / "x86_64-compare" / "compare.json")
+                                                                .read_text().replace("newly_unsupported",
+                                                                                     "coverage_lost")))
 
 
 @pytest.mark.parametrize("name", sorted(p.parent.name for p in RUNS.glob("*/results.json")))

@@ -20,10 +20,10 @@ def regressions(runs: list[tuple[RunRecord, pathlib.Path]]) -> list[str]:
             out.append(f"{run.run_id}: {run.state}: {run.verdict}")
             continue
         diff = run.baseline.diff if run.baseline else None
-        if diff and diff.get("regressed"):
-            what = [e["id"] for kind in ("new_failures", "likely_regressions", "coverage_lost",
-                                         "new_cases_failing") for e in diff.get(kind, [])] + \
-                   [s["title"] for s in diff.get("new_splats", [])] + diff.get("warnings_added", [])
+        if diff and diff.regressed:
+            what = [e.id for e in (*diff.new_failures, *diff.likely_regressions, *diff.coverage_lost,
+                                   *diff.new_cases_failing)] + \
+                   [s.title for s in diff.new_splats] + diff.warnings_added
             out.append(f"{run.run_id}: worse than {run.baseline.run_id} "
                        f"({', '.join(confirm.regression_kinds(diff))}): {'; '.join(what)[:300]}")
     return out
@@ -50,7 +50,8 @@ def run(run_dirs: list[pathlib.Path], out: pathlib.Path | None, fail_on_regressi
     series_compared = len(dirs) == 1 and is_comparison(dirs[0])
     if series_compared:
         # A series run's results/latest: its base and series side by side, what changed first.
-        comparison, runs = load_comparison(dirs[0])
+        compared, runs = load_comparison(dirs[0])
+        comparison = compared.diff
     else:
         for d in dirs:
             if is_comparison(d):
@@ -81,7 +82,7 @@ def run(run_dirs: list[pathlib.Path], out: pathlib.Path | None, fail_on_regressi
         cache.atomic_write(target / "summary.txt", report.summary_text([r for r, _ in runs]) + "\n")
         say(f"report: {len(runs)} run(s) -> {target / 'report.html'}, junit.xml, summary.txt")
     bad = regressions(runs)
-    if series_compared and comparison.get("regressed"):
+    if series_compared and comparison.regressed:
         bad.append(f"{runs[1][0].run_id}: worse than its base {runs[0][0].run_id} "
                    f"({', '.join(confirm.regression_kinds(comparison))})")
     for line in bad:

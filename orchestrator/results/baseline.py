@@ -6,9 +6,9 @@ import pathlib
 from typing import Callable
 
 from . import causes, compare, confirm
-from ..model import RunRecord
+from ..model import Baseline, RunRecord
 from ..progress import Progress
-from .recorder import Recorder, as_document, load_run, read_run
+from .recorder import Recorder, load_run, read_run
 
 
 def check(path: pathlib.Path) -> None:
@@ -35,24 +35,23 @@ def compare_with(recorder: Recorder, path: pathlib.Path, progress: Progress,
     """The comparison with the newest complete run of the arch under `path`, each
     difference confirmed by `tries` (the cases again on this kernel; the baseline's
     kernel is an earlier run's and is not run again)."""
-    data = recorder.data
-    run_dir = find_baseline(path, data["arch"], data["run_id"])
+    run = recorder.record
+    run_dir = find_baseline(path, run.arch, run.run_id)
     if run_dir is None:
-        recorder.set("baseline", {"path": str(path), "run_id": None, "diff": None,
-                                  "note": f"no complete {data['arch']} run under {path}"})
-        progress.say(f"baseline: no complete {data['arch']} run under {path}; nothing to compare with")
+        recorder.set("baseline", Baseline(path=str(path), note=f"no complete {run.arch} run under {path}"))
+        progress.say(f"baseline: no complete {run.arch} run under {path}; nothing to compare with")
         return
-    base = as_document(load_run(run_dir))
-    diff = compare.compare(base, data, run_dir, recorder.dir)
+    base = load_run(run_dir)
+    diff = compare.compare(base, run, run_dir, recorder.dir)
     case_ids = confirm.targets(diff)
-    runs = [as_document(r) for r in tries(case_ids)] if case_ids else []
+    runs = tries(case_ids) if case_ids else []
     # The baseline's kernel is not run again: a splat it did not show is judged by this
     # kernel's runs, and the emulator's known noise stays noise.
-    diff = confirm.confirm(diff, [base], [data, *runs], known_noise=causes.known_splat)
+    diff = confirm.confirm(diff, [base], [run, *runs], known_noise=causes.known_splat)
     for line in confirm.flaky_lines(diff):
-        progress.say(f"  since {base.get('run_id')}: flaky {line}")
-    recorder.set("baseline", {"path": str(run_dir), "run_id": base.get("run_id"), "diff": diff})
-    for e in diff["new_failures"]:
-        progress.say(f"  since {base.get('run_id')}: {e['id']} {e['base']} -> {e['series']}")
-    for s in diff["new_splats"]:
-        progress.say(f"  since {base.get('run_id')}: new splat {s['title']}")
+        progress.say(f"  since {base.run_id}: flaky {line}")
+    recorder.set("baseline", Baseline(path=str(run_dir), run_id=base.run_id, diff=diff))
+    for e in diff.new_failures:
+        progress.say(f"  since {base.run_id}: {e.id} {e.base} -> {e.series}")
+    for s in diff.new_splats:
+        progress.say(f"  since {base.run_id}: new splat {s.title}")

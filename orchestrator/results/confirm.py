@@ -18,8 +18,8 @@ in fresh guests (`--retries N`), and judged here by what a maintainer acts on:
   against the series unless the known-causes table names it as the emulator's noise;
   one the base shows too is judged like a case.
 
-This module is the pure part: run data in (results.json documents: the first run of a
-side, then its tries), the judged comparison out.
+This module is the pure part: runs in (each side's first run, then its tries), the judged
+comparison out.
 """
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ import dataclasses
 import math
 from typing import Callable, Iterable
 
-from ..model import Cause
+from msgspec.structs import replace
+
+from ..model import (Attribution, Cause, Diff, Flaky, HistoryLine, KnownCause, Likely, RunRecord, SideCounts,
+                     Seen, Splat, SplatChange, TestInfo)
 from ..suites.case_id import test_of
 from ..suites.splats import splat_key
 from ..suites.status import FAILING, SKIPPED, STATUSES
@@ -134,68 +137,69 @@ def judge(series: Tally, base: Tally, max_tries: int = MAX_TRIES) -> Judgement:
 
 
 # -- reading runs ------------------------------------------------------------------------
-def _did_not_boot(run: dict) -> bool:
+def _did_not_boot(run: RunRecord) -> bool:
     """A run whose guest never reached its shell: none of its cases could pass."""
-    boot = (run.get("stages") or {}).get("boot") or {}
-    return not run.get("cases") and boot.get("state") == "failed"
+    boot = run.stages.boot
+    return not run.cases and boot is not None and boot.state == "failed"
 
 
-def status_in(run: dict, case_id: str) -> str | None:
+def status_in(run: RunRecord, case_id: str) -> str | None:
     """The case's status in a run; ERROR when the run's kernel did not boot; None when
     the run did not hold the case."""
-    for c in run.get("cases", []):
-        if c["id"] == case_id:
-            return c["status"]
+    for c in run.cases:
+        if c.id == case_id:
+            return c.status
     return "ERROR" if _did_not_boot(run) else None
 
 
-def _held(run: dict, case_id: str | None) -> bool:
+def _held(run: RunRecord, case_id: str | None) -> bool:
     """Whether a run could have shown a splat of this case (None: of boot or idle)."""
     if _did_not_boot(run):
         return False
-    return case_id is None or any(c["id"] == case_id for c in run.get("cases", []))
+    return case_id is None or any(c.id == case_id for c in run.cases)
 
 
-def _case_tally(runs: list[dict], case_id: str, shows: Callable[[str | None], bool],
-                history: Iterable[dict] = (), absent_counts: bool = False) -> Tally:
+def _case_tally(runs: list[RunRecord], case_id: str, shows: Callable[[str | None], bool],
+                history: Iterable[HistoryLine] = (), absent_counts: bool = False) -> Tally:
     """absent_counts: a run without the case is an observation (a case the series
     removed), not a run that did not try it."""
     def obs(statuses: Iterable[str | None]) -> list[bool]:
         return [shows(s) for s in statuses if s is not None or absent_counts]
     first = obs([status_in(runs[0], case_id)]) if runs else []
     return Tally(first[0] if first else None, tuple(obs(status_in(r, case_id) for r in runs[1:])),
-                 tuple(obs((h.get("statuses") or {}).get(case_id) for h in history)))
+                 tuple(obs(h.statuses.get(case_id) for h in history)))
 
 
-def _splat_keys(run: dict) -> set[str]:
-    return {splat_key(s) for s in run.get("splats", [])}
+def _splat_keys(run: RunRecord) -> set[str]:
+    return {splat_key(s) for s in run.splats}
 
 
-def _splat_tally(runs: list[dict], key: str, case_id: str | None, history: Iterable[dict] = ()) -> Tally:
+def _splat_tally(runs: list[RunRecord], key: str, case_id: str | None,
+                 history: Iterable[HistoryLine] = ()) -> Tally:
     seen = [key in _splat_keys(r) for r in runs if _held(r, case_id)]
     first = seen[0] if runs and _held(runs[0], case_id) else None
     tries = seen[1:] if first is not None else seen
-    hist = [key in h["splats"] for h in history if isinstance(h.get("splats"), list)
-            and (case_id is None or case_id in (h.get("statuses") or {}))]
+    hist = [key in h.splats for h in history if h.splats is not None
+            and (case_id is None or case_id in h.statuses)]
     return Tally(first, tuple(tries), tuple(hist))
 
 
-def _statuses(runs: list[dict], case_id: str) -> list[str]:
+def _statuses(runs: list[RunRecord], case_id: str) -> list[str]:
     return [s for s in (status_in(r, case_id) for r in runs) if s is not None]
 
 
-def _splats_during(runs: list[dict], case_id: str) -> list[str]:
-    titles = [s["title"] for run in runs for s in run.get("splats", []) if s.get("case") == case_id]
+def _splats_during(runs: list[RunRecord], case_id: str) -> list[str]:
+    titles = [s.title for run in runs for s in run.splats if s.case == case_id]
     return list(dict.fromkeys(titles))
 
 
-def targets(diff: dict) -> list[str]:
+def targets(diff: Diff) -> list[str]:
     """The case files to run again: every case whose status differs, every failing case
     only the series has, and every case during which a one-sided splat was seen (a
     splat of boot/idle has no case)."""
-    ids = [e["id"] for name in CHANGE_LISTS for e in diff.get(name, [])]
-    ids += [e["id"] for e in diff.get("new_cases_failing", [])]
-    ids += [s["case"] for name in ("new_splats", "gone_splats") for s in diff.get(name, []) if s.get("case")]
+    ids = [e.id for name in CHANGE_LISTS for e in getattr(diff, name)]
+    ids += [e.id for e in diff.new_cases_failing]
+    ids += [s.case for s in diff.new_splats + diff.gone_splats if s.case]
     return sorted({test_of(i) for i in ids})
 
 
@@ -214,10 +218,10 @@ def _count(statuses: list[str], status: str) -> str:
 
 
 # -- the judgement -----------------------------------------------------------------------
-def confirm(diff: dict, base_runs: list[dict], series_runs: list[dict],
-            base_history: list[dict] = (), attributed: dict[str, dict] | None = None,
+def confirm(diff: Diff, base_runs: list[RunRecord], series_runs: list[RunRecord],
+            base_history: list[HistoryLine] = (), attributed: dict[str, Attribution] | None = None,
             known_noise: KnownNoise | None = None,
-            max_tries: int = MAX_TRIES) -> dict:
+            max_tries: int = MAX_TRIES) -> Diff:
     """compare()'s diff of the first runs, judged over every run of both sides.
 
     base_runs, series_runs: each side's first run, then its tries (a side may have only
@@ -229,184 +233,175 @@ def confirm(diff: dict, base_runs: list[dict], series_runs: list[dict],
 
     Out: the diff with confirmed entries kept (with their tallies), mixed ones moved to
     likely_regressions (significant) or flaky, new_splats judged over every series run,
-    "unsettled": the case files more tries could still settle, and "regressed"."""
+    `unsettled`: the case files more tries could still settle, and `regressed`."""
     attributed = attributed or {}
-    out = {**diff, "flaky": [], "flaky_splats": [], "likely_regressions": [], "unsettled": [],
-           "tries": {"base": len(base_runs), "series": len(series_runs)},
-           "test": {"name": TEST, "alpha": ALPHA, "max_tries": max_tries}}
+    out = replace(diff, flaky=[], flaky_splats=[], likely_regressions=[], unsettled=[],
+                  tries=SideCounts(base=len(base_runs), series=len(series_runs)),
+                  test=TestInfo(name=TEST, alpha=ALPHA, max_tries=max_tries))
     unsettled: set[str] = set()
     for name in CHANGE_LISTS:
         kept = []
-        for entry in diff.get(name, []):
-            cid = entry["id"]
-            change = CHANGES.get(name) or _Change(lambda s, want=entry["series"]: s == want, False)
-            s_tally = _case_tally(series_runs, cid, change.shows, absent_counts=entry.get("series") is None)
+        for entry in getattr(diff, name):
+            cid = entry.id
+            change = CHANGES.get(name) or _Change(lambda s, want=entry.series: s == want, False)
+            s_tally = _case_tally(series_runs, cid, change.shows, absent_counts=entry.series is None)
             history = base_history if change.regression else ()
             b_tally = _case_tally(base_runs, cid, change.shows, history)
             verdict = judge(s_tally, b_tally, max_tries)
-            tally = _shown(s_tally, b_tally)
+            seen = _shown(s_tally, b_tally)
             b, s = _statuses(base_runs, cid), _statuses(series_runs, cid)
             if verdict.kind == "confirmed":
-                kept.append({**entry, "tries": {"base": len(b_tally.now), "series": len(s_tally.now)},
-                             "seen": tally, "base_statuses": b, "series_statuses": s})
+                kept.append(replace(entry, tries=SideCounts(base=len(b_tally.now), series=len(s_tally.now)),
+                                    seen=seen, base_statuses=b, series_statuses=s))
                 continue
             if verdict.unsettled and change.regression:
                 # Only what could count against the series is worth more boots: a case
                 # that may or may not be fixed changes no verdict.
                 unsettled.add(test_of(cid))
             if verdict.kind == "likely" and change.regression:
-                out["likely_regressions"].append({
-                    **entry, "was": name, **tally, "p": verdict.p_shown,
-                    "base_statuses": b, "series_statuses": s,
-                    "splats": _splats_during(base_runs + series_runs, cid)})
+                out.likely_regressions.append(Likely(
+                    id=cid, was=name, series=seen.series, base=seen.base, base_history=seen.base_history,
+                    p=verdict.p_shown, reason=entry.reason, test_status=entry.test_status,
+                    base_statuses=b, series_statuses=s, splats=_splats_during(base_runs + series_runs, cid)))
                 continue
             if verdict.kind == "likely":
-                kept.append({**entry, "seen": tally, "p": verdict.p_shown})
+                kept.append(replace(entry, seen=seen, p=verdict.p_shown))
                 continue
             status = _worst(b + s)
-            out["flaky"].append({
-                "id": cid, "status": status, "was": name,
-                "base": _count(b, status), "series": _count(s, status),
-                "base_statuses": b, "series_statuses": s, "reason": entry.get("reason", ""),
-                "p": verdict.p_shown, **({"base_history": tally["base_history"]} if "base_history" in tally else {}),
-                "splats": _splats_during(base_runs + series_runs, cid)})
-        out[name] = kept
+            out.flaky.append(Flaky(
+                id=cid, status=status, was=name, base=_count(b, status), series=_count(s, status),
+                base_statuses=b, series_statuses=s, reason=entry.reason, p=verdict.p_shown,
+                base_history=seen.base_history, splats=_splats_during(base_runs + series_runs, cid)))
+        setattr(out, name, kept)
     # A failing case only the series has is the series' own, flaky or not: kept with its
     # tally (a case that fails on some tries is a selftest that needs work before merging).
-    out["new_cases_failing"] = []
-    for entry in diff.get("new_cases_failing", []):
-        tally = _case_tally(series_runs, entry["id"], CHANGES["new_failures"].shows)
-        out["new_cases_failing"].append({**entry, "seen": str(tally)})
+    out.new_cases_failing = [
+        replace(entry, seen=str(_case_tally(series_runs, entry.id, CHANGES["new_failures"].shows)))
+        for entry in diff.new_cases_failing]
     _judge_splats(out, diff, base_runs, series_runs, base_history, attributed, known_noise,
                   max_tries, unsettled)
-    out["unsettled"] = sorted(unsettled)
-    out["regressed"] = regressed(out)
+    out.unsettled = sorted(unsettled)
+    out.regressed = regressed(out)
     return out
 
 
-def _shown(series: Tally, base: Tally) -> dict:
-    """{"series": "k/n", "base": "k/n"} and, when the base's history was counted, its own."""
-    out = {"series": str(series), "base": str(base)}
-    if base.history:
-        out["base_history"] = f"{sum(base.history)}/{len(base.history)}"
-    return out
+def _shown(series: Tally, base: Tally) -> Seen:
+    """k/n of each side and, when the base's history was counted, its own."""
+    return Seen(series=str(series), base=str(base),
+                base_history=f"{sum(base.history)}/{len(base.history)}" if base.history else None)
 
 
-def _judge_splats(out: dict, diff: dict, base_runs: list[dict], series_runs: list[dict],
-                  base_history: list[dict], attributed: dict[str, dict],
+def _judge_splats(out: Diff, diff: Diff, base_runs: list[RunRecord], series_runs: list[RunRecord],
+                  base_history: list[HistoryLine], attributed: dict[str, Attribution],
                   known_noise: KnownNoise | None,
                   max_tries: int, unsettled: set[str]) -> None:
     """new_splats: every splat of any series run that the base's first run did not show,
     judged over all runs; gone_splats: as before, kept only when every run agrees."""
     base_first = _splat_keys(base_runs[0]) if base_runs else set()
-    candidates: dict[str, tuple[dict, dict]] = {}   # key -> (the splat, the series run it was first seen in)
+    candidates: dict[str, tuple[Splat, RunRecord]] = {}   # key -> (the splat, the series run it was first seen in)
     for run in series_runs:
-        for s in run.get("splats", []):
+        for s in run.splats:
             key = splat_key(s)
             if key not in base_first and key not in candidates:
                 candidates[key] = (s, run)
     new = []
     for key, (splat, run) in candidates.items():
-        entry = {"kind": splat["kind"], "title": splat["title"], "case": splat.get("case")}
-        for extra in ("location", "frames"):
-            if splat.get(extra):
-                entry[extra] = splat[extra]
-        s_tally = _splat_tally(series_runs, key, splat.get("case"))
-        b_tally = _splat_tally(base_runs, key, splat.get("case"), base_history)
+        s_tally = _splat_tally(series_runs, key, splat.case)
+        b_tally = _splat_tally(base_runs, key, splat.case, base_history)
         seen = _shown(s_tally, b_tally)
-        entry["seen"] = seen
+        entry = SplatChange(kind=splat.kind, title=splat.title, case=splat.case, location=splat.location,
+                            frames=splat.frames or None, seen=seen)
         if key in attributed:
-            new.append({**entry, "why": "in lines the series changed", "attributed": attributed[key]})
+            new.append(replace(entry, why="in lines the series changed", attributed=attributed[key]))
             continue
         verdict = judge(s_tally, b_tally, max_tries)
         on_base = any(b_tally.now) or any(b_tally.history)
         if verdict.kind == "confirmed" and not on_base:
-            new.append({**entry, "why": "on every series run, on no base run"})
+            new.append(replace(entry, why="on every series run, on no base run"))
             continue
         if verdict.kind == "likely":
-            out["likely_regressions"].append({**entry, "id": f"splat {splat['title']}", "was": "new_splats",
-                                              **seen, "p": verdict.p_shown})
+            out.likely_regressions.append(Likely(
+                id=f"splat {splat.title}", was="new_splats", series=seen.series, base=seen.base,
+                base_history=seen.base_history, p=verdict.p_shown, kind=splat.kind, title=splat.title,
+                case=splat.case, location=splat.location, frames=splat.frames or None, seen=seen))
             continue
-        if verdict.unsettled and splat.get("case"):
-            unsettled.add(test_of(splat["case"]))
+        if verdict.unsettled and splat.case:
+            unsettled.add(test_of(splat.case))
         cause = None if on_base else _noise(splat, run, known_noise)
         if on_base or cause is not None:
-            out["flaky_splats"].append({**entry, "was": "new_splats", **seen,
-                                        **({"known_cause": cause} if cause else {})})
+            out.flaky_splats.append(replace(entry, was="new_splats", series=seen.series, base=seen.base,
+                                            base_history=seen.base_history, known_cause=cause))
             continue
-        new.append({**entry, "why": "never seen on the base kernel (its runs and its history)"})
-    out["new_splats"] = new
+        new.append(replace(entry, why="never seen on the base kernel (its runs and its history)"))
+    out.new_splats = new
 
     kept = []
-    for splat in diff.get("gone_splats", []):
+    for splat in diff.gone_splats:
         key = splat_key(splat)
-        b_tally = _splat_tally(base_runs, key, splat.get("case"))
-        s_tally = _splat_tally(series_runs, key, splat.get("case"))
+        b_tally = _splat_tally(base_runs, key, splat.case)
+        s_tally = _splat_tally(series_runs, key, splat.case)
         if all(b_tally.now) and not any(s_tally.now):
             kept.append(splat)
         else:
-            out["flaky_splats"].append({**splat, "was": "gone_splats", "base": str(b_tally),
-                                        "series": str(s_tally)})
-    out["gone_splats"] = kept
+            out.flaky_splats.append(replace(splat, was="gone_splats", base=str(b_tally), series=str(s_tally)))
+    out.gone_splats = kept
 
 
-def _noise(splat: dict, run: dict, known_noise: KnownNoise | None) -> dict | None:
+def _noise(splat: Splat, run: RunRecord, known_noise: KnownNoise | None) -> KnownCause | None:
     """The known cause of a splat, or of the splat it follows in the same case of the same
     run (a panic after a known Oops is that Oops' end, not news of its own)."""
     if known_noise is None:
         return None
 
-    def cause_of(s: dict) -> dict | None:
-        cause = known_noise(s.get("title") or "", run.get("arch") or "",
-                            (run.get("kernel") or {}).get("version") or "")
-        return None if cause is None else cause.as_dict()
+    def cause_of(s: Splat) -> Cause | None:
+        return known_noise(s.title, run.arch, run.kernel.version)
     cause = cause_of(splat)
     if cause is not None:
-        return cause
-    for earlier in run.get("splats", []):
+        return KnownCause(kind=cause.kind, why=cause.why)
+    for earlier in run.splats:
         if earlier is splat or splat_key(earlier) == splat_key(splat):
             break
-        if earlier.get("case") == splat.get("case"):
+        if earlier.case == splat.case:
             follows = cause_of(earlier)
             if follows is not None:
-                return {**follows, "follows": earlier["title"]}
+                return KnownCause(kind=follows.kind, why=follows.why, follows=earlier.title)
     return None
 
 
-def regressed(diff: dict) -> bool:
-    return any(diff.get(name) for name in REGRESSION_LISTS)
+def regressed(diff: Diff) -> bool:
+    return any(getattr(diff, name) for name in REGRESSION_LISTS)
 
 
-def regression_kinds(diff: dict) -> list[str]:
+def regression_kinds(diff: Diff) -> list[str]:
     """What made a comparison regressed, in words: `new failures, coverage lost`."""
-    failed = diff.get("series_failed")
-    return [f"its kernel does not {failed['stage']}" if name == "series_failed" else name.replace("_", " ")
-            for name in REGRESSION_LISTS if diff.get(name)]
+    failed = diff.series_failed
+    return [f"its kernel does not {failed.stage}" if name == "series_failed" and failed else name.replace("_", " ")
+            for name in REGRESSION_LISTS if getattr(diff, name)]
 
 
-def flaky_lines(diff: dict) -> list[str]:
+def flaky_lines(diff: Diff) -> list[str]:
     """One line per flaky case and splat: `tcscripts/x.tc: ERROR 1/3 on series, 0/3 on
     base (Oops: int3 ...)`."""
     lines = []
-    for e in diff.get("flaky", []):
-        why = "; ".join(e.get("splats") or []) or e.get("reason", "")
-        lines.append(f"{e['id']}: {e['status']} {e['series']} on series, {e['base']} on base"
+    for e in diff.flaky:
+        why = "; ".join(e.splats) or e.reason
+        lines.append(f"{e.id}: {e.status} {e.series} on series, {e.base} on base"
                      + (f" ({why[:100]})" if why else "")
-                     + (f"; p = {e['p']:.2f}" if e.get("p") is not None else ""))
-    for s in diff.get("flaky_splats", []):
-        known = s.get("known_cause")
-        lines.append(f"splat {s['title'][:100]}: seen {s['series']} on series, {s['base']} on base"
-                     + (f" (during {s['case']})" if s.get("case") else "")
-                     + (f"; known: {known['kind']}: {known['why'][:80]}" if known else ""))
+                     + (f"; p = {e.p:.2f}" if e.p is not None else ""))
+    for s in diff.flaky_splats:
+        known = s.known_cause
+        lines.append(f"splat {s.title[:100]}: seen {s.series} on series, {s.base} on base"
+                     + (f" (during {s.case})" if s.case else "")
+                     + (f"; known: {known.kind}: {known.why[:80]}" if known else ""))
     return lines
 
 
-def likely_lines(diff: dict) -> list[str]:
+def likely_lines(diff: Diff) -> list[str]:
     """`kprobe/x.tc: fails 5/8 with the series, 0/8 on the base (p = 0.013)`."""
     out = []
-    for e in diff.get("likely_regressions", []):
-        what = {"new_failures": "fails", "coverage_lost": "skipped", "new_splats": "seen"}.get(e["was"], "differs")
-        hist = f" + {e['base_history']} earlier base runs" if e.get("base_history") else ""
-        out.append(f"{e['id']}: {what} {e['series']} with the series, {e['base']} on the base{hist} "
-                   f"(p = {e['p']:.3f})")
+    for e in diff.likely_regressions:
+        what = {"new_failures": "fails", "coverage_lost": "skipped", "new_splats": "seen"}.get(e.was, "differs")
+        hist = f" + {e.base_history} earlier base runs" if e.base_history else ""
+        out.append(f"{e.id}: {what} {e.series} with the series, {e.base} on the base{hist} "
+                   f"(p = {e.p:.3f})")
     return out

@@ -12,7 +12,10 @@ import json
 import os
 import pathlib
 
+import msgspec
+
 from .. import cache
+from ..model import HistoryLine, RunRecord, Spread
 from ..suites.splats import splat_key
 
 # How many earlier runs a case's record looks back over.
@@ -23,41 +26,41 @@ def path_for(cache_root: pathlib.Path, tree_id: str, inputs: str) -> pathlib.Pat
     return cache_root / "history" / f"{cache.digest(tree_id, inputs)[:24]}.jsonl"
 
 
-def earlier(path: pathlib.Path) -> list[dict]:
+_LINE = msgspec.json.Decoder(HistoryLine)
+
+
+def earlier(path: pathlib.Path) -> list[HistoryLine]:
     """Every readable line, oldest first."""
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        lines = path.read_bytes().splitlines()
     except OSError:
         return []
     out = []
     for line in lines:
         try:
-            entry = json.loads(line)
-        except ValueError:
+            out.append(_LINE.decode(line))
+        except msgspec.DecodeError:   # a torn or foreign line (ValidationError included)
             continue
-        if isinstance(entry, dict) and isinstance(entry.get("statuses"), dict):
-            out.append(entry)
     return out
 
 
-def record(path: pathlib.Path, data: dict) -> dict:
+def record(path: pathlib.Path, run: RunRecord) -> dict[str, Spread]:
     """Append this run's statuses; return the record of every case of this run whose
-    statuses over the window (this run included) are not all the same:
-    {case id: {"runs": n, "counts": {status: k}}}."""
+    statuses over the window (this run included) are not all the same."""
     past = earlier(path)[-(WINDOW - 1):]
-    statuses = {c["id"]: c["status"] for c in data.get("cases", [])}
-    out: dict[str, dict] = {}
+    statuses = {c.id: c.status for c in run.cases}
+    out: dict[str, Spread] = {}
     for case_id, status in statuses.items():
-        seen = [e["statuses"][case_id] for e in past if case_id in e["statuses"]] + [status]
+        seen = [e.statuses[case_id] for e in past if case_id in e.statuses] + [status]
         if len(set(seen)) > 1:
             counts: dict[str, int] = {}
             for s in seen:
                 counts[s] = counts.get(s, 0) + 1
-            out[case_id] = {"runs": len(seen), "counts": counts}
+            out[case_id] = Spread(runs=len(seen), counts=counts)
     # The splats too (their keys): a splat with the series is judged against whether this
     # kernel ever showed it (results/confirm.py).
-    line = json.dumps({"run_id": data.get("run_id"), "statuses": statuses,
-                       "splats": sorted({splat_key(s) for s in data.get("splats", [])})}) + "\n"
+    line = json.dumps({"run_id": run.run_id, "statuses": statuses,
+                       "splats": sorted({splat_key(s) for s in run.splats})}) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
@@ -67,15 +70,15 @@ def record(path: pathlib.Path, data: dict) -> dict:
     return out
 
 
-def window(path: pathlib.Path, leave_out: set[str] = frozenset()) -> list[dict]:
+def window(path: pathlib.Path, leave_out: set[str] = frozenset()) -> list[HistoryLine]:
     """The last WINDOW runs of a kernel but those named (the runs a comparison already
     holds), for the base side of a judgement."""
-    return [e for e in earlier(path) if e.get("run_id") not in leave_out][-WINDOW:]
+    return [e for e in earlier(path) if e.run_id not in leave_out][-WINDOW:]
 
 
-def mark(case_id: str, status: str, entry: dict) -> str:
+def mark(case_id: str, status: str, spread: Spread) -> str:
     """`ERROR in 1 of the last 9 runs of this kernel` for a case that is `status` now
     (the rarer side of its record: what a reader should weigh)."""
-    counts = entry["counts"]
+    counts = spread.counts
     shown = status if status != "PASS" else max((s for s in counts if s != "PASS"), key=counts.get)
-    return f"{case_id}: {shown} in {counts[shown]} of the last {entry['runs']} runs of this kernel"
+    return f"{case_id}: {shown} in {counts[shown]} of the last {spread.runs} runs of this kernel"

@@ -130,10 +130,15 @@ def _write(run_dir: pathlib.Path, record: model.RunRecord) -> None:
                        msgspec.json.format(model.encode(record), indent=2) + b"\n")
 
 
-def write_run(run_dir: pathlib.Path, data: dict) -> None:
+def write_run(run_dir: pathlib.Path, run: model.RunRecord) -> None:
     """A run read back with load_run, written again with what was added to it (a cached
-    base's compiler warnings): checked against the model like every write."""
-    _write(run_dir, model.from_document(data))
+    base's compiler warnings)."""
+    _write(run_dir, run)
+
+
+def write_comparison(compare_dir: pathlib.Path, comparison: model.Comparison) -> None:
+    cache.atomic_write(compare_dir / "compare.json",
+                       msgspec.json.format(model.encode(comparison), indent=2) + b"\n")
 
 # The schema generated from the model (python -m orchestrator.model), for other tools.
 RESULTS_SCHEMA = PROJECT_ROOT / "schema" / "results.schema.json"
@@ -141,16 +146,12 @@ RESULTS_SCHEMA = PROJECT_ROOT / "schema" / "results.schema.json"
 MAX_RESULTS_BYTES = 64 << 20
 
 
-def load_run(run_dir: pathlib.Path) -> model.RunRecord:
-    """A run's results.json, checked against the model (orchestrator/model.py): the one
-    way a run comes back in (report, --rerun, --baseline, shell, a series' cached base).
-    One sentence naming the file and the field otherwise (exit 2). Read bounded: a
-    regular file of at most MAX_RESULTS_BYTES."""
-    path = run_dir / "results.json"
-
+def _load(path: pathlib.Path, kind: type, give: str, upgrade=None):
+    """path as a `kind` of the model, or one sentence naming the file and the field and
+    what to give instead (exit 2). Read bounded: a regular file of at most
+    MAX_RESULTS_BYTES. upgrade: turns the JSON of an older version into this one's."""
     def refuse(why: str) -> OrchestratorError:
-        return OrchestratorError(f"{path}: {why}; give a run directory this tool wrote "
-                                 "(results/<date>-<time>-<arch>-<pid>).", ExitCode.BAD_INPUT)
+        return OrchestratorError(f"{path}: {why}; give {give}.", ExitCode.BAD_INPUT)
 
     try:
         st = path.stat()
@@ -167,12 +168,20 @@ def load_run(run_dir: pathlib.Path) -> model.RunRecord:
     except UnicodeDecodeError as exc:
         raise refuse(f"not UTF-8 (byte {exc.start})") from exc
     try:
-        record = model.decode(raw)
+        if upgrade is None:
+            return model.decode(raw, kind)
+        return model.convert(upgrade(msgspec.json.decode(raw)), kind)
     except msgspec.ValidationError as exc:
         raise refuse(_field_error(str(exc))) from exc
     except msgspec.DecodeError as exc:
         raise refuse(f"not JSON ({str(exc)[:80]})") from exc
-    return record
+
+
+def load_run(run_dir: pathlib.Path) -> model.RunRecord:
+    """A run's results.json, checked against the model (orchestrator/model.py): the one
+    way a run comes back in (report, --rerun, --baseline, shell, a series' cached base)."""
+    return _load(run_dir / "results.json", model.RunRecord,
+                 "a run directory this tool wrote (results/<date>-<time>-<arch>-<pid>)")
 
 
 def is_comparison(path: pathlib.Path) -> bool:
@@ -183,25 +192,26 @@ def is_comparison(path: pathlib.Path) -> bool:
         and (path / "series" / "results.json").is_file() and (path / "base" / "results.json").is_file()
 
 
-def load_comparison(path: pathlib.Path) -> tuple[dict, list[tuple[model.RunRecord, pathlib.Path]]]:
-    """A comparison dir's diff (compare.json's) and its base and series runs, each loaded
-    as every run is; one sentence naming the file otherwise (exit 2)."""
-    doc = cache.read_json(path / "compare.json")
-    if not isinstance(doc, dict) or not isinstance(doc.get("diff"), dict):
-        raise OrchestratorError(f"{path / 'compare.json'}: not a comparison this tool wrote (no diff); "
-                                "give a results/<id>-compare directory of a series run.", ExitCode.BAD_INPUT)
+def _upgrade_comparison(doc: object) -> object:
+    """compare.json as written before 2026-12-06 named coverage_lost newly_unsupported."""
+    diff = doc.get("diff") if isinstance(doc, dict) else None
+    if isinstance(diff, dict) and "newly_unsupported" in diff and "coverage_lost" not in diff:
+        diff["coverage_lost"] = diff.pop("newly_unsupported")
+    return doc
+
+
+def read_comparison(path: pathlib.Path) -> model.Comparison:
+    """A comparison dir's compare.json (--reply, report); exit 2 with the field otherwise."""
+    return _load(path / "compare.json", model.Comparison,
+                 "a results/<id>-compare directory of a series run", _upgrade_comparison)
+
+
+def load_comparison(path: pathlib.Path) -> tuple[model.Comparison, list[tuple[model.RunRecord, pathlib.Path]]]:
+    """A comparison dir's compare.json and its base and series runs, each loaded as every
+    run is; one sentence naming the file and the field otherwise (exit 2)."""
+    comparison = read_comparison(path)
     sides = [(path / side).resolve() for side in ("base", "series")]
-    return doc["diff"], [(load_run(d), d) for d in sides]
-
-
-def as_document(record: model.RunRecord) -> dict:
-    """The record as the comparison (compare, confirm, versus_base) still reads it: plain
-    values, nulls dropped at the top and in each case and splat (an absent value is its
-    default there)."""
-    data = {k: v for k, v in record.as_dict().items() if v is not None}
-    for key in ("cases", "splats"):
-        data[key] = [{k: v for k, v in e.items() if v is not None} for e in data.get(key, [])]
-    return data
+    return comparison, [(load_run(d), d) for d in sides]
 
 
 def _field_error(message: str) -> str:

@@ -14,7 +14,7 @@ import markupsafe
 
 from .. import cache
 from ..errors import OrchestratorError
-from ..model import CaseResult, RunRecord, Stages
+from ..model import CaseResult, Diff, RunRecord, Stages
 from . import causes, compare, confirm, history, history_chart, junit, ktap_out
 from .recorder import Recorder, guest_order
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
@@ -201,13 +201,13 @@ def _run_view(run: RunRecord, run_dir: pathlib.Path | None, label: str) -> dict[
         "unexplained": sum(1 for c in shown if c["cause"] is None),
         "splats": [{**s.as_dict(), "lines": "\n".join(s.lines)} for s in run.splats],
         "first_cause": run.first_cause.as_dict() if run.first_cause else None,
-        "known_noise": [history.mark(c.id, c.status, run.history[c.id].as_dict())
+        "known_noise": [history.mark(c.id, c.status, run.history[c.id])
                         for c in cases if c.id in run.history],
     }
 
 
 def render_html(runs: list[tuple[RunRecord, pathlib.Path | None]],
-                comparison: dict | None = None, history: list | None = None) -> str:
+                comparison: Diff | None = None, history: list | None = None) -> str:
     """One self-contained page for (run record, run dir) pairs; `comparison`,
     compare.compare()'s diff (compare.json's "diff"), comes first when given; `history`
     (history_chart.collect()'s), a chart per arch x kernel, after it."""
@@ -226,12 +226,13 @@ def render_html(runs: list[tuple[RunRecord, pathlib.Path | None]],
         # Rows whose status is not the same in every run are what a reader looks for.
         row["differs"] = len(runs) > 1 and len(set(row["cells"])) > 1
     return _env.get_template("report.html.j2").render(
-        runs=views, matrix=matrix, comparison=comparison, failing=sorted(FAILING), kinds=causes.KINDS,
+        runs=views, matrix=matrix, comparison=comparison.as_dict() if comparison else None,
+        failing=sorted(FAILING), kinds=causes.KINDS,
         flaky=confirm.flaky_lines(comparison) if comparison else [],
         likely=confirm.likely_lines(comparison) if comparison else [],
-        new_splats=[compare.splat_line(s) for s in comparison.get("new_splats", [])] if comparison else [],
-        failed_splats=[compare.splat_line(s) for s in (comparison.get("series_failed") or {}).get("splats", [])]
-        if comparison else [],
+        new_splats=[compare.splat_line(s) for s in comparison.new_splats] if comparison else [],
+        failed_splats=[compare.splat_line(s) for s in comparison.series_failed.splats]
+        if comparison and comparison.series_failed else [],
         regression_kinds=confirm.regression_kinds(comparison) if comparison else [],
         statuses=[s for s in STATUSES if any(v["counts"].get(s) for v in views)],
         history=[{"key": h.key, "points": h.points, "svg": history_chart.svg(h)} for h in history or []],
@@ -239,7 +240,7 @@ def render_html(runs: list[tuple[RunRecord, pathlib.Path | None]],
 
 
 def write_html(path: pathlib.Path, runs: list[tuple[RunRecord, pathlib.Path | None]],
-               comparison: dict | None = None, history: list | None = None) -> None:
+               comparison: Diff | None = None, history: list | None = None) -> None:
     cache.atomic_write(pathlib.Path(path), render_html(runs, comparison, history))
 
 

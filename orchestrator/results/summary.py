@@ -40,7 +40,7 @@ def render(run: RunRecord, results_dir: str) -> str:
         for s in run.splats:
             times = f" x{s.count}" if s.count > 1 else ""
             out.append(f"    {s.kind}{times} during {s.case or 'boot/idle'}: {s.title[:110]}")
-    known = [history.mark(c.id, c.status, run.history[c.id].as_dict())
+    known = [history.mark(c.id, c.status, run.history[c.id])
              for c in run.cases if c.status != "PASS" and c.id in run.history]
     if known:
         out.append("  seen with other results before (known noise?):")

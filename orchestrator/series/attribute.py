@@ -10,6 +10,7 @@ from __future__ import annotations
 import pathlib
 import subprocess
 
+from ..model import Attribution, Patch, Splat
 from ..suites.splats import splat_key
 
 # Lines looked at per splat: its location, then its frames in stack order (the inlined
@@ -18,16 +19,15 @@ MAX_LINES_PER_SPLAT = 12
 GIT_TIMEOUT_SECONDS = 60
 
 
-def splat_lines(splat: dict) -> list[tuple[str, int, str]]:
+def splat_lines(splat: Splat) -> list[tuple[str, int, str]]:
     """(file, line, what) for the splat's location and decoded frames, in order."""
     out: list[tuple[str, int, str]] = []
-    loc = splat.get("location")
-    if loc and loc.get("file") and loc.get("line"):
-        out.append((loc["file"], int(loc["line"]), "location"))
-    for frame in splat.get("frames") or []:
-        for place in [frame, *(frame.get("inlined_by") or [])]:
-            if place.get("file") and place.get("line"):
-                out.append((place["file"], int(place["line"]), frame.get("frame", "")))
+    if splat.location:
+        out.append((splat.location.file, splat.location.line, "location"))
+    for frame in splat.frames or []:
+        for place in [frame, *frame.inlined_by]:
+            if place.file and place.line:
+                out.append((place.file, place.line, frame.frame))
     seen: set[tuple[str, int]] = set()
     unique = []
     for f, n, what in out:
@@ -54,13 +54,12 @@ def _blame(repo: pathlib.Path, base: str, tip: str, path: str, line: int) -> str
     return lines[0].split()[0]
 
 
-def attribute(splats: list[dict], repo: pathlib.Path, base_commit: str, tip_commit: str,
-              patches: list[dict]) -> dict[str, dict]:
-    """splat key -> {"patch", "patches", "subject", "commit", "file", "line", "frame"} for
-    each splat with a line the series changed (the first such line, in stack order).
-    patches: the applied series' patches (as_dict: number, subject, commit)."""
-    by_commit = {p["commit"]: p for p in patches if p.get("commit")}
-    out: dict[str, dict] = {}
+def attribute(splats: list[Splat], repo: pathlib.Path, base_commit: str, tip_commit: str,
+              patches: list[Patch]) -> dict[str, Attribution]:
+    """splat key -> the patch, file, line (and frame) for each splat with a line the
+    series changed (the first such line, in stack order). patches: the applied series'."""
+    by_commit = {p.commit: p for p in patches if p.commit}
+    out: dict[str, Attribution] = {}
     for splat in splats:
         key = splat_key(splat)
         if key in out:
@@ -69,8 +68,8 @@ def attribute(splats: list[dict], repo: pathlib.Path, base_commit: str, tip_comm
             commit = _blame(repo, base_commit, tip_commit, path, line)
             patch = by_commit.get(commit or "")
             if patch is not None:
-                out[key] = {"patch": patch["number"], "patches": len(patches), "subject": patch["subject"],
-                            "commit": commit, "file": path, "line": line,
-                            "frame": "" if what == "location" else what}
+                out[key] = Attribution(patch=patch.number, patches=len(patches), subject=patch.subject,
+                                       commit=commit, file=path, line=line,
+                                       frame="" if what == "location" else what)
                 break
     return out

@@ -21,7 +21,7 @@ import re
 import shutil
 import subprocess
 
-from .. import cache
+from .. import cache, model
 from ..errors import ExitCode, OrchestratorError
 from ..kernel import treeview
 from ..kernel.source import GIT_CONFIG, GIT_READ_ONLY_ENV, KernelTree, kernel_version
@@ -50,10 +50,11 @@ class Patch:
     source_commit: str | None = None   # the commit (range input)
     commit: str | None = None          # the commit made from it in the worktree
 
-    def as_dict(self) -> dict:
-        return {"number": self.number, "subject": self.subject, "author": self.author,
-                "message_id": self.message_id, "patch_id": self.patch_id, "files": self.files,
-                "source_commit": self.source_commit, "commit": self.commit}
+    def record(self) -> model.Patch:
+        """As results.json and compare.json hold it (without the message itself)."""
+        return model.Patch(number=self.number, subject=self.subject, author=self.author,
+                           message_id=self.message_id, patch_id=self.patch_id, files=list(self.files),
+                           source_commit=self.source_commit, commit=self.commit)
 
 
 @dataclasses.dataclass
@@ -87,14 +88,18 @@ class AppliedSeries:
     base_commit: str
     tip_commit: str
 
-    def as_dict(self) -> dict:
+    def info(self, each_patch: model.EachPatch | None = None) -> model.SeriesInfo:
+        """The series as a run and its comparison record it."""
         s = self.series
-        return {"kind": s.kind, "spec": s.spec, "title": s.title, "cover_subject": s.cover_subject,
-                "cover_message_id": s.cover_message_id, "named_base": s.named_base,
-                "mail_from": s.mail_from, "mail_cc": s.mail_cc,
-                "prerequisite_patch_ids": s.prerequisites,
-                "base_commit": self.base_commit, "tip_commit": self.tip_commit,
-                "worktree": str(self.worktree), "patches": [p.as_dict() for p in s.patches]}
+        return model.SeriesInfo(
+            kind=s.kind, spec=s.spec, title=s.title, cover_subject=s.cover_subject,
+            cover_message_id=s.cover_message_id, named_base=s.named_base, mail_from=s.mail_from,
+            mail_cc=list(s.mail_cc), prerequisite_patch_ids=list(s.prerequisites),
+            base_commit=self.base_commit, tip_commit=self.tip_commit, worktree=str(self.worktree),
+            patches=[p.record() for p in s.patches], each_patch=each_patch)
+
+    def as_dict(self) -> dict:   # TEMPORARY until the pytest plugin takes info()
+        return self.info().as_dict()
 
 
 def _git(path: pathlib.Path, *args: str, input: bytes | None = None,

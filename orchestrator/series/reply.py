@@ -13,7 +13,9 @@ import textwrap
 
 from .. import cache
 from ..errors import OrchestratorError
+from ..model import Comparison
 from ..results import confirm
+from ..results.recorder import read_comparison
 
 
 def _identity() -> str | None:
@@ -24,10 +26,10 @@ def _identity() -> str | None:
     return email.utils.formataddr((name, addr)) if name and addr else None
 
 
-def _why(compare_doc: dict) -> list[str]:
+def _why(comparison: Comparison) -> list[str]:
     """What makes one arch's comparison a regression: `new failures, coverage lost`."""
-    kinds = confirm.regression_kinds(compare_doc["diff"])
-    if (compare_doc.get("each_patch") or {}).get("first_failing"):
+    kinds = confirm.regression_kinds(comparison.diff)
+    if comparison.each_patch and comparison.each_patch.first_failing:
         kinds.append("a patch that does not build")
     return kinds
 
@@ -51,29 +53,29 @@ def _wrapped(text: str) -> list[str]:
     return out
 
 
-def render(compares: list[dict], summaries: list[str], identity: str | None,
+def render(compares: list[Comparison], summaries: list[str], identity: str | None,
            failed: list[tuple[str, str]] = ()) -> str:
     """compares: each arch's compare.json; summaries: each arch's summary text; failed:
     (arch, why) of the arches that ended before a comparison (no Tested-by then)."""
-    info = compares[0]["series"]
-    patches = info.get("patches") or []
-    mid = info.get("cover_message_id") or (patches[0].get("message_id") if patches else None)
-    subject = info.get("cover_subject") or (patches[0]["subject"] if patches else info.get("title", "the series"))
-    regressed = [f"{c['arch']} ({', '.join(_why(c))})" for c in compares
-                 if c["diff"].get("regressed") or (c.get("each_patch") or {}).get("first_failing")]
+    info = compares[0].series
+    patches = info.patches
+    mid = info.cover_message_id or (patches[0].message_id if patches else None)
+    subject = info.cover_subject or (patches[0].subject if patches else info.title)
+    regressed = [f"{c.arch} ({', '.join(_why(c))})" for c in compares
+                 if c.diff.regressed or (c.each_patch and c.each_patch.first_failing)]
     mid = _one_line(mid) if mid else None
     lines = [f"Subject: Re: {_one_line(subject).removeprefix('Re: ')}"]
     if mid and " " not in mid:
         lines += [f"In-Reply-To: <{mid}>", f"References: <{mid}>"]
     if identity:
         lines.append(f"From: {identity}")
-    if info.get("mail_from"):
-        lines.append(f"To: {_one_line(info['mail_from'])}")
-    cc = [_one_line(a) for a in info.get("mail_cc") or [] if not identity or email.utils.parseaddr(a)[1]
+    if info.mail_from:
+        lines.append(f"To: {_one_line(info.mail_from)}")
+    cc = [_one_line(a) for a in info.mail_cc if not identity or email.utils.parseaddr(a)[1]
           != email.utils.parseaddr(identity)[1]]
     if cc:
         lines.append(f"Cc: {', '.join(cc)}")
-    arches = ", ".join([c["arch"] for c in compares] + [a for a, _ in failed])
+    arches = ", ".join([c.arch for c in compares] + [a for a, _ in failed])
     lines += ["", "Hi,", ""]
     lines += textwrap.wrap(
         f"I ran the series on {arches} in QEMU, each against its base with the tree's own ftrace "
@@ -100,11 +102,10 @@ def render(compares: list[dict], summaries: list[str], identity: str | None,
 def write(path: pathlib.Path, compare_dirs: list[pathlib.Path], failed: list[tuple[str, str]] = ()) -> str:
     compares, summaries = [], []
     for d in compare_dirs:
-        data = cache.read_json(d / "compare.json")
-        if not isinstance(data, dict) or "diff" not in data:
+        if not (d / "compare.json").is_file():
             raise OrchestratorError(f"{d} holds no compare.json; --reply needs a series run compared with "
                                     "its base (COMPARE=1).")
-        compares.append(data)
+        compares.append(read_comparison(d))
         summaries.append((d / "summary.txt").read_text(errors="replace"))
     text = render(compares, summaries, _identity(), failed)
     cache.atomic_write(path, text)

@@ -12,7 +12,7 @@ import os
 import pathlib
 
 from ..kernel import build, buildwarn
-from .. import cache, model
+from .. import cache
 from ..results import causes, compare, confirm, history, report
 from . import attribute, patches as series_mod
 from ..errors import ExitCode, OrchestratorError
@@ -21,7 +21,9 @@ from ..suites.case_id import test_of
 from ..suites.status import FAILING, SKIPPED
 from ..pipeline import RunContext, TestOptions, base_pointer, build_only, inputs_digest, run_test, source_tree
 from ..progress import Progress
-from ..results.recorder import as_document, new_run_id, point_latest, read_run, write_run
+from ..model import (Attribution, Bisect, BisectStep, Comparison, Diff, EachPatch, FirstFailing, PatchRun,
+                     RunRecord, SeriesInfo)
+from ..results.recorder import new_run_id, point_latest, read_run, write_comparison, write_run
 
 
 @dataclasses.dataclass
@@ -33,18 +35,18 @@ class SeriesOptions:
     bisect: bool = False
 
 
-def _cached_base(opts: TestOptions, base_tree_id: str) -> tuple[dict, pathlib.Path] | None:
+def _cached_base(opts: TestOptions, base_tree_id: str) -> tuple[RunRecord, pathlib.Path] | None:
     """The newest complete run of every case on the base with these inputs: a series'
     own base run, or a plain `make test` of the tree at that commit."""
     ref = cache.read_json(base_pointer(opts, base_tree_id)) or {}
     run_dir = pathlib.Path(ref.get("results_dir", "/nonexistent"))
     run = read_run(run_dir)
     if run is not None and run.state == "complete" and run.kernel.tree_id == base_tree_id:
-        return as_document(run), run_dir
+        return run, run_dir
     return None
 
 
-def _run(opts: TestOptions, progress: Progress, ctx: RunContext) -> tuple[int, dict, pathlib.Path]:
+def _run(opts: TestOptions, progress: Progress, ctx: RunContext) -> tuple[int, RunRecord, pathlib.Path]:
     """A bisect step or a try: a commit that does not build, or a guest that does not
     boot, is a result (with no cases), not the end of the run."""
     try:
@@ -53,29 +55,29 @@ def _run(opts: TestOptions, progress: Progress, ctx: RunContext) -> tuple[int, d
         if exc.results is None or exc.code not in (ExitCode.BUILD_FAILED, ExitCode.BOOT_FAILED):
             raise
         code, run = int(exc.code), exc.results
-    return code, as_document(run), opts.results_root / run.run_id
+    return code, run, opts.results_root / run.run_id
 
 
 def _tries(opts: TestOptions, progress: Progress, tree, case_ids: list[str], label: str,
-           retries: int, step_dirs: list[pathlib.Path], series: dict | None = None,
-           start: int = 1) -> list[dict]:
+           retries: int, step_dirs: list[pathlib.Path], series: SeriesInfo | None = None,
+           start: int = 1) -> list[RunRecord]:
     """The cases again, each try in a fresh guest (its own run, linked from the comparison);
     start: the number of the first of them (tries made before count)."""
     runs = []
     for k in range(start, start + retries):
-        code, data, run_dir = _run(opts, progress, RunContext(
+        _, run, run_dir = _run(opts, progress, RunContext(
             tree=tree, label=f"{label}-try{k}", only_cases=frozenset(case_ids), series=series, quiet=True))
         step_dirs.append(run_dir)
-        runs.append(data)
+        runs.append(run)
     return runs
 
 
 def _each_patch(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSeries,
-                mode: str, step_dirs: list[pathlib.Path]) -> dict:
+                mode: str, step_dirs: list[pathlib.Path]) -> EachPatch:
     """Build (mode "build") or build and test (mode "test") every commit but the last,
     which the series run itself covers, in the one build dir."""
     patches = applied.series.patches
-    result: dict = {"mode": mode, "built": 0, "first_failing": None, "tested": []}
+    result = EachPatch(mode=mode, built=0)
     for p in patches[:-1]:
         progress.say(f"each-patch: {'testing' if mode == 'test' else 'building'} "
                      f"{p.number}/{len(patches)} {p.subject}")
@@ -83,76 +85,79 @@ def _each_patch(opts: TestOptions, progress: Progress, applied: series_mod.Appli
         tree = series_mod.worktree_tree(applied.worktree, f"series patch {p.number}")
         error = None
         if mode == "test":
-            code, data, run_dir = _run(opts, progress, RunContext(
-                tree=tree, label=f"patch-{p.number}", series=applied.as_dict()))
+            code, run, run_dir = _run(opts, progress, RunContext(
+                tree=tree, label=f"patch-{p.number}", series=applied.info()))
             step_dirs.append(run_dir)
             if code == ExitCode.BUILD_FAILED:
-                error = (data["stages"]["build"].get("first_errors") or [data.get("verdict") or "build failed"])[0]
+                build_stage = run.stages.build
+                error = ((build_stage.first_errors if build_stage else None) or [run.verdict or "build failed"])[0]
             else:
-                result["tested"].append({"number": p.number, "run": data["run_id"],
-                                         "failing": [c["id"] for c in data["cases"] if c["status"] in FAILING],
-                                         "splats": len(data.get("splats", []))})
+                result.tested.append(PatchRun(number=p.number, run=run.run_id,
+                                              failing=[c.id for c in run.cases if c.status in FAILING],
+                                              splats=len(run.splats)))
         else:
             try:
                 build_only(opts, tree, progress)
             except build.BuildFailed as exc:
                 error = (exc.first_errors or [exc.message])[0]
         if error is not None:
-            result["first_failing"] = {"number": p.number, "subject": p.subject,
-                                       "commit": p.commit, "error": error}
+            result.first_failing = FirstFailing(number=p.number, subject=p.subject, commit=p.commit, error=error)
             progress.say(f"each-patch: patch {p.number} does not build: {error}")
             break
-        result["built"] += 1
+        result.built += 1
     series_mod.checkout(applied.worktree, applied.tip_commit)
-    if result["first_failing"] is None:
-        result["built"] = len(patches)   # the last one is built by the series run
+    if result.first_failing is None:
+        result.built = len(patches)   # the last one is built by the series run
     return result
 
 
-def _targets(diff: dict) -> dict[str, tuple[str, str]]:
+# What a bisect looks for in a step's runs: (kind, key), kind one of case (the case's own
+# test fails), skipped (it no longer runs its check), absent (it is gone), splat (the key).
+Target = tuple[str, str]
+
+
+def _targets(diff: Diff) -> dict[str, Target]:
     """What to bisect: each case whose test fails (a case the series adds included), each
     case that no longer runs its check, and each new splat (once per kind of report) that
     no changed line already placed. A case that passed but is marked FAIL for a splat is
     the splat's target: whether a WARN_ONCE lands on it depends on what ran before it in
     the boot, which a bisect step that runs only a few cases does not reproduce. Likely
     (intermittent) regressions are not bisected: a step would need their many tries."""
-    out = {e["id"]: ("case", e["id"]) for e in diff["new_failures"] if not e.get("test_status")}
-    out.update({e["id"]: ("case", e["id"]) for e in diff.get("new_cases_failing", [])})
-    out.update({e["id"]: ("skipped" if e.get("series") else "absent", e["id"])
-                for e in diff.get("coverage_lost", [])})
+    out = {e.id: ("case", e.id) for e in diff.new_failures if not e.test_status}
+    out.update({e.id: ("case", e.id) for e in diff.new_cases_failing})
+    out.update({e.id: ("skipped" if e.series else "absent", e.id) for e in diff.coverage_lost})
     seen = set()
-    for s in diff["new_splats"]:
+    for s in diff.new_splats:
         key = splat_key(s)
-        if key not in seen and not s.get("attributed"):
+        if key not in seen and not s.attributed:
             seen.add(key)
-            out[f"splat {s['title']}"] = ("splat", key)
+            out[f"splat {s.title}"] = ("splat", key)
     return out
 
 
-def _shows_in(data: dict, what: tuple[str, str]) -> bool:
+def _shows_in(run: RunRecord, what: Target) -> bool:
     kind, key = what
     if kind == "case":
         # The case's own failure: a case the test passed but a splat marked FAIL shows the
         # splat (its own target), not this. With several guests a WARN_ONCE fires once per
         # guest, so at the splat's patch it can land on this very case.
-        return any(c["id"] == key and (c.get("test_status") or c["status"]) in FAILING
-                   for c in data.get("cases", []))
+        return any(c.id == key and (c.test_status or c.status) in FAILING for c in run.cases)
     if kind == "skipped":
-        return any(c["id"] == key and c["status"] in SKIPPED for c in data.get("cases", []))
+        return any(c.id == key and c.status in SKIPPED for c in run.cases)
     if kind == "absent":
-        return bool(data.get("cases")) and not any(c["id"] == key for c in data["cases"])
-    return any(splat_key(s) == key for s in data.get("splats", []))
+        return bool(run.cases) and not any(c.id == key for c in run.cases)
+    return any(splat_key(s) == key for s in run.splats)
 
 
-def _shows(runs: list[dict], what: tuple[str, str]) -> bool | None:
+def _shows(runs: list[RunRecord], what: Target) -> bool | None:
     """Whether every try of a step shows the target (True), none does (False), or some
     do (None: the step cannot place it)."""
-    seen = [_shows_in(d, what) for d in runs]
+    seen = [_shows_in(r, what) for r in runs]
     return True if all(seen) else False if not any(seen) else None
 
 
 def _bisect(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSeries,
-            diff: dict, step_dirs: list[pathlib.Path], retries: int) -> dict:
+            diff: Diff, step_dirs: list[pathlib.Path], retries: int) -> Bisect:
     """The first patch showing each confirmed new failure or splat. A binary search per
     target, but one step runs every case concerned, so steps are shared between targets;
     each step builds incrementally in the one build dir and runs its cases 1 + retries
@@ -161,29 +166,27 @@ def _bisect(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSe
     step."""
     patches = applied.series.patches
     targets = _targets(diff)
-    cases = frozenset({e["id"] for name in ("new_failures", "new_cases_failing", "coverage_lost")
-                       for e in diff.get(name, [])} |
-                      {s["case"] for s in diff["new_splats"] if s.get("case") and not s.get("attributed")})
-    out: dict = {"patches": len(patches), "steps": 0, "tries_per_step": 1 + retries, "first_bad": {},
-                 "unresolved": {}, "cases": sorted(cases), "tested": []}
+    cases = frozenset({e.id for e in (*diff.new_failures, *diff.new_cases_failing, *diff.coverage_lost)} |
+                      {s.case for s in diff.new_splats if s.case and not s.attributed})
+    out = Bisect(patches=len(patches), steps=0, tries_per_step=1 + retries, cases=sorted(cases))
     if not targets:
         return out
-    observed: dict[int, list[dict] | None] = {}   # patch number -> its step's runs (None: no build)
+    observed: dict[int, list[RunRecord] | None] = {}   # patch number -> its step's runs (None: no build)
 
-    def step(k: int) -> list[dict] | None:
+    def step(k: int) -> list[RunRecord] | None:
         if k not in observed:
             p = patches[k - 1]
             progress.say(f"bisect: patch {k}/{len(patches)} {p.subject} ({len(cases)} case(s))")
             series_mod.checkout(applied.worktree, p.commit or "")
             tree = series_mod.worktree_tree(applied.worktree, f"series patch {k}")
-            code, data, run_dir = _run(opts, progress, RunContext(
-                tree=tree, label=f"bisect-{k}", only_cases=cases, series=applied.as_dict()))
+            code, run, run_dir = _run(opts, progress, RunContext(
+                tree=tree, label=f"bisect-{k}", only_cases=cases, series=applied.info()))
             step_dirs.append(run_dir)
-            out["steps"] += 1
+            out.steps += 1
             built = code != ExitCode.BUILD_FAILED
-            observed[k] = [data, *_tries(opts, progress, tree, sorted(cases), f"bisect-{k}", retries,
-                                         step_dirs, applied.as_dict())] if built else None
-            out["tested"].append({"number": k, "run": data["run_id"], "built": built})
+            observed[k] = [run, *_tries(opts, progress, tree, sorted(cases), f"bisect-{k}", retries,
+                                        step_dirs, applied.info())] if built else None
+            out.tested.append(BisectStep(number=k, run=run.run_id, built=built))
         return observed[k]
 
     try:
@@ -193,38 +196,37 @@ def _bisect(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSe
                 mid = (good + bad) // 2
                 runs = step(mid)
                 if runs is None:
-                    out["unresolved"][name] = f"patch {mid} does not build; the first bad patch is one of {good + 1}..{bad}"
+                    out.unresolved[name] = f"patch {mid} does not build; the first bad patch is one of {good + 1}..{bad}"
                     break
                 shows = _shows(runs, what)
                 if shows is None:
-                    n = sum(_shows_in(d, what) for d in runs)
-                    out["unresolved"][name] = (f"patch {mid} shows it in {n} of {len(runs)} tries; the first "
-                                               f"bad patch is one of {good + 1}..{bad}")
+                    n = sum(_shows_in(r, what) for r in runs)
+                    out.unresolved[name] = (f"patch {mid} shows it in {n} of {len(runs)} tries; the first "
+                                            f"bad patch is one of {good + 1}..{bad}")
                     break
                 if shows:
                     bad = mid
                 else:
                     good = mid
             else:
-                out["first_bad"][name] = patches[bad - 1].as_dict()
+                out.first_bad[name] = patches[bad - 1].record()
     finally:
         series_mod.checkout(applied.worktree, applied.tip_commit)
     return out
 
 
-def _fill_base_warnings(b_data: dict, b_dir: pathlib.Path, files: list[str]) -> None:
+def _fill_base_warnings(base: RunRecord, b_dir: pathlib.Path, files: list[str]) -> None:
     """A cached base was compiled for the files its first series touched; this series may
     touch others. Its build dir still holds the base when its stamp says so."""
-    if not isinstance(b_data.get("build_warnings"), dict):
-        b_data["build_warnings"] = {}
-    known = b_data["build_warnings"]
+    known = base.build_warnings
     missing = [f for f in files if f.endswith(".c") and f not in known]
-    build_dir = pathlib.Path((b_data.get("stages", {}).get("build") or {}).get("build_dir", "/nonexistent"))
+    build_stage = base.stages.build
+    build_dir = pathlib.Path(build_stage.build_dir if build_stage and build_stage.build_dir else "/nonexistent")
     stamp = cache.read_json(build_dir / build.STAMP) or {}
-    if missing and stamp.get("tree_id") == b_data["kernel"]["tree_id"]:
+    if missing and stamp.get("tree_id") == base.kernel.tree_id:
         known.update(buildwarn.warnings_for(build_dir, missing))
         # Kept in the base's results.json, so the comparison can be made again from it.
-        write_run(b_dir, b_data)
+        write_run(b_dir, base)
 
 
 def _link(parent: pathlib.Path, name: str, target: pathlib.Path) -> None:
@@ -233,34 +235,35 @@ def _link(parent: pathlib.Path, name: str, target: pathlib.Path) -> None:
     link.symlink_to(os.path.relpath(target, parent))
 
 
-def _held_ids(data: dict, case_ids: list[str]) -> list[str]:
+def _held_ids(run: RunRecord, case_ids: list[str]) -> list[str]:
     """The case files of case_ids that a side's first run holds (a case only one side has
     is tried on that side alone)."""
-    held = {test_of(c["id"]) for c in data.get("cases", [])}
+    held = {test_of(c.id) for c in run.cases}
     return [c for c in case_ids if c in held]
 
 
-def _confirmed(opts: TestOptions, progress: Progress, retries: int, diff: dict,
-               base: tuple[dict, object], series: tuple[dict, object],
-               applied: series_mod.AppliedSeries, step_dirs: list[pathlib.Path]) -> dict:
+def _confirmed(opts: TestOptions, progress: Progress, retries: int, diff: Diff,
+               base: tuple[RunRecord, object], series: tuple[RunRecord, object],
+               applied: series_mod.AppliedSeries, step_dirs: list[pathlib.Path]) -> Diff:
     """The comparison judged over tries in fresh guests (results/confirm.py): `retries`
     of each differing case on both sides, then more, ROUND at a time, of the cases that
     are still unsettled, up to MAX_TRIES. The series first (the worktree is at its tip),
     then the base (in the tree itself, or the worktree checked out at the base and back
     to the tip after)."""
-    (b_data, base_tree), (s_data, s_tree) = base, series
+    (b_first, base_tree), (s_first, s_tree) = base, series
     digest = inputs_digest(opts)
-    b_history_path = history.path_for(opts.cache_root, b_data["kernel"]["tree_id"], digest)
-    s_runs, b_runs = [s_data], [b_data]
-    attributed: dict[str, dict] = {}
+    b_history_path = history.path_for(opts.cache_root, b_first.kernel.tree_id, digest)
+    s_runs, b_runs = [s_first], [b_first]
+    attributed: dict[str, Attribution] = {}
     blamed: set[str] = set()   # splat keys whose lines were looked up already
+    patches = [p.record() for p in applied.series.patches]
 
-    def judged() -> dict:
-        fresh = [sp for r in s_runs for sp in r.get("splats", []) if splat_key(sp) not in blamed]
+    def judged() -> Diff:
+        fresh = [sp for r in s_runs for sp in r.splats if splat_key(sp) not in blamed]
         blamed.update(splat_key(sp) for sp in fresh)
         attributed.update(attribute.attribute(fresh, applied.worktree, applied.base_commit, applied.tip_commit,
-                                              [p.as_dict() for p in applied.series.patches]))
-        leave_out = {r.get("run_id") for r in b_runs}
+                                              patches))
+        leave_out = {r.run_id for r in b_runs}
         return confirm.confirm(diff, b_runs, s_runs, history.window(b_history_path, leave_out),
                                attributed, causes.known_splat)
 
@@ -274,11 +277,11 @@ def _confirmed(opts: TestOptions, progress: Progress, retries: int, diff: dict,
     for _ in range(confirm.MAX_TRIES):   # rounds: each adds at least one try a side
         if not case_ids:
             break
-        s_ids, b_ids = _held_ids(s_data, case_ids), _held_ids(b_data, case_ids)
+        s_ids, b_ids = _held_ids(s_first, case_ids), _held_ids(b_first, case_ids)
         if not s_ids and not b_ids:
             break
         if s_ids:
-            s_runs += _tries(opts, progress, s_tree, s_ids, "series", count, step_dirs, applied.as_dict(),
+            s_runs += _tries(opts, progress, s_tree, s_ids, "series", count, step_dirs, applied.info(),
                              start=len(s_runs))
         if b_ids and base_tree is not None:
             b_runs += _tries(opts, progress, base_tree, b_ids, "base", count, step_dirs, start=len(b_runs))
@@ -290,7 +293,7 @@ def _confirmed(opts: TestOptions, progress: Progress, retries: int, diff: dict,
             finally:
                 series_mod.checkout(applied.worktree, applied.tip_commit)
         out = judged()
-        case_ids = out["unsettled"] if len(s_runs) - 1 < confirm.MAX_TRIES else []
+        case_ids = out.unsettled if len(s_runs) - 1 < confirm.MAX_TRIES else []
         if case_ids:
             count = min(confirm.ROUND, confirm.MAX_TRIES - (len(s_runs) - 1))
             progress.say(f"confirm: {', '.join(case_ids[:6])}" + (" ..." if len(case_ids) > 6 else "")
@@ -304,7 +307,7 @@ def _confirmed(opts: TestOptions, progress: Progress, retries: int, diff: dict,
     return out
 
 
-def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> tuple[int, model.RunRecord]:
+def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> tuple[int, RunRecord]:
     """Exit code and the series run's record."""
     tree = source_tree(opts, progress)
     ser, base_commit = series_mod.load_for_tree(sopts.spec, tree, sopts.base)
@@ -334,26 +337,22 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
                     base_tree = series_mod.worktree_tree(wt, f"{tree.origin} at {base_commit[:12]}")
                 _, b_run = run_test(opts, progress, RunContext(
                     tree=base_tree, label="base", warning_files=tuple(ser.touched_files())))
-                b_data = as_document(b_run)
-                b_dir = opts.results_root / b_data["run_id"]
-                if b_data.get("state") != "complete":
+                b_dir = opts.results_root / b_run.run_id
+                if b_run.state != "complete":
                     raise OrchestratorError(
-                        f"The base run did not complete ({b_data.get('verdict')}); nothing to compare "
-                        f"the series with. See {b_dir}.", ExitCode(b_data.get("exit_code") or 7))
-                base = (b_data, b_dir)
+                        f"The base run did not complete ({b_run.verdict}); nothing to compare "
+                        f"the series with. See {b_dir}.", ExitCode(b_run.exit_code or 7))
+                base = (b_run, b_dir)
 
         applied = series_mod.apply(tree, ser, base_commit, opts.cache_root, progress.say)
         progress.say(f"series: applied in {applied.worktree}, tip {applied.tip_commit[:12]}")
         step_dirs: list[pathlib.Path] = []
         each = _each_patch(opts, progress, applied, sopts.each_patch, step_dirs) if sopts.each_patch else None
-        info = applied.as_dict()
-        if each is not None:
-            info["each_patch"] = each
+        info = applied.info(each_patch=each)
         s_tree = series_mod.worktree_tree(applied.worktree, f"{tree.origin} + series")
         try:
             s_code, s_run = run_test(opts, progress, RunContext(
                 tree=s_tree, label="series", series=info, warning_files=tuple(ser.touched_files())))
-            s_data = as_document(s_run)
         except OrchestratorError as exc:
             # Against a base that built and booted, a series whose kernel does neither is the
             # comparison's finding, with its reply: the run's own exit code stays (5, 6).
@@ -361,47 +360,44 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
                                                                         ExitCode.BOOT_FAILED):
                 raise
             progress.say(f"orchestrator: {exc.message}")
-            s_code, s_data = int(exc.code), as_document(exc.results)
-        s_dir = opts.results_root / s_data["run_id"]
+            s_code, s_run = int(exc.code), exc.results
+        s_dir = opts.results_root / s_run.run_id
         if base is None:
-            return s_code, model.from_document(s_data)
+            return s_code, s_run
 
-        b_data, b_dir = base
+        b_run, b_dir = base
         bis = None
-        if s_data.get("state") != "complete":
-            diff = compare.series_failed(b_data, s_data, attribute.attribute(
-                s_data.get("splats", []), applied.worktree, applied.base_commit, applied.tip_commit,
-                [p.as_dict() for p in applied.series.patches]))
+        if s_run.state != "complete":
+            diff = compare.series_failed(s_run, attribute.attribute(
+                s_run.splats, applied.worktree, applied.base_commit, applied.tip_commit,
+                [p.record() for p in applied.series.patches]))
         else:
-            _fill_base_warnings(b_data, b_dir, ser.touched_files())
-            diff = compare.compare(b_data, s_data, b_dir, s_dir)
-            diff = _confirmed(opts, progress, opts.retries, diff, (b_data, tree if base_in_tree else None),
-                              (s_data, s_tree), applied, step_dirs)
+            _fill_base_warnings(b_run, b_dir, ser.touched_files())
+            diff = compare.compare(b_run, s_run, b_dir, s_dir)
+            diff = _confirmed(opts, progress, opts.retries, diff, (b_run, tree if base_in_tree else None),
+                              (s_run, s_tree), applied, step_dirs)
             if sopts.bisect and _targets(diff):
                 bis = _bisect(opts, progress, applied, diff, step_dirs, opts.retries)
 
-    out_dir = opts.results_root / (new_run_id(s_data["arch"]) + "-compare")
+    out_dir = opts.results_root / (new_run_id(s_run.arch) + "-compare")
     out_dir.mkdir(parents=True, exist_ok=True)
     _link(out_dir, "base", b_dir)
     _link(out_dir, "series", s_dir)
     for d in step_dirs:   # ...-x86_64-1234-bisect-2 -> bisect-2, ...-patch-1 -> patch-1
         _link(out_dir, "-".join(d.name.rsplit("-", 2)[-2:]), d)
-    text = compare.mail_summary(diff, b_data, s_data, bis, each)
-    cache.atomic_write_json(out_dir / "compare.json", {
-        "schema_version": 1, "arch": s_data["arch"], "base_run": b_data["run_id"],
-        "series_run": s_data["run_id"], "series": info, "diff": diff, "bisect": bis,
-        "each_patch": each})
+    text = compare.mail_summary(diff, b_run, s_run, bis, each)
+    write_comparison(out_dir, Comparison(
+        schema_version=1, arch=s_run.arch, base_run=b_run.run_id, series_run=s_run.run_id, series=info,
+        diff=diff, bisect=bis, each_patch=each))
     cache.atomic_write(out_dir / "summary.txt", text + "\n")
     try:
-        report.write_html(out_dir / "report.html", [(model.from_document(b_data), b_dir),
-                                                    (model.from_document(s_data), s_dir)], comparison=diff)
+        report.write_html(out_dir / "report.html", [(b_run, b_dir), (s_run, s_dir)], comparison=diff)
     except Exception as exc:  # noqa: BLE001 - the comparison is written already; the page is extra
         progress.say(f"orchestrator: {out_dir / 'report.html'} was not written ({exc}); "
                      f"`orchestrator report {b_dir} {s_dir} --out {out_dir}` makes it")
     point_latest(opts.results_root, out_dir.name)
     print(f"\n{text}\n  compare: {out_dir}")
-    if diff.get("series_failed"):
-        return s_code, model.from_document(s_data)
-    return int(ExitCode.TEST_FAILURES if diff["regressed"] or
-               (each and each.get("first_failing")) else ExitCode.OK), model.from_document(s_data)
-
+    if diff.series_failed:
+        return s_code, s_run
+    return int(ExitCode.TEST_FAILURES if diff.regressed or (each and each.first_failing)
+               else ExitCode.OK), s_run

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 
-from ..model import Location, Splat
+from ..model import Location, Splat, SplatChange
 from ..vm.printk import kernel_text
 
 # (kind, pattern, is_header)
@@ -97,9 +97,9 @@ def normalize_title(title: str) -> str:
     return re.sub(r"0x[0-9a-f]+|\d+", "N", title)
 
 
-def splat_key(s: dict) -> str:
-    """What makes two recorded splats (results.json entries) the same report."""
-    return f"{s['kind']}: {normalize_title(s['title'])}"
+def splat_key(s: Splat | SplatChange) -> str:
+    """What makes two recorded splats (a run's, or a comparison's entries) the same report."""
+    return f"{s.kind}: {normalize_title(s.title)}"
 
 
 class SplatDetector:
