@@ -17,18 +17,21 @@ import os
 import pathlib
 from typing import IO, Any
 
+import msgspec
+
 from ..results import report, summary
 from .. import cache
 from ..errors import ExitCode
-from ..pipeline import (PreparedGuest, TestOptions, prepare_guest, session_factory, transport_record,
-                        verdict_of)
+from ..guest_setup import PreparedGuest, first_boot, guest_runner, prepare_guest, run_case, transport_record
+from ..pipeline import verdict_of
+from ..run_inputs import TestOptions
 from ..progress import Progress
 from ..model import CaseResult
 from ..results.recorder import Recorder, failures_after_poisoning_splat, guest_order
 from ..kernel.source import KernelTree
 from ..suites.case_id import test_of
 from ..suites.splats import SplatDetector
-from ..suites.runner import CaseSpec, GuestRunner, not_built
+from ..suites.runner import CaseSpec
 
 PARTS = "parts"
 SELECTED = "selected-{worker}.json"
@@ -78,35 +81,31 @@ class ArchGuest:
                  part: PartWriter, progress: Progress):
         self.worker = worker
         self.part = part
+        # Found made by the controller (under the same lock): its run recorded them.
         self.prepared: PreparedGuest = prepare_guest(opts, tree, progress)
         self.console_log = open(run_dir / f"console-{worker}.log", "ab")
         self.detector = SplatDetector()
         self.sessions: list = []
         self.transport = opts.transport
-        arch = self.prepared.arch
-        self.runner = GuestRunner(
-            session_factory(arch, opts.transport, self.prepared.argv, self.console_log,
-                            self.detector.feed, self.sessions),
-            self.detector, progress, opts.case_timeout, opts.boot_timeout, arch.halt_command,
-            case_logs_dir=run_dir / "caselogs")
+        self.runner = guest_runner(opts, self.prepared, self.console_log, self.detector, self.sessions,
+                                   progress, run_dir / "caselogs")
         self._splats_written = 0
         self.cases_run = 0
 
     def boot(self) -> None:
         """The first boot (GuestRunner restarts later ones itself); raises GuestTimeout,
         GuestDied or TransportLost with the console tail in self.tail()."""
-        session = self.runner.boot()
-        self.part.write("boot", worker=self.worker, release=session.kernel_release,
-                        seconds_to_shell=self.runner.boot_seconds[-1],
-                        guest_uptime_at_shell=session.guest_boot_seconds, taint=session.boot_taint,
+        at_shell = first_boot(self.runner)
+        self.part.write("boot", worker=self.worker, release=at_shell.release,
+                        seconds_to_shell=at_shell.seconds_to_shell,
+                        guest_uptime_at_shell=at_shell.uptime_at_shell, taint=at_shell.taint,
                         accel=dataclasses.asdict(self.prepared.accel))
 
     def tail(self) -> list[str]:
         return self.runner.session.tail(40) if self.runner.session else []
 
     def run(self, spec: CaseSpec, index: int, total: int) -> list[CaseResult]:
-        unbuilt = not_built(spec, self.prepared.image.program_errors)
-        results = [unbuilt] if unbuilt else self.runner.run_case(spec, index, total, f"/tmp/kto/{index}")
+        results = run_case(self.runner, spec, index, total, self.prepared.image.program_errors)
         for r in results:
             r.worker = self.worker
             self.part.write("case", index=index, case=r.as_dict())
@@ -158,7 +157,7 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float,
     recorder.set("splats", [r["splat"] for r in records if r["kind"] == "splat"])
     if boots:
         first = boots[0]
-        recorder.record.kernel.release = first["release"]
+        recorder.set("kernel", msgspec.structs.replace(recorder.record.kernel, release=first["release"]))
         recorder.set("accel", first["accel"])
         end_taint = 0
         for e in ends:   # taint is a bit mask: any guest's flag counts

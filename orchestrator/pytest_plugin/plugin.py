@@ -79,7 +79,7 @@ class PluginSession:
     def __init__(self, config: pytest.Config):
         from ..cache import default_cache_root
         from ..cli.main import split_list
-        from ..pipeline import TestOptions
+        from ..run_inputs import TestOptions
         opt = config.option
         self.config = config
         self.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -113,7 +113,8 @@ class PluginSession:
     def start(self) -> None:
         from .. import arches as arches_mod
         from ..series import patches as series_mod
-        from ..pipeline import arch_of, check_inputs, prepare_guest, run_meta, source_tree
+        from ..guest_setup import prepare_guest, recorded_in
+        from ..run_inputs import arch_of, check_inputs, run_meta, source_tree
         from ..progress import Progress
         from ..results.recorder import Recorder, new_run_id
         progress = Progress()
@@ -146,7 +147,7 @@ class PluginSession:
             self.recorders[arch.name] = recorder
             progress.say(f"{arch.name}: Linux {tree.version} from {tree.origin}; results in {recorder.dir}")
             try:
-                prepared = prepare_guest(opts, tree, progress, recorder)
+                prepared = prepare_guest(opts, tree, progress, on_stage=recorded_in(recorder))
             except OrchestratorError as exc:
                 # Its items fail with this sentence; the other arches still run.
                 self.failed_arches[arch.name] = exc.message
@@ -193,7 +194,7 @@ class PluginSession:
     def guest(self, arch_name: str):
         """This process's guest for the arch, booted on first use."""
         from ..vm.transport import GuestDied, GuestTimeout, TransportLost
-        from ..pipeline import boot_failure
+        from ..guest_setup import boot_failure
         from ..progress import Progress
         from .parts import ArchGuest, PartWriter
         if arch_name in self.failed_arches:

@@ -1,0 +1,265 @@
+"""A guest for one arch, in the steps every caller shares (a `test` run, the pytest
+plugin's controller and workers, a series' per-patch builds): the kernel and image made
+under the cache's lock, the QEMU command line, the runner that boots and restarts the
+guest, its first boot, one case on it.
+
+prepare_guest records nothing itself: it tells a caller that keeps a run's record of each
+stage as it starts and ends (recorded_in), and a caller that only finds the builds made
+(a pytest worker) does not listen."""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import shutil
+from typing import BinaryIO, Callable, Union
+
+from . import cache
+from .arches import Arch
+from .errors import OrchestratorError
+from .guest import bootroute, guestprog, image
+from .kernel import build, pahole, source
+from .kernel.fragments import Fragments, fragments_for
+from .kernel.kconfig import ConfigFailed, check_user_fragments
+from .model import CaseResult, ConfigOutcome
+from .progress import Progress, fmt_duration
+from .results.recorder import Recorder
+from .run_inputs import TestOptions, arch_of, check_inputs
+from .suites.runner import CaseSpec, GuestRunner, not_built
+from .suites.splats import SplatDetector
+from .vm import qemu
+from .vm.console import ConsoleSession
+from .vm.ssh import SshSession
+from .vm.transport import GuestDied, Transport, TransportLost
+
+
+@dataclasses.dataclass
+class PreparedGuest:
+    """A built kernel and image for one arch, and the QEMU command line that boots them."""
+    arch: Arch
+    argv: list[str]
+    accel: qemu.Accel
+    build: build.BuildResult
+    image: image.ImageResult
+    boot_route: dict          # results.json "boot_route"
+
+
+# -- what prepare_guest tells as it goes --------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class StageStarted:
+    stage: str                      # "image" or "build"
+
+
+@dataclasses.dataclass(frozen=True)
+class StageFailed:
+    stage: str
+    error: OrchestratorError        # a build's ConfigFailed or BuildFailed carries what it found
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteChosen:
+    boot_route: dict                # results.json "boot_route", known before the build starts
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageMade:
+    image: image.ImageResult
+
+
+@dataclasses.dataclass(frozen=True)
+class Built:
+    build: build.BuildResult
+    config: ConfigOutcome           # the options dropped, and what the tree's pahole means
+
+
+PrepareEvent = Union[StageStarted, StageFailed, RouteChosen, ImageMade, Built]
+
+
+def _unheard(event: PrepareEvent) -> None:
+    """A caller with no record to keep (a pytest worker: the controller kept it)."""
+
+
+def recorded_in(recorder: Recorder) -> Callable[[PrepareEvent], None]:
+    """prepare_guest's stages into a run's record as they happen, so a build that fails
+    or is interrupted leaves its stage (and log) in results.json."""
+    def record(event: PrepareEvent) -> None:
+        match event:
+            case StageStarted(stage):
+                recorder.stage_started(stage)
+            case StageFailed("build", ConfigFailed() as exc):
+                recorder.set("config", ConfigOutcome(dropped=exc.dropped))
+                recorder.stage_finished("build", "failed", error=exc.message)
+            case StageFailed("build", build.BuildFailed() as exc):
+                build.copy_log(recorder.dir, exc.log)
+                recorder.stage_finished("build", "failed", error=exc.message, first_errors=exc.first_errors)
+            case StageFailed(stage, exc):
+                recorder.stage_finished(stage, "failed", error=exc.message)
+            case RouteChosen(boot_route):
+                recorder.set("boot_route", boot_route)
+            case ImageMade(img):
+                recorder.stage_finished("image", reused=img.reused, path=str(img.path), bytes=img.size,
+                                        **({"program_errors": img.program_errors} if img.program_errors else {}))
+            case Built(b, config):
+                # What the run keeps of the build, for the same report.
+                build.copy_log(recorder.dir, b.log)
+                shutil.copyfile(b.dotconfig, recorder.dir / "config")
+                recorder.set_versions(**b.toolchain)
+                recorder.set("config", config)
+                recorder.stage_finished("build", reused=b.reused, build_dir=str(b.build_dir), steps=b.steps,
+                                        config_seconds=round(b.config_seconds, 1), make_command=b.make_command,
+                                        make_environment=b.make_environment,
+                                        ignored_environment=b.ignored_environment)
+    return record
+
+
+def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress,
+                  fragments: Fragments | None = None,
+                  on_stage: Callable[[PrepareEvent], None] = _unheard) -> PreparedGuest:
+    """Config, build and image for opts.arch under one lock in the cache, so parallel
+    processes (pytest-xdist workers) make them once and the others find them reused.
+    on_stage hears each stage start and end (recorded_in: into a run's record).
+    fragments: the fragments as the caller already checked them (else checked here)."""
+    arch = arch_of(opts)
+    if fragments is None:
+        fragments = check_inputs(opts, arch)
+        check_user_fragments(fragments.user, tree.path, arch.srcarch)
+    programs = guestprog.programs_for(opts.suites, tree.path)
+    with_sshd = opts.transport == "ssh"
+
+    def image_stage(modules: pathlib.Path | None) -> image.ImageResult:
+        on_stage(StageStarted("image"))
+        try:
+            img = image.build_image(tree, arch, opts.cache_root, modules, programs, say=progress.say,
+                                    tcscripts=opts.tcscripts, with_sshd=with_sshd)
+        except OrchestratorError as exc:
+            on_stage(StageFailed("image", exc))
+            raise
+        on_stage(ImageMade(img))
+        return img
+
+    # One build at a time on this machine, whichever run or worker asks.
+    with cache.file_lock(opts.cache_root / "locks" / "prepare.lock", "kernel builds and images",
+                         on_wait=progress.say):
+        route, img = None, None
+        if arch.boot_route == "builtin":
+            # No modules: they come from the build the image is linked into.
+            img = image_stage(None)
+            route = _builtin_route(opts, tree, arch, img.path)
+        on_stage(RouteChosen(boot_route_record(route)))
+        on_stage(StageStarted("build"))
+        try:
+            b = _configure_and_build(opts, tree, arch, fragments, route, progress)
+        except OrchestratorError as exc:
+            on_stage(StageFailed("build", exc))
+            raise
+        on_stage(Built(b, ConfigOutcome(dropped=b.dropped, notes=pahole.notes(tree.path))))
+        progress.say(f"build {arch.name}: " + (f"reused {b.build_dir}" if b.reused else
+                                               f"{b.steps} steps in {fmt_duration(b.build_seconds)}"))
+        if img is None:
+            img = image_stage(b.modules)
+    accel = qemu.choose_accel(arch, b.kernel_image, opts.cache_root, opts.accel, say=progress.say)
+    return PreparedGuest(arch, qemu.qemu_argv(arch, b.kernel_image, img.path, accel, opts.cmdline),
+                         accel, b, img, boot_route_record(route))
+
+
+def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -> build.BuildResult:
+    """Config and build as run_test does them (with the boot route's part), no boot."""
+    arch = arch_of(opts)
+    fragments = fragments_for(arch, opts.extra_kconfigs)
+    route = None
+    if arch.boot_route == "builtin":
+        img = image.build_image(tree, arch, opts.cache_root, None,
+                                guestprog.programs_for(opts.suites, tree.path), say=progress.say,
+                                tcscripts=opts.tcscripts, with_sshd=opts.transport == "ssh")
+        route = _builtin_route(opts, tree, arch, img.path)
+    return _configure_and_build(opts, tree, arch, fragments, route, progress)
+
+
+def _builtin_route(opts: TestOptions, tree: source.KernelTree, arch: Arch,
+                   initramfs: pathlib.Path) -> bootroute.BuiltinBoot:
+    return bootroute.prepare(arch, tree, build.build_dir_for(opts.cache_root, tree, arch),
+                             initramfs, qemu.kernel_cmdline(arch, opts.cmdline))
+
+
+def _configure_and_build(opts: TestOptions, tree: source.KernelTree, arch: Arch,
+                         fragments: Fragments, route: bootroute.BuiltinBoot | None,
+                         progress: Progress) -> build.BuildResult:
+    """What the boot route builds in (DTB, initramfs) is part of the build and its key;
+    modules only on the direct route (a built-in initramfs cannot take them)."""
+    return build.configure_and_build(tree, arch, fragments.all, opts.cache_root, progress,
+                                     route.config if route else None, route.digest if route else "",
+                                     build_modules=route is None)
+
+
+def boot_route_record(route: bootroute.BuiltinBoot | None) -> dict:
+    if route is not None:
+        return {"name": "builtin", "what": route.description}
+    return {"name": "direct", "what": "QEMU -kernel/-initrd/-append"}
+
+
+# -- the guest ------------------------------------------------------------------------
+def session_factory(arch: Arch, transport: str, argv: list[str], console_log: BinaryIO,
+                    observer: Callable[[str], None],
+                    started: list[Transport]) -> Callable[[], Transport]:
+    """What GuestRunner starts for each boot (appended to `started`): a console session,
+    or an SSH one (which adds the network card and its port forward at each start)."""
+    def start() -> Transport:
+        if transport == "ssh":
+            assert arch.ssh is not None   # check_inputs refused an arch without it
+            session: Transport = SshSession(argv, console_log, arch.ssh.net_device, observer)
+        else:
+            session = ConsoleSession(argv, console_log, observer)
+        started.append(session)
+        return session
+    return start
+
+
+def transport_record(transport: str, started: list[Transport]) -> dict:
+    if transport != "ssh":
+        return {"name": transport}
+    return {"name": "ssh", "connects": sum(s.connects for s in started)}
+
+
+def guest_runner(opts: TestOptions, prepared: PreparedGuest, console_log: BinaryIO, detector: SplatDetector,
+                 sessions: list[Transport], progress: Progress, case_logs_dir: pathlib.Path) -> GuestRunner:
+    """The runner of one guest of the prepared kernel: it boots it, and boots it again
+    after a crash; its console goes to console_log and through detector."""
+    arch = prepared.arch
+    return GuestRunner(session_factory(arch, opts.transport, prepared.argv, console_log, detector.feed, sessions),
+                       detector, progress, opts.case_timeout, opts.boot_timeout, arch.halt_command,
+                       case_logs_dir=case_logs_dir)
+
+
+@dataclasses.dataclass(frozen=True)
+class AtShell:
+    """A guest's first boot, up to its shell."""
+    session: Transport
+    release: str                     # uname -r
+    taint: int                       # /proc/sys/kernel/tainted at the shell
+    seconds_to_shell: float          # from QEMU's start, by the host's clock
+    uptime_at_shell: float | None    # by the guest's
+
+
+def first_boot(runner: GuestRunner) -> AtShell:
+    """The guest's first boot (GuestRunner restarts later ones itself); GuestTimeout,
+    GuestDied or TransportLost when it reached no shell (boot_failure says which)."""
+    session = runner.boot()
+    return AtShell(session, session.kernel_release, session.boot_taint, runner.boot_seconds[-1],
+                   session.guest_boot_seconds)
+
+
+def boot_failure(exc: Exception, boot_timeout: float) -> str:
+    """Why a guest did not reach its shell, in a few words (GuestDied, TransportLost or
+    GuestTimeout from GuestRunner.boot)."""
+    if isinstance(exc, GuestDied):
+        return "QEMU exited"
+    if isinstance(exc, TransportLost):
+        return f"SSH: {exc}"
+    return f"no shell within {boot_timeout:g}s"
+
+
+def run_case(runner: GuestRunner, spec: CaseSpec, index: int, total: int,
+             program_errors: dict[str, str]) -> list[CaseResult]:
+    """One case on the guest (two results for a case and its instance twin); ERROR without
+    a boot when the image lacks the guest program its suite runs."""
+    unbuilt = not_built(spec, program_errors)
+    return [unbuilt] if unbuilt else runner.run_case(spec, index, total, f"/tmp/kto/{index}")
