@@ -331,7 +331,7 @@ def finish(run: OpenRun, ran: SuitesRun) -> int:
     opts, recorder = run.opts, run.recorder
     digest = inputs_digest(opts)   # hashes images/ and the .tc cases: once
     recorder.set("history", history.record(
-        history.path_for(opts.cache_root, run.tree.tree_id, digest), recorder.data))
+        history.path_for(opts.cache_root, run.tree.tree_id, digest), recorder.record))
     if opts.baseline is not None:
         baseline.compare_with(recorder, opts.baseline, run.progress, lambda case_ids: tries(run, case_ids))
     verdict, code = verdict_of(recorder.cases, len(recorder.record.splats))
