@@ -89,7 +89,7 @@ def prepare(arch: Arch, tree: KernelTree, build_dir: pathlib.Path, initramfs: pa
     assert arch.builtin_dtb is not None   # the table's check: "builtin" needs one
     template = (IMAGES_DIR / arch.builtin_dtb.template).read_text()
     dts = render_dts(template, arch.builtin_dtb, arch.qemu.memory, bootargs)
-    dts_path = tree.path / "arch" / arch.srcarch / "boot" / "dts" / f"{DTS_NAME}.dts"
+    dts_path = tree.source / "arch" / arch.srcarch / "boot" / "dts" / f"{DTS_NAME}.dts"
     if not dts_path.exists() or dts_path.read_text() != dts:
         cache.atomic_write(dts_path, dts)
     build_dir.mkdir(parents=True, exist_ok=True)

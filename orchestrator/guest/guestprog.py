@@ -82,7 +82,7 @@ def uapi_headers(tree: KernelTree, arch: Arch, cache_root: pathlib.Path, say=pri
             return out / "usr" / "include"
         out.mkdir(parents=True, exist_ok=True)
         stamp.unlink(missing_ok=True)
-        argv = ["make", "-s", "-C", str(tree.path), f"O={out}", *arch.make_vars(), "headers"]
+        argv = ["make", "-s", "-C", str(tree.source), f"O={out}", *arch.make_vars(), "headers"]
         proc = hosttools.run_tree(argv, capture_output=True, text=True, env=hosttools.build_environment({})[0])
         if proc.returncode != 0:
             first = (proc.stderr or proc.stdout).strip().splitlines()[:3]

@@ -88,13 +88,13 @@ def tree_view(cache_root: pathlib.Path, tree: KernelTree, build_dir: pathlib.Pat
     """The view every tree builds in (kernel/treeview.py); None where namespaces are not allowed."""
     if treeview.unshare_prefix() is None:
         return None
-    return treeview.TreeView.under(cache_root, tree.path, build_dir)
+    return treeview.TreeView.under(cache_root, tree.source, build_dir)
 
 
 def _make_argv(tree: KernelTree, arch: Arch, build_dir: pathlib.Path, *targets: str,
                view: treeview.TreeView | None = None) -> list[str]:
     cc = arch.compiler
-    src, out = (view.seen_tree, view.seen_build) if view else (tree.path, build_dir)
+    src, out = (view.seen_tree, view.seen_build) if view else (tree.source, build_dir)
     argv = ["make", "-C", str(src), f"O={out}", *arch.make_vars(),
             f"CC=ccache {cc}", f"-j{os.cpu_count() or 1}", *targets]
     return view.wrap(argv) if view else argv

@@ -18,7 +18,7 @@ import subprocess
 
 from .. import cache
 from ..errors import ExitCode, OrchestratorError
-from . import trees
+from . import snapshot, trees
 from .trees import BUILTIN_TREES, DEFAULT_TREE
 
 # The identity git needs for commits, and no automatic gc/maintenance: a `git gc --auto`
@@ -40,6 +40,15 @@ class KernelTree:
     # A series worktree whose first build starts from a copy of the build dir of the tree
     # it is a worktree of (kernel/seed.py): that tree's path.
     builds_as: pathlib.Path | None = None
+    # A user's tree configured in place is built from its snapshot in the cache
+    # (kernel/snapshot.py); `path` stays the user's tree (git, records, --rerun).
+    snapshot: pathlib.Path | None = None
+    is_user_tree: bool = False   # the user's own (never written to), not one in the cache
+
+    @property
+    def source(self) -> pathlib.Path:
+        """Where kbuild builds from (and anything that writes beside the sources)."""
+        return self.snapshot or self.path
 
     @property
     def slug(self) -> str:
@@ -85,11 +94,6 @@ def _check_is_kernel_tree(path: pathlib.Path) -> None:
         raise OrchestratorError(
             f"KERNEL={path} is not a Linux source tree (no {', '.join(absent)}); "
             "point KERNEL= at the directory that holds the kernel's top-level Makefile.")
-    # kbuild refuses O= builds from a tree that was configured in place.
-    if (path / ".config").exists() or (path / "include/config").is_dir():
-        raise OrchestratorError(
-            f"KERNEL={path} has an in-tree build (.config or include/config), which out-of-tree "
-            f"builds refuse; run `make -C {path} mrproper` (after saving your .config) and retry.")
 
 
 def _plain_tree_id(path: pathlib.Path) -> str:
@@ -132,7 +136,10 @@ def _git_tree_id(path: pathlib.Path) -> tuple[str, str]:
     return f"git:{tree}", commit
 
 
-def user_tree(path_text: str) -> KernelTree:
+def user_tree(path_text: str, cache_root: pathlib.Path | None = None, say=print) -> KernelTree:
+    """The user's tree as it stands. One configured in place is built from a snapshot in
+    the cache (kernel/snapshot.py); without a cache (a command that only reads the tree)
+    it is refused as kbuild would refuse it."""
     path = pathlib.Path(path_text).expanduser().resolve()
     _check_is_kernel_tree(path)
     is_git = (path / ".git").exists() and _git(path, "rev-parse", "--show-toplevel",
@@ -141,8 +148,25 @@ def user_tree(path_text: str) -> KernelTree:
         tree_id, commit = _git_tree_id(path)
     else:
         tree_id, commit = _plain_tree_id(path), None
-    return KernelTree(path=path, tree_id=tree_id, version=kernel_version(path),
-                      origin=f"user tree {path}", git_commit=commit)
+    tree = KernelTree(path=path, tree_id=tree_id, version=kernel_version(path),
+                      origin=f"user tree {path}", git_commit=commit, is_user_tree=True)
+    if snapshot.configured_in_place(path):
+        if cache_root is None:
+            raise OrchestratorError(
+                f"KERNEL={path} has an in-tree build (.config or include/config), which out-of-tree "
+                f"builds refuse; run `make -C {path} mrproper` (after saving your .config) and retry.")
+        tree = snapshotted(tree, cache_root, "is configured in place (kbuild builds out of tree only "
+                           "from a clean source)", say)
+    return tree
+
+
+def snapshotted(tree: KernelTree, cache_root: pathlib.Path, why: str, say=print) -> KernelTree:
+    """The user's tree built from its snapshot (kernel/snapshot.py): for a tree configured
+    in place, and for a build that writes beside the sources (the built-in DTB route)."""
+    if not tree.is_user_tree or tree.snapshot is not None:
+        return tree
+    is_git = tree.git_commit is not None
+    return dataclasses.replace(tree, snapshot=snapshot.snapshot(tree.path, tree.slug, cache_root, is_git, why, say))
 
 
 def builtin_tree(name: str, cache_root: pathlib.Path, say=print) -> KernelTree:
