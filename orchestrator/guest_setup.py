@@ -119,6 +119,7 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
     on_stage hears each stage start and end (recorded_in: into a run's record).
     fragments: the fragments as the caller already checked them (else checked here)."""
     arch = arch_of(opts)
+    tree = _buildable(opts, tree, arch, progress)
     if fragments is None:
         fragments = check_inputs(opts, arch)
         check_user_fragments(fragments.user, tree.path, arch.srcarch)
@@ -164,6 +165,7 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
 def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -> build.BuildResult:
     """Config and build as run_test does them (with the boot route's part), no boot."""
     arch = arch_of(opts)
+    tree = _buildable(opts, tree, arch, progress)
     fragments = fragments_for(arch, opts.extra_kconfigs)
     route = None
     if arch.boot_route == "builtin":
@@ -172,6 +174,15 @@ def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -
                                 tcscripts=opts.tcscripts, with_sshd=opts.transport == "ssh")
         route = _builtin_route(opts, tree, arch, img.path)
     return _configure_and_build(opts, tree, arch, fragments, route, progress)
+
+
+def _buildable(opts: TestOptions, tree: source.KernelTree, arch: Arch, progress: Progress) -> source.KernelTree:
+    """The built-in DTB route writes its device tree into the sources (the only place
+    kbuild takes it from): a user's tree is built from its snapshot then, never written."""
+    if arch.boot_route != "builtin":
+        return tree
+    return source.snapshotted(tree, opts.cache_root, f"is built with {arch.name}'s device tree written "
+                              "beside its sources (the built-in DTB boot route)", progress.say)
 
 
 def _builtin_route(opts: TestOptions, tree: source.KernelTree, arch: Arch,

@@ -21,7 +21,7 @@ from .guest_setup import (AtShell, PreparedGuest, boot_failure, build_only, firs
 from .kernel import build, buildwarn, source, symbolize
 from .kernel.fragments import Fragments
 from .kernel.kconfig import check_user_fragments
-from .model import Accel, CaseResult, RunRecord, Taint
+from .model import Accel, CaseResult, Frame, RunRecord, Splat, Taint
 from .progress import Progress, fmt_duration
 from .results import baseline, history, report, summary
 from .results.recorder import Recorder, failures_after_poisoning_splat, new_run_id, point_latest
@@ -95,7 +95,7 @@ class Guests:
     detectors: list[SplatDetector] = dataclasses.field(default_factory=list)
     runners: list[GuestRunner] = dataclasses.field(default_factory=list)
     sessions: list[Transport] = dataclasses.field(default_factory=list)
-    decoded: dict[tuple[int, str], list[dict] | None] = dataclasses.field(default_factory=dict)
+    decoded: dict[tuple[int, str], list[Frame] | None] = dataclasses.field(default_factory=dict)
 
     def start(self, opts: TestOptions, prepared: PreparedGuest, log: BinaryIO, progress: Progress,
               case_logs_dir: pathlib.Path) -> GuestRunner:
@@ -106,15 +106,16 @@ class Guests:
         self.runners.append(runner)
         return runner
 
-    def splats(self) -> list[dict]:
-        """Every guest's splats (with their decoded frames, once run_suites decoded them)."""
+    def splats(self) -> list[Splat]:
+        """Every guest's splats (with their decoded frames, once run_suites decoded them):
+        copies, as a detector may still fold a repeat into its own."""
         for d in self.detectors:
             d.flush()
-        out = [s.as_dict() for d in self.detectors for s in d.splats]
+        out = [s.copy() for d in self.detectors for s in d.splats]
         for s in out:
-            frames = self.decoded.get((s["console_line"], s["title"]))
+            frames = self.decoded.get((s.console_line, s.title))
             if frames:
-                s["frames"] = frames
+                s.frames = frames
         return out
 
 
@@ -277,7 +278,7 @@ def run_suites(run: OpenRun, prepared: PreparedGuest, booted: Booted) -> SuitesR
         roots = [run.tree.path] + ([view.seen_tree] if view is not None else [])
         symbolize.decode_splats(splats, prepared.build.vmlinux, prepared.arch, roots)
         progress.clear()
-        started.decoded = {(s["console_line"], s["title"]): s.get("frames") for s in splats}
+        started.decoded = {(s.console_line, s.title): s.frames for s in splats}
     recorder.set("splats", splats)
     recorder.set("first_cause", failures_after_poisoning_splat(recorder.record))
     return SuitesRun(stopped_at)

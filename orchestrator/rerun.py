@@ -31,7 +31,7 @@ def rerun(opts: TestOptions, run_dir: pathlib.Path, progress: Progress) -> tuple
         raise OrchestratorError(
             f"--rerun {run_dir}: the kernel tree of run {first.run_id} ({kernel.path}) is gone; "
             "a rerun tests the same kernel: run the suites on a tree you have with `make test`.")
-    tree = source.user_tree(kernel.path)
+    tree = source.user_tree(kernel.path, opts.cache_root, say=progress.say)
     if tree.tree_id != kernel.tree_id:
         raise OrchestratorError(
             f"--rerun {run_dir}: its kernel tree {kernel.path} has changed since that run "
@@ -44,7 +44,7 @@ def rerun(opts: TestOptions, run_dir: pathlib.Path, progress: Progress) -> tuple
                                extra_kconfigs=[f for f in first.fragments if f not in project])
     progress.say(f"rerun: {len(again)} case(s) of {first.run_id} that did not pass, on the same kernel")
     code, run = run_test(opts, progress, RunContext(tree=tree, label="rerun", only_cases=frozenset(again),
-                                                     series=first.series.as_dict() if first.series else None))
+                                                     series=first.series))
     now = {c.id: c for c in run.cases}
     print(f"\nrerun of {first.run_id} ({len(again)} case(s)), first result -> now:")
     for c in first.cases:

@@ -15,6 +15,7 @@ from .guest import dropbear
 from .kernel import build, source
 from .kernel.fragments import Fragments, fragments_for
 from .kernel.trees import BUILTIN_TREES, DEFAULT_TREE
+from .model import SeriesInfo
 from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, IMAGES_DIR, PROJECT_ROOT, RESULTS_DIR,
                       TCSCRIPTS_DIR)
 from .progress import Progress
@@ -73,7 +74,7 @@ class RunContext:
     """What a series run adds to a plain one (series/versus_base.py)."""
     tree: source.KernelTree | None = None     # built instead of the opts' tree
     label: str = ""                           # base | series | bisect-3, in the run id
-    series: dict | None = None                # recorded as results.json "series"
+    series: SeriesInfo | None = None          # recorded as results.json "series"
     only_cases: frozenset[str] | None = None  # run just these case ids (bisect steps)
     warning_files: tuple[str, ...] = ()       # compile these again for their warnings
     quiet: bool = False                       # a try (results/confirm.py): one line at the end
@@ -84,7 +85,7 @@ def source_tree(opts: TestOptions, progress: Progress) -> source.KernelTree:
     name = opts.kernel or DEFAULT_TREE
     if name in BUILTIN_TREES:
         return source.builtin_tree(name, opts.cache_root, say=progress.say)
-    return source.user_tree(name)
+    return source.user_tree(name, opts.cache_root, say=progress.say)
 
 
 def arch_of(opts: TestOptions) -> Arch:
@@ -141,7 +142,7 @@ def _project_revision() -> str:
 
 
 def run_meta(opts: TestOptions, arch: Arch, tree: source.KernelTree, fragments: Fragments,
-             label: str = "", series: dict | None = None) -> dict:
+             label: str = "", series: SeriesInfo | None = None) -> dict:
     """What results.json says about a run before it starts."""
     return {
         "arch": arch.name,

@@ -79,11 +79,28 @@ def test_kernel_path_that_is_not_a_tree(tmp_path):
     assert "is not a Linux source tree (no Makefile, Kconfig, arch, kernel/trace)" in p.stderr
 
 
-def test_tree_built_in_place_is_refused_with_the_fix(fake_tree, tmp_path):
+def test_a_tree_built_in_place_is_built_from_its_snapshot(fake_tree, tmp_path, monkeypatch, capsys):
+    """Not refused (kbuild would refuse O= from it): the build gets a snapshot in the cache
+    without the tree's own .config, and the tree is left as it was."""
+    from orchestrator import pipeline
+    from orchestrator.cli.main import main
     (fake_tree / ".config").write_text("CONFIG_X=y\n")
-    p = run("--kernel", str(fake_tree), results=tmp_path / "r")
-    assert p.returncode == 2
-    assert f"run `make -C {fake_tree} mrproper`" in p.stderr
+    before = sorted(str(p.relative_to(fake_tree)) for p in fake_tree.rglob("*"))
+    seen = []
+
+    def build(opts, tree, *args, **kwargs):
+        seen.append(tree)
+        raise pipeline.OrchestratorError("stopped before the build", pipeline.ExitCode.BUILD_FAILED)
+    monkeypatch.setattr(pipeline, "prepare_guest", build)
+    code = main(["test", "--kernel", str(fake_tree), "--suite", "dynevent", "--cache-dir", str(tmp_path / "c"),
+                 "--results-dir", str(tmp_path / "r")])
+    err = capsys.readouterr()
+    assert code == 5 and "mrproper" not in err.err, err.err
+    (tree,) = seen
+    assert tree.path == fake_tree and tree.source == tmp_path / "c" / "snapshots" / tree.slug
+    assert (tree.source / "Makefile").is_file() and not (tree.source / ".config").exists()
+    assert "is configured in place" in err.out + err.err
+    assert sorted(str(p.relative_to(fake_tree)) for p in fake_tree.rglob("*")) == before
 
 
 def test_malformed_fragment_line(tmp_path):

@@ -78,6 +78,7 @@ kernels:
     ("arches: [x86_64]\nkernels: {name: a}\n", r"kernels: expected `array \| null`, got `object`"),
     ("arches: [x86_64, 5]\n", r"arches: expected `array \| str \| null`|arches\[2\]: expected `str`"),
     ("?\n", "has a key that is not a name"),
+    ('kernels: "\\uD800"\n', r"lone surrogate escape \('\\ud800'\)"),
     ("arches: [x86_64]\nkernels: [{name: a}, {name: a}]\n", "appear twice"),
     ("arches: [x86_64\n", "not valid YAML"),
 ])

@@ -6,6 +6,7 @@ import pathlib
 
 from orchestrator.arches import get_arch
 from orchestrator.kernel import symbolize
+from orchestrator.model import Frame, Inlined
 
 CASE = "x86_64-7.2.12-int3-splat.json"
 VIEW = pathlib.Path("/root/.cache/orchestrator/views/source")
@@ -31,14 +32,14 @@ def test_addr2line_output_becomes_tree_relative_places_with_their_inlined_chain(
     monkeypatch.setattr(sym, "_address", lambda f: next(addresses))
     monkeypatch.setattr(sym, "_run", lambda argv: case["addr2line"])
     decoded = sym.decode(symbolize.frames_of(case["lines"]))
-    assert decoded[0] == {"frame": "tick_periodic+0x1/0x70", "function": "tick_periodic",
-                          "file": "kernel/time/tick-common.c", "line": 87}
+    assert decoded[0] == Frame(frame="tick_periodic+0x1/0x70", function="tick_periodic",
+                               file="kernel/time/tick-common.c", line=87)
     apic = decoded[2]
-    assert (apic["function"], apic["file"], apic["line"]) == ("local_apic_timer_interrupt",
-                                                              "arch/x86/kernel/apic/apic.c", 1051)
-    assert apic["inlined_by"] == [{"function": "__sysvec_apic_timer_interrupt",
-                                   "file": "arch/x86/kernel/apic/apic.c", "line": 1068}]
-    assert all(not d["file"].startswith("/") for d in decoded if "file" in d)
+    assert (apic.function, apic.file, apic.line) == ("local_apic_timer_interrupt",
+                                                     "arch/x86/kernel/apic/apic.c", 1051)
+    assert apic.inlined_by == [Inlined(function="__sysvec_apic_timer_interrupt",
+                                       file="arch/x86/kernel/apic/apic.c", line=1068)]
+    assert all(not d.file.startswith("/") for d in decoded if d.file)
 
 
 def test_the_tools_follow_the_arch_s_toolchain():

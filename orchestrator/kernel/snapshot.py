@@ -33,6 +33,14 @@ def configured_in_place(path: pathlib.Path) -> bool:
     return (path / ".config").exists() or (path / "include" / "config").is_dir()
 
 
+def _in_tree_output(rel: str) -> bool:
+    """What kbuild's clean-source check looks at: left out even where no .gitignore says
+    so (a plain directory without the kernel's)."""
+    parts = rel.split("/")
+    return rel == ".config" or parts[:2] == ["include", "config"] or \
+        (len(parts) > 3 and parts[0] == "arch" and parts[2:4] == ["include", "generated"])
+
+
 def _listing(tree: pathlib.Path, cache_root: pathlib.Path, is_git: bool) -> list[str]:
     """The tree's files as kbuild should see them, relative to it."""
     from .source import GIT_READ_ONLY_ENV
@@ -52,7 +60,7 @@ def _listing(tree: pathlib.Path, cache_root: pathlib.Path, is_git: bool) -> list
     if out.returncode != 0:
         raise OrchestratorError(f"git could not list the files of {tree}: "
                                 f"{out.stderr.decode(errors='replace').strip()[-200:]}.", ExitCode.INFRA_ERROR)
-    return sorted({os.fsdecode(p) for p in out.stdout.split(b"\0") if p})
+    return sorted({rel for p in out.stdout.split(b"\0") if p and not _in_tree_output(rel := os.fsdecode(p))})
 
 
 def _same(a: os.stat_result, b: os.stat_result) -> bool:

@@ -15,6 +15,7 @@ import re
 import subprocess
 
 from ..arches import Arch
+from ..model import Frame, Inlined, Splat
 
 # func+0xoff/0xsize, then an optional [module]; the frame is what the kernel printed.
 _FRAME = re.compile(r"(?<![\w.])(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+)"
@@ -115,10 +116,10 @@ class Symbolizer:
         # A return address points after its call: the call's line is one byte back.
         return pick[0] + f.offset - (0 if f.exact else 1)
 
-    def decode(self, frames: list[RawFrame]) -> list[dict]:
-        """Each frame as {"frame", "function", "file", "line", "inlined_by": [...]}, the
+    def decode(self, frames: list[RawFrame]) -> list[Frame]:
+        """Each frame with its function, file, line and the chain it is inlined in, the
         innermost (inlined) place first, as addr2line -i prints it; a frame that could not
-        be decoded keeps only "frame"."""
+        be decoded keeps only its text."""
         wanted = [(f, None if f.module else self._address(f)) for f in frames]
         addrs = [a for _, a in wanted if a is not None]
         places: dict[int, list[dict]] = {}
@@ -129,20 +130,15 @@ class Symbolizer:
         out = []
         for f, addr in wanted:
             chain = places.get(addr, []) if addr is not None else []
-            entry: dict = {"frame": f.frame}
-            if f.module:
-                entry["module"] = f.module
-            if chain:
-                entry.update(chain[0])
-                if chain[1:]:
-                    entry["inlined_by"] = chain[1:]
-            out.append(entry)
+            inner = chain[0] if chain else Inlined()
+            out.append(Frame(frame=f.frame, module=f.module or None, function=inner.function, file=inner.file,
+                             line=inner.line, inlined_by=chain[1:]))
         return out
 
-    def _parse(self, text: str) -> dict[int, list[dict]]:
+    def _parse(self, text: str) -> dict[int, list[Inlined]]:
         """addr2line -a -f -i output: an address line, then function / file:line pairs."""
-        out: dict[int, list[dict]] = {}
-        current: list[dict] | None = None
+        out: dict[int, list[Inlined]] = {}
+        current: list[Inlined] | None = None
         lines = text.splitlines()
         k = 0
         while k < len(lines):
@@ -156,20 +152,20 @@ class Symbolizer:
                 path, _, number = where.rpartition(":")
                 rel = _relative(path, self.roots) if path and path != "??" else None
                 if rel and number.isdigit() and int(number) > 0:
-                    current.append({"function": line, "file": rel, "line": int(number)})
+                    current.append(Inlined(function=line, file=rel, line=int(number)))
                 k += 2
                 continue
             k += 1
         return out
 
 
-def decode_splats(splats: list[dict], vmlinux: pathlib.Path, arch: Arch, roots: list[pathlib.Path]) -> None:
-    """Add "frames" to each splat (results.json entries), in place; a splat whose frames
-    could not be read keeps none. Does nothing without a vmlinux."""
+def decode_splats(splats: list[Splat], vmlinux: pathlib.Path, arch: Arch, roots: list[pathlib.Path]) -> None:
+    """Set each splat's frames, in place; a splat whose frames could not be read keeps
+    none. Does nothing without a vmlinux."""
     if not splats or not vmlinux.is_file():
         return
     sym = Symbolizer(vmlinux, arch, roots)
     for splat in splats:
-        raw = frames_of(splat.get("lines") or [])
+        raw = frames_of(splat.lines)
         if raw:
-            splat["frames"] = sym.decode(raw)
+            splat.frames = sym.decode(raw)

@@ -109,6 +109,9 @@ def parse(text: str, origin: str = "matrix.yaml") -> list[Cell]:
         parsed = msgspec.convert(spec, _Spec)
     except msgspec.ValidationError as exc:
         raise OrchestratorError(_spec_problem(exc, origin)) from exc
+    except UnicodeEncodeError as exc:   # an escape such as "\uD800": YAML reads it, no text holds it
+        raise OrchestratorError(f"The matrix spec {origin} holds a lone surrogate escape ({exc.object[exc.start:exc.end]!a}), "
+                                "which is no character; fix that string.") from exc
     arches = _list(parsed.arches)
     if not arches:
         raise OrchestratorError(f"The matrix spec {origin} names no arches; add e.g. arches: [x86_64].")

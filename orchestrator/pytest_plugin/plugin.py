@@ -133,7 +133,7 @@ class PluginSession:
             self._stack.enter_context(series_mod.worktree_lock(tree, self.opts.cache_root, progress.say))
             applied = series_mod.apply(tree, ser, base, self.opts.cache_root, progress.say)
             progress.say(f"series: {ser.title}: {len(ser.patches)} patch(es) applied, tip {applied.tip_commit[:12]}")
-            series_info = applied.as_dict()
+            series_info = applied.info()
             tree = series_mod.worktree_tree(applied.worktree, f"{tree.origin} + series")
         self.tree = tree
         self._list_cases([arch.name for arch in selected])   # an unknown suite: before any build

@@ -66,12 +66,6 @@ class Recorder:
         point_latest(results_root, run_id)
 
     @property
-    def data(self) -> dict[str, Any]:
-        """The record as plain JSON values, for the readers that still take a document
-        (the comparison, the history, run_test's callers)."""
-        return model.to_builtins(self.record)
-
-    @property
     def cases(self) -> list[CaseResult]:
         return self.record.cases
 

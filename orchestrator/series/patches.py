@@ -98,9 +98,6 @@ class AppliedSeries:
             base_commit=self.base_commit, tip_commit=self.tip_commit, worktree=str(self.worktree),
             patches=[p.record() for p in s.patches], each_patch=each_patch)
 
-    def as_dict(self) -> dict:   # TEMPORARY until the pytest plugin takes info()
-        return self.info().as_dict()
-
 
 def _git(path: pathlib.Path, *args: str, input: bytes | None = None,
          check: bool = True) -> subprocess.CompletedProcess:
