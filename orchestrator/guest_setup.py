@@ -41,6 +41,7 @@ class PreparedGuest:
     build: build.BuildResult
     image: image.ImageResult
     boot_route: dict          # results.json "boot_route"
+    source: pathlib.Path      # what the kernel was built from (a user's tree, or its snapshot)
 
 
 # -- what prepare_guest tells as it goes --------------------------------------------
@@ -159,7 +160,7 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
             img = image_stage(b.modules)
     accel = qemu.choose_accel(arch, b.kernel_image, opts.cache_root, opts.accel, say=progress.say)
     return PreparedGuest(arch, qemu.qemu_argv(arch, b.kernel_image, img.path, accel, opts.cmdline),
-                         accel, b, img, boot_route_record(route))
+                         accel, b, img, boot_route_record(route), tree.source)
 
 
 def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -> build.BuildResult:
@@ -177,12 +178,11 @@ def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -
 
 
 def _buildable(opts: TestOptions, tree: source.KernelTree, arch: Arch, progress: Progress) -> source.KernelTree:
-    """The built-in DTB route writes its device tree into the sources (the only place
-    kbuild takes it from): a user's tree is built from its snapshot then, never written."""
-    if arch.boot_route != "builtin":
-        return tree
-    return source.snapshotted(tree, opts.cache_root, f"is built with {arch.name}'s device tree written "
-                              "beside its sources (the built-in DTB boot route)", progress.say)
+    """A user's tree configured in place, or on the built-in DTB route (which writes its
+    device tree into the sources, the only place kbuild takes it from), is built from its
+    snapshot in the cache: never written, and never refused by kbuild."""
+    dtb = f"{arch.name}'s device tree (the built-in DTB boot route)" if arch.boot_route == "builtin" else None
+    return source.buildable(tree, opts.cache_root, dtb, progress.say)
 
 
 def _builtin_route(opts: TestOptions, tree: source.KernelTree, arch: Arch,

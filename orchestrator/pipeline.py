@@ -275,7 +275,7 @@ def run_suites(run: OpenRun, prepared: PreparedGuest, booted: Booted) -> SuitesR
         # the other side, a bisect step) replaces it.
         progress.status(f"decoding the frames of {len(splats)} splat(s)")
         view = build.tree_view(opts.cache_root, run.tree, prepared.build.build_dir)
-        roots = [run.tree.path] + ([view.seen_tree] if view is not None else [])
+        roots = list(dict.fromkeys([run.tree.path, prepared.source])) + ([view.seen_tree] if view is not None else [])
         symbolize.decode_splats(splats, prepared.build.vmlinux, prepared.arch, roots)
         progress.clear()
         started.decoded = {(s.console_line, s.title): s.frames for s in splats}

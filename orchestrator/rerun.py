@@ -31,7 +31,7 @@ def rerun(opts: TestOptions, run_dir: pathlib.Path, progress: Progress) -> tuple
         raise OrchestratorError(
             f"--rerun {run_dir}: the kernel tree of run {first.run_id} ({kernel.path}) is gone; "
             "a rerun tests the same kernel: run the suites on a tree you have with `make test`.")
-    tree = source.user_tree(kernel.path, opts.cache_root, say=progress.say)
+    tree = source.user_tree(kernel.path)
     if tree.tree_id != kernel.tree_id:
         raise OrchestratorError(
             f"--rerun {run_dir}: its kernel tree {kernel.path} has changed since that run "

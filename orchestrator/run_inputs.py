@@ -85,7 +85,7 @@ def source_tree(opts: TestOptions, progress: Progress) -> source.KernelTree:
     name = opts.kernel or DEFAULT_TREE
     if name in BUILTIN_TREES:
         return source.builtin_tree(name, opts.cache_root, say=progress.say)
-    return source.user_tree(name, opts.cache_root, say=progress.say)
+    return source.user_tree(name)
 
 
 def arch_of(opts: TestOptions) -> Arch:

@@ -82,16 +82,17 @@ def test_kernel_path_that_is_not_a_tree(tmp_path):
 def test_a_tree_built_in_place_is_built_from_its_snapshot(fake_tree, tmp_path, monkeypatch, capsys):
     """Not refused (kbuild would refuse O= from it): the build gets a snapshot in the cache
     without the tree's own .config, and the tree is left as it was."""
-    from orchestrator import pipeline
     from orchestrator.cli.main import main
+    from orchestrator.errors import ExitCode, OrchestratorError
+    from orchestrator.kernel import build as kbuild
     (fake_tree / ".config").write_text("CONFIG_X=y\n")
     before = sorted(str(p.relative_to(fake_tree)) for p in fake_tree.rglob("*"))
     seen = []
 
-    def build(opts, tree, *args, **kwargs):
+    def configure_and_build(tree, *args, **kwargs):
         seen.append(tree)
-        raise pipeline.OrchestratorError("stopped before the build", pipeline.ExitCode.BUILD_FAILED)
-    monkeypatch.setattr(pipeline, "prepare_guest", build)
+        raise OrchestratorError("stopped before make", ExitCode.BUILD_FAILED)
+    monkeypatch.setattr(kbuild, "configure_and_build", configure_and_build)
     code = main(["test", "--kernel", str(fake_tree), "--suite", "dynevent", "--cache-dir", str(tmp_path / "c"),
                  "--results-dir", str(tmp_path / "r")])
     err = capsys.readouterr()

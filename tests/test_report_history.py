@@ -33,6 +33,9 @@ def nightly(tmp_path) -> pathlib.Path:
             if day == 3 and d["arch"] == "x86_64":   # one night breaks a case and adds a failing one
                 next(c for c in d["cases"] if c["status"] == "PASS")["status"] = "FAIL"
                 d["cases"].append({**d["cases"][0], "id": HOSTILE, "status": "ERROR"})
+            if day == 4 and d["arch"] == "x86_64":   # compared with the night before: one case flaky
+                d["baseline"] = {"path": "../nightly-3", "run_id": "20261123-020000-x86_64-1", "diff": {"flaky": [
+                    {"id": "kprobe/x.tc", "status": "ERROR", "was": "new_failures", "series": "1/3", "base": "0/1"}]}}
             run = top / f"nightly-{day}" / d["run_id"]
             run.mkdir(parents=True)
             (run / "results.json").write_text(json.dumps(d))
@@ -51,6 +54,7 @@ def test_runs_grouped_per_arch_and_kernel_with_new_failures(nightly, tmp_path):
     assert new[2] == sorted([first, HOSTILE]) and new[0] == new[1] == []
     assert new[3] == new[4] == []   # fixed the night after: nothing new
     assert x86.points[2].values["failing"] == x86.points[1].values["failing"] + 2
+    assert [p.values["flaky"] for p in x86.points] == [0, 0, 0, 1, 0]
     assert x86.points[2].report == "artifacts/nightly-3/20261123-020000-x86_64-1/report.html"
 
 

@@ -11,7 +11,6 @@ import subprocess
 
 import pytest
 
-from orchestrator.errors import OrchestratorError
 from orchestrator.kernel import source
 
 from conftest import extract_from_tarball, git
@@ -63,7 +62,7 @@ def configured(kernel_files, tmp_path) -> pathlib.Path:
 def test_a_configured_tree_is_built_from_its_snapshot(configured, tmp_path):
     before = _state(configured)
     cache = tmp_path / "cache"
-    tree = source.user_tree(str(configured), cache_root=cache, say=lambda m: None)
+    tree = source.buildable(source.user_tree(str(configured)), cache, say=lambda m: None)
     snap = tree.snapshot
     assert snap is not None and snap.is_relative_to(cache) and tree.source == snap
     assert tree.path == configured and tree.tree_id.startswith("git:") and "+dirty" in tree.tree_id
@@ -80,13 +79,13 @@ def test_a_configured_tree_is_built_from_its_snapshot(configured, tmp_path):
 def test_the_snapshot_follows_the_tree(configured, tmp_path):
     cache = tmp_path / "cache"
     said: list[str] = []
-    first = source.user_tree(str(configured), cache_root=cache, say=said.append)
+    first = source.buildable(source.user_tree(str(configured)), cache, say=said.append)
     assert any("is configured in place" in m for m in said)
     kept = (first.snapshot / "Makefile").stat().st_ino
     (configured / "kernel" / "trace" / "trace_new.c").unlink()
     (configured / "kernel" / "trace" / "trace_probe.c").write_text("/* rewritten */\n")
     said.clear()
-    again = source.user_tree(str(configured), cache_root=cache, say=said.append)
+    again = source.buildable(source.user_tree(str(configured)), cache, say=said.append)
     assert again.snapshot == first.snapshot and again.tree_id != first.tree_id
     assert not (again.snapshot / "kernel/trace/trace_new.c").exists()
     assert (again.snapshot / "kernel/trace/trace_probe.c").read_text() == "/* rewritten */\n"
@@ -97,21 +96,28 @@ def test_the_snapshot_follows_the_tree(configured, tmp_path):
 def test_a_plain_directory_is_read_with_the_trees_own_ignore_rules(configured, tmp_path):
     import shutil
     shutil.rmtree(configured / ".git")
-    tree = source.user_tree(str(configured), cache_root=tmp_path / "cache", say=lambda m: None)
+    tree = source.buildable(source.user_tree(str(configured)), tmp_path / "cache", say=lambda m: None)
     held = {str(p.relative_to(tree.snapshot)) for p in tree.snapshot.rglob("*") if p.is_file()}
     assert "kernel/trace/trace_new.c" in held and "kernel/trace/trace_kprobe.o" not in held
     assert ".config" not in held and tree.tree_id.startswith("plain:")
 
 
-def test_without_a_cache_a_configured_tree_is_refused_with_the_fix(configured):
-    with pytest.raises(OrchestratorError, match="mrproper"):
-        source.user_tree(str(configured))
-
-
-def test_a_clean_tree_is_built_where_it_is(configured, tmp_path):
+def test_a_clean_tree_is_built_where_it_is_unless_the_build_writes_beside_it(configured, tmp_path):
     (configured / ".config").unlink()
     import shutil
     shutil.rmtree(configured / "include")
-    tree = source.user_tree(str(configured), cache_root=tmp_path / "cache")
+    tree = source.buildable(source.user_tree(str(configured)), tmp_path / "cache")
     assert tree.snapshot is None and tree.source == configured
     assert not (tmp_path / "cache" / "snapshots").exists()
+    said: list[str] = []
+    dtb = source.buildable(tree, tmp_path / "cache", "loongarch64's device tree", say=said.append)
+    assert dtb.snapshot is not None and dtb.path == configured
+    assert "is built with loongarch64's device tree written beside its sources" in said[0]
+
+
+def test_a_tree_in_the_cache_is_never_copied(tmp_path):
+    """The built-in trees and series checkouts live in the cache: the build may write there."""
+    cached = source.KernelTree(path=tmp_path, tree_id="git:x", version="7.2", origin="Debian", git_commit="c")
+    (tmp_path / ".config").write_text("")
+    assert source.buildable(cached, tmp_path / "cache", "a device tree") is cached
+    assert not (tmp_path / "cache").exists()

@@ -136,10 +136,9 @@ def _git_tree_id(path: pathlib.Path) -> tuple[str, str]:
     return f"git:{tree}", commit
 
 
-def user_tree(path_text: str, cache_root: pathlib.Path | None = None, say=print) -> KernelTree:
-    """The user's tree as it stands. One configured in place is built from a snapshot in
-    the cache (kernel/snapshot.py); without a cache (a command that only reads the tree)
-    it is refused as kbuild would refuse it."""
+def user_tree(path_text: str) -> KernelTree:
+    """The user's tree as it stands (one configured in place is built from a snapshot in
+    the cache: snapshotted(), when a build needs it)."""
     path = pathlib.Path(path_text).expanduser().resolve()
     _check_is_kernel_tree(path)
     is_git = (path / ".git").exists() and _git(path, "rev-parse", "--show-toplevel",
@@ -150,20 +149,22 @@ def user_tree(path_text: str, cache_root: pathlib.Path | None = None, say=print)
         tree_id, commit = _plain_tree_id(path), None
     tree = KernelTree(path=path, tree_id=tree_id, version=kernel_version(path),
                       origin=f"user tree {path}", git_commit=commit, is_user_tree=True)
-    if snapshot.configured_in_place(path):
-        if cache_root is None:
-            raise OrchestratorError(
-                f"KERNEL={path} has an in-tree build (.config or include/config), which out-of-tree "
-                f"builds refuse; run `make -C {path} mrproper` (after saving your .config) and retry.")
-        tree = snapshotted(tree, cache_root, "is configured in place (kbuild builds out of tree only "
-                           "from a clean source)", say)
     return tree
 
 
-def snapshotted(tree: KernelTree, cache_root: pathlib.Path, why: str, say=print) -> KernelTree:
-    """The user's tree built from its snapshot (kernel/snapshot.py): for a tree configured
-    in place, and for a build that writes beside the sources (the built-in DTB route)."""
+def buildable(tree: KernelTree, cache_root: pathlib.Path, writes_beside_sources: str | None = None,
+              say=print) -> KernelTree:
+    """The tree as a build takes it: a user's tree configured in place (kbuild builds out
+    of tree only from a clean source), or one whose build writes beside its sources
+    (writes_beside_sources says what, e.g. the built-in DTB route's device tree), is built
+    from its snapshot in the cache (kernel/snapshot.py); any other tree where it is."""
     if not tree.is_user_tree or tree.snapshot is not None:
+        return tree
+    if snapshot.configured_in_place(tree.path):
+        why = "is configured in place (kbuild builds out of tree only from a clean source)"
+    elif writes_beside_sources:
+        why = f"is built with {writes_beside_sources} written beside its sources"
+    else:
         return tree
     is_git = tree.git_commit is not None
     return dataclasses.replace(tree, snapshot=snapshot.snapshot(tree.path, tree.slug, cache_root, is_git, why, say))

@@ -11,11 +11,9 @@ report.html and summary.txt at the end, the same files a `make test` run writes.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import pathlib
-from typing import IO, Any
+from typing import IO
 
 import msgspec
 
@@ -26,7 +24,7 @@ from ..guest_setup import PreparedGuest, first_boot, guest_runner, prepare_guest
 from ..pipeline import verdict_of
 from ..run_inputs import TestOptions
 from ..progress import Progress
-from ..model import CaseResult
+from ..model import Accel, CaseResult, PytestRun, Splat, Taint, Transport, Worker
 from ..results.recorder import Recorder, failures_after_poisoning_splat, guest_order
 from ..kernel.source import KernelTree
 from ..suites.case_id import test_of
@@ -52,6 +50,48 @@ def read_selected(run_dir: pathlib.Path) -> set[str]:
     return out
 
 
+# -- a worker's part file: one line per event, typed (the JSON carries its "kind") ------
+class _Line(msgspec.Struct, tag_field="kind", kw_only=True):
+    pass
+
+
+class BootLine(_Line, tag="boot"):
+    worker: str
+    release: str | None
+    seconds_to_shell: float
+    guest_uptime_at_shell: float | None
+    taint: int | None
+    accel: Accel
+
+
+class BootFailedLine(_Line, tag="boot_failed"):
+    worker: str
+    error: str
+    console_tail: list[str]
+
+
+class CaseLine(_Line, tag="case"):
+    index: int
+    case: CaseResult
+
+
+class SplatLine(_Line, tag="splat"):
+    splat: Splat
+
+
+class EndLine(_Line, tag="end"):
+    worker: str
+    boots: int
+    taint: int | None
+    restart_seconds: list[float]
+    transport: Transport
+
+
+PartLine = BootLine | BootFailedLine | CaseLine | SplatLine | EndLine
+_LINE = msgspec.json.Decoder(PartLine)
+_ENCODE = msgspec.json.Encoder()
+
+
 def worker_id() -> str:
     """pytest-xdist's name for this process (gw0, gw1...), or "main" without xdist."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -66,8 +106,8 @@ class PartWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] = open(self.path, "a")
 
-    def write(self, kind: str, **fields: Any) -> None:
-        self._file.write(json.dumps({"kind": kind, **fields}) + "\n")
+    def write(self, line: PartLine) -> None:
+        self._file.write(_ENCODE.encode(line).decode() + "\n")
         self._file.flush()
 
     def close(self) -> None:
@@ -96,10 +136,10 @@ class ArchGuest:
         """The first boot (GuestRunner restarts later ones itself); raises GuestTimeout,
         GuestDied or TransportLost with the console tail in self.tail()."""
         at_shell = first_boot(self.runner)
-        self.part.write("boot", worker=self.worker, release=at_shell.release,
-                        seconds_to_shell=at_shell.seconds_to_shell,
-                        guest_uptime_at_shell=at_shell.uptime_at_shell, taint=at_shell.taint,
-                        accel=dataclasses.asdict(self.prepared.accel))
+        self.part.write(BootLine(worker=self.worker, release=at_shell.release,
+                                 seconds_to_shell=at_shell.seconds_to_shell,
+                                 guest_uptime_at_shell=at_shell.uptime_at_shell, taint=at_shell.taint,
+                                 accel=Accel(name=self.prepared.accel.name, reason=self.prepared.accel.reason)))
 
     def tail(self) -> list[str]:
         return self.runner.session.tail(40) if self.runner.session else []
@@ -108,33 +148,34 @@ class ArchGuest:
         results = run_case(self.runner, spec, index, total, self.prepared.image.program_errors)
         for r in results:
             r.worker = self.worker
-            self.part.write("case", index=index, case=r.as_dict())
+            self.part.write(CaseLine(index=index, case=r))
         self.cases_run += 1
         self._write_splats()
         return results
 
     def _write_splats(self) -> None:
         for s in self.detector.splats[self._splats_written:]:
-            self.part.write("splat", splat=s.as_dict())
+            self.part.write(SplatLine(splat=s))
         self._splats_written = len(self.detector.splats)
 
     def close(self) -> None:
         self.runner.stop()
         self.detector.flush()
         self._write_splats()
-        self.part.write("end", worker=self.worker, boots=self.runner.boots, taint=self.runner.taint,
-                        restart_seconds=self.runner.boot_seconds[1:],
-                        transport=transport_record(self.transport, self.sessions))
+        self.part.write(EndLine(worker=self.worker, boots=self.runner.boots, taint=self.runner.taint,
+                                restart_seconds=self.runner.boot_seconds[1:],
+                                transport=msgspec.convert(transport_record(self.transport, self.sessions),
+                                                          Transport)))
         self.console_log.close()
 
 
-def read_parts(run_dir: pathlib.Path) -> list[dict]:
+def read_parts(run_dir: pathlib.Path) -> list[PartLine]:
     records = []
     for path in sorted((run_dir / PARTS).glob("*.jsonl")):
-        for line in path.read_text().splitlines():
+        for line in path.read_bytes().splitlines():
             try:
-                records.append(json.loads(line))
-            except ValueError:
+                records.append(_LINE.decode(line))
+            except msgspec.DecodeError:
                 pass   # the last line of a worker killed mid-write
     return records
 
@@ -147,52 +188,49 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float,
     stage: every worker's guests at once). stopped: pytest ended before running every
     item (-x, Ctrl-C). The run is complete only when every selected case has a result."""
     records = read_parts(recorder.dir)
-    boots = [r for r in records if r["kind"] == "boot"]
-    ends = [r for r in records if r["kind"] == "end"]
+    boots = [r for r in records if isinstance(r, BootLine)]
+    ends = [r for r in records if isinstance(r, EndLine)]
     rank = {case_id: i for i, case_id in enumerate(order)}
-    cases = sorted((r for r in records if r["kind"] == "case"),
-                   key=lambda r: (rank.get(test_of(r["case"]["id"]), len(rank)), r["index"]))
-    # The workers' lines become the record's typed values here (checked on the way in).
-    recorder.set("cases", [r["case"] for r in cases])
-    recorder.set("splats", [r["splat"] for r in records if r["kind"] == "splat"])
+    cases = sorted((r for r in records if isinstance(r, CaseLine)),
+                   key=lambda r: (rank.get(test_of(r.case.id), len(rank)), r.index))
+    recorder.set("cases", [r.case for r in cases])
+    recorder.set("splats", [r.splat for r in records if isinstance(r, SplatLine)])
     if boots:
         first = boots[0]
-        recorder.set("kernel", msgspec.structs.replace(recorder.record.kernel, release=first["release"]))
-        recorder.set("accel", first["accel"])
+        recorder.set("kernel", msgspec.structs.replace(recorder.record.kernel, release=first.release))
+        recorder.set("accel", first.accel)
         end_taint = 0
         for e in ends:   # taint is a bit mask: any guest's flag counts
-            end_taint |= e["taint"] or 0
-        recorder.set("taint", {"boot": first["taint"], "end": end_taint if ends else None})
-        recorder.stage_finished("boot", seconds=first["seconds_to_shell"],
-                                seconds_to_shell=first["seconds_to_shell"],
-                                guest_uptime_at_shell=first["guest_uptime_at_shell"])
+            end_taint |= e.taint or 0
+        recorder.set("taint", Taint(boot=first.taint, end=end_taint if ends else None))
+        recorder.stage_finished("boot", seconds=first.seconds_to_shell, seconds_to_shell=first.seconds_to_shell,
+                                guest_uptime_at_shell=first.guest_uptime_at_shell)
     if cases:
-        recorder.stage_finished("suites", seconds=items_seconds, boots=sum(e["boots"] for e in ends),
-                                restart_seconds=[s for e in ends for s in e["restart_seconds"]])
-    workers = sorted({r["worker"] for r in boots} | {r["worker"] for r in ends}, key=guest_order)
-    recorder.set("pytest", {"workers": [
-        {"worker": w,
-         "cases": sum(1 for r in cases if r["case"].get("worker") == w),
-         "boots": sum(e["boots"] for e in ends if e["worker"] == w),
-         "console_log": f"console-{w}.log"} for w in workers]})
-    transports = [e["transport"] for e in ends]
+        recorder.stage_finished("suites", seconds=items_seconds, boots=sum(e.boots for e in ends),
+                                restart_seconds=[s for e in ends for s in e.restart_seconds])
+    workers = sorted({r.worker for r in boots} | {r.worker for r in ends}, key=guest_order)
+    recorder.set("pytest", PytestRun(workers=[
+        Worker(worker=w, cases=sum(1 for r in cases if r.case.worker == w),
+               boots=sum(e.boots for e in ends if e.worker == w), console_log=f"console-{w}.log")
+        for w in workers]))
+    transports = [e.transport for e in ends]
     if transports:
-        recorder.set("transport", {"name": transports[0]["name"],
-                                   **({"connects": sum(t.get("connects", 0) for t in transports)}
-                                      if transports[0]["name"] == "ssh" else {})})
+        ssh = transports[0].name == "ssh"
+        recorder.set("transport", Transport(name=transports[0].name,
+                                            connects=sum(t.connects or 0 for t in transports) if ssh else None))
     _join_console_logs(recorder.dir, workers)
     recorder.set("first_cause", failures_after_poisoning_splat(recorder.record))
     verdict, code = verdict_of(recorder.cases, len(recorder.record.splats))
-    failed_boots = [r for r in records if r["kind"] == "boot_failed"]
+    failed_boots = [r for r in records if isinstance(r, BootFailedLine)]
     if failed_boots and not boots:   # no worker's guest booted: the run failed at boot
-        first = failed_boots[0]
-        recorder.stage_finished("boot", "failed", error=first["error"], console_tail=first["console_tail"])
-        error = first["error"]
+        failed = failed_boots[0]
+        recorder.stage_finished("boot", "failed", error=failed.error, console_tail=failed.console_tail)
+        error = failed.error
         recorder.finish("failed", f"{error[:1].upper()}{error[1:]}; the console tail is in results.json "
                                   f"and {recorder.dir / 'console.log'}.", int(ExitCode.BOOT_FAILED))
     else:
         expected = read_selected(recorder.dir) or set(order)
-        missing = sorted(expected - {test_of(r["case"]["id"]) for r in cases})
+        missing = sorted(expected - {test_of(r.case.id) for r in cases})
         if missing or stopped or not cases:
             # A killed worker, -x or Ctrl-C: what ran is kept, but the run is not complete,
             # so `report --fail-on-regression` cannot pass it.

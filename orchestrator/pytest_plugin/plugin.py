@@ -196,7 +196,7 @@ class PluginSession:
         from ..vm.transport import GuestDied, GuestTimeout, TransportLost
         from ..guest_setup import boot_failure
         from ..progress import Progress
-        from .parts import ArchGuest, PartWriter
+        from .parts import ArchGuest, BootFailedLine, PartWriter
         if arch_name in self.failed_arches:
             raise ArchUnavailable(self.failed_arches[arch_name])
         if arch_name not in self.guests:
@@ -218,8 +218,8 @@ class PluginSession:
                 guest.runner.kill()
                 why = boot_failure(exc, opts.boot_timeout)
                 self.failed_arches[arch_name] = f"the {arch_name} guest did not boot ({why})"
-                part.write("boot_failed", worker=self.worker, error=self.failed_arches[arch_name],
-                           console_tail=tail)
+                part.write(BootFailedLine(worker=self.worker, error=self.failed_arches[arch_name],
+                                          console_tail=tail))
                 raise ArchUnavailable(self.failed_arches[arch_name] + "; console tail:\n"
                                       + "\n".join(tail)) from exc
             self.guests[arch_name] = guest
@@ -230,13 +230,14 @@ class PluginSession:
         results too, so they count what pytest counts. (An arch whose build failed has no
         cases: its results say the build failed.)"""
         from ..model import CaseResult
+        from .parts import CaseLine
         part = self.parts.get(arch_name)
         if part is None:
             return
         case = CaseResult(spec.id, spec.suite, spec.id, "ERROR", 0.0, reason=why.split("; console tail:")[0],
                           log=why.split("; console tail:\n", 1)[-1] if "; console tail:" in why else "",
                           worker=self.worker)
-        part.write("case", index=index, case=case.as_dict())
+        part.write(CaseLine(index=index, case=case))
 
     def close_guests(self) -> None:
         for guest in self.guests.values():

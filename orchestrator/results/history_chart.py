@@ -70,10 +70,10 @@ def collect(top: pathlib.Path, page_dir: pathlib.Path) -> list[History]:
         points, before = [], set()
         for run, run_dir in runs:
             failing = {c.id for c in run.cases if c.status in FAILING}
-            diff = (run.baseline.diff if run.baseline else None) or {}
+            diff = run.baseline.diff if run.baseline else None
             values = {"pass": sum(1 for c in run.cases if c.status == "PASS"),
                       "failing": len(failing),
-                      "flaky": len(diff.get("flaky") or []),
+                      "flaky": len(diff.flaky) if diff else 0,
                       "splats": len(run.splats)}
             points.append(Point(run.started_at, run.run_id, run_dir,
                                 os.path.relpath(run_dir / "report.html", page_dir), values,
