@@ -15,8 +15,8 @@ def _compare(data_dir):
 
 
 def _clean(cmp, **series):
-    """The comparison as if the series had not regressed (and its series fields changed)."""
-    return replace(cmp, diff=replace(cmp.diff, regressed=False), series=replace(cmp.series, **series))
+    """The comparison as if the series had broken nothing (and its series fields changed)."""
+    return replace(cmp, diff=replace(cmp.diff, new_failures=[], regressed=False), series=replace(cmp.series, **series))
 
 
 def test_a_regressed_series_gets_the_failures_and_no_tested_by(data_dir):
@@ -24,6 +24,7 @@ def test_a_regressed_series_gets_the_failures_and_no_tested_by(data_dir):
     text = reply.render([cmp], [summary], "A Tester <tester@example.org>")
     msg = email.message_from_string(text)
     assert msg["Subject"] == "Re: [PATCH v2 0/3] tracing: probe argument fixes"
+    assert "  x86_64  regressed: new failures\n" in text
     first = cmp.series.patches[0].message_id     # no cover Message-ID recorded: patch 1
     assert msg["In-Reply-To"] == f"<{first}>" and msg["References"] == f"<{first}>"
     assert msg["From"] == "A Tester <tester@example.org>"
@@ -51,6 +52,10 @@ def test_an_arch_that_ended_before_its_comparison_withholds_tested_by(data_dir):
     body = " ".join(msg.get_payload().split())      # as read, whatever the wrapping
     assert "I ran the series on x86_64, arm64 in QEMU" in body
     assert f"arm64: no comparison: {why}" in body
+    # Every arch on one line first, as the robots' reports open.
+    table = msg.get_payload().split("\n\n")[2].splitlines()
+    assert [l.split()[0] for l in table] == ["arch", "x86_64", "arm64"], table
+    assert table[1].split(None, 1)[1] == "no difference" and "no comparison" in table[2]
     assert "Tested-by:" not in body and "So no Tested-by from me yet: arm64 got no comparison (above)." in body
 
 

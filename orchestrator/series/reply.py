@@ -15,6 +15,7 @@ from .. import cache
 from ..errors import OrchestratorError
 from ..model import Comparison
 from ..results import confirm
+from ..results.compare import differs
 from ..results.recorder import read_comparison
 
 
@@ -32,6 +33,32 @@ def _why(comparison: Comparison) -> list[str]:
     if comparison.each_patch and comparison.each_patch.first_failing:
         kinds.append("a patch that does not build")
     return kinds
+
+
+def _verdict(comparison: Comparison) -> str:
+    """One arch's comparison in a few words, for the table at the top of the reply."""
+    diff = comparison.diff
+    if diff.regressed or (comparison.each_patch and comparison.each_patch.first_failing):
+        return f"regressed: {', '.join(_why(comparison))}"
+    noted = [f"{n} {what}" for n, what in ((len(diff.flaky) + len(diff.flaky_splats), "flaky"),
+                                           (len(diff.fixed), "fixed"),
+                                           (len(diff.newly_supported), "newly supported")) if n]
+    if differs(diff):
+        return "no regression" + (f" ({', '.join(noted)})" if noted else " (other changes below)")
+    return "no difference" + (f" ({', '.join(noted)})" if noted else "")
+
+
+def _table(compares: list[Comparison], failed: list[tuple[str, str]]) -> list[str]:
+    """Every arch on one line each, before the details: what LKFT's and the 0-day bot's
+    reports open with."""
+    rows = [(c.arch, _verdict(c)) for c in compares] + \
+           [(arch, "no comparison (why: below)") for arch, _ in failed]
+    width = max(len("arch"), *(len(a) for a, _ in rows))
+    out = [f"  {'arch'.ljust(width)}  verdict against the base"]
+    for arch, verdict in rows:
+        out += textwrap.wrap(f"  {arch.ljust(width)}  {verdict}", WIDTH, subsequent_indent=" " * (width + 6),
+                             break_long_words=False, break_on_hyphens=False)
+    return out
 
 
 # Mail bodies are read at 80 columns; quoted lines get their "> " on top.
@@ -84,6 +111,7 @@ def render(compares: list[Comparison], summaries: list[str], identity: str | Non
         "guests: a confirmed one showed on every run, a likely regression significantly more "
         "often with the series (Fisher's exact test); cases with mixed results at rates the test "
         "cannot tell apart are listed as flaky.", WIDTH) + [""]
+    lines += _table(compares, failed) + [""]
     for text in summaries:
         lines += _wrapped(text.rstrip()) + [""]
     for arch, why in failed:
