@@ -83,9 +83,10 @@ def edit(root: pathlib.Path, rel: str, old: str, new: str) -> None:
 
 def series_on_default_tree(out: pathlib.Path, name: str,
                            commits: list[tuple[str, list[tuple[str, str, str]]]],
-                           cover: bool = False) -> pathlib.Path:
+                           cover: bool = False, base: bool = False) -> pathlib.Path:
     """An mbox of real patches against the default tree (Debian's, unpacked in the cache), made
-    by committing each (subject, [(file, old text, new text)]) in a scratch worktree."""
+    by committing each (subject, [(file, old text, new text)]) in a scratch worktree.
+    base: the series names its base (git format-patch --base: base-commit:)."""
     from orchestrator import cache
     from orchestrator.kernel import source
     tree = source.default_tree(cache.default_cache_root(), say=lambda *_: None)
@@ -98,7 +99,8 @@ def series_on_default_tree(out: pathlib.Path, name: str,
             git(scratch, "add", "-A", "-f")   # the Debian tree's .gitignore ignores all but debian/
             git(scratch, "commit", "-qm", subject)
         # --thread: Message-IDs, as mails on a list have (a --reply answers them).
-        args = ["format-patch", "--stdout", "--thread", f"HEAD~{len(commits)}"] + (["--cover-letter"] if cover else [])
+        args = ["format-patch", "--stdout", "--thread", f"HEAD~{len(commits)}"] + (["--cover-letter"] if cover else []) \
+            + ([f"--base=HEAD~{len(commits)}"] if base else [])
         mbox = out / f"{name}.mbx"
         mbox.write_text(git(scratch, *args) + "\n")
     finally:
