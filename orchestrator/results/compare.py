@@ -9,7 +9,7 @@ from ..kernel import buildwarn, kconfig
 from ..model import (Attribution, Bisect, CaseChange, ConfigDelta, Diff, EachPatch, RunRecord, SeriesFailed,
                      Splat, SplatChange)
 from ..suites.status import FAILING, PASSED, SKIPPED, counts_line
-from ..suites.splats import splat_key
+from ..suites.splats import decoded_lines, splat_key
 from . import confirm
 
 # The lists of cases compare() sorts each case into (confirm.py judges them further).
@@ -37,8 +37,10 @@ def _config(run_dir: pathlib.Path | None) -> dict[str, str]:
     return kconfig.read_dotconfig(run_dir / "config")
 
 
-def _splat_change(s: Splat, attributed: Attribution | None = None) -> SplatChange:
-    return SplatChange(kind=s.kind, title=s.title, case=s.case, attributed=attributed)
+def _splat_change(s: Splat, attributed: Attribution | None = None, where: bool = False) -> SplatChange:
+    """where: with its location and decoded frames (what a reader acts on)."""
+    return SplatChange(kind=s.kind, title=s.title, case=s.case, attributed=attributed,
+                       location=s.location if where else None, frames=(s.frames or None) if where else None)
 
 
 def compare(base: RunRecord, series: RunRecord, base_dir: pathlib.Path | None = None,
@@ -102,7 +104,7 @@ def series_failed(series: RunRecord, attributed: dict[str, Attribution]) -> Diff
     why = ((own.first_errors or [None])[0] or own.error if own is not None else None) \
         or series.verdict or f"the {stage} failed"
     out = Diff(series_failed=SeriesFailed(stage=stage, why=why, splats=[
-        _splat_change(s, attributed.get(splat_key(s))) for s in series.splats]))
+        _splat_change(s, attributed.get(splat_key(s)), where=True) for s in series.splats]))
     out.regressed = confirm.regressed(out)
     return out
 
@@ -153,7 +155,9 @@ def mail_summary(diff: Diff, base: RunRecord, series: RunRecord, bisect: Bisect 
     failed = diff.series_failed
     if failed:
         lines.append(f"  the series' kernel does not {failed.stage} (the base's does): {failed.why[:300]}")
-        lines.extend(f"    {splat_line(s)}" for s in failed.splats)
+        for s in failed.splats:
+            lines.append(f"    {splat_line(s)}")
+            lines.extend(f"      {d}" for d in decoded_lines(s.frames))
     tries = diff.tries
     judged = (diff.new_failures, diff.fixed, diff.coverage_lost, diff.newly_supported, diff.other_changes,
               diff.new_splats, diff.new_cases_failing, diff.likely_regressions)
@@ -164,7 +168,8 @@ def mail_summary(diff: Diff, base: RunRecord, series: RunRecord, bisect: Bisect 
             [f"{e.id}: {e.base} -> {e.series}" + _statuses_note(e) + _reason(e) for e in diff.new_failures])
     section(f"likely regressions (mixed runs; {confirm.TEST}, p < {confirm.ALPHA})",
             confirm.likely_lines(diff))
-    section("new kernel splats", [splat_line(s) for s in diff.new_splats])
+    section("new kernel splats", [line for s in diff.new_splats
+                                  for line in [splat_line(s), *(f"  {d}" for d in decoded_lines(s.frames))]])
     section("coverage lost (the case ran on the base, not with the series)",
             [f"{e.id}: {e.base} -> {e.series or 'absent'}" + _reason(e) for e in diff.coverage_lost])
     section("new cases failing (only in the series)",

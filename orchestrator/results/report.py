@@ -18,6 +18,7 @@ from ..model import CaseResult, Diff, RunRecord, Stages
 from . import causes, compare, confirm, history, history_chart, junit, ktap_out
 from .recorder import Recorder, guest_order
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
+from ..suites.splats import decoded_lines
 from ..suites.status import FAILING, STATUSES, counts, counts_line
 _CONSOLE_CAP = 80          # console lines shown per case
 _CONSOLE_HEAD = 30         # of which from the start of the case's region
@@ -199,7 +200,8 @@ def _run_view(run: RunRecord, run_dir: pathlib.Path | None, label: str) -> dict[
         "dropped": [d.as_dict() for d in run.config.dropped] if run.config else [],
         "cases": shown,
         "unexplained": sum(1 for c in shown if c["cause"] is None),
-        "splats": [{**s.as_dict(), "lines": "\n".join(s.lines)} for s in run.splats],
+        "splats": [{**s.as_dict(), "lines": "\n".join(s.lines), "decoded": "\n".join(decoded_lines(s.frames))}
+                   for s in run.splats],
         "first_cause": run.first_cause.as_dict() if run.first_cause else None,
         "known_noise": [history.mark(c.id, c.status, run.history[c.id])
                         for c in cases if c.id in run.history],
@@ -295,6 +297,7 @@ def summary_text(runs: list[RunRecord]) -> str:
         for s in run.splats:
             times = f" x{s.count}" if s.count > 1 else ""
             out.append(f"  splat {s.kind}{times} during {s.case or 'boot/idle'}: {_cut(s.title)}")
+            out.extend(f"    {_cut(line)}" for line in decoded_lines(s.frames))
     return "\n".join(out) + "\n"
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..model import RunRecord
 from ..progress import fmt_duration
+from ..suites.splats import decoded_lines
 from ..suites.status import STATUSES
 from . import causes, history
 
@@ -40,6 +41,7 @@ def render(run: RunRecord, results_dir: str) -> str:
         for s in run.splats:
             times = f" x{s.count}" if s.count > 1 else ""
             out.append(f"    {s.kind}{times} during {s.case or 'boot/idle'}: {s.title[:110]}")
+            out.extend(f"      {line[:150]}" for line in decoded_lines(s.frames))
     known = [history.mark(c.id, c.status, run.history[c.id])
              for c in run.cases if c.status != "PASS" and c.id in run.history]
     if known:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 
-from ..model import Location, Splat, SplatChange
+from ..model import Frame, Location, Splat, SplatChange
 from ..vm.printk import kernel_text
 
 # (kind, pattern, is_header)
@@ -95,6 +95,24 @@ def classify(message: str) -> tuple[str, bool] | None:
 def normalize_title(title: str) -> str:
     """Titles that differ only in numbers (PID, CPU, jiffies, addresses) are the same report."""
     return re.sub(r"0x[0-9a-f]+|\d+", "N", title)
+
+
+# Decoded frames shown where a splat is told (summary, report, reply): the top of the
+# stack is where the report comes from; below a few frames it is the syscall path.
+SHOWN_FRAMES = 4
+
+
+def decoded_lines(frames: list[Frame] | None, limit: int = SHOWN_FRAMES) -> list[str]:
+    """The top decoded frames as decode_stacktrace.sh prints them: `func+0x6f0/0xf80
+    (kernel/trace/trace_kprobe.c:938)`, an inlined function on its own line under the
+    frame it was inlined into. Frames that could not be decoded are left out."""
+    out: list[str] = []
+    for f in [f for f in frames or [] if f.file and f.line][:limit]:
+        name = f.function if f.function and not f.frame.startswith(f.function + "+") else None
+        out.append(f"{f.frame}" + (f" [{f.module}]" if f.module else "")
+                   + (f" {name}" if name else "") + f" ({f.file}:{f.line})")
+        out += [f"  inlined in {i.function or '?'} ({i.file}:{i.line})" for i in f.inlined_by if i.file and i.line]
+    return out
 
 
 def splat_key(s: Splat | SplatChange) -> str:
