@@ -1,5 +1,6 @@
 # The user-facing verbs. Variables: ARCH, KERNEL, SUITES, KCONFIG, TIMEOUT, ACCEL, LLVM, CROSS_COMPILE,
 # SERIES, BASE, COMPARE, EACH_PATCH, BISECT, RETRIES, TRANSPORT (serial|ssh), N (pytest workers),
+# CASES (globs of case ids), REPEAT (runs of them, each a fresh guest; UNTIL_FAIL=1 stops at a failure),
 # QEMU (debian: Debian 12's 7.2 | backports: 10.0 from bookworm-backports; default per arch, the table's default_qemu),
 # JOBS (guests sharing an arch's cases; default one per core, as memory allows).
 #   make test                      x86_64, Debian's linux-source-7.2 (KERNEL=6.12: the LTS tree), the default suites
@@ -9,6 +10,7 @@
 #   make test QEMU=backports       every arch on QEMU 10.0 (bookworm-backports), beside the host's 7.2
 #   make pytest ARCH=arm64 N=2     each case a pytest item, two guests (pytest-xdist)
 #   make shell ARCH=arm64          the last arm64 run's kernel and image, a shell on its console
+#   make test CASES='kprobe/kprobe_args_user.tc' REPEAT=10   one case ten times: its failure rate
 #   make check                     the project's own tests (unit + real x86_64 boots)
 
 # These come from make's command line only: a kernel developer's exported ARCH,
@@ -17,7 +19,7 @@
 # orchestrator/hosttools.py's build_environment.)
 USER_VARIABLES := ARCH KERNEL SUITES KCONFIG TIMEOUT ACCEL LLVM CROSS_COMPILE SERIES BASE COMPARE \
 	EACH_PATCH BISECT RETRIES TRANSPORT N QEMU JOBS RERUN REPLY SHELL_ON_FAILURE GDB RUNS OUT \
-	HISTORY BASELINE ONLY REPEAT
+	HISTORY BASELINE ONLY REPEAT CASES UNTIL_FAIL
 $(foreach v,$(USER_VARIABLES),$(if $(filter environment%,$(origin $(v))),$(eval undefine $(v))))
 ARCH    ?= x86_64
 VENV    ?= .venv
@@ -68,7 +70,9 @@ test: deps
 		$(if $(filter 1 yes,$(BISECT)),--bisect) $(if $(TRANSPORT),--transport "$(TRANSPORT)") \
 		$(if $(RETRIES),--retries "$(RETRIES)") $(if $(RERUN),--rerun "$(RERUN)") \
 		$(if $(REPLY),--reply "$(REPLY)") $(if $(QEMU),--qemu "$(QEMU)") \
-		$(if $(filter 1 yes,$(SHELL_ON_FAILURE)),--shell-on-failure) $(if $(JOBS),--guests "$(JOBS)")
+		$(if $(filter 1 yes,$(SHELL_ON_FAILURE)),--shell-on-failure) $(if $(JOBS),--guests "$(JOBS)") \
+		$(if $(CASES),--case "$(CASES)") $(if $(REPEAT),--repeat "$(REPEAT)") \
+		$(if $(filter 1 yes,$(UNTIL_FAIL)),--until-fail)
 
 # The suites' cases as pytest items (the plugin in orchestrator/pytest_plugin/), N
 # workers each with its own guest per arch; JUnit XML in results/pytest-junit.xml.

@@ -29,7 +29,7 @@ from .run_inputs import (RunContext, TestOptions, arch_of, base_pointer, check_i
                          source_tree)
 from .suites import pool
 from .suites.case_id import test_of
-from .suites.runner import CaseSpec, GuestRunner, list_cases
+from .suites.runner import CaseSpec, GuestRunner, list_cases, select_cases
 from .suites.splats import SplatDetector
 from .suites.status import FAILING, counts_line
 from .vm.transport import GuestDied, GuestTimeout, Transport, TransportLost
@@ -159,6 +159,8 @@ def open_run(opts: TestOptions, progress: Progress, ctx: RunContext) -> OpenRun:
     tree = ctx.tree or source_tree(opts, progress)
     check_user_fragments(fragments.user, tree.path, arch.srcarch)
     cases = list_cases(tree.path, opts.suites, arch.syscall_prefix, opts.tcscripts)
+    if opts.cases:
+        cases = select_cases(cases, opts.cases, opts.suites)
     if ctx.only_cases is not None:
         # A case's spec is its file: "x.tc (instance)" asks for x.tc, which runs both.
         wanted = {test_of(case_id) for case_id in ctx.only_cases}

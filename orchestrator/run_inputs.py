@@ -58,6 +58,8 @@ class TestOptions:
     qemu: str | None = None
     # Guests sharing the run's cases (suites/pool.py); None: one per host core, as memory allows.
     guests: int | None = None
+    # CASES= / --case: shell globs of case ids; only the matching cases run (empty: all).
+    cases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.suites:
@@ -121,7 +123,7 @@ def inputs_digest(opts: TestOptions) -> str:
     parts = [f"{p.relative_to(PROJECT_ROOT) if p.is_relative_to(PROJECT_ROOT) else p}\0{cache.file_digest(p)}"
              for p in files]
     versions = sorted(f"{k}={v}" for k, v in build.toolchain_versions(arch).items())
-    return cache.digest(arch.name, " ".join(arch.make_vars()), ",".join(opts.suites),
+    return cache.digest(arch.name, " ".join(arch.make_vars()), ",".join(opts.suites), ",".join(opts.cases),
                         str(opts.case_timeout), str(opts.boot_timeout), opts.cmdline, opts.transport,
                         opts.accel, hosttools.version_line((arch.qemu.binary, "--version")),
                         *versions, *parts)

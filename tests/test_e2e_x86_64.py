@@ -216,6 +216,27 @@ def test_rerun_runs_what_did_not_pass_on_the_same_kernel(first_run, tmp_path):
         assert f"  {case_id}: " in p2.stdout
 
 
+def test_one_case_on_repeat_gives_its_failure_rate(first_run, tmp_path):
+    """CASES= picks one case by its file name; REPEAT=3 runs it three times, each in a fresh
+    guest on the same kernel (the build reused), and tells its rate."""
+    p2, _ = _run(tmp_path, "--case", "kprobe_multi/*,add_remove_kprobe.tc", "--repeat", "3")
+    print(p2.stdout[-3000:], p2.stderr[-2000:])
+    latest = (tmp_path / "latest").resolve()
+    assert latest.name.endswith("-repeat") and p2.returncode in (0, 1)
+    tries = sorted(d.name for d in latest.iterdir() if d.is_symlink())
+    assert tries == ["repeat1", "repeat2", "repeat3"]
+    runs = [json.loads((latest / t / "results.json").read_text()) for t in tries]
+    assert all(r["stages"]["build"]["reused"] for r in runs)
+    ids = {c["id"] for r in runs for c in r["cases"]}
+    assert "dynevent/add_remove_kprobe.tc" in ids and all(i == "dynevent/add_remove_kprobe.tc"
+                                                           or i.startswith("kprobe_multi/") for i in ids)
+    summary = (latest / "summary.txt").read_text()
+    statuses = [c["status"] for r in runs for c in r["cases"] if c["id"] == "dynevent/add_remove_kprobe.tc"]
+    failed = sum(s not in ("PASS", "UNSUPPORTED", "XFAIL", "UNTESTED", "SKIP") for s in statuses)
+    assert f"  dynevent/add_remove_kprobe.tc: failed {failed} of 3 runs (" in summary
+    assert p2.returncode == (1 if "failed 0 of 3" not in summary.splitlines()[1] else 0)
+
+
 def test_a_baseline_difference_is_confirmed_on_this_kernel(first_run, tmp_path):
     """--baseline: a difference from the earlier run is tried again on this run's kernel
     (the earlier run's kernel is not run again). The baseline here is the first run with

@@ -98,6 +98,12 @@ def _retries(text: str) -> int:
     return int(text)
 
 
+def _repeat_times(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of runs from 1 to 1000")
+    return int(text)
+
+
 def _baseline_dir(text: str | None) -> pathlib.Path | None:
     from ..results import baseline
     path = _existing_dir(text, "--baseline")
@@ -181,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--shell-on-failure", action="store_true",
                    help="stop at the first case that fails and hand that guest's console to this "
                         "terminal (a shell in /kto/ftrace; Ctrl-] ends it); the run is then incomplete")
+    t.add_argument("--case", action="append", default=None, metavar="GLOB[,GLOB]",
+                   help="only the cases whose id (kprobe/kprobe_args_user.tc) or file name matches a "
+                        "shell glob; repeatable (CASES=)")
+    t.add_argument("--repeat", type=_repeat_times, default=None, metavar="N",
+                   help="run the (selected) cases N times, each in a fresh guest on the same kernel, "
+                        "and print each case's failure rate (REPEAT=)")
+    t.add_argument("--until-fail", action="store_true",
+                   help="with --repeat: stop at the first run in which a case fails")
     t.add_argument("--tcdir", default=None, metavar="DIR",
                    help="run the .tc cases of DIR as the tcscripts suite instead of the project's tcscripts/")
     t.add_argument("--transport", choices=TRANSPORTS, default="serial",
@@ -252,13 +266,22 @@ def main(argv: list[str] | None = None) -> int:
                 baseline=_baseline_dir(args.baseline),
                 tcscripts=_existing_dir(args.tcdir, "--tcdir") or TCSCRIPTS_DIR,
                 cmdline=args.cmdline, transport=args.transport, retries=args.retries, qemu=args.qemu,
-                shell_on_failure=args.shell_on_failure, guests=args.guests)
+                shell_on_failure=args.shell_on_failure, guests=args.guests,
+                cases=tuple(split_list(",".join(args.case or []))))
             if args.shell_on_failure and (args.guests or 1) > 1:
                 raise OrchestratorError("--shell-on-failure hands one guest to this terminal: drop --guests "
                                         f"{args.guests} (JOBS=), it runs on one guest.")
             if args.shell_on_failure and (args.series or len(selected) > 1 or args.rerun):
                 raise OrchestratorError("--shell-on-failure hands one guest to this terminal: give it one arch "
                                         "and no --series or --rerun.")
+            if args.until_fail and not args.repeat:
+                raise OrchestratorError("--until-fail stops a --repeat: give it --repeat N (REPEAT=N).")
+            if args.repeat and (args.series or args.rerun or args.baseline or len(selected) > 1):
+                raise OrchestratorError("--repeat runs cases of one arch on one kernel again and again: give it "
+                                        "no --series, --rerun or --baseline, and one arch.")
+            if args.repeat:
+                from ..repeat import repeat
+                return repeat(opts, progress, args.repeat, args.until_fail)
             if args.rerun:
                 from ..rerun import rerun
                 return rerun(opts, pathlib.Path(args.rerun).expanduser().resolve(), progress)[0]

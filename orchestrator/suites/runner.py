@@ -9,6 +9,7 @@ restarted) instead of the run, and a progress line that knows what is running.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import pathlib
 import re
 import shlex
@@ -104,6 +105,22 @@ def list_cases(tree_path: pathlib.Path, suites: list[str], syscall_prefix: str =
                 seen.add(spec.id)
                 cases.append(spec)
     return cases
+
+
+def select_cases(cases: list[CaseSpec], globs: tuple[str, ...], suites: list[str]) -> list[CaseSpec]:
+    """CASES= / --case: the cases whose id (kprobe/kprobe_args_user.tc) or file name
+    (kprobe_args_user.tc) matches one of the shell globs, in the suites' order. A glob
+    that matches nothing is a typo, said before anything is built."""
+    def matches(spec: CaseSpec, glob: str) -> bool:
+        return fnmatch.fnmatchcase(spec.id, glob) or fnmatch.fnmatchcase(spec.id.rsplit("/", 1)[-1], glob)
+    unmatched = [g for g in globs if not any(matches(c, g) for c in cases)]
+    if unmatched:
+        example = cases[0].id if cases else "kprobe/kprobe_args_user.tc"
+        raise OrchestratorError(
+            f"--case {', '.join(unmatched)} matches no case of the suites {', '.join(suites)} "
+            f"({len(cases)} cases); give a glob of case ids such as '{example}' or "
+            f"'{example.split('/')[0]}/*', or the suite that holds it with --suite.")
+    return [c for c in cases if any(matches(c, g) for g in globs)]
 
 
 def not_built(spec: CaseSpec, program_errors: dict[str, str]) -> CaseResult | None:
