@@ -43,5 +43,5 @@ def test_the_comparison_text_shows_them_under_a_new_splat():
     diff.new_splats = [SplatChange(kind=bug.kind, title=bug.title, case=bug.case, frames=bug.frames,
                                    why="on every series run, on no base run")]
     text = compare.mail_summary(diff, run, run)
-    assert f"    kernel BUG at kernel/trace/trace_kprobe.c:938! (during kprobe/kretprobe_maxactive.tc): " in text
+    assert "    kernel BUG at kernel/trace/trace_kprobe.c:938! (during kprobe/kretprobe_maxactive.tc): " in text
     assert f"\n      {AT}\n" in text
