@@ -23,7 +23,7 @@ from .kernel.fragments import Fragments
 from .kernel.kconfig import check_user_fragments
 from .model import Accel, CaseResult, Frame, RunRecord, Splat, Taint
 from .progress import Progress, fmt_duration
-from .results import baseline, history, report, summary
+from .results import reproduce, baseline, history, report, summary
 from .results.recorder import Recorder, failures_after_poisoning_splat, new_run_id, point_latest
 from .run_inputs import (RunContext, TestOptions, arch_of, base_pointer, check_inputs, inputs_digest, run_meta,
                          source_tree)
@@ -389,6 +389,10 @@ def close(run: OpenRun) -> None:
     except OSError:
         pass
     report.write_run_reports(recorder)
+    try:
+        reproduce.write(recorder.dir, recorder.record, run.cases, run.arch.halt_command)
+    except OSError:
+        pass   # a full disk: the error already on its way is the one to tell
     progress.clear()
     if run.ctx.quiet:
         progress.say(f"  {run.ctx.label}: {counts_line(recorder.record)}")

@@ -43,6 +43,23 @@ def test_run_completes_with_every_case(first_run):
     assert data["taint"]["boot"] == 0
 
 
+def test_the_runs_reproducer_boots_its_kernel_and_runs_the_case_that_did_not_pass(first_run, tmp_path):
+    """reproduce.sh, as a maintainer without the orchestrator runs it: the run's kernel and
+    image under the run's QEMU command line, the guest's banner checked against the run's,
+    then the case that did not pass (kprobe_non_uniq_symbol.tc is UNSUPPORTED on x86_64)."""
+    p, latest = first_run
+    data = json.loads((latest / "results.json").read_text())
+    not_passed = [c for c in data["cases"] if c["status"] not in ("PASS", "XFAIL")]
+    assert not_passed
+    r = subprocess.run(["sh", str(latest / "reproduce.sh")], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=600, env={"PATH": "/usr/bin:/bin"})
+    print(r.stdout[-3000:], r.stderr[-2000:])
+    assert r.returncode == 0, r.stderr
+    assert "KTO:REPRO:DONE" in r.stdout and data["versions"]["kernel_banner"] in r.stdout
+    for case in not_passed:
+        assert f"[{case['status']}]" in r.stdout and case["description"] in r.stdout
+
+
 def test_a_developers_exported_environment_does_not_reach_the_run(first_run):
     """The first run ran under conftest.DEVELOPER_ENVIRONMENT (ARCH=arm64, CROSS_COMPILE,
     LLVM=1, KCFLAGS, O, QEMU, TRANSPORT, an outer make's MAKEFLAGS): an x86_64 run with the

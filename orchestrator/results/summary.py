@@ -1,10 +1,12 @@
 """The terminal summary printed at the end of a run, from its record alone."""
 from __future__ import annotations
 
+import shlex
+
 from ..model import RunRecord
 from ..progress import fmt_duration
 from ..suites.splats import decoded_lines
-from ..suites.status import STATUSES
+from ..suites.status import FAILING, STATUSES
 from . import causes, history
 
 _NOT_SHOWN = {"PASS"}
@@ -32,6 +34,9 @@ def render(run: RunRecord, results_dir: str) -> str:
         cause = causes.of(c, run)
         if cause:
             out.append(f"  {'':<11} {'':<{width}}  known cause, {causes.line(cause)[:100]}")
+        if c.status in FAILING and run.qemu_argv:
+            out.append(f"  {'':<11} {'':<{width}}  reproduce: sh {results_dir}/reproduce.sh "
+                       f"{shlex.quote(c.id.removesuffix(' (instance)'))}")
     left = causes.unexplained(run)
     if left:
         out.append(f"  not explained: {len(left)} case(s) that did not pass have no known cause "
