@@ -167,6 +167,17 @@ class EachPatch(Record, kw_only=True):
     tested: list[PatchRun] = []
 
 
+class PatchCheck(Record, kw_only=True):
+    """The tree's scripts/checkpatch.pl --strict on one patch of the series (series/checks.py)."""
+    number: Line
+    subject: str
+    summary: Annotated[str, Meta(description="checkpatch's `total: ...` line, or why it did not run.")]
+    errors: Count = 0
+    warnings: Count = 0
+    checks: Count = 0
+    findings: Annotated[list[str], Meta(description="`TYPE:NAME file:line: message`, the first few.")] = []
+
+
 class SeriesInfo(Record, kw_only=True):
     """The series under test, on series and bisect runs."""
     kind: Annotated[Literal["mbox", "thread", "directory", "range"], Meta(description="How it was given: thread is a thread or Message-ID read by b4 am.")]
@@ -184,6 +195,7 @@ class SeriesInfo(Record, kw_only=True):
     worktree: str
     patches: list[Patch]
     each_patch: EachPatch | None = None
+    checkpatch: Annotated[list[PatchCheck], Meta(description="Per patch, scripts/checkpatch.pl --strict.")] = []
 
 
 class Host(Record, kw_only=True):

@@ -10,6 +10,7 @@ from ..model import (Attribution, Bisect, CaseChange, ConfigDelta, Diff, EachPat
                      Splat, SplatChange)
 from ..suites.status import FAILING, PASSED, SKIPPED, counts_line
 from ..suites.splats import decoded_lines, splat_key
+from .summary import checkpatch_lines
 from . import confirm
 
 # The lists of cases compare() sorts each case into (confirm.py judges them further).
@@ -186,6 +187,8 @@ def mail_summary(diff: Diff, base: RunRecord, series: RunRecord, bisect: Bisect 
     section("config options lost", diff.config.lost)
     section("config options changed", diff.config.changed)
     section("compiler warnings added in files the series touches", diff.warnings_added)
+    if info and info.checkpatch:
+        section("checkpatch --strict, per patch", checkpatch_lines(info.checkpatch, len(info.patches)))
     if each_patch:
         f = each_patch.first_failing
         if f:

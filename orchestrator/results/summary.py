@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import shlex
 
-from ..model import RunRecord
+from ..model import PatchCheck, RunRecord
 from ..progress import fmt_duration
 from ..suites.splats import decoded_lines
 from ..suites.status import FAILING, STATUSES
@@ -12,6 +12,15 @@ from . import causes, history
 _NOT_SHOWN = {"PASS"}
 _DROP_TAGS = {"unavailable": "not available in this tree", "undefined": "not defined in this tree",
               "dropped": "dropped"}
+
+
+def checkpatch_lines(checks: list[PatchCheck], patches: int) -> list[str]:
+    """scripts/checkpatch.pl --strict per patch: its total line, its findings under it."""
+    out = []
+    for c in checks:
+        out.append(f"patch {c.number}/{patches}: {c.summary}")
+        out.extend(f"  {f[:150]}" for f in c.findings)
+    return out
 
 
 def render(run: RunRecord, results_dir: str) -> str:
@@ -63,6 +72,9 @@ def render(run: RunRecord, results_dir: str) -> str:
             out.append(f"    {d.option}={d.asked} -> {d.got}: {_DROP_TAGS.get(d.kind, d.kind)}: {d.reason[:110]}")
     for note in run.config.notes if run.config else []:
         out.append(f"  config: {note[:160]}")
+    if run.series and run.series.checkpatch:
+        out.append("  checkpatch --strict, per patch:")
+        out.extend(f"    {line}" for line in checkpatch_lines(run.series.checkpatch, len(run.series.patches)))
     taint = run.taint
     if taint and taint.boot != taint.end:
         out.append(f"  taint: {taint.boot} at boot, {taint.end} at the end")

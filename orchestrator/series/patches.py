@@ -88,7 +88,8 @@ class AppliedSeries:
     base_commit: str
     tip_commit: str
 
-    def info(self, each_patch: model.EachPatch | None = None) -> model.SeriesInfo:
+    def info(self, each_patch: model.EachPatch | None = None,
+             checkpatch: list[model.PatchCheck] = ()) -> model.SeriesInfo:
         """The series as a run and its comparison record it."""
         s = self.series
         return model.SeriesInfo(
@@ -96,7 +97,7 @@ class AppliedSeries:
             cover_message_id=s.cover_message_id, named_base=s.named_base, mail_from=s.mail_from,
             mail_cc=list(s.mail_cc), prerequisite_patch_ids=list(s.prerequisites),
             base_commit=self.base_commit, tip_commit=self.tip_commit, worktree=str(self.worktree),
-            patches=[p.record() for p in s.patches], each_patch=each_patch)
+            patches=[p.record() for p in s.patches], each_patch=each_patch, checkpatch=list(checkpatch))
 
 
 def _git(path: pathlib.Path, *args: str, input: bytes | None = None,

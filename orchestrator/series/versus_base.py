@@ -14,7 +14,7 @@ import pathlib
 from ..kernel import build, buildwarn
 from .. import cache
 from ..results import causes, compare, confirm, history, report
-from . import attribute, patches as series_mod
+from . import attribute, checks as series_checks, patches as series_mod
 from ..errors import ExitCode, OrchestratorError
 from ..suites.splats import splat_key
 from ..suites.case_id import test_of
@@ -346,9 +346,10 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
 
         applied = series_mod.apply(tree, ser, base_commit, opts.cache_root, progress.say)
         progress.say(f"series: applied in {applied.worktree}, tip {applied.tip_commit[:12]}")
+        checks = series_checks.checkpatch(applied, progress.say)
         step_dirs: list[pathlib.Path] = []
         each = _each_patch(opts, progress, applied, sopts.each_patch, step_dirs) if sopts.each_patch else None
-        info = applied.info(each_patch=each)
+        info = applied.info(each_patch=each, checkpatch=checks)
         s_tree = series_mod.worktree_tree(applied.worktree, f"{tree.origin} + series")
         try:
             s_code, s_run = run_test(opts, progress, RunContext(
