@@ -81,7 +81,7 @@ pytest: deps
 		$(if $(KERNEL),--kernel "$(KERNEL)") $(if $(SUITES),--suite "$(SUITES)") \
 		$(if $(KCONFIG),--kconfig "$(KCONFIG)") $(if $(SERIES),--series "$(SERIES)") \
 		$(if $(TRANSPORT),--transport "$(TRANSPORT)") $(if $(QEMU),--qemu "$(QEMU)") \
-		--junitxml results/pytest-junit.xml
+		$(if $(CASES),--case "$(CASES)") --junitxml results/pytest-junit.xml
 
 # The guest of the last run of ARCH, its console on this terminal (Ctrl-A x ends it).
 shell: $(VENV)/.installed

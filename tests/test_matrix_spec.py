@@ -85,3 +85,9 @@ kernels:
 def test_bad_specs_say_what_is_wrong(text, message):
     with pytest.raises(OrchestratorError, match=message):
         matrixspec.parse(text)
+
+
+def test_a_cell_can_run_some_cases_only():
+    cells = matrixspec.parse("arches: [x86_64]\ncases: 'kprobe/*'\nkernels:\n  - name: a\n"
+                             "  - name: b\n    cases: [kprobe_args_user.tc, 'dynevent/*']\n")
+    assert [c.cases for c in cells] == [("kprobe/*",), ("kprobe_args_user.tc", "dynevent/*")]

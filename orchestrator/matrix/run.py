@@ -97,6 +97,7 @@ def run_cells(cells: list[Cell], base: pipeline.TestOptions, progress: Progress)
     jobs = []
     for c in cells:
         opts = dataclasses.replace(base, arch=c.arch, kernel=c.tree, suites=list(c.suites) or base.suites,
+                                   cases=c.cases,
                                    extra_kconfigs=list(c.kconfig), case_timeout=c.case_timeout,
                                    boot_timeout=c.boot_timeout)
         sopts = versus_base.SeriesOptions(c.series, c.base, c.compare) if c.series else None

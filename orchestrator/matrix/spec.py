@@ -28,6 +28,7 @@ class _Kernel(msgspec.Struct, forbid_unknown_fields=True):
     base: str | None = None
     compare: bool = False
     suites: Names = None
+    cases: Names = None
     kconfig: Names = None
     case_timeout: Seconds = None
     boot_timeout: Seconds = None
@@ -37,6 +38,7 @@ class _Spec(msgspec.Struct, forbid_unknown_fields=True):
     arches: Names = None
     kernels: list[_Kernel] | None = None
     suites: Names = None
+    cases: Names = None
     kconfig: Names = None
     case_timeout: Seconds = None
     boot_timeout: Seconds = None
@@ -70,6 +72,7 @@ class Cell:
     base: str | None
     compare: bool
     suites: tuple[str, ...]
+    cases: tuple[str, ...]             # globs of case ids (CASES=); empty: every case
     kconfig: tuple[str, ...]
     case_timeout: float
     boot_timeout: float
@@ -124,6 +127,7 @@ def parse(text: str, origin: str = "matrix.yaml") -> list[Cell]:
         if not k.name:
             raise OrchestratorError(f"{where} needs a name (name: fprobe-v4).")
         suites = _list(k.suites if k.suites is not None else parsed.suites)
+        cases = _list(k.cases if k.cases is not None else parsed.cases)
         kconfig = _list(k.kconfig if k.kconfig is not None else parsed.kconfig)
         case_timeout = k.case_timeout if k.case_timeout is not None else parsed.case_timeout
         boot_timeout = k.boot_timeout if k.boot_timeout is not None else parsed.boot_timeout
@@ -131,7 +135,7 @@ def parse(text: str, origin: str = "matrix.yaml") -> list[Cell]:
             cells.append(Cell(
                 name=f"{arch}-{k.name}", arch=arch, kernel_name=k.name,
                 tree=None if k.tree in (None, "default") else k.tree,
-                series=k.series, base=k.base, compare=k.compare, suites=suites, kconfig=kconfig,
+                series=k.series, base=k.base, compare=k.compare, suites=suites, cases=cases, kconfig=kconfig,
                 case_timeout=_seconds(case_timeout, f"{where}: case_timeout", CASE_TIMEOUT_SECONDS),
                 boot_timeout=_seconds(boot_timeout, f"{where}: boot_timeout", BOOT_TIMEOUT_SECONDS)))
     names = [c.name for c in cells]

@@ -47,6 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="the commit the series goes on (default: the tree's HEAD, or the range's base)")
     g.addoption("--suite", dest="orchestrator_suite", action="append", default=None, metavar="NAME[,NAME]",
                 help=f"suites (default {','.join(DEFAULT_SUITES)})")
+    g.addoption("--case", dest="orchestrator_case", action="append", default=None, metavar="GLOB[,GLOB]",
+                help="only the cases whose id or file name matches a shell glob (CASES=)")
     g.addoption("--kconfig", dest="orchestrator_kconfig", action="append", default=None, metavar="FRAGMENT",
                 help="extra kconfig fragment (path, or a name in kconfigs/)")
     g.addoption("--tcdir", dest="orchestrator_tcdir", default=None, metavar="DIR",
@@ -90,7 +92,8 @@ class PluginSession:
             results_root=pathlib.Path(opt.orchestrator_results_dir).resolve(),
             cache_root=pathlib.Path(opt.orchestrator_cache_dir).resolve() if opt.orchestrator_cache_dir else default_cache_root(),
             case_timeout=opt.orchestrator_case_timeout, boot_timeout=opt.orchestrator_boot_timeout, accel=opt.orchestrator_accel,
-            transport=opt.orchestrator_transport, qemu=opt.orchestrator_qemu)
+            transport=opt.orchestrator_transport, qemu=opt.orchestrator_qemu,
+            cases=tuple(split_list(opt.orchestrator_case)))
         if opt.orchestrator_tcdir:
             tcdir = pathlib.Path(opt.orchestrator_tcdir).resolve()
             if not tcdir.is_dir():
@@ -171,10 +174,10 @@ class PluginSession:
 
     def _list_cases(self, names: list[str]) -> None:
         from ..arches import get_arch
-        from ..suites.runner import list_cases
+        from ..suites.runner import list_cases, select_cases
         for name in names:
-            self.cases[name] = list_cases(self.tree.path, self.opts.suites, get_arch(name).syscall_prefix,
-                                          self.opts.tcscripts)
+            cases = list_cases(self.tree.path, self.opts.suites, get_arch(name).syscall_prefix, self.opts.tcscripts)
+            self.cases[name] = select_cases(cases, self.opts.cases, self.opts.suites) if self.opts.cases else cases
 
     def source_of(self, spec) -> pathlib.Path:
         """The file a case comes from: its .tc, or the guest program's C source."""
