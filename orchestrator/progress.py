@@ -7,6 +7,14 @@ import time
 from typing import TextIO
 
 
+def printable(text: str) -> str:
+    """Text for a terminal, a text file or a mail, whatever the guest or a series put in
+    it: control characters (ESC, BEL, a bare CR: window titles, screen clears, OSC 52
+    clipboard writes) and lone surrogates written as escapes; line breaks kept."""
+    return "\n".join("".join(ch if ch.isprintable() or ch == "\t" else ch.encode("unicode_escape").decode("ascii")
+                             for ch in line) for line in text.split("\n"))
+
+
 def fmt_duration(seconds: float) -> str:
     seconds = int(seconds)
     if seconds < 60:
@@ -29,14 +37,14 @@ class Progress:
         """Replace the status line (terminal) or print it now and then (log)."""
         if self.tty:
             width = max(20, shutil.get_terminal_size((100, 20)).columns - 1)
-            self.stream.write("\r" + text[:width] + "\x1b[K")
+            self.stream.write("\r" + printable(text)[:width] + "\x1b[K")
             self.stream.flush()
             self._shown = True
         else:
             now = time.monotonic()
             if now - self._last_plain >= self.plain_interval:
                 self._last_plain = now
-                self.stream.write(text + "\n")
+                self.stream.write(printable(text) + "\n")
                 self.stream.flush()
 
     def log(self, text: str) -> None:
@@ -53,6 +61,6 @@ class Progress:
     def say(self, text: str) -> None:
         """A line that stays."""
         self.clear()
-        self.stream.write(text + "\n")
+        self.stream.write(printable(text) + "\n")
         self.stream.flush()
         self._last_plain = 0.0

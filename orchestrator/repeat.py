@@ -15,7 +15,7 @@ from . import cache
 from .errors import ExitCode, OrchestratorError
 from .model import RunRecord
 from .pipeline import RunContext, TestOptions, run_test
-from .progress import Progress
+from .progress import Progress, printable
 from .results.recorder import new_run_id, point_latest
 from .suites.status import FAILING
 
@@ -78,6 +78,7 @@ def repeat(opts: TestOptions, progress: Progress, times: int, until_fail: bool =
         link.symlink_to(os.path.relpath(opts.results_root / run.run_id, out_dir))
     text = (f"{runs[0].arch}: Linux {runs[0].kernel.version}, {len(runs)} run(s) of {len(lines)} case(s), "
             "each in a fresh guest\n" + "\n".join(f"  {line}" for line in lines) + "\n")
+    text = printable(text)
     cache.atomic_write(out_dir / "summary.txt", text)
     point_latest(opts.results_root, out_dir.name)
     print(f"\n{text}  repeat: {out_dir}")

@@ -12,7 +12,7 @@ from .kernel import source
 from .kernel.fragments import fragments_for
 from .model import RunRecord
 from .pipeline import RunContext, TestOptions, run_test
-from .progress import Progress
+from .progress import Progress, printable
 from .vm import emulators
 from .results.recorder import is_comparison, load_run
 from .suites.status import PASSED
@@ -50,6 +50,6 @@ def rerun(opts: TestOptions, run_dir: pathlib.Path, progress: Progress) -> tuple
     for c in first.cases:
         if c.id in again:
             n = now.get(c.id)
-            print(f"  {c.id}: {c.status} -> {n.status if n else 'not run'}"
-                  + (f"  ({n.reason[:90]})" if n and n.reason else ""))
+            print(printable(f"  {c.id}: {c.status} -> {n.status if n else 'not run'}"
+                            + (f"  ({n.reason[:90]})" if n and n.reason else "")))
     return code, run

@@ -11,7 +11,7 @@ import sys
 from .. import __version__
 from ..cache import default_cache_root
 from ..errors import ExitCode, OrchestratorError
-from ..progress import Progress
+from ..progress import Progress, printable
 from ..project import (ACCELS, BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, DEFAULT_ARCH, MATRIX_SPEC,
                        PROJECT_ROOT, RESULTS_DIR, TCSCRIPTS_DIR, TRANSPORTS, seconds_option)
 from ..results.confirm import DEFAULT_RETRIES
@@ -21,9 +21,9 @@ from ..vm.emulators import DEFAULT_EMULATOR, EMULATORS
 
 
 def for_terminal(text: str) -> str:
-    """A message that may quote user input (an arch name, a path): its control characters
-    and lone surrogates escaped, so it neither drives the terminal nor fails to encode."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    """A one-line message that may quote user input (an arch name, a path): its control
+    characters, line breaks and lone surrogates escaped."""
+    return printable(text).replace("\n", "\\n")
 
 def _qemu_option(parser: argparse.ArgumentParser, more: str = "") -> None:
     """--qemu, the same for every command that boots or installs. Options only: none of

@@ -14,7 +14,7 @@ from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
 from ..suites.status import FAILING, PASSED, SKIPPED
 from .spec import Cell
-from ..progress import Progress, fmt_duration
+from ..progress import Progress, fmt_duration, printable
 
 
 
@@ -121,7 +121,7 @@ def _run_rows(jobs: list[tuple[str, pipeline.TestOptions, "versus_base.SeriesOpt
             progress.say(f"orchestrator: {name}: {exc.message}")
             rows.append(Row(name, int(exc.code), exc.results, exc.message[:90], kernel=kernel))
     table = render(rows)
-    print("\n" + table)
+    print("\n" + printable(table))
     axis = kernels.changes([(arch_of[r.arch], r.kernel, r.run) for r in rows if r.kernel and r.run])
     if axis:
         print("\nwhat each newer kernel changed, per arch:\n" + kernels.render(axis))

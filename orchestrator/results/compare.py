@@ -6,6 +6,7 @@ from __future__ import annotations
 import pathlib
 
 from ..kernel import buildwarn, kconfig
+from ..progress import printable
 from ..model import (Attribution, Bisect, CaseChange, ConfigDelta, Diff, EachPatch, RunRecord, SeriesFailed,
                      Splat, SplatChange)
 from ..suites.status import FAILING, PASSED, SKIPPED, counts_line
@@ -212,7 +213,7 @@ def mail_summary(diff: Diff, base: RunRecord, series: RunRecord, bisect: Bisect 
             lines.append(f"    {name}: {why}")
     if not differs(diff):
         lines.append("  no difference between base and series")
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def differs(diff: Diff) -> bool:

@@ -12,9 +12,16 @@ from ..suites.status import FAILING, SKIPPED
 _FAILURE = FAILING - {"ERROR"}
 
 
+def _xml_char(ch: str) -> bool:
+    """What XML 1.0 may hold (its Char production)."""
+    c = ord(ch)
+    return ch in "\t\n\r" or 0x20 <= c <= 0xD7FF or 0xE000 <= c <= 0xFFFD or c >= 0x10000
+
+
 def _clean(text: str) -> str:
-    """XML 1.0 cannot hold most control characters; a console log may."""
-    return "".join(ch if ch in "\t\n\r" or ord(ch) >= 0x20 else f"\\x{ord(ch):02x}" for ch in text)
+    """XML 1.0 cannot hold most control characters, lone surrogates or U+FFFE/U+FFFF;
+    a console log may hold any of them."""
+    return "".join(ch if _xml_char(ch) else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def testsuites(run: RunRecord, prefix: str | None = None) -> list[ET.Element]:

@@ -15,6 +15,7 @@ import markupsafe
 from .. import cache
 from ..errors import OrchestratorError
 from ..model import CaseResult, Diff, RunRecord, Stages
+from ..progress import printable
 from . import causes, compare, confirm, history, history_chart, junit, ktap_out
 from .recorder import Recorder, guest_order
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
@@ -298,7 +299,7 @@ def summary_text(runs: list[RunRecord]) -> str:
             times = f" x{s.count}" if s.count > 1 else ""
             out.append(f"  splat {s.kind}{times} during {s.case or 'boot/idle'}: {_cut(s.title)}")
             out.extend(f"    {_cut(line)}" for line in decoded_lines(s.frames))
-    return "\n".join(out) + "\n"
+    return printable("\n".join(out)) + "\n"
 
 
 def merge_junit(runs: list[RunRecord], path: pathlib.Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import shlex
 
 from ..model import PatchCheck, RunRecord
-from ..progress import fmt_duration
+from ..progress import fmt_duration, printable
 from ..suites.splats import decoded_lines
 from ..suites.status import FAILING, STATUSES
 from . import causes, history
@@ -79,4 +79,4 @@ def render(run: RunRecord, results_dir: str) -> str:
     if taint and taint.boot != taint.end:
         out.append(f"  taint: {taint.boot} at boot, {taint.end} at the end")
     out.append(f"  verdict: {run.verdict}   results: {results_dir}")
-    return "\n".join(out)
+    return printable("\n".join(out))

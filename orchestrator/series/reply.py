@@ -14,6 +14,7 @@ import textwrap
 from .. import cache
 from ..errors import OrchestratorError
 from ..model import Comparison
+from ..progress import printable
 from ..results import confirm
 from ..results.compare import differs
 from ..results.recorder import read_comparison
@@ -124,7 +125,7 @@ def render(compares: list[Comparison], summaries: list[str], identity: str | Non
         lines.append(f"Tested-by: {identity}")
     else:
         lines.append("(No Tested-by: line: git config user.name and user.email are not set.)")
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines)) + "\n"
 
 
 def write(path: pathlib.Path, compare_dirs: list[pathlib.Path], failed: list[tuple[str, str]] = ()) -> str:
