@@ -78,6 +78,10 @@ kernels:
     ("arches: [x86_64]\nkernels: {name: a}\n", r"kernels: expected `array \| null`, got `object`"),
     ("arches: [x86_64, 5]\n", r"arches: expected `array \| str \| null`|arches\[2\]: expected `str`"),
     ("?\n", "has a key that is not a name"),
+    # The name goes into CI job ids and command lines: a word, and each cell its own job.
+    ("arches: [x86_64]\nkernels: [{name: 'a;b'}]\n", r"the name 'a;b' is not a word"),
+    ("arches: [x86_64]\nkernels: [{name: '${{ secrets.TOKEN }}'}]\n", "is not a word"),
+    ("arches: [x86_64]\nkernels: [{name: a.b}, {name: a_b}]\n", r"cells x86_64-a\.b and x86_64-a_b would be one CI job"),
     ('kernels: "\\uD800"\n', r"lone surrogate escape \('\\ud800'\)"),
     ("arches: [x86_64]\nkernels: [{name: a}, {name: a}]\n", "appear twice"),
     ("arches: [x86_64\n", "not valid YAML"),

@@ -17,6 +17,7 @@ from ..errors import OrchestratorError
 from ..project import BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, seconds_problem
 
 Names = list[str] | str | None   # [a, b], or "a b" / "a,b"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 Seconds = float | None          # checked by seconds_problem (finite, above 0)
 
 
@@ -126,6 +127,11 @@ def parse(text: str, origin: str = "matrix.yaml") -> list[Cell]:
         where = f"{origin}: kernels[{i}]"
         if not k.name:
             raise OrchestratorError(f"{where} needs a name (name: fprobe-v4).")
+        if not _NAME.fullmatch(k.name):
+            # The name goes into CI job ids, step names and command lines (workflow.py):
+            # a word, never shell or ${{ }} expression syntax.
+            raise OrchestratorError(f"{where}: the name {k.name!a} is not a word of letters, digits and . _ + -; "
+                                    "rename it (e.g. fprobe-v4).")
         suites = _list(k.suites if k.suites is not None else parsed.suites)
         cases = _list(k.cases if k.cases is not None else parsed.cases)
         kconfig = _list(k.kconfig if k.kconfig is not None else parsed.kconfig)
@@ -142,6 +148,12 @@ def parse(text: str, origin: str = "matrix.yaml") -> list[Cell]:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise OrchestratorError(f"{origin}: cell name(s) {', '.join(dupes)} appear twice; give each kernel its own name.")
+    by_job: dict[str, str] = {}
+    for c in cells:
+        if c.job_id in by_job:
+            raise OrchestratorError(f"{origin}: cells {by_job[c.job_id]} and {c.name} would be one CI job "
+                                    f"({c.job_id}); rename one kernel so they differ in more than . and _.")
+        by_job[c.job_id] = c.name
     return cells
 
 

@@ -8,6 +8,8 @@ baseline or did not complete.
 """
 from __future__ import annotations
 
+import shlex
+
 import yaml
 
 from .spec import Cell
@@ -32,9 +34,10 @@ def _cell_job(cell: Cell, spec_path: str) -> dict:
              "uses": "actions/cache/restore@v4",
              "with": {"path": "baseline", "key": f"{key}-${{{{ github.run_id }}}}", "restore-keys": f"{key}-"}},
             {"name": "bootstrap", "run": BOOTSTRAP},
-            {"name": "host packages", "run": f"make deps ARCH={cell.arch}"},
+            {"name": "host packages", "run": f"make deps ARCH={shlex.quote(cell.arch)}"},
             # The run's own exit code is in its results.json; the report job decides.
-            {"name": "test", "run": f".venv/bin/orchestrator matrix --spec {spec_path} --cell {cell.name} "
+            {"name": "test", "run": f".venv/bin/orchestrator matrix --spec {shlex.quote(spec_path)} "
+                                    f"--cell {shlex.quote(cell.name)} "
                                     "--baseline baseline || echo \"cell exit $?\""},
             {"name": "keep these results as the next baseline",
              "run": "rm -rf baseline && mkdir baseline && cp -rL results/latest baseline/"},
