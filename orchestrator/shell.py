@@ -30,6 +30,7 @@ from .arches import get_arch
 from .kernel import build, treeview
 from .errors import ExitCode, OrchestratorError
 from .results.recorder import load_run
+from .vm.emulators import EMULATORS
 
 SHELL_ARG = "kto.shell=1"
 
@@ -53,10 +54,31 @@ def last_run(results_root: pathlib.Path, arch: str) -> pathlib.Path:
         + (f"; passed over {len(unreadable)} unreadable: {unreadable[0]}" if unreadable else "") + ".")
 
 
+def allowed_qemu(arch_name: str, binary: str) -> bool:
+    """Whether a results.json's QEMU may be run: the arch table's binary for that arch,
+    the host's (on PATH) or a build the cache unpacked (<cache>/qemu/<build>/root/usr/bin).
+    results.json is a file anyone can hand over: its argv[0] is not run on its word."""
+    try:
+        name = get_arch(arch_name).qemu.binary
+    except OrchestratorError:
+        return False
+    if binary == name:
+        return True
+    path = pathlib.PurePosixPath(binary)
+    builds = {f"{e.name}-{e.version}" for e in EMULATORS.values()}
+    return path.is_absolute() and path.name == name and ".." not in path.parts and \
+        path.parent.parts[-3:] == ("root", "usr", "bin") and len(path.parts) > 6 and \
+        path.parts[-6] == "qemu" and path.parts[-5] in builds
+
+
 def shell_argv(run_dir: pathlib.Path) -> list[str]:
     """The run's QEMU command line with the console on the terminal and the shell asked for."""
     run = load_run(run_dir)
     argv = list(run.qemu_argv)
+    if argv and not allowed_qemu(run.arch, argv[0]):
+        raise OrchestratorError(
+            f"results/{run_dir.name}/results.json names {argv[0]!a} as the {run.arch} QEMU, which is neither "
+            "the arch table's nor a build this tool unpacks; run `make test` again to make a run to boot.")
     if (run.boot_route is not None and run.boot_route.name == "builtin") or "-append" not in argv:
         raise OrchestratorError(
             f"The {run.arch} guest's command line is built into its kernel (the builtin boot "

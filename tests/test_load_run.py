@@ -159,3 +159,31 @@ def test_a_comparison_of_an_older_version_is_read_with_its_old_name():
     assert "newly_unsupported" in (COMPARE / "compare.json").read_text()
     old = read_comparison(COMPARE)
     assert old.diff.regressed and [e.id for e in old.diff.new_failures]
+
+
+@pytest.mark.parametrize("binary, allowed", [
+    ("qemu-system-x86_64", True),                                              # the host's, on PATH
+    ("/root/.cache/orchestrator/qemu/backports-10.0/root/usr/bin/qemu-system-x86_64", True),   # unpacked
+    ("/tmp/evil", False), ("sh", False), ("qemu-system-aarch64", False),       # another arch's
+    ("/root/.cache/orchestrator/qemu/backports-10.0/root/usr/bin/../../../../../../tmp/qemu-system-x86_64", False),
+    ("/tmp/qemu/other-1.0/root/usr/bin/qemu-system-x86_64", False),
+])
+def test_shell_runs_only_a_qemu_the_tool_knows(tmp_path, capsys, binary, allowed):
+    """`shell` boots the QEMU a results.json names: only the arch table's binary or a build
+    the tool unpacks, never what a handed-over file says."""
+    from orchestrator import shell
+    run = tmp_path / "runs" / "20261206-010101-x86_64-1"
+    run.mkdir(parents=True)
+    doc = json.loads(REAL.read_text())
+    kernel, initrd = tmp_path / "bzImage", tmp_path / "image.cpio"
+    kernel.touch()
+    initrd.touch()
+    doc["qemu_argv"] = [binary, "-kernel", str(kernel), "-initrd", str(initrd), "-append", "console=ttyS0",
+                        "-serial", "stdio"]
+    (run / "results.json").write_text(json.dumps(doc))
+    if allowed:
+        assert shell.shell_argv(run)[0] == binary
+    else:
+        code = main(["shell", "--arch", "x86_64", "--results-dir", str(run.parent)])
+        err = capsys.readouterr().err
+        assert code == 2 and "which is neither the arch table's nor a build this tool unpacks" in err, err
