@@ -21,7 +21,7 @@ from .project import (BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, IMAGES_DIR, PR
 from .progress import Progress
 from .results.confirm import DEFAULT_RETRIES
 from .suites.runner import DEFAULT_SUITES
-from .vm import emulators
+from .vm import emulators, qemu
 
 
 @dataclasses.dataclass
@@ -113,19 +113,26 @@ def check_inputs(opts: TestOptions, arch: Arch, host_tools: bool = True) -> Frag
 
 def inputs_digest(opts: TestOptions) -> str:
     """Everything but the kernel tree that decides a run's results: the arch and its
-    toolchain (with versions), the fragments, the guest's recipe (images/, the .tc cases),
-    the suites, timeouts, command line, transport and accel, and the QEMU version. A base
-    run is reused, and a case's history kept, only for the same digest."""
+    toolchain (with versions), the fragments, the guest's recipe (images/, the .tc cases,
+    with their file modes: a `chmod +x` changes the image), the guest's userland recipe
+    (busybox, dropbear) and the host busybox it copies, the suites and cases, timeouts,
+    the kernel command line, transport and accel asked for, the QEMU machine, CPU,
+    memory, SMP and arguments of the arch table, and the QEMU version. A base run is
+    reused, and a case's history kept, only for the same digest."""
     arch = arch_of(opts)
     files = fragments_for(arch, opts.extra_kconfigs).all
     for top in (IMAGES_DIR, opts.tcscripts):
         files += sorted(p for p in top.rglob("*") if p.is_file())
     parts = [f"{p.relative_to(PROJECT_ROOT) if p.is_relative_to(PROJECT_ROOT) else p}\0{cache.file_digest(p)}"
-             for p in files]
+             f"\0{p.stat().st_mode & 0o7777:o}" for p in files]
+    host_busybox = pathlib.Path(arch.busybox.path or "/bin/busybox")
+    if not arch.busybox.zig_target and arch.busybox.deb_arch is None and host_busybox.is_file():
+        parts.append(f"busybox\0{cache.file_digest(host_busybox)}")
     versions = sorted(f"{k}={v}" for k, v in build.toolchain_versions(arch).items())
     return cache.digest(arch.name, " ".join(arch.make_vars()), ",".join(opts.suites), ",".join(opts.cases),
                         str(opts.case_timeout), str(opts.boot_timeout), opts.cmdline, opts.transport,
                         opts.accel, hosttools.version_line((arch.qemu.binary, "--version")),
+                        repr(arch.qemu), repr(arch.busybox), repr(arch.ssh), qemu.kernel_cmdline(arch, opts.cmdline),
                         *versions, *parts)
 
 

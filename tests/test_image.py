@@ -113,3 +113,34 @@ def test_a_guest_program_that_does_not_build_costs_its_suite_only(tmp_path):
     assert unbuilt.status == "ERROR" and unbuilt.reason.startswith("not run: ")
     assert "`make headers` for x86_64 failed" in unbuilt.reason
     assert not_built(CaseSpec("dynevent/x.tc", "dynevent", "/kto/ftrace/test.d/dynevent/x.tc"), img.program_errors) is None
+
+
+def test_a_case_made_executable_is_a_new_image(tmp_path):
+    """The image gives each file its mode: `chmod +x` of a case (or a re-pointed link)
+    must not reuse the image made before it."""
+    import os
+    import pytest
+    from orchestrator.arches import get_arch
+    from orchestrator.guest import image
+    from orchestrator.kernel.source import KernelTree
+    if not pathlib.Path("/bin/busybox").exists():
+        pytest.skip("needs busybox-static (make deps)")
+    linux = tmp_path / "linux"
+    cases = linux / "tools/testing/selftests/ftrace/test.d/dynevent"
+    cases.mkdir(parents=True)
+    (linux / "tools/testing/selftests/ftrace/ftracetest").write_text("#!/bin/sh\n")
+    (cases / "a.tc").write_text("#!/bin/sh\n")
+    (cases / "c.tc").write_text("#!/bin/sh\n")
+    (cases / "b.tc").symlink_to("a.tc")
+    tree = KernelTree(linux, "plain:test", "6.99", "test", None)
+
+    def build():
+        return image.build_image(tree, get_arch("x86_64"), tmp_path / "cache", None, (), say=lambda m: None)
+    first = build()
+    assert build().path == first.path                 # nothing changed: the same image
+    os.chmod(cases / "a.tc", 0o755)
+    second = build()
+    assert second.path != first.path and not second.reused
+    (cases / "b.tc").unlink()
+    (cases / "b.tc").symlink_to("c.tc")               # the same bytes behind it, another target
+    assert build().path != second.path

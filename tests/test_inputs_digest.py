@@ -51,3 +51,39 @@ def test_another_qemu_or_compiler_on_the_path_changes_it(base, tmp_path, monkeyp
         assert pipeline.inputs_digest(base) != before
     finally:
         hosttools.version_line.cache_clear()
+
+
+def test_a_case_file_made_executable_changes_it(base, tmp_path):
+    """The image applies the files' modes: a `chmod +x` fix to a case is a new image."""
+    (tmp_path / "a.tc").write_text("#!/bin/sh\nexit 0\n")
+    mine = dataclasses.replace(base, tcscripts=tmp_path)
+    first = pipeline.inputs_digest(mine)
+    (tmp_path / "a.tc").chmod(0o755)
+    assert pipeline.inputs_digest(mine) != first
+
+
+@pytest.mark.parametrize("field, value", [("machine", "pc"), ("cpu", "qemu64"), ("memory", "2G"), ("smp", 4),
+                                          ("extra_args", ("-device", "virtio-rng-pci"))])
+def test_the_arch_tables_qemu_changes_it(base, monkeypatch, field, value):
+    """The QEMU machine, CPU, memory, SMP and arguments of the arch's table row."""
+    from orchestrator import run_inputs
+    before = pipeline.inputs_digest(base)
+    real = run_inputs.arch_of
+
+    def changed(opts):
+        arch = real(opts)
+        return dataclasses.replace(arch, qemu=dataclasses.replace(arch.qemu, **{field: value}))
+    monkeypatch.setattr(run_inputs, "arch_of", changed)
+    assert pipeline.inputs_digest(base) != before
+
+
+def test_the_arch_tables_kernel_command_line_changes_it(base, monkeypatch):
+    from orchestrator import run_inputs
+    before = pipeline.inputs_digest(base)
+    real = run_inputs.arch_of
+    monkeypatch.setattr(run_inputs, "arch_of", lambda opts: dataclasses.replace(real(opts), cmdline="nosmp"))
+    assert pipeline.inputs_digest(base) != before
+
+
+def test_the_selected_cases_change_it(base):
+    assert pipeline.inputs_digest(dataclasses.replace(base, cases=("kprobe/*",))) != pipeline.inputs_digest(base)

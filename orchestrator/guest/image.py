@@ -64,6 +64,11 @@ def _tree_files(top: pathlib.Path) -> list[pathlib.Path]:
     return files
 
 
+def _guest_mode(path: pathlib.Path) -> int:
+    """A file's mode in the guest: executable or not, as on the host."""
+    return 0o755 if os.access(path, os.X_OK) else 0o644
+
+
 def _add_tree(cpio: CpioWriter, src: pathlib.Path, dest: str) -> None:
     for root, dirs, names in os.walk(src):
         dirs[:] = sorted(d for d in dirs if d not in ("logs", "__pycache__"))
@@ -76,8 +81,7 @@ def _add_tree(cpio: CpioWriter, src: pathlib.Path, dest: str) -> None:
             if p.is_symlink():
                 cpio.symlink(f"{target}/{name}", os.readlink(p))
             elif p.is_file():
-                perm = 0o755 if os.access(p, os.X_OK) else 0o644
-                cpio.file(f"{target}/{name}", p.read_bytes(), perm)
+                cpio.file(f"{target}/{name}", p.read_bytes(), _guest_mode(p))
 
 
 def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
@@ -105,7 +109,11 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
             "that ships the ftrace selftests (Linux 4.1 or newer).")
     inputs = [busybox_path, *_tree_files(IMAGES_DIR), *_tree_files(ftrace_dir), *_tree_files(tcscripts),
               *(_tree_files(modules) if modules else []), *binaries.values()]
-    key = cache.digest(IMAGE_RECIPE, arch.name, *(f"{p}\0{cache.file_digest(p)}" for p in inputs))
+    # With each file's mode as the image gives it (_guest_mode) and where a link points:
+    # a `chmod +x` or a re-pointed link is another image.
+    key = cache.digest(IMAGE_RECIPE, arch.name, *(f"{p}\0{cache.file_digest(p)}\0{_guest_mode(p):o}"
+                                                  + (f"\0{os.readlink(p)}" if p.is_symlink() else "")
+                                                  for p in inputs))
     out = cache_root / "images" / f"{arch.name}-{key[:16]}.cpio"
     bb_digest = cache.file_digest(busybox_path)[:16]
     if out.exists():
