@@ -54,3 +54,28 @@ def test_targets_are_own_failures_and_one_per_kind_of_splat(data_dir):
     targets = _targets(diff)
     # btfarg failed only for the WARN: bisected as the WARN; the two WARN reports are one kind.
     assert set(targets) == {BROKEN, f"splat {tip.splats[0].title}"}
+
+
+def test_the_comparison_is_written_before_the_bisect_and_again_after(data_dir, tmp_path):
+    """_publish: the confirmed comparison lands in results/<run>-compare/ before a bisect
+    starts (an interrupted bisect keeps it); the bisect's result is written into the same
+    directory after."""
+    import msgspec
+    from orchestrator.model import Bisect
+    from orchestrator.progress import Progress
+    from orchestrator.results.recorder import read_comparison
+    from orchestrator.run_inputs import TestOptions
+    from orchestrator.series.versus_base import _publish
+    base_dir, series_dir = data_dir / "runs" / "x86_64-base", data_dir / "runs" / "x86_64-series"
+    base, series = load_run(base_dir), load_run(series_dir)
+    old = read_comparison(data_dir / "runs" / "x86_64-compare")
+    opts = TestOptions(arch="x86_64", results_root=tmp_path)
+    first = _publish(opts, Progress(), None, (base, base_dir), (series, series_dir), [],
+                     msgspec.structs.replace(old, bisect=None))
+    assert read_comparison(first).bisect is None and (first / "summary.txt").is_file()
+    assert (tmp_path / "latest").resolve() == first and (first / "base").resolve() == base_dir.resolve()
+    bis = Bisect(patches=2, steps=1, first_bad={"kprobe_multi/cookies": old.series.patches[0]})
+    again = _publish(opts, Progress(), first, (base, base_dir), (series, series_dir), [],
+                     msgspec.structs.replace(old, bisect=bis))
+    assert again == first and read_comparison(first).bisect == bis
+    assert "first bad patch 1/2" in (first / "summary.txt").read_text()

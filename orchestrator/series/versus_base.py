@@ -235,6 +235,32 @@ def _link(parent: pathlib.Path, name: str, target: pathlib.Path) -> None:
     link.symlink_to(os.path.relpath(target, parent))
 
 
+def _publish(opts: TestOptions, progress: Progress, out_dir: pathlib.Path | None,
+             base: tuple[RunRecord, pathlib.Path], series: tuple[RunRecord, pathlib.Path],
+             step_dirs: list[pathlib.Path], comparison: Comparison) -> pathlib.Path:
+    """results/<run>-compare/ (made on the first call, written again on the next): links to
+    the base, the series and every step run, compare.json, summary.txt (the reply's text),
+    report.html; results/latest points at it."""
+    (b_run, b_dir), (s_run, s_dir) = base, series
+    if out_dir is None:
+        out_dir = opts.results_root / (new_run_id(s_run.arch) + "-compare")
+        out_dir.mkdir(parents=True, exist_ok=True)
+    _link(out_dir, "base", b_dir)
+    _link(out_dir, "series", s_dir)
+    for d in step_dirs:   # ...-x86_64-1234-bisect-2 -> bisect-2, ...-patch-1 -> patch-1
+        _link(out_dir, "-".join(d.name.rsplit("-", 2)[-2:]), d)
+    write_comparison(out_dir, comparison)
+    text = compare.mail_summary(comparison.diff, b_run, s_run, comparison.bisect, comparison.each_patch)
+    cache.atomic_write(out_dir / "summary.txt", text + "\n")
+    try:
+        report.write_html(out_dir / "report.html", [(b_run, b_dir), (s_run, s_dir)], comparison=comparison.diff)
+    except Exception as exc:  # noqa: BLE001 - the comparison is written already; the page is extra
+        progress.say(f"orchestrator: {out_dir / 'report.html'} was not written ({exc}); "
+                     f"`orchestrator report {b_dir} {s_dir} --out {out_dir}` makes it")
+    point_latest(opts.results_root, out_dir.name)
+    return out_dir
+
+
 def _held_ids(run: RunRecord, case_ids: list[str]) -> list[str]:
     """The case files of case_ids that a side's first run holds (a case only one side has
     is tried on that side alone)."""
@@ -367,7 +393,7 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
             return s_code, s_run
 
         b_run, b_dir = base
-        bis = None
+        bis, out_dir = None, None
         if s_run.state != "complete":
             diff = compare.series_failed(s_run, attribute.attribute(
                 s_run.splats, applied.worktree, applied.base_commit, applied.tip_commit,
@@ -378,25 +404,18 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
             diff = _confirmed(opts, progress, opts.retries, diff, (b_run, tree if base_in_tree else None),
                               (s_run, s_tree), applied, step_dirs)
             if sopts.bisect and _targets(diff):
+                # What is known now is kept now: an interrupted or failed bisect (it may
+                # run for an hour) must not cost the confirmed comparison.
+                out_dir = _publish(opts, progress, out_dir, (b_run, b_dir), (s_run, s_dir), step_dirs,
+                                   Comparison(schema_version=1, arch=s_run.arch, base_run=b_run.run_id,
+                                              series_run=s_run.run_id, series=info, diff=diff, each_patch=each))
+                progress.say(f"compare: {out_dir} (the comparison so far; the bisect adds to it)")
                 bis = _bisect(opts, progress, applied, diff, step_dirs, opts.retries)
 
-    out_dir = opts.results_root / (new_run_id(s_run.arch) + "-compare")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _link(out_dir, "base", b_dir)
-    _link(out_dir, "series", s_dir)
-    for d in step_dirs:   # ...-x86_64-1234-bisect-2 -> bisect-2, ...-patch-1 -> patch-1
-        _link(out_dir, "-".join(d.name.rsplit("-", 2)[-2:]), d)
+    comparison = Comparison(schema_version=1, arch=s_run.arch, base_run=b_run.run_id, series_run=s_run.run_id,
+                            series=info, diff=diff, bisect=bis, each_patch=each)
+    out_dir = _publish(opts, progress, out_dir, (b_run, b_dir), (s_run, s_dir), step_dirs, comparison)
     text = compare.mail_summary(diff, b_run, s_run, bis, each)
-    write_comparison(out_dir, Comparison(
-        schema_version=1, arch=s_run.arch, base_run=b_run.run_id, series_run=s_run.run_id, series=info,
-        diff=diff, bisect=bis, each_patch=each))
-    cache.atomic_write(out_dir / "summary.txt", text + "\n")
-    try:
-        report.write_html(out_dir / "report.html", [(b_run, b_dir), (s_run, s_dir)], comparison=diff)
-    except Exception as exc:  # noqa: BLE001 - the comparison is written already; the page is extra
-        progress.say(f"orchestrator: {out_dir / 'report.html'} was not written ({exc}); "
-                     f"`orchestrator report {b_dir} {s_dir} --out {out_dir}` makes it")
-    point_latest(opts.results_root, out_dir.name)
     print(f"\n{text}\n  compare: {out_dir}")
     if diff.series_failed:
         return s_code, s_run
