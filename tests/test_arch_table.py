@@ -148,3 +148,30 @@ def test_kbuilds_arch_names_are_aliases_of_the_rows():
     assert {alias for alias, _ in aliases} == {"x86", "riscv", "s390", "loongarch"}
     assert all(alias in (a.kernel_arch, a.srcarch) and alias not in table for alias, a in aliases)
     assert len({alias for alias, _ in aliases}) == len(aliases)
+
+
+def test_one_cells_unexpected_error_costs_that_cell_only(tmp_path, monkeypatch, capsys):
+    """A bug of ours in one cell (an exception that is no OrchestratorError): the other cells
+    still run, the table and the page are written, the exit code says infrastructure."""
+    from orchestrator import pipeline
+    from orchestrator.matrix import run as matrix
+    from orchestrator.progress import Progress
+    from orchestrator.results.recorder import load_run
+    done = load_run(pathlib.Path(__file__).parent / "data" / "runs" / "arm64")
+    calls = []
+
+    def run_test(opts, progress, ctx=None):
+        calls.append(opts.arch)
+        if opts.arch == "x86_64":
+            raise KeyError("a bug")
+        return 0, done
+    monkeypatch.setattr(pipeline, "run_test", run_test)
+    base = pipeline.TestOptions(arch="x86_64", results_root=tmp_path)
+    from orchestrator.arches import get_arch
+    code = matrix.run([get_arch("x86_64"), get_arch("arm64")], base, Progress())
+    out = capsys.readouterr()
+    assert calls == ["x86_64", "arm64"] and code == 7
+    table = out.out.splitlines()
+    assert any(l.startswith("x86_64") and "internal error: KeyError" in l for l in table)
+    assert any(l.startswith("arm64") for l in table)
+    assert list(tmp_path.glob("matrix-*.json")) and list(tmp_path.glob("matrix-*.html"))

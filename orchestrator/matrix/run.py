@@ -120,6 +120,10 @@ def _run_rows(jobs: list[tuple[str, pipeline.TestOptions, "versus_base.SeriesOpt
         except OrchestratorError as exc:
             progress.say(f"orchestrator: {name}: {exc.message}")
             rows.append(Row(name, int(exc.code), exc.results, exc.message[:90], kernel=kernel))
+        except Exception as exc:  # noqa: BLE001 - one cell's bug must not cost the other cells
+            message = pipeline.internal_error(exc)
+            progress.say(f"orchestrator: {name}: {message}")
+            rows.append(Row(name, int(ExitCode.INFRA_ERROR), None, message[:90], kernel=kernel))
     table = render(rows)
     print("\n" + printable(table))
     axis = kernels.changes([(arch_of[r.arch], r.kernel, r.run) for r in rows if r.kernel and r.run])
