@@ -151,7 +151,7 @@ def test_results_dir_that_is_not_writable(tmp_path):
     blocker.write_text("")
     p = run("--suite", "dynevent", results=blocker / "results")
     assert p.returncode == 2
-    assert f"--results-dir {blocker / 'results'} is not a writable directory" in p.stderr
+    assert f"--results-dir {blocker / 'results'}: {blocker} is a file, not a directory" in p.stderr
 
 
 def _git_tree(tmp_path):
@@ -294,3 +294,72 @@ def test_a_branch_with_a_slash_is_still_a_branch(tmp_path):
     from orchestrator.series.patches import check_spec
     for spec in ("for-next/tracing", "v6.12..HEAD", "HEAD~3..HEAD", "20261201.1234-1-dev@example.org"):
         check_spec(spec)
+
+
+def _bad(shape: str, tmp_path: pathlib.Path) -> str:
+    """A path of the given bad shape."""
+    import os
+    if shape == "empty":
+        return ""
+    if shape == "symlink loop":
+        loop = tmp_path / "loop"
+        if not loop.is_symlink():
+            loop.symlink_to("loop")
+        return str(loop / "x")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    if shape == "under a file":
+        return str(blocker / "x")
+    if shape == "a file":
+        return str(blocker)
+    if shape == "a fifo":
+        fifo = tmp_path / "a-fifo"
+        if not fifo.exists():
+            os.mkfifo(fifo)
+        return str(fifo)
+    return str(tmp_path)   # a directory
+
+
+def _cases():
+    from orchestrator.cli.main import PATH_OPTIONS
+    for command, options in PATH_OPTIONS.items():
+        for name, kind in options.items():
+            shapes = ["empty", "symlink loop", "under a file"]
+            shapes += {"dir": ["a file", "a fifo"], "new-dir": ["a file"], "new-file": ["a directory"],
+                       "file": ["a directory", "a fifo"]}.get(kind, [])
+            for shape in shapes:
+                yield command, name, shape
+
+
+@pytest.mark.parametrize("command, name, shape", list(_cases()))
+def test_every_path_option_refuses_a_bad_path_in_one_sentence(tmp_path, capsys, command, name, shape):
+    """Each path-valued option of each command (orchestrator/cli/main.py's PATH_OPTIONS),
+    given a symlink loop, a path under a file, a file for a directory, a directory for a
+    file, a FIFO or nothing: one sentence, exit 2, before any work."""
+    from orchestrator.cli.main import main
+    bad = _bad(shape, tmp_path)
+    argv = [command] if name == "runs" else [command, f"--{name.replace('_', '-')}", bad]
+    if command == "report":
+        argv += [bad] if name == "runs" else [str(pathlib.Path(__file__).parent / "data" / "runs" / "arm64")]
+    if command in ("test", "matrix", "report") and name not in ("results_dir", "out"):
+        argv += ["--results-dir" if command != "report" else "--out", str(tmp_path / "out")]
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, (argv, err)
+    assert err.startswith("orchestrator: ") and len(err.splitlines()) == 1 and "internal error" not in err, err
+
+
+def test_a_case_file_whose_name_is_not_utf8_is_refused_before_the_build(fake_tree, tmp_path, capsys, monkeypatch):
+    """A series can add a case file named with bytes that are no UTF-8: one sentence at
+    discovery, exit 2, no build."""
+    import os
+    from orchestrator import pipeline
+    from orchestrator.cli.main import main
+    cases = tmp_path / "tc"
+    cases.mkdir()
+    open(os.path.join(os.fsencode(cases), b"bad\xff.tc"), "w").close()
+    monkeypatch.setattr(pipeline, "prepare_guest", lambda *a, **k: pytest.fail("built"))
+    code = main(["test", "--kernel", str(fake_tree), "--suite", "tcscripts", "--tcdir", str(cases),
+                 "--results-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert code == 2 and "has a name that is not UTF-8; rename it." in err, err

@@ -15,7 +15,7 @@ from ..progress import Progress, printable
 from ..project import (ACCELS, BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS, DEFAULT_ARCH, MATRIX_SPEC,
                        PROJECT_ROOT, RESULTS_DIR, TCSCRIPTS_DIR, TRANSPORTS, seconds_option)
 from ..results.confirm import DEFAULT_RETRIES
-from ..kernel.trees import DEFAULT_TREE
+from ..kernel.trees import BUILTIN_TREES, DEFAULT_TREE
 from ..suites.runner import DEFAULT_SUITES
 from ..vm.emulators import DEFAULT_EMULATOR, EMULATORS
 
@@ -62,6 +62,67 @@ def split_list(values: list[str] | None) -> list[str]:
     for v in values or []:
         out.extend(x for x in v.replace(",", " ").split() if x)
     return out
+
+
+# Every path the user gives, by option and command, and what it must be: checked by one
+# function before any work starts, so a loop, a file where a directory goes, or an empty
+# value is one sentence and exit 2, never an exception later (after a 9-minute build).
+# dir: an existing directory; new-dir: a directory, or where one can be made; new-file: a
+# file, or where one can be written; file: an existing regular file; exists: either.
+PATH_OPTIONS: dict[str, dict[str, str]] = {
+    "test": {"results_dir": "new-dir", "cache_dir": "new-dir", "baseline": "exists", "tcdir": "dir",
+             "rerun": "dir", "kernel": "kernel", "reply": "new-file", "series": "nonempty"},
+    "matrix": {"spec": "file", "results_dir": "new-dir", "cache_dir": "new-dir", "baseline": "new-dir"},
+    "workflow": {"spec": "file", "out": "new-file"},
+    "report": {"out": "new-dir", "history": "dir", "runs": "dir"},
+    "shell": {"results_dir": "dir"},
+    "deps": {"cache_dir": "new-dir"},
+}
+
+
+def check_path(text: str, option: str, kind: str) -> None:
+    """One sentence (exit 2) unless `text` is a path of this kind."""
+    if kind == "kernel" and text in BUILTIN_TREES:
+        return
+    if text == "":
+        raise OrchestratorError(f"{option} is empty; give it a value, or leave the option out for its default.")
+    if kind == "nonempty" or (option == "--out" and text == "-"):
+        return
+    path = pathlib.Path(text).expanduser()
+    try:
+        resolved = path.resolve()
+        resolved.exists()
+    except RuntimeError as exc:   # pathlib's word for ELOOP while resolving
+        raise OrchestratorError(f"{option} {text} goes round a symlink loop; point it at a real path.") from exc
+    except OSError as exc:
+        raise OrchestratorError(f"{option} {text} cannot be looked at ({exc.strerror}); give another path.") from exc
+    existing = next(p for p in (resolved, *resolved.parents) if p.exists() or p == p.parent)
+    if existing != resolved and not existing.is_dir():
+        raise OrchestratorError(f"{option} {text}: {existing} is a file, not a directory; give a path under a "
+                                "directory.")
+    want = None if kind == "kernel" else kind   # source.user_tree says what a tree must hold
+    if want == "dir" and not resolved.is_dir():
+        raise OrchestratorError(f"{option} {text} is not a directory; give an existing directory.")
+    if want == "new-dir" and resolved.exists() and not resolved.is_dir():
+        raise OrchestratorError(f"{option} {text} is a file; give a directory (it is made if missing).")
+    if want == "new-file" and resolved.exists() and not resolved.is_file():
+        raise OrchestratorError(f"{option} {text} is a directory (or no regular file); give a file name.")
+    if want == "file" and not resolved.is_file():
+        raise OrchestratorError(f"{option} {text} is not a file; give an existing file.")
+    if want == "exists" and not resolved.exists():
+        raise OrchestratorError(f"{option} {text} does not exist; give an existing path.")
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Every path-valued option of the command (and ORCHESTRATOR_CACHE), before any work."""
+    env = os.environ.get("ORCHESTRATOR_CACHE")
+    if env is not None:
+        check_path(env, "ORCHESTRATOR_CACHE", "new-dir")
+    for name, kind in PATH_OPTIONS.get(args.command, {}).items():
+        value = getattr(args, name, None)
+        for text in (value if isinstance(value, list) else [value]):
+            if text is not None:
+                check_path(text, f"--{name.replace('_', '-')}" if name != "runs" else "RUN_DIR", kind)
 
 
 def _writable_dir(text: str, option: str) -> pathlib.Path:
@@ -252,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
     try:
+        check_paths(args)
         if args.command == "test":
             from .. import arches
             from ..matrix import run as matrix

@@ -38,6 +38,9 @@ def parse_fragment(path: pathlib.Path) -> list[Option]:
     except OSError as exc:
         raise OrchestratorError(f"Cannot read kconfig fragment {path}: {exc.strerror}; "
                                 "check the path given to --kconfig / KCONFIG=.") from exc
+    except UnicodeDecodeError as exc:
+        raise OrchestratorError(f"The kconfig fragment {path} is not UTF-8 text (byte {exc.start}); "
+                                "give a fragment of CONFIG_NAME=value lines.") from exc
     options = []
     for number, raw in enumerate(lines, 1):
         line = raw.strip()

@@ -96,6 +96,14 @@ def list_cases(tree_path: pathlib.Path, suites: list[str], syscall_prefix: str =
             specs = [CaseSpec(str(f.relative_to(test_d)), str(f.relative_to(test_d)).split("/")[0],
                               f"{GUEST_FTRACE}/test.d/{f.relative_to(test_d)}") for f in files]
         for spec in specs:
+            try:
+                spec.id.encode("utf-8")
+            except UnicodeEncodeError:
+                # A name of bytes that are no UTF-8 (a series can add one): no record, page or
+                # mail could hold it, and the guest's shell would be sent something else.
+                raise OrchestratorError(
+                    f"The case file {spec.id.encode('utf-8', 'surrogateescape')!a} has a name that is not UTF-8; "
+                    "rename it.") from None
             if _UNSENDABLE.search(spec.id):
                 # The host sends one command per line: a newline in a name would split it.
                 raise OrchestratorError(
