@@ -283,3 +283,17 @@ def test_b4s_cover_beside_the_mbox_is_the_series_cover(repo, tmp_path):
     s = series.load(str(mbx), repo)
     assert len(s.patches) == 3 and s.cover_subject.endswith("tracing: probe fixes")
     assert s.cover_message_id and s.named_base == base
+
+
+@pytest.mark.parametrize("path", [".git/config", "kernel/.git/hooks/post-checkout"])
+def test_a_patch_to_a_git_directory_is_bad_input(repo, tmp_path, path):
+    """A patch to .git/... is refused by name before git am (whose refusal read like a
+    conflict, exit 8), exit 2."""
+    patch = tmp_path / "0001-x.patch"
+    patch.write_text("From 1111111111111111111111111111111111111111 Mon Sep 17 00:00:00 2001\n"
+                     "From: A <a@example.org>\nSubject: [PATCH] x\n\n---\n"
+                     f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n@@ -0,0 +1 @@\n+x\n")
+    with pytest.raises(OrchestratorError) as exc:
+        series.load_for_tree(str(patch), _tree(repo), None)
+    assert exc.value.code == ExitCode.BAD_INPUT
+    assert f"message 1 of 0001-x.patch touches '{path}', a file of a git repository's own .git" in exc.value.message

@@ -158,10 +158,16 @@ def _diff_files(body: str) -> list[str]:
 
 
 def _check_paths(files: list[str], where: str) -> None:
+    """A path out of the tree, or into a repository's own .git, is no file of a kernel tree:
+    said here, before git am (whose refusal of a .git path would read like a conflict)."""
     for f in files:
-        if f.startswith("/") or ".." in f.split("/"):
+        parts = f.split("/")
+        if f.startswith("/") or ".." in parts:
             raise SeriesError(f"{where} touches '{f}', a path outside the kernel tree; "
                               "fix the patch (paths are relative to the tree's top).")
+        if ".git" in parts:
+            raise SeriesError(f"{where} touches '{f}', a file of a git repository's own .git, not of the "
+                              "kernel tree; fix or drop that patch.")
 
 
 def split_mbox(data: bytes) -> list[bytes]:
