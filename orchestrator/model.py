@@ -176,6 +176,8 @@ class PatchCheck(Record, kw_only=True):
     warnings: Count = 0
     checks: Count = 0
     findings: Annotated[list[str], Meta(description="`TYPE:NAME file:line: message`, the first few.")] = []
+    kernel_doc: Annotated[list[str], Meta(description="scripts/kernel-doc -Wall warnings the patch adds in the "
+                                                      "files it touches: `file:line: message`.")] = []
 
 
 class SeriesInfo(Record, kw_only=True):

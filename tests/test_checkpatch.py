@@ -33,7 +33,7 @@ def checkout(tmp_path_factory) -> pathlib.Path:
     """The real checkpatch.pl and its data files, in a directory with the top-level entries
     checkpatch looks for before it agrees it runs at the top of a kernel tree."""
     top = extract_from_tarball(tmp_path_factory.mktemp("cp"), *[f"linux-source-6.12/scripts/{f}" for f in
-                               ("checkpatch.pl", "spelling.txt", "const_structs.checkpatch")])
+                               ("checkpatch.pl", "spelling.txt", "const_structs.checkpatch", "kernel-doc")])
     for name in ("COPYING", "CREDITS", "Kbuild", "MAINTAINERS", "Makefile", "README"):
         (top / name).touch()
     for name in ("Documentation", "arch", "include", "drivers", "fs", "init", "ipc", "kernel", "lib"):
@@ -71,3 +71,26 @@ def test_the_summary_tells_them_per_patch():
     assert summary.checkpatch_lines(info.checkpatch, 2) == [
         "patch 1/2: total: 1 errors, 0 warnings, 0 checks, 3 lines checked",
         "  ERROR:MISSING_SIGN_OFF: Missing Signed-off-by"]
+
+
+def test_the_kernel_doc_warnings_a_patch_adds(checkout, tmp_path):
+    """The tree's kernel-doc on each touched file before and after the patch: a function
+    whose doc misses a parameter the patch adds is told; a warning that was there before
+    (moved by the patch to another line) is not."""
+    import shutil
+    from conftest import git
+    repo = tmp_path / "linux"
+    shutil.copytree(checkout, repo)
+    src = repo / "kernel" / "x.c"
+    src.write_text("/**\n * old() - older\n */\nint old(int a);\n")   # an old warning: 'a' undescribed
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    src.write_text("/* moved */\n\n/**\n * old() - older\n */\nint old(int a);\n\n"
+                   "/**\n * new_one() - new\n * @a: the first\n */\nint new_one(int a, int b);\n")
+    git(repo, "commit", "-qam", "add new_one")
+    commit = git(repo, "rev-parse", "HEAD")
+    patch = series_mod.Patch(1, "[PATCH] add new_one", "A <a@example.org>", None, ["kernel/x.c"], commit=commit)
+    added = checks.kernel_doc_added(repo, patch)
+    assert any(w.startswith("kernel/x.c:") and "'b' not described in 'new_one'" in w for w in added), added
+    assert not any("'old'" in w for w in added), added

@@ -268,11 +268,29 @@ class ArchUnavailable(Exception):
 KEY = pytest.StashKey[PluginSession]()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP (CI's cancel, a killed terminal) ends the session as Ctrl-C does:
+    pytest runs its teardown, so every guest is halted or killed and the parts merged,
+    instead of the process dying with QEMU left running."""
+
+
+def _stop_on_termination() -> None:
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        raise Terminated(signal.Signals(signum).name)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, stop)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     if not config.option.orchestrator_arch:
         return
     config.addinivalue_line("markers", "kernel_case: a case of a kernel suite run in a QEMU guest")
+    _stop_on_termination()
     state = PluginSession(config)
     config.stash[KEY] = state
     if state.vms_per_arch:

@@ -15,11 +15,13 @@ _DROP_TAGS = {"unavailable": "not available in this tree", "undefined": "not def
 
 
 def checkpatch_lines(checks: list[PatchCheck], patches: int) -> list[str]:
-    """scripts/checkpatch.pl --strict per patch: its total line, its findings under it."""
+    """scripts/checkpatch.pl --strict per patch: its total line, its findings under it,
+    then the kernel-doc warnings it adds."""
     out = []
     for c in checks:
         out.append(f"patch {c.number}/{patches}: {c.summary}")
         out.extend(f"  {f[:150]}" for f in c.findings)
+        out.extend(f"  kernel-doc: {w[:140]}" for w in c.kernel_doc)
     return out
 
 
