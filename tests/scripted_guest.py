@@ -8,7 +8,8 @@ usage: scripted_guest.py SCRIPT.json -append "<kernel command line>"
 SCRIPT: a list, one entry per command: {"output": [...], "kernel": [...] (before END),
 "after_end": [...] (kernel lines printed after END, before the fence), "rc": 0,
 "taint": 0, "forge_end": false (print an end marker made from the boot's nonce first),
-"fence_cuts_last_line": false (the fence lands before the last output line's newline)}.
+"fence_cuts_last_line": false (the fence lands before the last output line's newline),
+"die": false (the guest ends, as QEMU does on a panic, when the command arrives)}.
 """
 import json
 import re
@@ -33,6 +34,10 @@ def main() -> None:
         line = sys.stdin.readline()
         if not line:
             return
+        if entry.get("die"):
+            kernel("Kernel panic - not syncing: scripted")
+            out.flush()
+            sys.exit(1)
         m = re.search(r"printf 'KTO:%s:([0-9a-f]+):(\d+):%s\\n' BEGIN", line)
         token, seq = m.group(1), m.group(2)
         fence = re.search(r"echo '<0>(KTO:FENCE:[0-9a-f]+:\d+)' >/dev/kmsg", line)

@@ -116,3 +116,13 @@ def test_printk_timestamps_cannot_be_turned_off(tmp_path):
     assert line.split()[-1] == "printk.time=1" and "printk.time=0" in line
     merged = kconfig.merge([KCONFIGS_DIR / "base.config"])
     assert merged["CONFIG_PRINTK_TIME"].required
+
+
+def test_a_kernel_that_dies_in_every_case_is_not_booted_for_every_case(tmp_path):
+    """Each case kills the guest (a panic): GuestRunner restarts it, but after max_restarts
+    cases in a row it stops booting, and the rest are ERROR without a boot each."""
+    got, _ = _run(tmp_path, [{"die": True}], [f"c{k}" for k in range(1, 9)])
+    died = [c for c in got.values() if "the guest died during the case" in c.reason]
+    skipped = [c for c in got.values() if c.reason.startswith("not run: the guest died or was restarted in each "
+                                                               "of the last 5 cases")]
+    assert len(died) == 5 and len(skipped) == 3 and all(c.status == "ERROR" for c in got.values())

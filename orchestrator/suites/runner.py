@@ -161,7 +161,10 @@ class GuestRunner:
         self.case_timeout = case_timeout
         self.boot_timeout = boot_timeout
         self.halt_command = halt_command
+        # Restarts in a row without a case the guest survived: a kernel that dies in every
+        # case would otherwise be booted once per case (a minute each on riscv64).
         self.max_restarts = max_restarts
+        self.restarts_in_a_row = 0
         self.case_logs_dir = case_logs_dir
         self.session: Transport | None = None
         self.boots = 0
@@ -227,6 +230,10 @@ class GuestRunner:
         results: list[CaseResult]
         raised = ""   # the taint bits the case raised, named
         try:
+            if session is None and self.boots and self.restarts_in_a_row >= self.max_restarts:
+                return [CaseResult(spec.id, spec.suite, spec.id, "ERROR", 0.0, reason=(
+                    f"not run: the guest died or was restarted in each of the last {self.restarts_in_a_row} "
+                    "cases; no more restarts in this run (see those cases' splats)"))]
             if session is None:
                 try:
                     session = self.boot()
@@ -287,6 +294,7 @@ class GuestRunner:
             # An ftrace bug disables ftrace for the rest of the boot, an Oops may leave
             # locks held: the next case gets a fresh kernel, not this one's aftermath.
             self.stop()
+        self.restarts_in_a_row = self.restarts_in_a_row + 1 if self.session is None else 0
         return results
 
     def _fetch_logs(self, session: Transport, spec: CaseSpec, index: int, logdir: str,
