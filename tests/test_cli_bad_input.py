@@ -363,3 +363,14 @@ def test_a_case_file_whose_name_is_not_utf8_is_refused_before_the_build(fake_tre
                  "--results-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c")])
     err = capsys.readouterr().err
     assert code == 2 and "has a name that is not UTF-8; rename it." in err, err
+
+
+def test_case_globs_are_split_on_commas_and_checked_before_the_build(fake_tree, tmp_path, capsys, monkeypatch):
+    """--case a,b --case c: three globs, each checked against the tree's cases first."""
+    from orchestrator import pipeline
+    from orchestrator.cli.main import main
+    monkeypatch.setattr(pipeline, "prepare_guest", lambda *a, **k: pytest.fail("built"))
+    code = main(["test", "--kernel", str(fake_tree), "--suite", "dynevent", "--case", "dynevent/a_case.tc,nope1",
+                 "--case", "nope2", "--results-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--case nope1, nope2 matches no case of the suites dynevent (1 cases)" in err, err

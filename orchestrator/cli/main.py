@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                 tcscripts=_existing_dir(args.tcdir, "--tcdir") or TCSCRIPTS_DIR,
                 cmdline=args.cmdline, transport=args.transport, retries=args.retries, qemu=args.qemu,
                 shell_on_failure=args.shell_on_failure, guests=args.guests,
-                cases=tuple(split_list(",".join(args.case or []))))
+                cases=tuple(split_list(args.case)))
             if args.shell_on_failure and (args.guests or 1) > 1:
                 raise OrchestratorError("--shell-on-failure hands one guest to this terminal: drop --guests "
                                         f"{args.guests} (JOBS=), it runs on one guest.")
