@@ -332,3 +332,37 @@ def test_a_worker_killed_mid_case_leaves_an_incomplete_run(tmp_path):
     assert check.returncode == 1, check.stdout + check.stderr
     time.sleep(1)
     assert not pathlib.Path(f"/proc/{victim_qemu}").exists(), "the killed worker's QEMU outlived it"
+
+
+@pytest.mark.e2e
+def test_sigterm_ends_the_session_with_its_results_merged(tmp_path):
+    """A CI cancel or a killed terminal (SIGTERM) mid-case ends the session as Ctrl-C does:
+    the guest is stopped, and the run's results.json is merged from the parts and says it
+    is incomplete (before, the process died there: results.json stayed `running`)."""
+    import os
+    import signal
+    import time
+    results = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+                             "--arch", "x86_64", "--suite", "tcscripts", "--tcdir", str(LONG_TC),
+                             "--orchestrator-results-dir", str(results), *_cache_args()],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 1800
+    qemu = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        qemus = [pid for pid, _, cmd in _descendants(proc.pid) if "qemu-system" in cmd]
+        if qemus:
+            time.sleep(8)                   # booted, and into its first case
+            qemu = qemus[0]
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.5)
+    assert qemu is not None, "the guest never started"
+    out, _ = proc.communicate(timeout=300)
+    print(out[-4000:])
+    (run_dir,) = [d for d in results.iterdir() if d.name.endswith("-pytest")]
+    data = json.loads((run_dir / "results.json").read_text())
+    assert data["state"] == "incomplete", (data["state"], data["verdict"])
+    time.sleep(1)
+    assert not pathlib.Path(f"/proc/{qemu}").exists(), "QEMU outlived the session"
+    assert not os.path.exists(f"/proc/{proc.pid}")
