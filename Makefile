@@ -21,6 +21,8 @@ USER_VARIABLES := ARCH KERNEL SUITES KCONFIG TIMEOUT ACCEL LLVM CROSS_COMPILE SE
 	EACH_PATCH BISECT RETRIES TRANSPORT N QEMU JOBS RERUN REPLY SHELL_ON_FAILURE GDB RUNS OUT \
 	HISTORY BASELINE ONLY REPEAT CASES UNTIL_FAIL
 $(foreach v,$(USER_VARIABLES),$(if $(filter environment%,$(origin $(v))),$(eval undefine $(v))))
+# What a yes/no variable takes as yes (COMPARE=1, COMPARE=yes, COMPARE=true...).
+YES := 1 yes true y on
 ARCH    ?= x86_64
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
@@ -65,14 +67,14 @@ test: deps
 		$(if $(ACCEL),--accel "$(ACCEL)") $(if $(LLVM),--llvm "$(LLVM)") \
 		$(if $(CROSS_COMPILE),--cross-compile "$(CROSS_COMPILE)") \
 		$(if $(SERIES),--series "$(SERIES)") $(if $(BASE),--base "$(BASE)") \
-		$(if $(filter 1 yes,$(COMPARE)),--compare-base) $(if $(filter 1 yes,$(EACH_PATCH)),--each-patch) \
+		$(if $(filter $(YES),$(COMPARE)),--compare-base) $(if $(filter $(YES) build,$(EACH_PATCH)),--each-patch) \
 		$(if $(filter test,$(EACH_PATCH)),--each-patch=test) \
-		$(if $(filter 1 yes,$(BISECT)),--bisect) $(if $(TRANSPORT),--transport "$(TRANSPORT)") \
+		$(if $(filter $(YES),$(BISECT)),--bisect) $(if $(TRANSPORT),--transport "$(TRANSPORT)") \
 		$(if $(RETRIES),--retries "$(RETRIES)") $(if $(RERUN),--rerun "$(RERUN)") \
 		$(if $(REPLY),--reply "$(REPLY)") $(if $(QEMU),--qemu "$(QEMU)") \
-		$(if $(filter 1 yes,$(SHELL_ON_FAILURE)),--shell-on-failure) $(if $(JOBS),--guests "$(JOBS)") \
+		$(if $(filter $(YES),$(SHELL_ON_FAILURE)),--shell-on-failure) $(if $(JOBS),--guests "$(JOBS)") \
 		$(if $(CASES),--case "$(CASES)") $(if $(REPEAT),--repeat "$(REPEAT)") \
-		$(if $(filter 1 yes,$(UNTIL_FAIL)),--until-fail)
+		$(if $(filter $(YES),$(UNTIL_FAIL)),--until-fail)
 
 # The suites' cases as pytest items (the plugin in orchestrator/pytest_plugin/), N
 # workers each with its own guest per arch; JUnit XML in results/pytest-junit.xml.
@@ -85,7 +87,7 @@ pytest: deps
 
 # The guest of the last run of ARCH, its console on this terminal (Ctrl-A x ends it).
 shell: $(VENV)/.installed
-	$(PY) -m orchestrator shell --arch "$(ARCH)" $(if $(filter 1 yes,$(GDB)),--gdb)
+	$(PY) -m orchestrator shell --arch "$(ARCH)" $(if $(filter $(YES),$(GDB)),--gdb)
 
 # The cells of matrix.yaml (arches x kernels), one after another, one table at the end.
 matrix:
@@ -118,4 +120,4 @@ unit: deps
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
-	@echo "Kernel trees, build dirs and images stay in the cache (~/.cache/orchestrator); remove it by hand."
+	@echo "Kernel trees, build dirs and images stay in the cache ($${ORCHESTRATOR_CACHE:-$${XDG_CACHE_HOME:-~/.cache}/orchestrator}); remove it by hand."

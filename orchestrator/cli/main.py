@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "7.2: linux-source-7.2 from trixie-backports, fetched once), or a path (git or "
                         "plain dir); default " + DEFAULT_TREE)
     t.add_argument("--suite", action="append", default=None, metavar="NAME[,NAME]",
-                   help=f"ftracetest test.d dirs, 'ftrace-all' or 'tcscripts' (default {','.join(DEFAULT_SUITES)})")
+                   help=f"ftracetest test.d dirs, 'ftrace-all', 'tcscripts' or 'kprobe_multi' (the BPF "
+                        f"kprobe_multi checks) (default {','.join(DEFAULT_SUITES)})")
     t.add_argument("--kconfig", action="append", default=None, metavar="FRAGMENT",
                    help="extra kconfig fragment (path, or a name in kconfigs/), applied last")
     t.add_argument("--results-dir", default=str(RESULTS_DIR))
