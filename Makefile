@@ -83,7 +83,10 @@ pytest: deps
 		$(if $(KERNEL),--kernel "$(KERNEL)") $(if $(SUITES),--suite "$(SUITES)") \
 		$(if $(KCONFIG),--kconfig "$(KCONFIG)") $(if $(SERIES),--series "$(SERIES)") \
 		$(if $(TRANSPORT),--transport "$(TRANSPORT)") $(if $(QEMU),--qemu "$(QEMU)") \
-		$(if $(CASES),--case "$(CASES)") --junitxml results/pytest-junit.xml
+		$(if $(CASES),--case "$(CASES)") $(if $(BASE),--series-base "$(BASE)") \
+		$(if $(TIMEOUT),--case-timeout "$(TIMEOUT)") $(if $(ACCEL),--accel "$(ACCEL)") \
+		$(if $(LLVM),--llvm "$(LLVM)") $(if $(CROSS_COMPILE),--cross-compile "$(CROSS_COMPILE)") \
+		$(if $(JOBS),--vms-per-arch "$(JOBS)") --junitxml results/pytest-junit.xml
 
 # The guest of the last run of ARCH, its console on this terminal (Ctrl-A x ends it).
 shell: $(VENV)/.installed

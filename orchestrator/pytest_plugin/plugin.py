@@ -69,6 +69,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--boot-timeout", dest="orchestrator_boot_timeout", type=seconds_option, default=BOOT_TIMEOUT_SECONDS,
                 help=f"seconds from QEMU start to the guest shell (default {BOOT_TIMEOUT_SECONDS:g})")
     g.addoption("--accel", dest="orchestrator_accel", choices=ACCELS, default="auto")
+    g.addoption("--llvm", dest="orchestrator_llvm", default=None, metavar="1|-19",
+                help="build with clang/LLVM (kbuild's LLVM=) instead of the table's toolchain (LLVM=)")
+    g.addoption("--cross-compile", dest="orchestrator_cross_compile", default=None, metavar="PREFIX",
+                help="another CROSS_COMPILE prefix than the table's (CROSS_COMPILE=)")
     g.addoption("--qemu", dest="orchestrator_qemu", choices=list(EMULATORS), default=None,
                 help="the QEMU build the guests run on: " + ", ".join(f"{e.name} ({e.version})" for e in EMULATORS.values())
                      + f"; default: each arch's own (the arch table's default_qemu, else {DEFAULT_EMULATOR})")
@@ -93,6 +97,7 @@ class PluginSession:
             cache_root=pathlib.Path(opt.orchestrator_cache_dir).resolve() if opt.orchestrator_cache_dir else default_cache_root(),
             case_timeout=opt.orchestrator_case_timeout, boot_timeout=opt.orchestrator_boot_timeout, accel=opt.orchestrator_accel,
             transport=opt.orchestrator_transport, qemu=opt.orchestrator_qemu,
+            llvm=opt.orchestrator_llvm, cross_compile=opt.orchestrator_cross_compile,
             cases=tuple(split_list(opt.orchestrator_case)))
         if opt.orchestrator_tcdir:
             tcdir = pathlib.Path(opt.orchestrator_tcdir).resolve()
