@@ -297,3 +297,15 @@ def test_a_patch_to_a_git_directory_is_bad_input(repo, tmp_path, path):
         series.load_for_tree(str(patch), _tree(repo), None)
     assert exc.value.code == ExitCode.BAD_INPUT
     assert f"message 1 of 0001-x.patch touches '{path}', a file of a git repository's own .git" in exc.value.message
+
+
+def test_a_lock_a_killed_git_left_in_the_cache_checkout_does_not_block_the_next_run(repo, mbox, tmp_path):
+    """A git killed mid-write (a CI cancel) leaves index.lock in the cache's checkout; every
+    later git there would refuse ("Unable to create index.lock: File exists")."""
+    tree = _tree(repo)
+    s = series.load(str(mbox), repo)
+    base = series.resolve_base(tree, s, None)
+    first = series.apply(tree, s, base, tmp_path / "cache")
+    (first.worktree / ".git" / "index.lock").write_text("")
+    again = series.apply(tree, series.load(str(mbox), repo), base, tmp_path / "cache")
+    assert again.tip_commit and not (again.worktree / ".git" / "index.lock").exists()

@@ -397,6 +397,11 @@ def prepare_worktree(tree: KernelTree, cache_root: pathlib.Path, commit: str) ->
         wt.parent.mkdir(parents=True, exist_ok=True)
         _git(wt.parent, "clone", "-q", "--shared", "--no-checkout", str(tree.path), str(wt))
     else:
+        # A git killed mid-write (Ctrl-C, SIGTERM of a CI cancel) leaves its lock behind,
+        # and every later git here would refuse. This checkout is the cache's, and the
+        # caller holds worktree_lock: no other git can be working in it.
+        for lock in (wt / ".git" / "index.lock", wt / ".git" / "HEAD.lock"):
+            lock.unlink(missing_ok=True)
         # A failed `git am` is left for inspection; the next run starts clean.
         _git(wt, "am", "--abort", check=False)
         _git(wt, "cherry-pick", "--abort", check=False)
