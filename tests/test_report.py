@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from orchestrator import model
+from orchestrator.suites.splats import decoded_lines
 from orchestrator.results import causes, compare, junit, report
 from orchestrator.suites.status import FAILING, STATUSES
 from orchestrator.model import CaseResult
@@ -348,7 +349,7 @@ def test_page_of_a_run_that_failed_early(tmp_path):
     assert page.counts[("x86_64", "total")] == "0"
     (bar,) = page.rects
     assert bar["fill"] == "#c62828"
-    assert report.summary_text([rec.record]) == "x86_64: 0 cases: none\n"
+    assert report.summary_text([rec.record]).splitlines()[1:] == ["  0 cases: none"]
 
 
 def test_write_html(x86, tmp_path):
@@ -363,21 +364,26 @@ def test_write_html(x86, tmp_path):
 def test_summary_text(x86, arm64):
     text = report.summary_text([record(x86[0]), record(arm64[0])])
     lines = text.splitlines()
-    assert lines[0] == "x86_64: 58 cases: 55 pass, 1 fail, 1 error, 1 unsupported; 2 kernel splat(s)"
+    # What ran first (kernel, commit, QEMU, accelerator), then the counts.
+    assert lines[0] == (f"x86_64: Linux 6.12.117 at {x86[0]['kernel']['git_commit'][:12]} "
+                        f"({x86[0]['kernel']['origin']}), QEMU 7.2.22 TCG")
+    assert lines[1] == "  58 cases: 55 pass, 1 fail, 1 error, 1 unsupported; 2 kernel splat(s)"
     arm_line = next(i for i, l in enumerate(lines) if l.startswith("arm64: "))
-    assert lines[arm_line] == "arm64: 44 cases: 32 pass, 2 fail, 10 unsupported"
+    assert lines[arm_line + 1] == "  44 cases: 32 pass, 2 fail, 10 unsupported"
     failing = [(d, c) for d in (x86[0], arm64[0]) for c in d["cases"] if c["status"] in FAILING]
     splats = [s for d in (x86[0], arm64[0]) for s in d["splats"]]
     explained = [c for d, c in failing if causes.of(model.convert(c, model.CaseResult), record(d))]
     assert explained    # the tprobe module Oops and the TCG ustring fetch, at least
-    assert len(lines) == 2 + len(failing) + len(explained) + len(splats)          # nothing else
+    decoded = sum(len(decoded_lines(model.convert(sp, model.Splat).frames)) for sp in splats)
+    assert len(lines) == 4 + len(failing) + len(explained) + len(splats) + decoded   # nothing else
     assert sum(l.startswith("    known cause, ") for l in lines) == len(explained)
     for d, c in failing:
         section = lines[:arm_line] if d is x86[0] else lines[arm_line:]
         line = next(l for l in section if f" {c['id']}: " in l)
         assert line.startswith(f"  {c['status']} ")
-        assert len(line.split(": ", 1)[1]) <= 120
-        assert line.split(": ", 1)[1].rstrip(".")[:60] == c["reason"][:60]
+        assert len(line) <= report.SUMMARY_WIDTH
+        shown = line.split(": ", 1)[1].removesuffix("...")
+        assert len(shown) >= 30 and " ".join(c["reason"].split()).startswith(shown)
     for s in splats:
         assert any(s["title"][:100] in l and s["case"] in l for l in lines[1:arm_line])
     # cases that did not fail are not named (TPROBE is, for its x86_64 ERROR)
@@ -390,7 +396,10 @@ def test_summary_text_cuts_long_reasons(x86):
     case = next(c for c in data["cases"] if c["id"] == ARGS_USER)
     case["reason"] = "x" * 300
     line = next(l for l in report.summary_text([record(data)]).splitlines() if ARGS_USER in l)
-    assert line.endswith("...") and len(line.split(": ", 1)[1]) == 120
+    assert line.endswith("...") and len(line) <= report.SUMMARY_WIDTH
+    case["reason"] = "word " * 60                  # cut at a word, not in one
+    line = next(l for l in report.summary_text([record(data)]).splitlines() if ARGS_USER in l)
+    assert line.endswith(" word...") and len(line) <= report.SUMMARY_WIDTH
 
 
 # -- JUnit -----------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from ..suites.status import FAILING, STATUSES, counts, counts_line
 _CONSOLE_CAP = 80          # console lines shown per case
 _CONSOLE_HEAD = 30         # of which from the start of the case's region
 _REASON_CUT = 120
+# summary.txt is read on terminals and quoted in mail: its case lines stay within this.
+SUMMARY_WIDTH = 100
 _MARKER = re.compile(r"KTO:(BEGIN|END):([0-9A-Za-z]+):(\d+)")
 _READY = "KTO:READY:"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -48,8 +50,12 @@ _env = jinja2.Environment(
 
 
 def _cut(text: str, width: int = _REASON_CUT) -> str:
+    """One line of at most `width` columns, cut at a word where it is longer."""
     line = " ".join((text or "").split())
-    return line if len(line) <= width else line[:width - 3] + "..."
+    if len(line) <= width:
+        return line
+    cut = line[:width - 3]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[width // 2:] else cut) + "..."
 
 
 def _labels(runs: list[RunRecord]) -> list[str]:
@@ -285,20 +291,28 @@ def write_run_reports(recorder: Recorder) -> None:
 # -- text for a reply, JUnit for CI ---------------------------------------------------
 
 def summary_text(runs: list[RunRecord]) -> str:
-    """Per run one line of counts, then each failing case and each splat, one line each."""
+    """Per run what ran (kernel, commit, QEMU and accelerator) and its counts, then each
+    failing case and each splat with its decoded top frames; lines kept for a terminal
+    or a mail (reasons cut at a word, not mid-word)."""
     out = []
     for run, label in zip(runs, _labels(runs)):
-        out.append(f"{label}: {counts_line(run)}")
+        qemu = re.search(r"version (\S+)", run.versions.qemu or "")
+        accel = run.accel.name.upper() if run.accel else "?"
+        commit = f" at {run.kernel.git_commit[:12]}" if run.kernel.git_commit else ""
+        out.append(f"{label}: Linux {run.kernel.version}{commit} ({run.kernel.origin}), "
+                   f"QEMU {qemu.group(1) if qemu else '?'} {accel}")
+        out.append(f"  {counts_line(run)}")
         for c in run.cases:
             if c.status in FAILING:
-                out.append(f"  {c.status} {c.id}: {_cut(c.reason)}")
+                head = f"  {c.status} {c.id}: "
+                out.append(head + _cut(c.reason, max(40, SUMMARY_WIDTH - len(head))))
                 cause = causes.of(c, run)
                 if cause:
                     out.append(f"    known cause, {_cut(causes.line(cause))}")
         for s in run.splats:
             times = f" x{s.count}" if s.count > 1 else ""
             out.append(f"  splat {s.kind}{times} during {s.case or 'boot/idle'}: {_cut(s.title)}")
-            out.extend(f"    {_cut(line)}" for line in decoded_lines(s.frames))
+            out.extend(f"    {line[:_REASON_CUT]}" for line in decoded_lines(s.frames))
     return printable("\n".join(out)) + "\n"
 
 
