@@ -3,6 +3,7 @@ copied from results/): the HTML page, the mail text, the merged JUnit, the resul
 from __future__ import annotations
 
 import copy
+import os
 import html.parser
 import json
 import re
@@ -355,7 +356,7 @@ def test_page_of_a_run_that_failed_early(tmp_path):
 def test_write_html(x86, tmp_path):
     out = tmp_path / "report" / "index.html"
     report.write_html(out, records(x86))
-    assert out.read_text() == report.render_html(records(x86))
+    assert out.read_text() == report.render_html(records(x86), page_dir=out.parent)
     assert [p.name for p in out.parent.iterdir()] == ["index.html"]   # no temp file left
 
 
@@ -544,3 +545,17 @@ def test_recorder_output_is_valid(validator, tmp_path):
     early.stage_finished("build", "failed", error="make failed", first_errors=["x.c:1: error"])
     early.finish("failed", "The build failed", 5)
     validator.validate(json.loads((early.dir / "results.json").read_text()))
+
+
+def test_the_page_links_each_runs_files_relative_to_where_it_is(x86, arm64, tmp_path):
+    """A run's own page links its console.log, build.log, config... beside it; a merged page
+    elsewhere links the same files of every run, relative to itself."""
+    out = tmp_path / "merged" / "report.html"
+    report.write_html(out, records(x86, arm64))
+    page = out.read_text()
+    for data, run_dir in (x86, arm64):
+        for name in ("console.log", "results.json"):
+            if (run_dir / name).is_file():
+                assert f'<a href="{os.path.relpath(run_dir / name, out.parent)}">{name}</a>' in page
+    own = report.render_html(records(x86), page_dir=x86[1])
+    assert '<a href="console.log">console.log</a>' in own and '>report.html</a>' not in own

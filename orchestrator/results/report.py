@@ -4,6 +4,7 @@ timings, versions; what a series changed first when there is a comparison), a sh
 plain text for a mailing-list reply, and one JUnit XML for several runs."""
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 import xml.etree.ElementTree as ET
@@ -215,13 +216,35 @@ def _run_view(run: RunRecord, run_dir: pathlib.Path | None, label: str) -> dict[
     }
 
 
+# A run's files the page links, in this order, where they exist.
+RUN_FILES = ("console.log", "build.log", "config", "results.json", "junit.xml", "results.ktap", "reproduce.sh",
+             "report.html")
+
+
+def _links(run_dir: pathlib.Path | None, page_dir: pathlib.Path | None) -> list[dict[str, str]]:
+    """{name, href} of the run's files, relative to the page (a run's own page, a merged
+    one, a comparison's): the page itself is not linked."""
+    if run_dir is None or page_dir is None:
+        return []
+    out = []
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_file() and not (name == "report.html" and run_dir.resolve() == page_dir.resolve()):
+            out.append({"name": name, "href": os.path.relpath(path, page_dir)})
+    return out
+
+
 def render_html(runs: list[tuple[RunRecord, pathlib.Path | None]],
-                comparison: Diff | None = None, history: list | None = None) -> str:
+                comparison: Diff | None = None, history: list | None = None,
+                page_dir: pathlib.Path | None = None) -> str:
     """One self-contained page for (run record, run dir) pairs; `comparison`,
     compare.compare()'s diff (compare.json's "diff"), comes first when given; `history`
-    (history_chart.collect()'s), a chart per arch x kernel, after it."""
+    (history_chart.collect()'s), a chart per arch x kernel, after it. page_dir: where the
+    page is written, for links to each run's files."""
     labels = _labels([d for d, _ in runs])
     views = [_run_view(d, pathlib.Path(p) if p else None, lab) for (d, p), lab in zip(runs, labels)]
+    for view, (_, p) in zip(views, runs):
+        view["links"] = _links(pathlib.Path(p) if p else None, page_dir)
     case_ids: list[str] = []
     seen: set[str] = set()
     for r, _ in runs:
@@ -250,7 +273,8 @@ def render_html(runs: list[tuple[RunRecord, pathlib.Path | None]],
 
 def write_html(path: pathlib.Path, runs: list[tuple[RunRecord, pathlib.Path | None]],
                comparison: Diff | None = None, history: list | None = None) -> None:
-    cache.atomic_write(pathlib.Path(path), render_html(runs, comparison, history))
+    path = pathlib.Path(path)
+    cache.atomic_write(path, render_html(runs, comparison, history, page_dir=path.parent))
 
 
 def render_matrix_html(stamp: str, rows: list[dict], changes: list[dict]) -> str:
