@@ -138,7 +138,7 @@ def _git_tree_id(path: pathlib.Path) -> tuple[str, str]:
 
 def user_tree(path_text: str) -> KernelTree:
     """The user's tree as it stands (one configured in place is built from a snapshot in
-    the cache: snapshotted(), when a build needs it)."""
+    the cache: buildable(), when a build needs it)."""
     path = pathlib.Path(path_text).expanduser().resolve()
     _check_is_kernel_tree(path)
     is_git = (path / ".git").exists() and _git(path, "rev-parse", "--show-toplevel",
@@ -147,9 +147,8 @@ def user_tree(path_text: str) -> KernelTree:
         tree_id, commit = _git_tree_id(path)
     else:
         tree_id, commit = _plain_tree_id(path), None
-    tree = KernelTree(path=path, tree_id=tree_id, version=kernel_version(path),
+    return KernelTree(path=path, tree_id=tree_id, version=kernel_version(path),
                       origin=f"user tree {path}", git_commit=commit, is_user_tree=True)
-    return tree
 
 
 def buildable(tree: KernelTree, cache_root: pathlib.Path, writes_beside_sources: str | None = None,
