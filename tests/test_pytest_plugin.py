@@ -297,6 +297,19 @@ def _descendants(pid: int) -> list[tuple[int, int, str]]:
     return out
 
 
+def _qemus_running(proc: subprocess.Popen, count: int, within: float = 1800) -> list[tuple[int, int]]:
+    """(pid, parent pid) of the QEMUs below proc once `count` run at once; [] when that did
+    not happen within `within` s or proc ended first."""
+    import time
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and proc.poll() is None:
+        qemus = [(pid, ppid) for pid, ppid, cmd in _descendants(proc.pid) if "qemu-system" in cmd]
+        if len(qemus) >= count:
+            return qemus
+        time.sleep(0.5)
+    return []
+
+
 @pytest.mark.e2e
 def test_a_worker_killed_mid_case_leaves_an_incomplete_run(tmp_path):
     """pytest -n 2 with one xdist worker SIGKILLed while its guest runs a case: the merged
@@ -310,16 +323,12 @@ def test_a_worker_killed_mid_case_leaves_an_incomplete_run(tmp_path):
                              "--arch", "x86_64", "--suite", "tcscripts", "--tcdir", str(LONG_TC),
                              "--orchestrator-results-dir", str(results), *_cache_args()],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 1800
     victim = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        qemus = [(pid, ppid) for pid, ppid, cmd in _descendants(proc.pid) if "qemu-system" in cmd]
-        if len(qemus) == 2:
-            time.sleep(8)                   # both guests booted and into their first case
-            victim_qemu, victim = qemus[0]
-            os.kill(victim, signal.SIGKILL)
-            break
-        time.sleep(0.5)
+    qemus = _qemus_running(proc, 2)
+    if qemus:
+        time.sleep(8)                   # both guests booted and into their first case
+        victim_qemu, victim = qemus[0]
+        os.kill(victim, signal.SIGKILL)
     assert victim is not None, "two guests never ran at once"
     out, _ = proc.communicate(timeout=1800)
     print(out[-4000:])
@@ -347,16 +356,12 @@ def test_sigterm_ends_the_session_with_its_results_merged(tmp_path):
                              "--arch", "x86_64", "--suite", "tcscripts", "--tcdir", str(LONG_TC),
                              "--orchestrator-results-dir", str(results), *_cache_args()],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 1800
     qemu = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        qemus = [pid for pid, _, cmd in _descendants(proc.pid) if "qemu-system" in cmd]
-        if qemus:
-            time.sleep(8)                   # booted, and into its first case
-            qemu = qemus[0]
-            proc.send_signal(signal.SIGTERM)
-            break
-        time.sleep(0.5)
+    qemus = _qemus_running(proc, 1)
+    if qemus:
+        time.sleep(8)                   # booted, and into its first case
+        qemu = qemus[0][0]
+        proc.send_signal(signal.SIGTERM)
     assert qemu is not None, "the guest never started"
     out, _ = proc.communicate(timeout=300)
     print(out[-4000:])

@@ -20,7 +20,7 @@ import shlex
 
 from .. import cache
 from ..model import RunRecord
-from ..project import CASE_TIMEOUT_SECONDS
+from ..project import BOOT_TIMEOUT_SECONDS, CASE_TIMEOUT_SECONDS
 from ..suites.runner import CaseSpec
 from ..suites.status import PASSED
 
@@ -136,14 +136,24 @@ def script(run: RunRecord, specs: list[CaseSpec], halt_command: str | None) -> s
               'exec 3>"$work/console"',
               'trap \'kill $qemu 2>/dev/null || true; rm -rf "$work"\' EXIT',
               'tail -n +1 -f "$work/out" & tail=$!',
+              # The boot, and the banner's answer, get the run's boot timeout at most: a guest
+              # that hangs before its shell must not keep the script waiting for ever.
+              f"boot_limit=${{BOOT_TIMEOUT:-{int(BOOT_TIMEOUT_SECONDS)}}}",
+              "waited=0",
               'until grep -q "KTO:READY:" "$work/out"; do',
-              '    kill -0 $qemu 2>/dev/null || { kill $tail; echo "reproduce.sh: the guest did not boot" >&2; exit 1; }',
-              "    sleep 1",
+              '    if ! kill -0 $qemu 2>/dev/null || [ $waited -ge $boot_limit ]; then',
+              '        kill $tail; echo "reproduce.sh: the guest did not boot (within $boot_limit s)" >&2; exit 1',
+              "    fi",
+              "    sleep 1; waited=$((waited + 1))",
               "done",
               # A later build (another config, a bisect step) may have replaced the image in
               # place: the guest's own banner says whether this is the run's kernel.
               'printf \'%s\\n\' \'echo "KTO:REPRO:KERNEL:$(cat /proc/version)"\' >&3',
-              'until grep -q "^KTO:REPRO:KERNEL:" "$work/out"; do kill -0 $qemu 2>/dev/null || break; sleep 1; done',
+              "waited=0",
+              'until grep -q "^KTO:REPRO:KERNEL:" "$work/out"; do',
+              '    [ $waited -lt $boot_limit ] && kill -0 $qemu 2>/dev/null || break',
+              "    sleep 1; waited=$((waited + 1))",
+              "done",
               'seen=$(grep "^KTO:REPRO:KERNEL:" "$work/out" | head -n 1 | sed "s/^KTO:REPRO:KERNEL://" | tr -d "\\r")',
               f"expected={_q(versions.kernel_banner or '')}",
               'if [ -n "$expected" ] && [ "$seen" != "$expected" ] && [ "${ANY_KERNEL:-0}" != 1 ]; then',

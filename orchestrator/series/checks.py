@@ -54,11 +54,11 @@ def checkpatch(applied: series_mod.AppliedSeries, say=print) -> list[PatchCheck]
         return []
     out = []
     for p in applied.series.patches:
-        text = p.raw
-        if not text and p.commit:   # a range: the commit as format-patch writes it
-            text = subprocess.run(["git", "-C", str(applied.worktree), "format-patch", "-1", "--stdout", p.commit],
-                                  capture_output=True).stdout
         try:
+            text = p.raw
+            if not text and p.commit:   # a range: the commit as format-patch writes it
+                text = subprocess.run(["git", "-C", str(applied.worktree), "format-patch", "-1", "--stdout",
+                                       p.commit], capture_output=True, timeout=TIMEOUT_SECONDS).stdout
             proc = subprocess.run(["perl", str(script), "--strict", "--show-types", "--no-color", "-"],
                                   input=text, capture_output=True, cwd=applied.worktree,
                                   timeout=TIMEOUT_SECONDS)
@@ -102,7 +102,11 @@ def _kernel_doc(worktree: pathlib.Path, text: bytes, name: str) -> list[tuple[st
 
 
 def _blob(worktree: pathlib.Path, rev: str, path: str) -> bytes | None:
-    proc = subprocess.run(["git", "-C", str(worktree), "show", f"{rev}:{path}"], capture_output=True)
+    try:
+        proc = subprocess.run(["git", "-C", str(worktree), "show", f"{rev}:{path}"], capture_output=True,
+                              timeout=TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        return None
     return proc.stdout if proc.returncode == 0 else None
 
 
