@@ -14,6 +14,7 @@ in 0.17 ms where jsonschema's check alone took 8.4 ms (`make bench ONLY=load`,
 2026-12-06, 2-CPU Xeon), and it depends on nothing else.
 """
 import json
+import re
 import sys
 from typing import Annotated, Any, Literal, get_args
 
@@ -131,6 +132,15 @@ class Kernel(Record, kw_only=True):
     tree_id: Annotated[str, Meta(description="Changes whenever the tree's content does.")]
     git_commit: Annotated[str | None, Meta(description="HEAD commit; null for a plain directory.")] = None
     release: Annotated[str | None, Meta(description="uname -r of the booted guest; null until it booted.")] = None
+
+
+_SUBJECT_TAG = re.compile(r"^\s*\[[^\]]*\]\s*")
+
+
+def bare_subject(subject: str) -> str:
+    """A patch's subject without its "[PATCH v2 1/3]" tag: what a line that already says
+    "patch 1/3" shows."""
+    return _SUBJECT_TAG.sub("", subject)
 
 
 class Patch(Record, kw_only=True):

@@ -154,7 +154,7 @@ def test_mail_summary_of_the_real_run(ab, data_dir):
     lines = text.splitlines()
     assert lines[0].startswith("x86_64 (QEMU TCG), Linux 6.12.117, base 72d0408916ec, series: "
                                "[PATCH v2 0/3] tracing: probe argument fixes (3 patches)")
-    assert "    kprobe_multi/cookies: first bad patch 2/3 [PATCH v2 2/3] bpf: Simplify kprobe_multi cookie lookup" in lines
+    assert "    kprobe_multi/cookies: first bad patch 2/3 bpf: Simplify kprobe_multi cookie lookup" in lines
     assert not any("Signed-off-by" in l or "Tested-by" in l for l in lines)
 
 
@@ -229,3 +229,18 @@ def test_a_series_whose_kernel_does_not_boot_is_the_finding(data_dir, tmp_path):
     flat = " ".join(body.split())
     assert "Tested-by:" not in flat.replace("no Tested-by from me", "") and \
         "regresses on x86_64 (its kernel does not boot)" in flat
+
+
+def test_a_build_error_names_the_file_relative_to_the_tree(tmp_path):
+    """The compiler prints the path it was given (the cache's worktree, or the view it
+    builds in); a maintainer reads arch/arm64/...: both prefixes go."""
+    from orchestrator.kernel.build import first_errors
+    log = tmp_path / "build.log"
+    log.write_text("  CC      arch/arm64/kernel/probes/kprobes.o\n"
+                   "/cache/worktrees/linux-1/arch/arm64/kernel/probes/kprobes.c:115:13: error: implicit declaration\n"
+                   "/cache/views/source/kernel/trace/trace_kprobe.c:9:1: error: expected ';'\n"
+                   "make[2]: *** [scripts/Makefile.build:287: arch/arm64/kernel/probes/kprobes.o] Error 1\n")
+    errs = first_errors(log, source_roots=("/cache/views/source", "/cache/worktrees/linux-1/"))
+    assert errs[:2] == ["arch/arm64/kernel/probes/kprobes.c:115:13: error: implicit declaration",
+                        "kernel/trace/trace_kprobe.c:9:1: error: expected ';'"]
+    assert first_errors(log)[0].startswith("/cache/worktrees/linux-1/arch/arm64")

@@ -4,6 +4,7 @@ import email
 
 from msgspec.structs import replace
 
+from orchestrator.model import bare_subject
 from orchestrator.results.recorder import read_comparison
 from orchestrator.series import reply
 
@@ -76,3 +77,41 @@ def test_the_reply_goes_to_all_in_the_thread_wrapped_for_mail(data_dir):
     body = msg.get_payload()
     assert all(len(line) <= 80 for line in body.splitlines()), max(body.splitlines(), key=len)
     assert "patch(es)" not in body
+
+
+def _with_checks_and_a_patch_that_does_not_build(cmp, arch):
+    from orchestrator.model import EachPatch, FirstFailing, PatchCheck, SeriesFailed
+    checks = [PatchCheck(number=1, subject=cmp.series.patches[0].subject,
+                         summary="total: 1 errors, 0 warnings, 0 checks, 8 lines checked",
+                         errors=1, findings=["ERROR:MISSING_SIGN_OFF: Missing Signed-off-by: line(s)"])]
+    error = ("arch/arm64/kernel/probes/kprobes.c:115:13: error: implicit declaration of function "
+             "'arm64_probe_in_xol_slot' [-Werror=implicit-function-declaration]")
+    diff = replace(cmp.diff, new_failures=[], regressed=True,
+                   series_failed=SeriesFailed(stage="build", why=error))
+    each = EachPatch(mode="build", built=0, first_failing=FirstFailing(
+        number=1, subject=cmp.series.patches[0].subject, error=error))
+    return replace(cmp, arch=arch, diff=diff, each_patch=each, series=replace(cmp.series, checkpatch=checks))
+
+
+def test_a_patch_that_does_not_build_is_named_and_the_checks_are_shown_once(data_dir, tmp_path):
+    """Two arches' comparison dirs, as a series run leaves them: the table names the patch
+    that does not build; checkpatch's findings (the same patches on every arch) come once."""
+    import shutil
+    from orchestrator.results.recorder import write_comparison
+    cmp, _ = _compare(data_dir)
+    dirs = []
+    broken = _with_checks_and_a_patch_that_does_not_build(cmp, "arm64")
+    for arch, comparison in (("x86_64", replace(_clean(cmp), series=broken.series)), ("arm64", broken)):
+        d = tmp_path / f"{arch}-compare"
+        shutil.copytree(data_dir / AB, d)
+        write_comparison(d, comparison)
+        dirs.append(d)
+    text = reply.write(tmp_path / "mail.txt", dirs)
+    body = email.message_from_string(text).get_payload()
+    assert "  arm64   regressed: patch 1/3 does not build\n" in body, body
+    assert body.count("ERROR:MISSING_SIGN_OFF") == 1 and body.count("checkpatch --strict, per patch") == 1
+    # The compiler's line whole (cut at a word, if ever), and the patch without its tag.
+    joined = " ".join(body.split())
+    assert "[-Werror=implicit-function-declaration]" in joined
+    bare = bare_subject(cmp.series.patches[0].subject)
+    assert bare != cmp.series.patches[0].subject and f"patch 1 ({bare}) does not build" in joined

@@ -187,11 +187,15 @@ def _run_make(argv: list[str], env: dict[str, str], log_file, progress: Progress
     return rc, steps
 
 
-def first_errors(log: pathlib.Path, limit: int = 8) -> list[str]:
+def first_errors(log: pathlib.Path, limit: int = 8, source_roots: tuple[str, ...] = ()) -> list[str]:
+    """The log's first error lines; a path under one of source_roots (the tree, or where the
+    view shows it) is given relative to it, as a maintainer reads it: `kernel/x.c:1:2: error`."""
     out = []
     try:
         for line in log.read_text(errors="replace").splitlines():
             if _ERROR.search(line):
+                for root in source_roots:
+                    line = line.replace(root.rstrip("/") + "/", "")
                 out.append(line.strip())
                 if len(out) >= limit:
                     break
@@ -221,6 +225,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
     ours = make_environment(cache_root)
     env, ignored = hosttools.build_environment(ours)
     view = tree_view(cache_root, tree, build_dir)
+    source_roots = tuple(str(p) for p in ((view.seen_tree,) if view else ()) + (tree.source,))
     # A series worktree: the build dir of the tree it is a worktree of.
     twin_dir = build_dir_for(cache_root, KernelTree(tree.builds_as, "", tree.version, "", None), arch) \
         if tree.builds_as is not None else None
@@ -266,7 +271,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
             config_seconds = time.monotonic() - t0
             if rc != 0:
                 progress.clear()
-                errs = first_errors(log_path)
+                errs = first_errors(log_path, source_roots=source_roots)
                 raise BuildFailed(f"The {arch.name} config step failed ({errs[0] if errs else f'make exit {rc}'}); "
                                   f"see {log_path}.", log_path, errs)
             dotconfig = kconfig.read_dotconfig(build_dir / ".config")
@@ -296,7 +301,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
                 _remember_steps(cache_root, arch, tree, allconfig_text, steps)
         progress.clear()
         if rc != 0 or not image.exists():
-            errs = first_errors(log_path)
+            errs = first_errors(log_path, source_roots=source_roots)
             raise BuildFailed(
                 f"The {arch.name} kernel build failed after {fmt_duration(build_seconds)}: "
                 f"{errs[0] if errs else f'make exit {rc}'}; the full log is {log_path}.",

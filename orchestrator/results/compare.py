@@ -4,15 +4,19 @@ enough for a reply on the mailing list."""
 from __future__ import annotations
 
 import pathlib
+import textwrap
 
 from ..kernel import buildwarn, kconfig
 from ..progress import printable
 from ..model import (Attribution, Bisect, CaseChange, ConfigDelta, Diff, EachPatch, RunRecord, SeriesFailed,
-                     Splat, SplatChange)
+                     Splat, SplatChange, bare_subject)
 from ..suites.status import FAILING, PASSED, SKIPPED, counts_line
 from ..suites.splats import decoded_lines, splat_key
 from .summary import checkpatch_lines
 from . import confirm
+
+# A compiler's or a boot's error line, whole: cut (at a word) only past this.
+ERROR_WIDTH = 300
 
 # The lists of cases compare() sorts each case into (confirm.py judges them further).
 CASE_LISTS = ("new_failures", "fixed", "coverage_lost", "newly_supported", "other_changes",
@@ -138,10 +142,13 @@ def _reason(e: CaseChange) -> str:
 
 
 def mail_summary(diff: Diff, base: RunRecord, series: RunRecord, bisect: Bisect | None = None,
-                 each_patch: EachPatch | None = None) -> str:
-    """Plain text for a reply: what ran, on what, and what differed. Facts only."""
+                 each_patch: EachPatch | None = None, checkpatch: bool = True) -> str:
+    """Plain text for a reply: what ran, on what, and what differed. Facts only.
+    checkpatch: include the patch checks (a reply covering several arches shows them once)."""
     info = series.series
-    accel = series.accel.name.upper() if series.accel else "?"
+    # A series kernel that never booted has no accelerator of its own: the base's ran.
+    ran_on = series.accel or base.accel
+    accel = ran_on.name.upper() if ran_on else "?"
     lines = [f"{series.arch} (QEMU {accel}), Linux {series.kernel.version}, "
              f"base {info.base_commit[:12] if info else '?'}, series: {info.title if info else '?'} "
              f"({_patches(len(info.patches) if info else 0)})",
@@ -156,7 +163,8 @@ def mail_summary(diff: Diff, base: RunRecord, series: RunRecord, bisect: Bisect 
 
     failed = diff.series_failed
     if failed:
-        lines.append(f"  the series' kernel does not {failed.stage} (the base's does): {failed.why[:300]}")
+        lines.append(f"  the series' kernel does not {failed.stage} (the base's does): "
+                     + textwrap.shorten(failed.why, ERROR_WIDTH, placeholder=" ..."))
         for s in failed.splats:
             lines.append(f"    {splat_line(s)}")
             lines.extend(f"      {d}" for d in decoded_lines(s.frames))
@@ -188,12 +196,13 @@ def mail_summary(diff: Diff, base: RunRecord, series: RunRecord, bisect: Bisect 
     section("config options lost", diff.config.lost)
     section("config options changed", diff.config.changed)
     section("compiler warnings added in files the series touches", diff.warnings_added)
-    if info and info.checkpatch:
+    if checkpatch and info and info.checkpatch:
         section("checkpatch --strict, per patch", checkpatch_lines(info.checkpatch, len(info.patches)))
     if each_patch:
         f = each_patch.first_failing
         if f:
-            lines.append(f"  builds per patch: patch {f.number} ({f.subject}) does not build: {f.error[:160]}")
+            lines.append(f"  builds per patch: patch {f.number} ({bare_subject(f.subject)}) does not build: "
+                         + textwrap.shorten(f.error, ERROR_WIDTH, placeholder=" ..."))
         else:
             lines.append(f"  builds per patch: all {each_patch.built} commit(s) build")
         for t in each_patch.tested:
@@ -208,7 +217,7 @@ def mail_summary(diff: Diff, base: RunRecord, series: RunRecord, bisect: Bisect 
                          f"{_patches(bisect.patches)}"
                          + (f", {per_step} runs per step" if per_step > 1 else "") + "):")
         for name, p in bisect.first_bad.items():
-            lines.append(f"    {name}: first bad patch {p.number}/{bisect.patches} {p.subject}")
+            lines.append(f"    {name}: first bad patch {p.number}/{bisect.patches} {bare_subject(p.subject)}")
         for name, why in bisect.unresolved.items():
             lines.append(f"    {name}: {why}")
     if not differs(diff):

@@ -29,7 +29,7 @@ def render(run: RunRecord, results_dir: str) -> str:
     counts = run.counts
     kernel = run.kernel
     out = []
-    accel = run.accel.name.upper() if run.accel else "?"
+    accel = run.accel.name.upper() if run.accel else "not booted"
     out.append(f"{run.arch}: Linux {kernel.version} ({kernel.origin}), {accel}, {run.state}")
     timing = ", ".join(f"{name} {fmt_duration(s.seconds)}" + (" (reused)" if s.reused else "")
                        for name, s in run.stages.started() if s.seconds is not None)

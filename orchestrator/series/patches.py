@@ -31,7 +31,6 @@ from . import thread
 _MBOX_FROM = re.compile(rb"^From (\S+) .*\d{4}$", re.M)
 _DIFF_PATH = re.compile(r"^(?:diff --git a/(\S+) b/(\S+)|--- a/(\S+)|\+\+\+ b/(\S+)|"
                         r"rename (?:from|to) (\S+)|copy (?:from|to) (\S+))$", re.M)
-_PATCH_PREFIX = re.compile(r"^\s*\[[^\]]*\]\s*")
 
 
 class SeriesError(OrchestratorError):
@@ -75,7 +74,7 @@ class Series:
         if self.cover_subject:
             return self.cover_subject
         return self.patches[0].subject if len(self.patches) == 1 else \
-            f"{_PATCH_PREFIX.sub('', self.patches[0].subject)} (+{len(self.patches) - 1} more)"
+            f"{model.bare_subject(self.patches[0].subject)} (+{len(self.patches) - 1} more)"
 
     def touched_files(self) -> list[str]:
         return sorted({f for p in self.patches for f in p.files})

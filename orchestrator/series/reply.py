@@ -16,8 +16,9 @@ from ..errors import OrchestratorError
 from ..model import Comparison
 from ..progress import printable
 from ..results import confirm
-from ..results.compare import differs
-from ..results.recorder import read_comparison
+from ..results.compare import differs, mail_summary
+from ..results.recorder import load_comparison
+from ..results.summary import checkpatch_lines
 
 
 def _identity() -> str | None:
@@ -29,10 +30,14 @@ def _identity() -> str | None:
 
 
 def _why(comparison: Comparison) -> list[str]:
-    """What makes one arch's comparison a regression: `new failures, coverage lost`."""
+    """What makes one arch's comparison a regression: `new failures, coverage lost`,
+    `patch 1/2 does not build`."""
     kinds = confirm.regression_kinds(comparison.diff)
-    if comparison.each_patch and comparison.each_patch.first_failing:
-        kinds.append("a patch that does not build")
+    first = comparison.each_patch.first_failing if comparison.each_patch else None
+    if first:
+        # "its kernel does not build" is said better by naming the patch.
+        kinds = [k for k in kinds if not k.endswith("does not build")]
+        kinds.insert(0, f"patch {first.number}/{len(comparison.series.patches)} does not build")
     return kinds
 
 
@@ -117,6 +122,9 @@ def render(compares: list[Comparison], summaries: list[str], identity: str | Non
         lines += _wrapped(text.rstrip()) + [""]
     for arch, why in failed:
         lines += _wrapped(f"{arch}: no comparison: {why}") + [""]
+    if info.checkpatch:   # the same patches on every arch: once
+        lines += ["checkpatch --strict, per patch:"]
+        lines += _wrapped("\n".join(f"  {l}" for l in checkpatch_lines(info.checkpatch, len(patches)))) + [""]
     if regressed or failed:
         why = ([f"the series regresses on {', '.join(regressed)}"] if regressed else []) + \
               ([f"{', '.join(arch for arch, _ in failed)} got no comparison (above)"] if failed else [])
@@ -134,8 +142,10 @@ def write(path: pathlib.Path, compare_dirs: list[pathlib.Path], failed: list[tup
         if not (d / "compare.json").is_file():
             raise OrchestratorError(f"{d} holds no compare.json; --reply needs a series run compared with "
                                     "its base (COMPARE=1).")
-        compares.append(read_comparison(d))
-        summaries.append((d / "summary.txt").read_text(errors="replace"))
+        comparison, ((base, _), (series, _)) = load_comparison(d)
+        compares.append(comparison)
+        summaries.append(mail_summary(comparison.diff, base, series, comparison.bisect, comparison.each_patch,
+                                      checkpatch=False))
     text = render(compares, summaries, _identity(), failed)
     cache.atomic_write(path, text)
     return text
