@@ -65,6 +65,7 @@ def test_a_series_that_breaks_only_arm64_gets_each_arch_its_verdict_and_one_repl
         if d.name.endswith("-compare") and not d.is_symlink():
             c = json.loads((d / "compare.json").read_text())
             compares[c["arch"]] = c
+            c["dir"] = d
     assert set(compares) == {"x86_64", "arm64"}
     x86, arm = compares["x86_64"], compares["arm64"]
     # x86_64: every patch builds and nothing differs.
@@ -76,10 +77,12 @@ def test_a_series_that_breaks_only_arm64_gets_each_arch_its_verdict_and_one_repl
     assert re.search(r"arch/arm64/kernel/probes/kprobes\.c:\d+:\d+: error: .*arm64_probe_in_xol_slot",
                      first["error"]), first
     assert arm["diff"]["regressed"] and arm["diff"]["series_failed"]["stage"] == "build"
-    # Each base run is of the base the series names, on its own arch.
+    # Each base run (this one's, or an earlier one of the same base it reused) is of the
+    # base the series names, on its own arch.
     for arch, c in compares.items():
-        base = json.loads((tmp_path / "results" / c["base_run"] / "results.json").read_text())
+        base = json.loads((c["dir"] / "base" / "results.json").read_text())
         assert base["arch"] == arch and base["state"] == "complete"
+        assert base["kernel"]["git_commit"] == c["series"]["base_commit"]
 
     # One mail for both arches, threaded under the cover letter, no Tested-by.
     msg = email.message_from_string(mail.read_text(), policy=email.policy.default)
