@@ -87,7 +87,7 @@ def test_a_series_that_breaks_only_arm64_gets_each_arch_its_verdict_and_one_repl
     # One mail for both arches, threaded under the cover letter, no Tested-by.
     msg = email.message_from_string(mail.read_text(), policy=email.policy.default)
     cover = (series_files / "arm64-break.mbx").read_text()
-    cover_id = re.search(r"(?m)^Message-ID: <([^>]+)>", cover).group(1)
+    cover_id = re.search(r"(?mi)^Message-ID: <([^>]+)>", cover).group(1)
     assert msg["In-Reply-To"] == f"<{cover_id}>" and msg["Subject"].startswith("Re: [PATCH 0/2]")
     body = msg.get_content()
     table = body[body.index("verdict against the base"):].splitlines()[1:3]
