@@ -58,7 +58,9 @@ def kill_group(proc: subprocess.Popen) -> None:
 def run_tree(argv: list[str], input: bytes | str | None = None, **kwargs: Any) -> subprocess.CompletedProcess:
     """subprocess.run for a command that starts others (make): in a session of its own, so
     a Ctrl-C, a SIGTERM (raised here as KeyboardInterrupt) or any other exception ends
-    the whole tree, not only its first process."""
+    the whole tree, not only its first process. timeout: seconds, then the tree is ended
+    and subprocess.TimeoutExpired raised."""
+    timeout = kwargs.pop("timeout", None)
     if input is None and "stdin" not in kwargs:
         kwargs["stdin"] = subprocess.DEVNULL
     if kwargs.pop("capture_output", False):
@@ -67,7 +69,7 @@ def run_tree(argv: list[str], input: bytes | str | None = None, **kwargs: Any) -
         kwargs["stdin"] = subprocess.PIPE
     proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
     try:
-        out, err = proc.communicate(input)
+        out, err = proc.communicate(input, timeout=timeout)
     except BaseException:
         kill_group(proc)
         raise

@@ -433,6 +433,18 @@ class SeriesFailed(Record, kw_only=True):
     splats: list[SplatChange] = []
 
 
+class AddedWarning(Record, kw_only=True):
+    """A compiler warning the series adds in a file it touches (kernel/buildwarn.py)."""
+    file: str
+    line: Line
+    message: str
+    patch: Annotated[int | None, Meta(description="The patch that last changed the line (git blame over "
+                                                  "base..tip); null for a line older than the series.")] = None
+
+    def text(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
 class TestInfo(Record, kw_only=True):
     name: str
     alpha: float
@@ -452,7 +464,7 @@ class Diff(Record, kw_only=True):
     new_splats: list[SplatChange] = []
     gone_splats: list[SplatChange] = []
     config: ConfigDelta = msgspec.field(default_factory=ConfigDelta)
-    warnings_added: list[str] = []
+    warnings_added: list[AddedWarning] = []
     warnings_unchecked: Annotated[list[str], Meta(description="Files the base was not compiled for: no claim.")] = []
     series_failed: SeriesFailed | None = None
     flaky: list[Flaky] = []
@@ -563,6 +575,8 @@ class RunRecord(Record, kw_only=True, omit_defaults=True):
     boot_route: BootRoute | None = None
     build_warnings: Annotated[dict[str, list[str]], Meta(description="Series runs: compiler warnings of each .c "
                                                                      "file the series touches.")] = {}
+    build_warnings_level: Annotated[int, Meta(description="kbuild's W= level build_warnings were compiled at "
+                                                          "(0: the build's own flags, before W=1 was used).")] = 0
     qemu_argv: list[str] = []
     stages: Stages
     cases: list[CaseResult]

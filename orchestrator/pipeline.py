@@ -197,8 +197,10 @@ def prepare(run: OpenRun) -> PreparedGuest:
     recorder, progress = run.recorder, run.progress
     prepared = prepare_guest(run.opts, run.tree, progress, run.fragments, recorded_in(recorder))
     if run.ctx.warning_files:
-        progress.status("compiler warnings of the .c files the series touches")
-        recorder.set("build_warnings", buildwarn.warnings_for(prepared.build.build_dir, run.ctx.warning_files))
+        progress.status(f"compiler warnings (W={buildwarn.LEVEL}) of the .c files the series touches")
+        recorder.set("build_warnings", buildwarn.warnings_for(prepared.build.build_dir, run.arch, run.opts.cache_root,
+                                                              run.ctx.warning_files))
+        recorder.set("build_warnings_level", buildwarn.LEVEL)
     for d in prepared.build.dropped:
         progress.say(f"config: {d.option}={d.asked} is {d.got} in the final .config ({d.kind}): {d.reason}")
     recorder.set_versions(busybox=prepared.image.busybox)

@@ -140,9 +140,13 @@ def test_warnings_compared_without_line_numbers(ab):
                                      "2730: 'addr' set but not used [-Wunused-but-set-variable]"],
         "kernel/trace/trace_kprobe.c": ["10: something"]}   # the base was not compiled for it
     diff = diff_of(base, series)
-    assert diff["warnings_added"] == [
-        "kernel/trace/bpf_trace.c:2730: 'addr' set but not used [-Wunused-but-set-variable]"]
+    assert diff["warnings_added"] == [{"file": "kernel/trace/bpf_trace.c", "line": 2730, "patch": None,
+                                       "message": "'addr' set but not used [-Wunused-but-set-variable]"}]
     assert diff["warnings_unchecked"] == ["kernel/trace/trace_kprobe.c"]
+    # A base compiled at another W= level (a run from before W=1) is no claim either way.
+    series["build_warnings_level"] = 1
+    diff = diff_of(base, series)
+    assert diff["warnings_added"] == [] and diff["warnings_unchecked"] == sorted(series["build_warnings"])
 
 
 def test_mail_summary_of_the_real_run(ab, data_dir):

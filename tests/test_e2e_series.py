@@ -38,6 +38,15 @@ BREAK_TC = ("selftests/ftrace: Check the event directory after removing a kretpr
               "! grep -q myevent2 dynamic_events\ntest -d events/kprobes/myevent2\n")])
 
 
+# A checkpatch error (no space after `if`), an unused variable (-Wall) and a variable set but
+# never read (W=1 only: kbuild turns that warning off below W=1).
+UNTIDY = ("tracing/probes: Count BTF argument lookups",
+          [("kernel/trace/trace_probe.c",
+            "\tchar *field = NULL;\n\tint i, is_ptr, ret;\n\tu32 tid;\n\n\tif (!ctx->funcname",
+            "\tchar *field = NULL;\n\tint i, is_ptr, ret;\n\tint unused_slot;\n\tint lookups = 0;\n\tu32 tid;\n\n"
+            "\tlookups++;\n\tif(!ctx->funcname")])
+
+
 BOOT_BUG = ("tracing/kprobes: Check the tracefs root before the kprobe files",
             [("kernel/trace/trace_kprobe.c", "\tret = tracing_init_dentry();\n\tif (ret)\n\t\treturn 0;\n",
               "\tret = tracing_init_dentry();\n\tBUG_ON(!ret);\n\tif (ret)\n\t\treturn 0;\n")])
@@ -49,6 +58,7 @@ def series_files(tmp_path_factory):
     series_on_default_tree(out, "comment", [COMMENT])
     series_on_default_tree(out, "v1", [COMMENT, WARN, BREAK_TC], cover=True)
     series_on_default_tree(out, "boot-bug", [BOOT_BUG])
+    series_on_default_tree(out, "untidy", [COMMENT, UNTIDY])
     # As `b4 am` leaves a series: the patches in the mbox, the cover letter (which names
     # the base) beside it as <name>.cover.
     named = series_on_default_tree(out, "named", [COMMENT], cover=True, base=True).read_text()
@@ -139,6 +149,32 @@ def _check_coin(diff: dict) -> None:
     if COIN in changed:
         assert changed[COIN]["tries"] == {"base": 1 + RETRIES, "series": 1 + RETRIES}
     assert diff["unsettled"] == []
+
+
+def test_the_patch_checks_and_w1_warnings_are_named_per_patch(series_files, tmp_path):
+    """checkpatch --strict and the W=1 compile of the touched files, before and after: each
+    finding under the patch that brought it."""
+    p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64", "--suite", "kprobe_multi",
+                        "--series", str(series_files / "untidy.mbx"), "--compare-base",
+                        "--results-dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=3600)
+    print(p.stdout[-5000:], p.stderr[-3000:])
+    assert p.returncode == 1, p.stderr[-3000:]   # a warning added is a regression
+    latest = (tmp_path / "latest").resolve()
+    report = json.loads((latest / "compare.json").read_text())
+    added = {w["message"].split(" [")[0]: w for w in report["diff"]["warnings_added"]}
+    assert set(added) == {"unused variable 'unused_slot'", "variable 'lookups' set but not used"}, added
+    assert all(w["patch"] == 2 and w["file"] == "kernel/trace/trace_probe.c" for w in added.values())
+    text = p.stdout
+    w1 = text[text.index("compiler warnings (W=1) added in files the series touches, per patch:"):]
+    assert re.search(r"patch 2/2: kernel/trace/trace_probe\.c:\d+: unused variable 'unused_slot' "
+                     r"\[-Wunused-variable\]", w1), w1
+    assert re.search(r"patch 2/2: kernel/trace/trace_probe\.c:\d+: variable 'lookups' set but not used "
+                     r"\[-Wunused-but-set-variable\]", w1), w1
+    checks = text[text.index("checkpatch --strict, per patch:"):]
+    patch2 = checks[checks.index("patch 2/2:"):]
+    assert "ERROR:SPACING: space required before the open parenthesis '('" in patch2.split("\n  patch ")[0]
+    page = (latest / "report.html").read_text()
+    assert "Patch checks: checkpatch --strict and kernel-doc, per patch" in page and "patch 2/2: kernel/trace/trace_probe.c:" in page
 
 
 def test_series_that_changes_nothing_reports_no_difference(series_files, tmp_path):

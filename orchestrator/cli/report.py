@@ -23,7 +23,7 @@ def regressions(runs: list[tuple[RunRecord, pathlib.Path]]) -> list[str]:
         if diff and diff.regressed:
             what = [e.id for e in (*diff.new_failures, *diff.likely_regressions, *diff.coverage_lost,
                                    *diff.new_cases_failing)] + \
-                   [s.title for s in diff.new_splats] + diff.warnings_added
+                   [s.title for s in diff.new_splats] + [w.text() for w in diff.warnings_added]
             out.append(f"{run.run_id}: worse than {run.baseline.run_id} "
                        f"({', '.join(confirm.regression_kinds(diff))}): {'; '.join(what)[:300]}")
     return out

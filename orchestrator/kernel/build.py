@@ -307,10 +307,31 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
                 f"{errs[0] if errs else f'make exit {rc}'}; the full log is {log_path}.",
                 log_path, errs)
         cache.atomic_write_json(build_dir / STAMP, {
-            "key": key, "tree_id": tree.tree_id, "steps": steps,
+            "key": key, "tree_id": tree.tree_id, "source": str(tree.source), "steps": steps,
             "view": view.as_record() if view else None, "seeded_from": str(twin_dir) if seeded else None,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(build_seconds, 1)})
         return result(False, config_seconds, build_seconds, steps, dropped, dotconfig)
+
+
+def single_targets(build_dir: pathlib.Path, arch: Arch, cache_root: pathlib.Path, targets: list[str],
+                   *make_args: str, timeout: float = 600) -> subprocess.CompletedProcess | None:
+    """kbuild's single-target build (`kernel/x.s`) in a build dir this tool made, with the
+    toolchain, environment and view its build used (its stamp names the tree); `-k`, so
+    one file that does not compile leaves the others compiled. None for a dir whose stamp
+    names no tree (made before stamps did)."""
+    stamp = cache.read_json(build_dir / STAMP) or {}
+    view = treeview.TreeView.from_record(stamp["view"]) if stamp.get("view") else None
+    if view is None and not stamp.get("source"):
+        return None
+    src, out = (view.seen_tree, view.seen_build) if view else (pathlib.Path(stamp["source"]), build_dir)
+    argv = ["make", "-C", str(src), f"O={out}", *arch.make_vars(), f"CC=ccache {arch.compiler}",
+            f"-j{os.cpu_count() or 1}", "-k", *make_args, *targets]
+    env, _ = hosttools.build_environment(make_environment(cache_root))
+    try:
+        return hosttools.run_tree(view.wrap(argv) if view else argv, cwd=build_dir, env=env,
+                                  capture_output=True, text=True, errors="replace", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def _modules_dir(build_dir: pathlib.Path, dotconfig: dict[str, str]) -> pathlib.Path | None:

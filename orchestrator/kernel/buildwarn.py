@@ -1,74 +1,57 @@
-"""Compiler warnings of the files a series touches, for the base and the series alike.
+"""Compiler warnings of the files a series touches, at W=1, for the base and the series alike.
 
 An incremental build's log only shows the files it happened to recompile, so the log
-cannot say whether the base had a warning too. Instead each touched .c file is compiled
-again with kbuild's own command for it (from its .cmd file) into /dev/null: the build's
-outputs are left alone and both sides get the same treatment (ktest's patchcheck idea).
+cannot say whether the base had a warning too. Instead each touched .c file this config
+builds is compiled again by kbuild itself, as the single target `dir/file.s` with `W=1`
+(the extra warnings netdev's patch CI and the 0-day bot report: unused variables,
+missing prototypes, set-but-unused...), in the side's own build dir: both sides get the
+same treatment, and the objects the build made are left alone (ktest's patchcheck idea).
+Kbuild compiles a few prepare files again for the new flags (bounds.s, asm-offsets.s);
+the next build does them again, and what they generate is unchanged, so nothing else is.
 """
 from __future__ import annotations
 
 import pathlib
 import re
-import shlex
 
-from .. import cache, hosttools
-from . import treeview
-from .build import STAMP
+from ..arches import Arch
+from .build import single_targets
 
-_SAVED = re.compile(r"^savedcmd_\S+ := (.*)$", re.M)
+# The W= level the warnings are compiled at (RunRecord.build_warnings_level).
+LEVEL = 1
 _WARNING = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?:\d+:)? warning: (?P<msg>.*)$")
+_ERROR = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?:\d+:)? error: (?P<msg>.*)$")
 
 
-def _compile_argv(cmd_file: pathlib.Path) -> list[str] | None:
-    try:
-        m = _SAVED.search(cmd_file.read_text(errors="replace"))
-    except OSError:
-        return None
-    if not m:
-        return None
-    # The saved command is "compile ; objtool ...": keep the compile, aim it at /dev/null,
-    # and drop the dependency file it would otherwise rewrite.
-    argv = shlex.split(m.group(1).split(" ; ")[0])
-    out = []
-    skip = False
-    for a in argv:
-        if skip:
-            out.append("/dev/null")
-            skip = False
-        elif a == "-o":
-            out.append(a)
-            skip = True
-        elif not a.startswith("-Wp,-MMD"):
-            out.append(a)
-    return out
+def _built(build_dir: pathlib.Path, rel: str) -> bool:
+    """Whether this config builds the file (kbuild left a .o.cmd for it)."""
+    obj = pathlib.Path(rel).with_suffix(".o")
+    return (build_dir / obj.parent / f".{obj.name}.cmd").is_file()
 
 
-def warnings_for(build_dir: pathlib.Path, files: tuple[str, ...] | list[str]) -> dict[str, list[str]]:
+def warnings_for(build_dir: pathlib.Path, arch: Arch, cache_root: pathlib.Path,
+                 files: tuple[str, ...] | list[str]) -> dict[str, list[str]]:
     """{tree-relative .c file: ["line: message", ...]}. Headers and files this config
-    does not build (no .cmd file) are left out."""
-    out: dict[str, list[str]] = {}
-    stamp = cache.read_json(build_dir / STAMP) or {}
-    view = treeview.TreeView.from_record(stamp["view"]) if stamp.get("view") else None
-    for rel in files:
-        if not rel.endswith(".c"):
-            continue
-        obj = pathlib.Path(rel).with_suffix(".o")
-        cmd_file = build_dir / obj.parent / f".{obj.name}.cmd"
-        argv = _compile_argv(cmd_file)
-        if argv is None:
-            continue   # not part of this config's build
-        if view is not None:   # its command names the tree's paths: run it where they hold
-            argv = view.wrap(argv)
-        proc = hosttools.run_tree(argv, cwd=build_dir, capture_output=True, text=True)
-        found = []
-        for line in proc.stderr.splitlines():
-            m = _WARNING.match(line)
-            if m and m.group("file").endswith(rel):
-                found.append(f"{m.group('line')}: {m.group('msg')}")
-        if proc.returncode != 0:
-            found.append("error: " + next((l for l in proc.stderr.splitlines() if "error" in l),
-                                          f"compiler exit {proc.returncode}"))
-        out[rel] = found
+    does not build are left out; a file that does not compile gets an "error: ..." entry."""
+    wanted = [rel for rel in files if rel.endswith(".c") and _built(build_dir, rel)]
+    if not wanted:
+        return {}
+    targets = [rel[:-2] + ".s" for rel in wanted]
+    proc = single_targets(build_dir, arch, cache_root, targets, f"W={LEVEL}")
+    out: dict[str, list[str]] = {rel: [] for rel in wanted}
+    for rel in wanted:   # the assembler output is not wanted, only the compiler's words
+        s = build_dir / (rel[:-2] + ".s")
+        s.unlink(missing_ok=True)
+        s.with_name(f".{s.name}.cmd").unlink(missing_ok=True)
+    if proc is None:
+        return {rel: ["error: the W=1 compile did not run (no build of record, or it ran out of time)"]
+                for rel in wanted}
+    for line in proc.stderr.splitlines():
+        for pattern, prefix in ((_WARNING, ""), (_ERROR, "error: ")):
+            m = pattern.match(line)
+            rel = next((r for r in wanted if m and (m["file"] == r or m["file"].endswith("/" + r))), None)
+            if rel is not None:
+                out[rel].append(f"{m.group('line')}: {prefix}{m.group('msg')}")
     return out
 
 

@@ -8,7 +8,7 @@ import textwrap
 
 from ..kernel import buildwarn, kconfig
 from ..progress import printable
-from ..model import (Attribution, Bisect, CaseChange, ConfigDelta, Diff, EachPatch, RunRecord, SeriesFailed,
+from ..model import (AddedWarning, Attribution, Bisect, CaseChange, ConfigDelta, Diff, EachPatch, RunRecord, SeriesFailed,
                      Splat, SplatChange, bare_subject)
 from ..suites.status import FAILING, PASSED, SKIPPED, counts_line
 from ..suites.splats import decoded_lines, splat_key
@@ -88,12 +88,16 @@ def compare(base: RunRecord, series: RunRecord, base_dir: pathlib.Path | None = 
         lost=sorted(f"{k}={v}" for k, v in b_conf.items() if k not in s_conf),
         changed=sorted(f"{k}={b_conf[k]}->{v}" for k, v in s_conf.items() if k in b_conf and b_conf[k] != v))
 
+    same_level = base.build_warnings_level == series.build_warnings_level
     for path, entries in series.build_warnings.items():
-        if path not in base.build_warnings:
-            out.warnings_unchecked.append(path)   # the base was not compiled for it: no claim either way
+        if path not in base.build_warnings or not same_level:
+            out.warnings_unchecked.append(path)   # the base was not compiled (so) for it: no claim either way
             continue
         old = {buildwarn.message_key(e) for e in base.build_warnings[path]}
-        out.warnings_added += [f"{path}:{e}" for e in entries if buildwarn.message_key(e) not in old]
+        for e in entries:
+            line, _, message = e.partition(": ")
+            if buildwarn.message_key(e) not in old and line.isdigit() and int(line) > 0:
+                out.warnings_added.append(AddedWarning(file=path, line=int(line), message=message))
     out.regressed = confirm.regressed(out)
     return out
 
@@ -113,6 +117,14 @@ def series_failed(series: RunRecord, attributed: dict[str, Attribution]) -> Diff
         _splat_change(s, attributed.get(splat_key(s)), where=True) for s in series.splats]))
     out.regressed = confirm.regressed(out)
     return out
+
+
+def warning_lines(added: list[AddedWarning], patches: int) -> list[str]:
+    """`patch 2/3: kernel/x.c:12: unused variable 'v' [-Wunused-variable]`, in patch order;
+    a warning in a line older than the series last."""
+    order = sorted(added, key=lambda w: (w.patch or patches + 1, w.file, w.line))
+    return [f"patch {w.patch}/{patches}: {w.text()}" if w.patch else f"in an older line: {w.text()}"
+            for w in order]
 
 
 def _statuses_note(entry: CaseChange) -> str:
@@ -195,7 +207,8 @@ def mail_summary(diff: Diff, base: RunRecord, series: RunRecord, bisect: Bisect 
     section("config options gained", diff.config.gained)
     section("config options lost", diff.config.lost)
     section("config options changed", diff.config.changed)
-    section("compiler warnings added in files the series touches", diff.warnings_added)
+    section(f"compiler warnings (W={buildwarn.LEVEL}) added in files the series touches, per patch",
+            warning_lines(diff.warnings_added, len(info.patches) if info else 0))
     if checkpatch and info and info.checkpatch:
         section("checkpatch --strict, per patch", checkpatch_lines(info.checkpatch, len(info.patches)))
     if each_patch:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pathlib
+import re
 import stat
 import time
 import typing
@@ -162,9 +163,14 @@ def _load(path: pathlib.Path, kind: type, give: str, upgrade=None):
     except UnicodeDecodeError as exc:
         raise refuse(f"not UTF-8 (byte {exc.start})") from exc
     try:
-        if upgrade is None:
+        try:
             return model.decode(raw, kind)
-        return model.convert(upgrade(msgspec.json.decode(raw)), kind)
+        except msgspec.ValidationError:
+            if upgrade is None:
+                raise
+            # Written by an older version? The slower path, whose error (if any) is about
+            # the file as this version reads it.
+            return model.convert(upgrade(msgspec.json.decode(raw)), kind)
     except msgspec.ValidationError as exc:
         raise refuse(_field_error(str(exc))) from exc
     except msgspec.DecodeError as exc:
@@ -175,7 +181,7 @@ def load_run(run_dir: pathlib.Path) -> model.RunRecord:
     """A run's results.json, checked against the model (orchestrator/model.py): the one
     way a run comes back in (report, --rerun, --baseline, shell, a series' cached base)."""
     return _load(run_dir / "results.json", model.RunRecord,
-                 "a run directory this tool wrote (results/<date>-<time>-<arch>-<pid>)")
+                 "a run directory this tool wrote (results/<date>-<time>-<arch>-<pid>)", _upgrade_run)
 
 
 def is_comparison(path: pathlib.Path) -> bool:
@@ -186,11 +192,32 @@ def is_comparison(path: pathlib.Path) -> bool:
         and (path / "series" / "results.json").is_file() and (path / "base" / "results.json").is_file()
 
 
-def _upgrade_comparison(doc: object) -> object:
-    """compare.json as written before 2026-12-06 named coverage_lost newly_unsupported."""
-    diff = doc.get("diff") if isinstance(doc, dict) else None
-    if isinstance(diff, dict) and "newly_unsupported" in diff and "coverage_lost" not in diff:
+def _upgrade_diff(diff: object) -> None:
+    """A Diff as written before 2026-12-06: coverage_lost was newly_unsupported, and each
+    added warning a "file:line: message" string."""
+    if not isinstance(diff, dict):
+        return
+    if "newly_unsupported" in diff and "coverage_lost" not in diff:
         diff["coverage_lost"] = diff.pop("newly_unsupported")
+    added = diff.get("warnings_added")
+    if isinstance(added, list):
+        for i, entry in enumerate(added):
+            m = _OLD_WARNING.match(entry) if isinstance(entry, str) else None
+            if m:
+                added[i] = {"file": m["file"], "line": int(m["line"]), "message": m["message"]}
+
+
+_OLD_WARNING = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<message>.*)$", re.S)
+
+
+def _upgrade_comparison(doc: object) -> object:
+    _upgrade_diff(doc.get("diff") if isinstance(doc, dict) else None)
+    return doc
+
+
+def _upgrade_run(doc: object) -> object:
+    baseline = doc.get("baseline") if isinstance(doc, dict) else None
+    _upgrade_diff(baseline.get("diff") if isinstance(baseline, dict) else None)
     return doc
 
 

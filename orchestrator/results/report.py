@@ -14,11 +14,13 @@ import jinja2
 import markupsafe
 
 from .. import cache
+from ..kernel import buildwarn
 from ..errors import OrchestratorError
 from ..model import CaseResult, Diff, RunRecord, Stages
 from ..progress import printable
 from . import causes, compare, confirm, history, history_chart, junit, ktap_out
 from .recorder import Recorder, guest_order
+from .summary import checkpatch_lines
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
 from ..suites.splats import decoded_lines
 from ..suites.status import FAILING, STATUSES, counts, counts_line
@@ -257,8 +259,13 @@ def render_html(runs: list[tuple[RunRecord, pathlib.Path | None]],
     for row in matrix:
         # Rows whose status is not the same in every run are what a reader looks for.
         row["differs"] = len(runs) > 1 and len(set(row["cells"])) > 1
+    series = next((r.series for r, _ in runs if r.series), None)
+    patches = len(series.patches) if series else 0
     return _env.get_template("report.html.j2").render(
         runs=views, matrix=matrix, comparison=comparison.as_dict() if comparison else None,
+        warnings_added=compare.warning_lines(comparison.warnings_added, patches) if comparison else [],
+        warning_level=buildwarn.LEVEL,
+        patch_checks=checkpatch_lines(series.checkpatch, patches) if series else [],
         failing=sorted(FAILING), kinds=causes.KINDS,
         flaky=confirm.flaky_lines(comparison) if comparison else [],
         likely=confirm.likely_lines(comparison) if comparison else [],

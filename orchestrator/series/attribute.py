@@ -1,6 +1,7 @@
 """Whose splat is it: a splat whose location (a WARN's or BUG's file:line) or one of its
 decoded stack frames lies in a line the series changed is the series', whatever its rate,
-and it is charged to the patch that last changed that line.
+and it is charged to the patch that last changed that line. A compiler warning the series
+adds is charged the same way, to the patch of its line.
 
 `git blame` over base..tip in the series worktree (a cache-side clone, never the user's
 tree) names the commit of each line; a line older than the base blames the boundary.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import pathlib
 import subprocess
 
-from ..model import Attribution, Patch, Splat
+from ..model import AddedWarning, Attribution, Patch, Splat
 from ..suites.splats import splat_key
 
 # Lines looked at per splat: its location, then its frames in stack order (the inlined
@@ -73,3 +74,12 @@ def attribute(splats: list[Splat], repo: pathlib.Path, base_commit: str, tip_com
                                        frame="" if what == "location" else what)
                 break
     return out
+
+
+def warnings(added: list[AddedWarning], repo: pathlib.Path, base_commit: str, tip_commit: str,
+             patches: list[Patch]) -> None:
+    """Each added warning's patch: the one that last changed its line (left None for a
+    line older than the series: a warning the series' other lines brought out)."""
+    by_commit = {p.commit: p.number for p in patches if p.commit}
+    for w in added:
+        w.patch = by_commit.get(_blame(repo, base_commit, tip_commit, w.file, w.line) or "")

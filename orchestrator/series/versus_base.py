@@ -19,6 +19,7 @@ from ..errors import ExitCode, OrchestratorError
 from ..suites.splats import splat_key
 from ..suites.case_id import test_of
 from ..suites.status import FAILING, SKIPPED
+from ..run_inputs import arch_of
 from ..pipeline import RunContext, TestOptions, base_pointer, build_only, inputs_digest, run_test, source_tree
 from ..progress import Progress
 from ..model import (Attribution, Bisect, BisectStep, Comparison, Diff, EachPatch, FirstFailing, PatchRun,
@@ -215,16 +216,19 @@ def _bisect(opts: TestOptions, progress: Progress, applied: series_mod.AppliedSe
     return out
 
 
-def _fill_base_warnings(base: RunRecord, b_dir: pathlib.Path, files: list[str]) -> None:
-    """A cached base was compiled for the files its first series touched; this series may
-    touch others. Its build dir still holds the base when its stamp says so."""
-    known = base.build_warnings
-    missing = [f for f in files if f.endswith(".c") and f not in known]
+def _fill_base_warnings(opts: TestOptions, base: RunRecord, b_dir: pathlib.Path, files: list[str]) -> None:
+    """A cached base was compiled for the files its first series touched (at the W= level
+    of then); this series may touch others. Its build dir still holds the base when its
+    stamp says so."""
+    fresh = base.build_warnings_level == buildwarn.LEVEL
+    missing = [f for f in files if f.endswith(".c") and (f not in base.build_warnings or not fresh)]
     build_stage = base.stages.build
     build_dir = pathlib.Path(build_stage.build_dir if build_stage and build_stage.build_dir else "/nonexistent")
     stamp = cache.read_json(build_dir / build.STAMP) or {}
     if missing and stamp.get("tree_id") == base.kernel.tree_id:
-        known.update(buildwarn.warnings_for(build_dir, missing))
+        found = buildwarn.warnings_for(build_dir, arch_of(opts), opts.cache_root, missing)
+        base.build_warnings = ({**base.build_warnings, **found} if fresh else found)
+        base.build_warnings_level = buildwarn.LEVEL
         # Kept in the base's results.json, so the comparison can be made again from it.
         write_run(b_dir, base)
 
@@ -399,8 +403,10 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
                 s_run.splats, applied.worktree, applied.base_commit, applied.tip_commit,
                 [p.record() for p in applied.series.patches]))
         else:
-            _fill_base_warnings(b_run, b_dir, ser.touched_files())
+            _fill_base_warnings(opts, b_run, b_dir, ser.touched_files())
             diff = compare.compare(b_run, s_run, b_dir, s_dir)
+            attribute.warnings(diff.warnings_added, applied.worktree, applied.base_commit, applied.tip_commit,
+                               [p.record() for p in applied.series.patches])
             diff = _confirmed(opts, progress, opts.retries, diff, (b_run, tree if base_in_tree else None),
                               (s_run, s_tree), applied, step_dirs)
             if sopts.bisect and _targets(diff):
