@@ -43,8 +43,8 @@ BREAK_TC = ("selftests/ftrace: Check the event directory after removing a kretpr
 UNTIDY = ("tracing/probes: Count BTF argument lookups",
           [("kernel/trace/trace_probe.c",
             "\tchar *field = NULL;\n\tint i, is_ptr, ret;\n\tu32 tid;\n\n\tif (!ctx->funcname",
-            "\tchar *field = NULL;\n\tint i, is_ptr, ret;\n\tint unused_slot;\n\tint lookups = 0;\n\tu32 tid;\n\n"
-            "\tlookups++;\n\tif(!ctx->funcname")])
+            "\tchar *field = NULL;\n\tint i, is_ptr, ret;\n\tint unused_slot;\n\tint lookups;\n\tu32 tid;\n\n"
+            "\tlookups = ctx->offset;\n\tif(!ctx->funcname")])
 
 
 BOOT_BUG = ("tracing/kprobes: Check the tracefs root before the kprobe files",

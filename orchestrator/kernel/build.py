@@ -145,7 +145,10 @@ def make_environment(cache_root: pathlib.Path) -> dict[str, str]:
             # location, and sharing hits across them is the point of ccache here.
             "CCACHE_NOHASHDIR": "1",
             "CCACHE_MAXSIZE": os.environ.get("CCACHE_MAXSIZE", "15G"),
-            "KBUILD_BUILD_USER": "orchestrator", "KBUILD_BUILD_HOST": "localhost"}
+            "KBUILD_BUILD_USER": "orchestrator", "KBUILD_BUILD_HOST": "localhost",
+            # The compiler's words in ASCII whatever the host's locale: the same warning
+            # reads the same on the base and the series (and in a mail).
+            "LC_ALL": "C"}
 
 
 def _run_make(argv: list[str], env: dict[str, str], log_file, progress: Progress, label: str,
