@@ -147,8 +147,9 @@ def make_environment(cache_root: pathlib.Path) -> dict[str, str]:
             "CCACHE_MAXSIZE": os.environ.get("CCACHE_MAXSIZE", "15G"),
             "KBUILD_BUILD_USER": "orchestrator", "KBUILD_BUILD_HOST": "localhost",
             # The compiler's words in ASCII whatever the host's locale: the same warning
-            # reads the same on the base and the series (and in a mail).
-            "LC_ALL": "C"}
+            # reads the same on the base and the series (and in a mail). Not LC_ALL:
+            # kbuild unexports it.
+            "LANG": "C", "LC_CTYPE": "C", "LC_MESSAGES": "C"}
 
 
 def _run_make(argv: list[str], env: dict[str, str], log_file, progress: Progress, label: str,
