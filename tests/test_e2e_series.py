@@ -172,7 +172,8 @@ def test_the_patch_checks_and_w1_warnings_are_named_per_patch(series_files, tmp_
                      r"\[-Wunused-but-set-variable\]", w1), w1
     checks = text[text.index("checkpatch --strict, per patch:"):]
     patch2 = checks[checks.index("patch 2/2:"):]
-    assert "ERROR:SPACING: space required before the open parenthesis '('" in patch2.split("\n  patch ")[0]
+    assert re.search(r"ERROR:SPACING kernel/trace/trace_probe\.c:\d+: space required before the open "
+                     r"parenthesis '\('", patch2.split("\n  patch ")[0]), patch2
     page = (latest / "report.html").read_text()
     assert "Patch checks: checkpatch --strict and kernel-doc, per patch" in page and "patch 2/2: kernel/trace/trace_probe.c:" in page
 
