@@ -145,7 +145,7 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
         if arch.boot_route == "builtin":
             # No modules: they come from the build the image is linked into.
             img = image_stage(None)
-            route = _builtin_route(opts, tree, arch, img.path)
+            route = _builtin_route(opts, tree, arch, img.path, fragments)
         on_stage(RouteChosen(boot_route_record(route)))
         on_stage(StageStarted("build"))
         try:
@@ -173,7 +173,7 @@ def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -
         img = image.build_image(tree, arch, opts.cache_root, None,
                                 guestprog.programs_for(opts.suites, tree.path), say=progress.say,
                                 tcscripts=opts.tcscripts, with_sshd=opts.transport == "ssh")
-        route = _builtin_route(opts, tree, arch, img.path)
+        route = _builtin_route(opts, tree, arch, img.path, fragments)
     return _configure_and_build(opts, tree, arch, fragments, route, progress)
 
 
@@ -186,8 +186,8 @@ def _buildable(opts: TestOptions, tree: source.KernelTree, arch: Arch, progress:
 
 
 def _builtin_route(opts: TestOptions, tree: source.KernelTree, arch: Arch,
-                   initramfs: pathlib.Path) -> bootroute.BuiltinBoot:
-    return bootroute.prepare(arch, tree, build.build_dir_for(opts.cache_root, tree, arch),
+                   initramfs: pathlib.Path, fragments: Fragments) -> bootroute.BuiltinBoot:
+    return bootroute.prepare(arch, tree, build.build_dir_for(opts.cache_root, tree, arch, fragments.flavor),
                              initramfs, qemu.kernel_cmdline(arch, opts.cmdline))
 
 
@@ -198,7 +198,7 @@ def _configure_and_build(opts: TestOptions, tree: source.KernelTree, arch: Arch,
     modules only on the direct route (a built-in initramfs cannot take them)."""
     return build.configure_and_build(tree, arch, fragments.all, opts.cache_root, progress,
                                      route.config if route else None, route.digest if route else "",
-                                     build_modules=route is None)
+                                     build_modules=route is None, flavor=fragments.flavor)
 
 
 def boot_route_record(route: bootroute.BuiltinBoot | None) -> dict:

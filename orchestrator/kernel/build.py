@@ -71,11 +71,12 @@ def toolchain_versions(arch: Arch) -> dict[str, str]:
     return versions
 
 
-def build_dir_for(cache_root: pathlib.Path, tree: KernelTree, arch: Arch) -> pathlib.Path:
-    """One dir per tree and arch; a toolchain other than the table's gets its own, so
-    switching LLVM=1 on and off does not rebuild everything each time."""
+def build_dir_for(cache_root: pathlib.Path, tree: KernelTree, arch: Arch, flavor: str = "") -> pathlib.Path:
+    """One dir per tree, arch and user config (flavor: Fragments.flavor, "debug"); a
+    toolchain other than the table's gets its own, so switching LLVM=1 on and off does not
+    rebuild everything each time."""
     from ..arches import get_arch
-    name = arch.name
+    name = arch.name + (f"-{flavor}" if flavor else "")
     if arch.make_vars() != get_arch(arch.name).make_vars():
         name += "-" + cache.digest(*arch.make_vars())[:8]
     if treeview.unshare_prefix() is not None:
@@ -211,7 +212,7 @@ def first_errors(log: pathlib.Path, limit: int = 8, source_roots: tuple[str, ...
 def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Path],
                         cache_root: pathlib.Path, progress: Progress,
                         route_options: dict[str, str] | None = None, route_digest: str = "",
-                        build_modules: bool = True) -> BuildResult:
+                        build_modules: bool = True, flavor: str = "") -> BuildResult:
     """route_options: config the boot route adds (required); route_digest: changes when
     what the route builds in (DTB, initramfs) changes, so the stamp stops matching."""
     merged = kconfig.merge(fragments)
@@ -221,7 +222,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
     toolchain = toolchain_versions(arch)
     key = cache.digest(BUILD_RECIPE, tree.tree_id, allconfig_text, route_digest, arch.name,
                        " ".join(arch.make_vars()), *sorted(f"{k}={v}" for k, v in toolchain.items()))
-    build_dir = build_dir_for(cache_root, tree, arch)
+    build_dir = build_dir_for(cache_root, tree, arch, flavor)
     build_dir.mkdir(parents=True, exist_ok=True)
     image = build_dir / arch.kernel_image
     vmlinux = build_dir / "vmlinux"
@@ -231,7 +232,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
     view = tree_view(cache_root, tree, build_dir)
     source_roots = tuple(str(p) for p in ((view.seen_tree,) if view else ()) + (tree.source,))
     # A series worktree: the build dir of the tree it is a worktree of.
-    twin_dir = build_dir_for(cache_root, KernelTree(tree.builds_as, "", tree.version, "", None), arch) \
+    twin_dir = build_dir_for(cache_root, KernelTree(tree.builds_as, "", tree.version, "", None), arch, flavor) \
         if tree.builds_as is not None else None
 
     with cache.file_lock(build_dir.with_name(arch.name + ".lock"), f"build dir {build_dir}",

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import re
 
+from .. import cache
 from ..arches import Arch
 from ..errors import OrchestratorError
 from ..project import KCONFIGS_DIR
@@ -17,6 +19,16 @@ from .kconfig import parse_fragment
 class Fragments:
     project: tuple[pathlib.Path, ...]
     user: tuple[pathlib.Path, ...]
+
+    @property
+    def flavor(self) -> str:
+        """The user's fragments as a name for their own build dir ("debug" for KCONFIG=debug,
+        "" for none): a debug kernel and the default one each stay built, instead of one
+        rebuilding the other from scratch at every switch."""
+        names = "+".join(p.stem for p in self.user)
+        if not names or re.fullmatch(r"[A-Za-z0-9_+-]{1,40}", names):
+            return names
+        return "kconfig-" + cache.digest(*map(str, self.user))[:8]
 
     @property
     def all(self) -> list[pathlib.Path]:

@@ -71,7 +71,10 @@ WEDGING_KINDS = frozenset({"stall", "oops", "bug", "panic"})
 # "WARNING: kernel/x.c:12 at f+0x1/0x2, CPU#0: ..."). No vmlinux needed.
 _LOCATIONS = (re.compile(r"kernel BUG at (?P<file>[\w./+-]+\.[chS]):(?P<line>\d+)"),
               re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ )?at (?P<file>[\w./+-]+\.[chS]):(?P<line>\d+)"),
-              re.compile(r"WARNING: (?P<file>[\w./+-]+\.[chS]):(?P<line>\d+) at "))
+              re.compile(r"WARNING: (?P<file>[\w./+-]+\.[chS]):(?P<line>\d+) at "),
+              # DEBUG_ATOMIC_SLEEP: the might_sleep() caller's line.
+              re.compile(r"BUG: sleeping function called from invalid context at "
+                         r"(?P<file>[\w./+-]+\.[chS]):(?P<line>\d+)"))
 
 
 def location_of(lines: list[str]) -> Location | None:
