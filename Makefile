@@ -11,7 +11,9 @@
 #   make pytest ARCH=arm64 N=2     each case a pytest item, two guests (pytest-xdist)
 #   make shell ARCH=arm64          the last arm64 run's kernel and image, a shell on its console
 #   make test CASES='kprobe/kprobe_args_user.tc' REPEAT=10   one case ten times: its failure rate
+#   make test KCONFIG=debug        a debug kernel (lockdep, sleep-in-atomic, KASAN), its own build dir
 #   make check                     the project's own tests (unit + real x86_64 boots)
+#   make check-debug               the debug kernel's own tests (a build CI's budget leaves out)
 
 # These come from make's command line only: a kernel developer's exported ARCH,
 # CROSS_COMPILE, LLVM, O... are for their own builds, and an exported N, JOBS or BASE
@@ -38,7 +40,7 @@ APT_PACKAGES := gcc make flex bison bc libelf-dev libssl-dev dwarves cpio ccache
 # the server's binaries alone: no service is installed or started on the host.
 CHECK_PACKAGES := dropbear-bin openssh-client iproute2 util-linux
 
-.PHONY: deps test pytest shell matrix workflow report bench check unit clean help
+.PHONY: deps test pytest shell matrix workflow report bench check check-debug unit clean help
 help:
 	@sed -n '1,/^$$/p' Makefile
 
@@ -115,8 +117,13 @@ report: $(VENV)/.installed
 # every other non-zero status is.
 check: $(VENV)/.installed
 	@$(MAKE) --no-print-directory deps TRANSPORT=ssh APT_PACKAGES="$(APT_PACKAGES) $(CHECK_PACKAGES)"
-	@$(PY) -m pytest -v -rs tests; rc=$$?; \
+	@$(PY) -m pytest -v -rs -m "not debug_kernel" tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "check: pytest collected no tests"; exit 0; fi; exit $$rc
+
+# The debug kernel's tests: a build of its own, more than CI's budget holds beside the rest.
+check-debug: $(VENV)/.installed
+	@$(MAKE) --no-print-directory deps
+	@$(PY) -m pytest -v -rs -m debug_kernel tests
 
 unit: deps
 	@$(PY) -m pytest -v -m "not e2e" tests; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
