@@ -1,19 +1,29 @@
-# The user-facing verbs. Variables: ARCH, KERNEL, SUITES, KCONFIG, TIMEOUT, ACCEL, LLVM, CROSS_COMPILE,
-# SERIES, BASE, COMPARE, EACH_PATCH, BISECT, RETRIES, TRANSPORT (serial|ssh), N (pytest workers),
-# CASES (globs of case ids), REPEAT (runs of them, each a fresh guest; UNTIL_FAIL=1 stops at a failure),
-# QEMU (debian: Debian 12's 7.2 | backports: 10.0 from bookworm-backports; default per arch, the table's default_qemu),
-# JOBS (guests sharing an arch's cases; default one per core, as memory allows).
+# The verbs (docs/usage.md has each variable with its flag):
+#   make deps                      host packages for ARCH (apt-get), the venv
 #   make test                      x86_64, Debian's linux-source-7.2 (KERNEL=6.12: the LTS tree), the default suites
 #   make test KERNEL=~/linux SUITES=dynevent,kprobe
 #   make test ARCH=arm64 SERIES=v4.mbx COMPARE=1 BISECT=1   base vs base+series, first bad patch
+#   make test ARCH=x86_64,arm64 SERIES=v4.mbx EACH_PATCH=1 REPLY=mail.txt   the mail for the thread
 #   make test TRANSPORT=ssh        commands over SSH to the guest (console still logged)
 #   make test QEMU=backports       every arch on QEMU 10.0 (bookworm-backports), beside the host's 7.2
-#   make pytest ARCH=arm64 N=2     each case a pytest item, two guests (pytest-xdist)
-#   make shell ARCH=arm64          the last arm64 run's kernel and image, a shell on its console
-#   make test CASES='kprobe/kprobe_args_user.tc' REPEAT=10   one case ten times: its failure rate
 #   make test KCONFIG=debug        a debug kernel (lockdep, sleep-in-atomic, KASAN), its own build dir
+#   make test CASES='kprobe/kprobe_args_user.tc' REPEAT=10   one case ten times: its failure rate
+#   make test RERUN=results/latest the cases of that run that did not pass, on its kernel
+#   make test SHELL_ON_FAILURE=1   the first failing case's guest handed to this terminal
+#   make pytest ARCH=arm64 N=2     each case a pytest item, two guests (pytest-xdist)
+#   make shell ARCH=arm64 GDB=1    the last arm64 run's kernel and image, a shell on its console
+#   make matrix BASELINE=dir       every cell of matrix.yaml, each compared with its last night
+#   make workflow                  the nightly CI workflow from matrix.yaml
+#   make report RUNS="a b" OUT=dir HISTORY=dir   pages made again from results.json
+#   make bench ONLY=build REPEAT=3 how long a developer waits, measured
 #   make check                     the project's own tests (unit + real x86_64 boots)
 #   make check-debug               the debug kernel's own tests (a build CI's budget leaves out)
+#   make unit                      the unit tests alone
+#   make clean                     the venv (the cache is kept)
+# Variables: ARCH, KERNEL, SUITES, KCONFIG, CASES, TIMEOUT, ACCEL, LLVM, CROSS_COMPILE, QEMU,
+# TRANSPORT, JOBS (guests per arch), SERIES, BASE, COMPARE, EACH_PATCH (1|build|test), BISECT,
+# RETRIES, REPLY, RERUN, REPEAT, UNTIL_FAIL, SHELL_ON_FAILURE, N (pytest workers), GDB,
+# BASELINE, RUNS, OUT, HISTORY, ONLY. Yes/no ones take 1 yes true y on, or 0 no false n off.
 
 # These come from make's command line only: a kernel developer's exported ARCH,
 # CROSS_COMPILE, LLVM, O... are for their own builds, and an exported N, JOBS or BASE
@@ -23,8 +33,15 @@ USER_VARIABLES := ARCH KERNEL SUITES KCONFIG TIMEOUT ACCEL LLVM CROSS_COMPILE SE
 	EACH_PATCH BISECT RETRIES TRANSPORT N QEMU JOBS RERUN REPLY SHELL_ON_FAILURE GDB RUNS OUT \
 	HISTORY BASELINE ONLY REPEAT CASES UNTIL_FAIL
 $(foreach v,$(USER_VARIABLES),$(if $(filter environment%,$(origin $(v))),$(eval undefine $(v))))
-# What a yes/no variable takes as yes (COMPARE=1, COMPARE=yes, COMPARE=true...).
+# What a yes/no variable takes as yes (COMPARE=1, COMPARE=yes, COMPARE=true...), and as
+# no; anything else is refused rather than read as no.
 YES := 1 yes true y on
+NO  := 0 no false n off
+# $(1): the variable; $(2): the other values it takes.
+check_yes_no = $(if $(filter-out $(YES) $(NO) $(2),$($(1))),$(error $(1)=$($(1)) is neither yes nor no: \
+	give $(1)=1 (or yes, true, on)$(if $(2), $(foreach x,$(2),or $(1)=$(x))), or leave it out))
+$(foreach v,COMPARE BISECT SHELL_ON_FAILURE UNTIL_FAIL GDB,$(call check_yes_no,$(v)))
+$(call check_yes_no,EACH_PATCH,build test)
 ARCH    ?= x86_64
 VENV    ?= .venv
 PY      := $(VENV)/bin/python

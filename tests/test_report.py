@@ -350,7 +350,7 @@ def test_page_of_a_run_that_failed_early(tmp_path):
     assert page.counts[("x86_64", "total")] == "0"
     (bar,) = page.rects
     assert bar["fill"] == "#c62828"
-    assert report.summary_text([rec.record]).splitlines()[1:] == ["  0 cases: none"]
+    assert report.summary_text([rec.record]).splitlines()[1:] == ["  0 cases: none", "  tree: test"]
 
 
 def test_write_html(x86, tmp_path):
@@ -365,42 +365,61 @@ def test_write_html(x86, tmp_path):
 def test_summary_text(x86, arm64):
     text = report.summary_text([record(x86[0]), record(arm64[0])])
     lines = text.splitlines()
+    entries = _entries(lines)
     # What ran first (kernel, commit, QEMU, accelerator), then the counts.
-    assert lines[0] == (f"x86_64: Linux 6.12.117 at {x86[0]['kernel']['git_commit'][:12]} "
-                        f"({x86[0]['kernel']['origin']}), QEMU 7.2.22 TCG")
-    assert lines[1] == "  58 cases: 55 pass, 1 fail, 1 error, 1 unsupported; 2 kernel splat(s)"
-    arm_line = next(i for i, l in enumerate(lines) if l.startswith("arm64: "))
-    assert lines[arm_line + 1] == "  44 cases: 32 pass, 2 fail, 10 unsupported"
+    assert entries[0] == f"x86_64: Linux 6.12.117 at {x86[0]['kernel']['git_commit'][:12]}, QEMU 7.2.22 TCG"
+    assert entries[1] == "  58 cases: 55 pass, 1 fail, 1 error, 1 unsupported; 2 kernel splat(s)"
+    assert entries[2] == f"  tree: {x86[0]['kernel']['origin']}"
+    arm_line = next(i for i, l in enumerate(entries) if l.startswith("arm64: "))
+    assert entries[arm_line + 1] == "  44 cases: 32 pass, 2 fail, 10 unsupported"
     failing = [(d, c) for d in (x86[0], arm64[0]) for c in d["cases"] if c["status"] in FAILING]
     splats = [s for d in (x86[0], arm64[0]) for s in d["splats"]]
     explained = [c for d, c in failing if causes.of(model.convert(c, model.CaseResult), record(d))]
     assert explained    # the tprobe module Oops and the TCG ustring fetch, at least
     decoded = sum(len(decoded_lines(model.convert(sp, model.Splat).frames)) for sp in splats)
-    assert len(lines) == 4 + len(failing) + len(explained) + len(splats) + decoded   # nothing else
-    assert sum(l.startswith("    known cause, ") for l in lines) == len(explained)
+    # Every line within the width, but for one word longer than a line (a path), kept whole.
+    assert all(len(l) <= report.SUMMARY_WIDTH or " " not in l.strip() for l in lines), \
+        [l for l in lines if len(l) > report.SUMMARY_WIDTH]
+    assert len(entries) == 6 + len(failing) + len(explained) + len(splats) + decoded   # nothing else
+    assert sum(e.startswith("    known cause, ") for e in entries) == len(explained)
     for d, c in failing:
-        section = lines[:arm_line] if d is x86[0] else lines[arm_line:]
-        line = next(l for l in section if f" {c['id']}: " in l)
-        assert line.startswith(f"  {c['status']} ")
-        assert len(line) <= report.SUMMARY_WIDTH
-        shown = line.split(": ", 1)[1].removesuffix("...")
-        assert len(shown) >= 30 and " ".join(c["reason"].split()).startswith(shown)
+        section = entries[:arm_line] if d is x86[0] else entries[arm_line:]
+        entry = next(e for e in section if f" {c['id']}: " in e)
+        assert entry.startswith(f"  {c['status']} ")
+        shown = entry.split(": ", 1)[1].removesuffix("...")
+        assert " ".join(c["reason"].split()).startswith(shown) and len(shown) >= min(
+            len(" ".join(c["reason"].split())), report.REASON_MAX - 3)
     for s in splats:
-        assert any(s["title"][:100] in l and s["case"] in l for l in lines[1:arm_line])
+        assert any(s["title"][:100] in e and s["case"] in e for e in entries[1:arm_line])
     # cases that did not fail are not named (TPROBE is, for its x86_64 ERROR)
     assert not any(c["id"] in text for c in arm64[0]["cases"]
                    if c["status"] not in FAILING and c["id"] != TPROBE)
 
 
-def test_summary_text_cuts_long_reasons(x86):
+def _entries(lines: list[str]) -> list[str]:
+    """The summary's lines with each wrapped entry joined again."""
+    out: list[str] = []
+    for line in lines:
+        indent = len(line) - len(line.lstrip())
+        if out and indent > len(out[-1]) - len(out[-1].lstrip()) + 2:
+            out[-1] += " " + line.strip()
+        else:
+            out.append(line)
+    return out
+
+
+def test_summary_text_wraps_long_reasons_and_cuts_none_mid_word(x86):
     data = copy.deepcopy(x86[0])
     case = next(c for c in data["cases"] if c["id"] == ARGS_USER)
-    case["reason"] = "x" * 300
-    line = next(l for l in report.summary_text([record(data)]).splitlines() if ARGS_USER in l)
-    assert line.endswith("...") and len(line) <= report.SUMMARY_WIDTH
-    case["reason"] = "word " * 60                  # cut at a word, not in one
-    line = next(l for l in report.summary_text([record(data)]).splitlines() if ARGS_USER in l)
-    assert line.endswith(" word...") and len(line) <= report.SUMMARY_WIDTH
+    case["reason"] = "word " * 100
+    lines = report.summary_text([record(data)]).splitlines()
+    start = next(i for i, l in enumerate(lines) if ARGS_USER in l)
+    entry = _entries(lines[start:])[0]
+    assert entry.endswith(" word...") and all(len(l) <= report.SUMMARY_WIDTH for l in lines[start:start + 4])
+    assert len(entry.split(": ", 1)[1]) <= report.REASON_MAX
+    case["reason"] = "x" * 300                    # one word longer than a line: whole
+    lines = report.summary_text([record(data)]).splitlines()
+    assert any(l.strip() == "x" * (report.REASON_MAX - 3) + "..." for l in lines), lines
 
 
 # -- JUnit -----------------------------------------------------------------------------

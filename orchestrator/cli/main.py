@@ -208,13 +208,19 @@ def build_parser() -> argparse.ArgumentParser:
                         f"kprobe_multi checks) (default {','.join(DEFAULT_SUITES)})")
     t.add_argument("--kconfig", action="append", default=None, metavar="FRAGMENT",
                    help="extra kconfig fragment (path, or a name in kconfigs/), applied last")
-    t.add_argument("--results-dir", default=str(RESULTS_DIR))
-    t.add_argument("--cache-dir", default=None, help="default $ORCHESTRATOR_CACHE or ~/.cache/orchestrator")
+    t.add_argument("--results-dir", default=str(RESULTS_DIR),
+                   help="where each run's directory goes (default results/ of this project; "
+                        "results/latest points at the newest)")
+    t.add_argument("--cache-dir", default=None,
+                   help="kernel trees, builds, images, ccache (default $ORCHESTRATOR_CACHE or "
+                        "~/.cache/orchestrator)")
     t.add_argument("--case-timeout", type=seconds_option, default=CASE_TIMEOUT_SECONDS,
                    help=f"seconds one case may take before it is ERROR (default {CASE_TIMEOUT_SECONDS:g})")
     t.add_argument("--boot-timeout", type=seconds_option, default=BOOT_TIMEOUT_SECONDS,
                    help=f"seconds from QEMU start to the guest shell (default {BOOT_TIMEOUT_SECONDS:g})")
-    t.add_argument("--accel", choices=ACCELS, default="auto")
+    t.add_argument("--accel", choices=ACCELS, default="auto",
+                   help="auto: KVM when /dev/kvm works (probed once per host boot), else TCG; tcg: no "
+                        "probe; kvm: probe, and say so when it falls back to TCG")
     _qemu_option(t)
     _guests_option(t)
     t.add_argument("--llvm", default=None, metavar="1|-19",
@@ -268,18 +274,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a previous run of the same arch (or a dir of runs: the newest complete one) "
                         "to report what changed since")
     m = sub.add_parser("matrix", help="run the cells of a matrix spec (matrix.yaml) one after another")
-    m.add_argument("--spec", default=str(MATRIX_SPEC))
+    m.add_argument("--spec", default=str(MATRIX_SPEC),
+        help="the matrix file (arches x kernels; default matrix.yaml of this project)")
     m.add_argument("--cell", action="append", default=None, metavar="NAME",
                    help="only this cell (arch-kernel, e.g. x86_64-debian-6.12); repeatable")
-    m.add_argument("--results-dir", default=str(RESULTS_DIR))
-    m.add_argument("--cache-dir", default=None)
+    m.add_argument("--results-dir", default=str(RESULTS_DIR),
+                   help="where each run's directory goes (default results/ of this project; "
+                        "results/latest points at the newest)")
+    m.add_argument("--cache-dir", default=None,
+                   help="kernel trees, builds, images, ccache (default $ORCHESTRATOR_CACHE or "
+                        "~/.cache/orchestrator)")
     m.add_argument("--baseline", default=None, metavar="DIR",
                    help="previous results: each cell is compared with its arch's newest complete run there")
-    m.add_argument("--accel", choices=ACCELS, default="auto")
+    m.add_argument("--accel", choices=ACCELS, default="auto",
+                   help="auto: KVM when /dev/kvm works (probed once per host boot), else TCG; tcg: no "
+                        "probe; kvm: probe, and say so when it falls back to TCG")
     _qemu_option(m, " (every cell)")
     _guests_option(m)
     w = sub.add_parser("workflow", help="write the nightly CI workflow generated from a matrix spec")
-    w.add_argument("--spec", default=str(MATRIX_SPEC))
+    w.add_argument("--spec", default=str(MATRIX_SPEC),
+        help="the matrix file (arches x kernels; default matrix.yaml of this project)")
     w.add_argument("--out", default="-", help="file to write (default: stdout)")
     r = sub.add_parser("report", help="render report.html, junit.xml and summary.txt again from "
                                       "results.json, merging several runs into one")
@@ -293,8 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 1 when a run did not complete or regressed against its baseline")
     sh = sub.add_parser("shell", help="boot the kernel and image of an arch's last run with its "
                                       "console on this terminal (an interactive shell in the guest)")
-    sh.add_argument("--arch", default=DEFAULT_ARCH)
-    sh.add_argument("--results-dir", default=str(RESULTS_DIR))
+    sh.add_argument("--arch", default=DEFAULT_ARCH, help="whose last run to boot again (default x86_64)")
+    sh.add_argument("--results-dir", default=str(RESULTS_DIR),
+                    help="where each run's directory goes (default results/ of this project; "
+                         "results/latest points at the newest)")
     sh.add_argument("--gdb", action="store_true",
                     help="QEMU's gdb stub on a free port of 127.0.0.1, and the gdb command line to attach "
                          "(the run's vmlinux and the tree's scripts/gdb helpers)")
@@ -304,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--transport", choices=TRANSPORTS, default="serial",
                    help="ssh: also install what the SSH transport needs and build the guests' dropbear")
     _qemu_option(d)
-    d.add_argument("--cache-dir", default=None)
+    d.add_argument("--cache-dir", default=None,
+                   help="kernel trees, builds, images, ccache (default $ORCHESTRATOR_CACHE or "
+                        "~/.cache/orchestrator)")
     return p
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import textwrap
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -28,7 +29,9 @@ _CONSOLE_CAP = 80          # console lines shown per case
 _CONSOLE_HEAD = 30         # of which from the start of the case's region
 _REASON_CUT = 120
 # summary.txt is read on terminals and quoted in mail: its case lines stay within this.
-SUMMARY_WIDTH = 100
+SUMMARY_WIDTH = 80
+# A reason or title longer than this is shortened (at a word) before it is wrapped.
+REASON_MAX = 240
 _MARKER = re.compile(r"KTO:(BEGIN|END):([0-9A-Za-z]+):(\d+)")
 _READY = "KTO:READY:"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -321,29 +324,38 @@ def write_run_reports(recorder: Recorder) -> None:
 
 # -- text for a reply, JUnit for CI ---------------------------------------------------
 
+def _wrapped(text: str, indent: str, more: str) -> list[str]:
+    """One entry at SUMMARY_WIDTH columns, continued under `more`; a word longer than a
+    line (a path, a symbol) is kept whole, never cut."""
+    return textwrap.wrap(" ".join(text.split()), SUMMARY_WIDTH, initial_indent=indent, subsequent_indent=more,
+                         break_long_words=False, break_on_hyphens=False) or [indent.rstrip()]
+
+
 def summary_text(runs: list[RunRecord]) -> str:
     """Per run what ran (kernel, commit, QEMU and accelerator) and its counts, then each
-    failing case and each splat with its decoded top frames; lines kept for a terminal
-    or a mail (reasons cut at a word, not mid-word)."""
+    failing case and each splat with its decoded top frames; lines wrapped for a terminal
+    or a mail at SUMMARY_WIDTH (a very long reason shortened at a word)."""
     out = []
     for run, label in zip(runs, _labels(runs)):
         qemu = re.search(r"version (\S+)", run.versions.qemu or "")
-        accel = run.accel.name.upper() if run.accel else "?"
+        accel = run.accel.name.upper() if run.accel else "not booted"
         commit = f" at {run.kernel.git_commit[:12]}" if run.kernel.git_commit else ""
-        out.append(f"{label}: Linux {run.kernel.version}{commit} ({run.kernel.origin}), "
-                   f"QEMU {qemu.group(1) if qemu else '?'} {accel}")
+        out += _wrapped(f"{label}: Linux {run.kernel.version}{commit}, QEMU {qemu.group(1) if qemu else '?'} "
+                        f"{accel}", "", "    ")
         out.append(f"  {counts_line(run)}")
+        out += _wrapped(f"tree: {run.kernel.origin}", "  ", "      ")
         for c in run.cases:
             if c.status in FAILING:
-                head = f"  {c.status} {c.id}: "
-                out.append(head + _cut(c.reason, max(40, SUMMARY_WIDTH - len(head))))
+                out += _wrapped(f"{c.status} {c.id}: {_cut(c.reason, REASON_MAX)}", "  ", "      ")
                 cause = causes.of(c, run)
                 if cause:
-                    out.append(f"    known cause, {_cut(causes.line(cause))}")
+                    out += _wrapped(f"known cause, {_cut(causes.line(cause), REASON_MAX)}", "    ", "        ")
         for s in run.splats:
             times = f" x{s.count}" if s.count > 1 else ""
-            out.append(f"  splat {s.kind}{times} during {s.case or 'boot/idle'}: {_cut(s.title)}")
-            out.extend(f"    {line[:_REASON_CUT]}" for line in decoded_lines(s.frames))
+            out += _wrapped(f"splat {s.kind}{times} during {s.case or 'boot/idle'}: {_cut(s.title, REASON_MAX)}",
+                            "  ", "      ")
+            for line in decoded_lines(s.frames):
+                out += _wrapped(line, "    ", "        ")
     return printable("\n".join(out)) + "\n"
 
 
