@@ -351,3 +351,17 @@ def test_replay_of_a_riscv64_7_2_run(tmp_path, data_dir):
     assert by_id["kprobe/multiple_kprobes.tc"].status == "ERROR"
     assert "Segmentation fault" in by_id["dynevent/add_remove_uprobe.tc"].reason
     assert runner.boots == 2 and detector.splats == []
+
+
+def test_console_log_has_unix_line_ends_however_the_chunks_fall(data_dir):
+    """A real console's \r\r\n and \r\n written as \n whatever the read sizes; a lone \r stays."""
+    from orchestrator.vm.console import UnixLineEnds
+    raw = (data_dir / "arm64-6.12.117.console.log").read_bytes()[:200_000]
+    assert b"\r\r\n" in raw or b"\r\n" in raw     # as QEMU printed it
+    raw += b"progress 10%\rprogress 20%\r\ntail\r\r\n"
+    expected = re.sub(rb"\r+\n", b"\n", raw)
+    for size in (1, 2, 3, 7, 4096):
+        to_unix = UnixLineEnds()
+        out = b"".join(to_unix(raw[i:i + size]) for i in range(0, len(raw), size))
+        assert out == expected, size
+    assert b"\r\n" not in expected and expected.endswith(b"tail\n")

@@ -46,6 +46,16 @@ def test_case_log_excerpt_and_reason():
         "No trace-printk sample module - please make CONFIG_SAMPLE_TRACE_PRINTK=m"
 
 
+def test_reason_is_the_check_that_failed_not_an_earlier_commands_complaint():
+    # kprobe/kprobe_module.tc on 7.2: `rmmod trace_printk ||:` complains, the case goes on,
+    # and `test -d` (no output) is the check that failed.
+    log = "\n".join(["+ . /kto/ftrace/test.d/kprobe/kprobe_module.tc", "+ rmmod trace_printk",
+                     "rmmod: can't unload module 'trace_printk': No such file or directory", "+ :",
+                     "+ echo p:trace_printk:trace_printk_irq_work", "+ test -d events/kprobes/p_trace_printk_irq_work_0"])
+    assert caselog.reason(log, "FAIL") == ("failed at: echo p:trace_printk:trace_printk_irq_work ; "
+                                           "test -d events/kprobes/p_trace_printk_irq_work_0")
+
+
 def test_reason_names_the_commands_a_silent_case_gave_up_after():
     log = "\n".join(["+ . /kto/ftrace/test.d/kprobe/kprobe_non_uniq_symbol.tc", "+ SYMBOL=name_show",
                      "+ grep -c -E '[[:alnum:]]+ t name_show$' /proc/kallsyms", "+ '[' 1 -le 1 ]",

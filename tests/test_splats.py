@@ -120,3 +120,24 @@ def test_a_report_without_timestamps_is_found_by_its_header(data_dir):
     assert d.splats[0].location.as_dict() == {"file": "kernel/trace/ftrace.c", "line": 387}
     assert _feed("BUG: this is a test printing the word\nWARNING: something odd\n"
                  "echo kernel BUG at nowhere\n").splats == []
+
+
+def test_the_same_report_on_two_guests_is_one_line_with_its_count(data_dir):
+    """A WARN_ONCE fires once per guest: the summary, the merged summary and a comparison
+    list it once, with how many times and during which cases."""
+    from orchestrator.model import Splat
+    from orchestrator.results import report
+    from orchestrator.suites.splats import grouped
+    title = "WARNING: kernel/trace/trace_kprobe.c:498 at __register_trace_kprobe+0x110/0x150, CPU#1: ftracetest/105"
+    warn = [Splat(kind="warning", title=title.replace("CPU#1", f"CPU#{g}").replace("/105", f"/{100 + g}"),
+                  kernel_time=1.0, console_line=10 * g, lines=[], case=f"kprobe/case{g}.tc") for g in (1, 2)]
+    bug = Splat(kind="bug", title="BUG: kernel NULL pointer dereference, address: 0000000000000026",
+                kernel_time=2.0, console_line=40, lines=[], count=2)
+    (first, n, cases), (other, m, _) = grouped([*warn, bug])
+    assert (first, n, cases) == (warn[0], 2, ["kprobe/case1.tc", "kprobe/case2.tc"])
+    assert (other, m) == (bug, 2)
+    from msgspec.structs import replace
+    from orchestrator.results.recorder import load_run
+    run = replace(load_run(data_dir / "ab-x86_64-v2" / "series"), splats=[*warn, bug])
+    lines = [l for l in report.summary_text([run]).splitlines() if l.startswith("  splat ")]
+    assert len(lines) == 2 and lines[0].startswith("  splat warning x2 during kprobe/case1.tc, kprobe/case2.tc")

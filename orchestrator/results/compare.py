@@ -11,7 +11,7 @@ from ..progress import printable
 from ..model import (AddedWarning, Attribution, Bisect, CaseChange, ConfigDelta, Diff, EachPatch, RunRecord, SeriesFailed,
                      Splat, SplatChange, bare_subject)
 from ..suites.status import FAILING, PASSED, SKIPPED, counts_line
-from ..suites.splats import decoded_lines, splat_key
+from ..suites.splats import decoded_lines, grouped, splat_key
 from .summary import checkpatch_lines
 from . import confirm
 
@@ -79,8 +79,9 @@ def compare(base: RunRecord, series: RunRecord, base_dir: pathlib.Path | None = 
 
     b_splats = {splat_key(s) for s in base.splats}
     s_splats = {splat_key(s) for s in series.splats}
-    out.new_splats = [_splat_change(s) for s in series.splats if splat_key(s) not in b_splats]
-    out.gone_splats = [_splat_change(s) for s in base.splats if splat_key(s) not in s_splats]
+    # Once per report, however many guests printed it (confirm.py judges it over every run).
+    out.new_splats = [_splat_change(s) for s, _, _ in grouped(series.splats) if splat_key(s) not in b_splats]
+    out.gone_splats = [_splat_change(s) for s, _, _ in grouped(base.splats) if splat_key(s) not in s_splats]
 
     b_conf, s_conf = _config(base_dir), _config(series_dir)
     out.config = ConfigDelta(

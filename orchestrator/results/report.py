@@ -23,7 +23,7 @@ from . import causes, compare, confirm, history, history_chart, junit, ktap_out
 from .recorder import Recorder, guest_order
 from .summary import checkpatch_lines
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
-from ..suites.splats import decoded_lines
+from ..suites.splats import decoded_lines, grouped
 from ..suites.status import FAILING, STATUSES, counts, counts_line
 _CONSOLE_CAP = 80          # console lines shown per case
 _CONSOLE_HEAD = 30         # of which from the start of the case's region
@@ -350,10 +350,9 @@ def summary_text(runs: list[RunRecord]) -> str:
                 cause = causes.of(c, run)
                 if cause:
                     out += _wrapped(f"known cause, {_cut(causes.line(cause), REASON_MAX)}", "    ", "        ")
-        for s in run.splats:
-            times = f" x{s.count}" if s.count > 1 else ""
-            out += _wrapped(f"splat {s.kind}{times} during {s.case or 'boot/idle'}: {_cut(s.title, REASON_MAX)}",
-                            "  ", "      ")
+        for s, times, cases in grouped(run.splats):
+            out += _wrapped(f"splat {s.kind}{f' x{times}' if times > 1 else ''} during {', '.join(cases)}: "
+                            f"{_cut(s.title, REASON_MAX)}", "  ", "      ")
             for line in decoded_lines(s.frames):
                 out += _wrapped(line, "    ", "        ")
     return printable("\n".join(out)) + "\n"

@@ -5,7 +5,7 @@ import shlex
 
 from ..model import PatchCheck, RunRecord
 from ..progress import fmt_duration, printable
-from ..suites.splats import decoded_lines
+from ..suites.splats import decoded_lines, grouped
 from ..suites.status import FAILING, STATUSES
 from . import causes, history
 
@@ -54,9 +54,9 @@ def render(run: RunRecord, results_dir: str) -> str:
                    f"(orchestrator/data/causes.yaml): {', '.join(c.id for c in left)[:160]}")
     if run.splats:
         out.append(f"  kernel splats: {len(run.splats)}")
-        for s in run.splats:
-            times = f" x{s.count}" if s.count > 1 else ""
-            out.append(f"    {s.kind}{times} during {s.case or 'boot/idle'}: {s.title[:110]}")
+        for s, times, cases in grouped(run.splats):
+            out.append(f"    {s.kind}{f' x{times}' if times > 1 else ''} during {', '.join(cases)[:100]}: "
+                       f"{s.title[:110]}")
             out.extend(f"      {line[:150]}" for line in decoded_lines(s.frames))
     known = [history.mark(c.id, c.status, run.history[c.id])
              for c in run.cases if c.status != "PASS" and c.id in run.history]

@@ -78,7 +78,10 @@ def _reason(lines: list[str], status: str) -> str:
         if _EXIT.match(line):
             end = i
     window = [l.strip() for l in lines[:end]]
-    for line in reversed(window):
+    # The message is the last command's own output (a `set -e` case stops at the check
+    # that failed): what an earlier command said (`rmmod x ||:`'s complaint) is noise.
+    last = max((i for i, l in enumerate(window) if l.startswith("+ ")), default=-1)
+    for line in reversed(window[last + 1:]):
         if line and not line.startswith(("+", "[...", "execute")) and len(line) > 8:
             return line[:200]
     traced = [l[2:] for l in window if l.startswith("+ ")][-2:]

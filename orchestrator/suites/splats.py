@@ -123,6 +123,16 @@ def splat_key(s: Splat | SplatChange) -> str:
     return f"{s.kind}: {normalize_title(s.title)}"
 
 
+def grouped(splats: list[Splat]) -> list[tuple[Splat, int, list[str]]]:
+    """The same report seen more than once (a WARN_ONCE on each of two guests) as one: its
+    first splat, how many times it was printed, and the cases it came during, in order."""
+    groups: dict[str, list[Splat]] = {}
+    for s in splats:
+        groups.setdefault(splat_key(s), []).append(s)
+    return [(same[0], sum(s.count for s in same), list(dict.fromkeys(s.case or "boot/idle" for s in same)))
+            for same in groups.values()]
+
+
 class SplatDetector:
     def __init__(self) -> None:
         self.splats: list[Splat] = []

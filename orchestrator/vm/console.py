@@ -1,7 +1,7 @@
 """Drives a guest over its serial console with pexpect.
 
-Everything QEMU prints is appended to console.log byte for byte, and every line is
-passed to an observer (the splat detector) as it arrives. Commands are framed by
+Everything QEMU prints is appended to console.log byte for byte (but for its line ends,
+written as \n), and every line is passed to an observer (the splat detector) as it arrives. Commands are framed by
 markers that carry a per-boot nonce and a sequence number, so output and exit status
 are unambiguous even when the kernel prints to the same console.
 """
@@ -38,6 +38,25 @@ BOOT_NONCE_ARG = "kto.boot"
 FENCE_SECONDS = 5.0
 
 
+class UnixLineEnds:
+    """The serial console's line ends (\r\n, and \r\r\n where the guest's tty and a
+    program each add a \r) as \n, for console.log: an editor, grep's `$` and a diff read it
+    as the text file it is. A \r not before a line end (a progress line) stays; a chunk
+    that ends in \r holds it back until the next one shows what it was."""
+
+    def __init__(self) -> None:
+        self._held = b""
+
+    def __call__(self, data: bytes) -> bytes:
+        data = self._held + data
+        kept = data.rstrip(b"\r")
+        self._held = data[len(kept):]
+        return _CR_LF.sub(b"\n", kept)
+
+
+_CR_LF = re.compile(rb"\r+\n")
+
+
 class ConsoleSession:
     """The Transport over the serial console."""
     # The console cannot copy a case's log dir back: what it carries is the excerpt
@@ -49,6 +68,7 @@ class ConsoleSession:
                  observer: Callable[[str], None] | None = None, tail_lines: int = 80):
         self.argv = argv
         self.console_log = console_log
+        self._log_lines = UnixLineEnds()
         self.observer = observer
         # The boot's nonce (kto.boot= on the kernel command line: READY carries it).
         self.nonce = secrets.token_hex(16)
@@ -128,7 +148,7 @@ class ConsoleSession:
         except pexpect.EOF:
             raise GuestDied("QEMU exited")
         if data:
-            self.console_log.write(data)
+            self.console_log.write(self._log_lines(data))
             self.console_log.flush()
         return data
 
