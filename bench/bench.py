@@ -331,6 +331,33 @@ def scenario_suites(runs: pathlib.Path, arch: str) -> dict:
     return suite_figures(data)
 
 
+def scenario_debug(runs: pathlib.Path, arch: str) -> dict:
+    """KCONFIG=debug (lockdep, sleep-in-atomic, KASAN) against the default config: a cold
+    build on an empty cache (the default one's is the cold scenario's, in the same bench
+    run), and the kprobe suite on each kernel, two guests each."""
+    import shutil
+    from orchestrator.kernel import trees
+    cache_root = cache.default_cache_root()
+    tree_spec = trees.BUILTIN_TREES[trees.DEFAULT_TREE]
+    tarball = trees.ensure_tarball(tree_spec, cache_root, say=lambda *_: None)
+    cold = cache_root / "bench-debug"
+    shutil.rmtree(cold, ignore_errors=True)
+    try:
+        seeded = tree_spec.tarball_in(cold)
+        if seeded != tarball:
+            seeded.parent.mkdir(parents=True)
+            os.link(tarball, seeded)
+        _, debug = orchestrator(runs / "debug", arch, "--kconfig", "debug", "--suite", "kprobe", "--guests", "2",
+                                "--cache-dir", str(cold))
+        _, plain = orchestrator(runs / "debug-plain", arch, "--suite", "kprobe", "--guests", "2")
+        return {"build_seconds": round(debug["stages"]["build"]["seconds"], 1),
+                "suites_seconds": round(debug["stages"]["suites"]["seconds"], 1),
+                "plain_suites_seconds": round(plain["stages"]["suites"]["seconds"], 1),
+                "counts": debug["counts"], "plain_counts": plain["counts"], "splats": len(debug["splats"])}
+    finally:
+        shutil.rmtree(cold, ignore_errors=True)
+
+
 def scenario_load(runs: pathlib.Path, arch: str) -> dict:
     """The loader every reader of results.json goes through, against jsonschema on the
     schema generated from the same model: the choice model.py's docstring names."""
@@ -469,11 +496,12 @@ def _scenarios(text: str) -> list[str]:
 
 
 SCENARIOS = ("cold", "nochange", "patch", "firstseries", "secondtree", "suites", "wedged", "guests", "qemu", "pytest",
-             "load")
+             "load", "debug")
 # scenario -> its key in bench-<arch>.json
 _FIGURES = {"cold": "cold", "nochange": "no_change", "patch": "one_patch", "firstseries": "first_series",
             "secondtree": "second_tree", "suites": "suites",
-            "wedged": "wedged", "guests": "guests", "qemu": "qemu", "pytest": "pytest", "load": "load"}
+            "wedged": "wedged", "guests": "guests", "qemu": "qemu", "pytest": "pytest", "load": "load",
+            "debug": "debug"}
 
 
 def bench_arch(arch: str, args: argparse.Namespace, skip: set[str]) -> None:
@@ -507,6 +535,8 @@ def bench_arch(arch: str, args: argparse.Namespace, skip: set[str]) -> None:
         figures["pytest"] = scenario_pytest(runs, arch)
     if "load" not in skip:
         figures["load"] = scenario_load(runs, arch)
+    if "debug" not in skip:
+        figures["debug"] = scenario_debug(runs, arch)
     previous = cache.read_json(out_dir / f"bench-{arch}.json") or {}
     for key in _FIGURES.values():   # a partial re-run keeps the rest
         if key not in figures and key in previous:
@@ -581,6 +611,16 @@ def render(f: dict) -> str:
         rows.append((f"results.json read back ({ld['bytes'] // 1000} KB, checked)", f"{ld['load_run_ms']} ms",
                      f"{ld['jsonschema_ms']} ms (jsonschema alone)",
                      ratio(ld["load_run_ms"], ld["jsonschema_ms"]), "measure"))
+    if "debug" in f:
+        d, cold = f["debug"], f.get("cold", {}).get("build_seconds")
+        rows.append(("KCONFIG=debug: cold build (lockdep, KASAN)", f"{d['build_seconds']}s",
+                     f"{cold}s (the cold row's build)" if cold else "-",
+                     ratio(d["build_seconds"], cold) if cold else "-", "measure"))
+        same = "same statuses" if d["counts"] == d["plain_counts"] else f"{d['counts']} vs {d['plain_counts']}"
+        rows.append((f"KCONFIG=debug: kprobe suite, 2 guests ({same}, {d['splats']} splats)",
+                     f"{d['suites_seconds']}s", f"{d['plain_suites_seconds']}s (default config)",
+                     ratio(d["suites_seconds"], d["plain_suites_seconds"]), "measure"))
+
     def counts(b: dict) -> str:
         return " ".join(f"{n} {s}" for s, n in sorted(b["counts"].items()))
     if "guests" in f:
