@@ -303,7 +303,7 @@ def test_series_changes_come_first():
     assert compare.compare(record(b), record(s)).new_failures == diff.new_failures != []
     page = Page(report.render_html([(record(b), b_dir), (record(s), s_dir)], diff))
     assert page.h2[0] == "What the series changed"
-    assert page.header[:3] == ["case", "x86_64-base", "x86_64-series"]
+    assert page.header[:3] == ["case", "base", "series"]
     text = "".join(page.text)
     # A compare.json from before coverage_lost and new_cases_failing: the page takes it as it is.
     for e in (*diff.new_failures, *diff.fixed, *diff.other_changes, *diff.newly_supported,
@@ -328,6 +328,9 @@ def test_comparison_of_two_real_runs(x86, arm64):
     assert page.h2.index("What the series changed") < page.h2.index("Cases")
     text = "".join(page.text)
     assert "Coverage lost (ran on the base, not with the series)" in text
+    # Its columns are the base and the series, not run ids or arches.
+    assert page.counts[("base", "total")] == str(len(x86[0]["cases"]))
+    assert page.counts[("series", "total")] == str(len(arm64[0]["cases"]))
     assert re.search(r"The series regresses: [a-z ,]*coverage lost", text)
     for e in diff.coverage_lost:
         assert e.id in text and e.reason in text

@@ -246,7 +246,9 @@ def render_html(runs: list[tuple[RunRecord, pathlib.Path | None]],
     compare.compare()'s diff (compare.json's "diff"), comes first when given; `history`
     (history_chart.collect()'s), a chart per arch x kernel, after it. page_dir: where the
     page is written, for links to each run's files."""
-    labels = _labels([d for d, _ in runs])
+    # A comparison's page is of (base, series), whatever each run was called when it ran
+    # (a plain `make test` reused as a series' base has no label).
+    labels = ["base", "series"] if comparison is not None and len(runs) == 2 else _labels([d for d, _ in runs])
     views = [_run_view(d, pathlib.Path(p) if p else None, lab) for (d, p), lab in zip(runs, labels)]
     for view, (_, p) in zip(views, runs):
         view["links"] = _links(pathlib.Path(p) if p else None, page_dir)
