@@ -65,9 +65,12 @@ deps: $(VENV)/.installed
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-		echo "deps: installing $$missing"; \
-		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+		log="$${ORCHESTRATOR_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/orchestrator}/logs/deps.log"; \
+		mkdir -p "$$(dirname "$$log")"; \
+		echo "deps: apt-get install" $$missing "(apt's output: $$log)"; \
+		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			--no-install-recommends $$missing; } >>"$$log" 2>&1 || \
+		{ tail -n 5 "$$log"; echo "deps: apt-get failed; its whole output is in $$log"; exit 1; }; \
 	fi
 	@$(PY) -m orchestrator deps --arch "$(ARCH)" $(if $(TRANSPORT),--transport "$(TRANSPORT)") \
 		$(if $(QEMU),--qemu "$(QEMU)")

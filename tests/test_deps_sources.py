@@ -44,3 +44,23 @@ def test_a_file_cut_short_is_written_again(sources):
 def test_no_deb822_source_is_one_sentence(tmp_path):
     with pytest.raises(OrchestratorError, match="No deb822 apt source found"):
         deps._ensure_deb_src(lambda _: None, tmp_path, tmp_path / "out.sources")
+
+
+def test_apt_output_goes_to_the_log_and_the_terminal_gets_one_line(tmp_path, capfd):
+    """`make deps` printed dpkg's whole unpacking log; now each step is one line and its
+    output lands in the cache's deps.log, whose end is quoted when the step fails."""
+    import pytest
+    from orchestrator.cli import deps
+    from orchestrator.errors import OrchestratorError
+    said = []
+    log = deps.log_path(tmp_path)
+    deps._run(["sh", "-c", "for i in 1 2 3; do echo Unpacking package$i ...; done"], said.append, log)
+    with pytest.raises(OrchestratorError) as err:
+        deps._run(["sh", "-c", "echo Reading package lists; echo 'E: Unable to locate package nope' >&2; exit 100"],
+                  said.append, log)
+    out = capfd.readouterr()
+    assert "Unpacking" not in out.out + out.err and len(said) == 2 and said[0].startswith("deps: sh -c")
+    text = log.read_text()
+    assert "Unpacking package3 ..." in text and "E: Unable to locate package nope" in text
+    assert "exit 100" in err.value.message and "E: Unable to locate package nope" in err.value.message
+    assert str(log) in err.value.message

@@ -16,11 +16,23 @@ from ..guest import busybox, dropbear
 from ..vm import emulators
 
 
-def _run(argv: list[str], say) -> None:
-    say("deps: " + " ".join(argv))
-    if subprocess.run(hostpkg.as_root(argv), env=dict(os.environ, DEBIAN_FRONTEND="noninteractive")).returncode:
-        raise OrchestratorError(f"`{' '.join(argv)}` failed; run it by hand to see why, then retry.",
-                                ExitCode.MISSING_HOST_TOOL)
+def log_path(cache_root: pathlib.Path) -> pathlib.Path:
+    """Where apt's and dpkg's own output goes: the terminal gets one line per step."""
+    return cache_root / "logs" / "deps.log"
+
+
+def _run(argv: list[str], say, log: pathlib.Path) -> None:
+    say(f"deps: {' '.join(argv)}")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        out.write(f"$ {' '.join(argv)}\n".encode())
+        out.flush()
+        rc = subprocess.run(hostpkg.as_root(argv), env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+                            stdout=out, stderr=subprocess.STDOUT).returncode
+    if rc:
+        tail = [l for l in log.read_text(errors="replace").splitlines() if l.strip()][-3:]
+        raise OrchestratorError(f"`{' '.join(argv)}` failed (exit {rc}: {' / '.join(tail)[-300:]}); its whole "
+                                f"output is in {log}.", ExitCode.MISSING_HOST_TOOL)
 
 
 def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool = False,
@@ -35,7 +47,7 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
     for arch in arches:
         deb_arch = arch.busybox.deb_arch
         if deb_arch and deb_arch != native and deb_arch not in foreign:
-            _run(["dpkg", "--add-architecture", deb_arch], say)
+            _run(["dpkg", "--add-architecture", deb_arch], say, log_path(cache_root))
             foreign.add(deb_arch)
             need_update = True
     uses_zig = ssh or any(a.busybox.zig_target for a in arches)
@@ -49,9 +61,9 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
     missing = [p for p in missing if not hostpkg.installed(p)]
     missing = list(dict.fromkeys(missing))
     if missing or need_update:
-        _run(["apt-get", "update", "-qq"], say)
+        _run(["apt-get", "update", "-qq"], say, log_path(cache_root))
     if missing:
-        _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], say)
+        _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], say, log_path(cache_root))
     if uses_zig and subprocess.run(
             [sys.executable, "-m", "ziglang", "version"], capture_output=True).returncode:
         say("deps: pip install ziglang (the C compiler for guest userland Debian ships no binary of)")
