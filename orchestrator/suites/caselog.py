@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 
 MAX_LINES = 300
+# How many traced commands before the end a message may come from to be the reason.
+MESSAGE_REACH = 2
 _CASE_START = re.compile(r"^\+ \. /\S+\.tc$")
 # ftracetest's exit helpers; a case may also call one that does not exist (exit_failure):
 # its "not found" is the failure path's error, not the check that failed.
@@ -78,11 +80,17 @@ def _reason(lines: list[str], status: str) -> str:
         if _EXIT.match(line):
             end = i
     window = [l.strip() for l in lines[:end]]
-    # The message is the last command's own output (a `set -e` case stops at the check
-    # that failed): what an earlier command said (`rmmod x ||:`'s complaint) is noise.
-    last = max((i for i, l in enumerate(window) if l.startswith("+ ")), default=-1)
-    for line in reversed(window[last + 1:]):
-        if line and not line.startswith(("+", "[...", "execute")) and len(line) > 8:
+    # The message is what the last commands said (a `set -e` case stops at the check that
+    # failed; a pipeline's or assignment's trace can come after its error): at most
+    # MESSAGE_REACH traced commands back, and never one a `|| :` or `|| true` tolerated
+    # (`rmmod x ||:`'s complaint, then the case goes on to fail elsewhere).
+    traced = 0
+    for line in reversed(window):
+        if line.startswith("+ "):
+            traced += 1
+            if line in ("+ :", "+ true") or traced > MESSAGE_REACH:
+                break
+        elif line and not line.startswith(("[...", "execute")) and len(line) > 8:
             return line[:200]
     traced = [l[2:] for l in window if l.startswith("+ ")][-2:]
     if traced:
