@@ -8,8 +8,8 @@ import textwrap
 
 from ..kernel import buildwarn, kconfig
 from ..progress import printable
-from ..model import (AddedWarning, Attribution, Bisect, CaseChange, ConfigDelta, Diff, EachPatch, RunRecord, SeriesFailed,
-                     Splat, SplatChange, bare_subject)
+from ..model import (AddedWarning, Attribution, Bisect, CaseChange, ConfigDelta, Diff, EachPatch, RunRecord,
+                     SeriesFailed, Splat, SplatChange, bare_subject)
 from ..suites.status import FAILING, PASSED, SKIPPED, counts_line
 from ..suites.splats import decoded_lines, grouped, splat_key
 from .summary import checkpatch_lines

@@ -1,7 +1,8 @@
 """Drives a guest over its serial console with pexpect.
 
 Everything QEMU prints is appended to console.log byte for byte (but for its line ends,
-written as \n), and every line is passed to an observer (the splat detector) as it arrives. Commands are framed by
+written as LF), and every line is passed to an observer (the splat detector) as it
+arrives. Commands are framed by
 markers that carry a per-boot nonce and a sequence number, so output and exit status
 are unambiguous even when the kernel prints to the same console.
 """
@@ -39,7 +40,7 @@ FENCE_SECONDS = 5.0
 
 
 class UnixLineEnds:
-    """The serial console's line ends (\r\n, and \r\r\n where the guest's tty and a
+    r"""The serial console's line ends (\r\n, and \r\r\n where the guest's tty and a
     program each add a \r) as \n, for console.log: an editor, grep's `$` and a diff read it
     as the text file it is. A \r not before a line end (a progress line) stays; a chunk
     that ends in \r holds it back until the next one shows what it was."""
