@@ -2,9 +2,9 @@
 
 Everything QEMU prints is appended to console.log byte for byte (but for its line ends,
 written as LF), and every line is passed to an observer (the splat detector) as it
-arrives. Commands are framed by
-markers that carry a per-boot nonce and a sequence number, so output and exit status
-are unambiguous even when the kernel prints to the same console.
+arrives. Commands are framed by markers that carry a per-boot nonce and a sequence
+number, so output and exit status are unambiguous even when the kernel prints to the
+same console.
 """
 from __future__ import annotations
 
