@@ -42,6 +42,16 @@ def _guests(text: str) -> int:
     return int(text)
 
 
+def _dirs_options(parser: argparse.ArgumentParser) -> None:
+    """--results-dir and --cache-dir, as every command that runs guests takes them."""
+    parser.add_argument("--results-dir", default=str(RESULTS_DIR),
+                        help="where each run's directory goes (default results/ of this project; "
+                             "results/latest points at the newest)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="kernel trees, builds, images, ccache (default $ORCHESTRATOR_CACHE or "
+                             "~/.cache/orchestrator)")
+
+
 def _guests_option(parser: argparse.ArgumentParser) -> None:
     """--guests (JOBS= in make), the same for test and matrix."""
     parser.add_argument("--guests", type=_guests, default=None, metavar="N",
@@ -208,12 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"kprobe_multi checks) (default {','.join(DEFAULT_SUITES)})")
     t.add_argument("--kconfig", action="append", default=None, metavar="FRAGMENT",
                    help="extra kconfig fragment (path, or a name in kconfigs/), applied last")
-    t.add_argument("--results-dir", default=str(RESULTS_DIR),
-                   help="where each run's directory goes (default results/ of this project; "
-                        "results/latest points at the newest)")
-    t.add_argument("--cache-dir", default=None,
-                   help="kernel trees, builds, images, ccache (default $ORCHESTRATOR_CACHE or "
-                        "~/.cache/orchestrator)")
+    _dirs_options(t)
     t.add_argument("--case-timeout", type=seconds_option, default=CASE_TIMEOUT_SECONDS,
                    help=f"seconds one case may take before it is ERROR (default {CASE_TIMEOUT_SECONDS:g})")
     t.add_argument("--boot-timeout", type=seconds_option, default=BOOT_TIMEOUT_SECONDS,
@@ -278,12 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the matrix file (arches x kernels; default matrix.yaml of this project)")
     m.add_argument("--cell", action="append", default=None, metavar="NAME",
                    help="only this cell (arch-kernel, e.g. x86_64-debian-6.12); repeatable")
-    m.add_argument("--results-dir", default=str(RESULTS_DIR),
-                   help="where each run's directory goes (default results/ of this project; "
-                        "results/latest points at the newest)")
-    m.add_argument("--cache-dir", default=None,
-                   help="kernel trees, builds, images, ccache (default $ORCHESTRATOR_CACHE or "
-                        "~/.cache/orchestrator)")
+    _dirs_options(m)
     m.add_argument("--baseline", default=None, metavar="DIR",
                    help="previous results: each cell is compared with its arch's newest complete run there")
     m.add_argument("--accel", choices=ACCELS, default="auto",
