@@ -20,6 +20,7 @@ from .guest import bootroute, guestprog, image
 from .kernel import build, pahole, source
 from .kernel.fragments import Fragments, fragments_for
 from .kernel.kconfig import ConfigFailed, check_user_fragments
+from . import model
 from .model import CaseResult, ConfigOutcome
 from .progress import Progress, fmt_duration
 from .results.recorder import Recorder
@@ -224,10 +225,8 @@ def session_factory(arch: Arch, transport: str, argv: list[str], console_log: Bi
     return start
 
 
-def transport_record(transport: str, started: list[Transport]) -> dict:
-    if transport != "ssh":
-        return {"name": transport}
-    return {"name": "ssh", "connects": sum(s.connects for s in started)}
+def transport_record(transport: str, started: list[Transport]) -> model.Transport:
+    return model.Transport.of_sessions(transport, started)
 
 
 def guest_runner(opts: TestOptions, prepared: PreparedGuest, console_log: BinaryIO, detector: SplatDetector,

@@ -523,6 +523,18 @@ class Baseline(Record, kw_only=True, omit_defaults=True):
 class Transport(Record, kw_only=True, omit_defaults=True):
     name: Literal["serial", "ssh"]
     connects: Count | None = None
+    refused_commands: Annotated[Count | None, Meta(description=(
+        "Commands the guest's SSH server refused to start (its fork failed) and that were "
+        "asked for again on a new channel."))] = None
+
+    @classmethod
+    def of_sessions(cls, name: str, sessions: list) -> "Transport":
+        """The record of a run's sessions over one transport (every guest and boot; or
+        the records of each pytest worker's, which are summed the same way)."""
+        if name != "ssh":
+            return cls(name=name)
+        return cls(name=name, connects=sum(s.connects or 0 for s in sessions),
+                   refused_commands=sum(s.refused_commands or 0 for s in sessions))
 
 
 class GuestShare(Record, kw_only=True):

@@ -137,3 +137,36 @@ def test_a_refused_connection_is_retried_then_reported(serial_and_ssh, tmp_path)
             assert any("KTO:READY" in line for line in session.tail(80))
         finally:
             session.kill()
+
+
+@pytest.mark.e2e
+def test_a_command_the_guest_cannot_start_is_asked_again(serial_and_ssh, tmp_path):
+    """dropbear answers an exec request with a failure when its fork fails: nothing
+    started, so it is asked again. The fork is made to fail for two seconds for real
+    (threads-max under the task count, set back by a channel that runs only builtins).
+    A request that ends the connection is not asked again."""
+    _, (ssh, _, _) = serial_and_ssh
+    with open(tmp_path / "console.log", "wb") as log:
+        session = SshSession(ssh["qemu_argv"], log, "virtio-net-pci")
+        try:
+            session.start()
+            session.wait_ready(120)
+            assert session.run("mkfifo /tmp/hold", 30).exit_status == 0
+            holder = session._exec(
+                "exec 3<>/tmp/hold; was=$(cat /proc/sys/kernel/threads-max); "
+                "echo 20 > /proc/sys/kernel/threads-max; echo low; read -t 2 x <&3; "
+                "echo $was > /proc/sys/kernel/threads-max", combine_stderr=True)
+            assert holder.recv(16) == b"low\n"
+            result = session.run("echo ran", 60)
+            assert result.output == ["ran"] and session.refused_commands >= 1
+            holder.close()
+
+            # Over dropbear's 9000-byte limit the request ends the connection, not the
+            # channel: the command may not be asked again, the next one reconnects.
+            refused = session.refused_commands
+            with pytest.raises(TransportLost, match=r"dropped while the command was asked for"):
+                session.run("true " + "x" * 9000, 60)
+            assert session.refused_commands == refused
+            assert session.run("echo again", 30).output == ["again"] and session.connects == 2
+        finally:
+            session.kill()

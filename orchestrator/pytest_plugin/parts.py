@@ -164,8 +164,7 @@ class ArchGuest:
         self._write_splats()
         self.part.write(EndLine(worker=self.worker, boots=self.runner.boots, taint=self.runner.taint,
                                 restart_seconds=self.runner.boot_seconds[1:],
-                                transport=msgspec.convert(transport_record(self.transport, self.sessions),
-                                                          Transport)))
+                                transport=transport_record(self.transport, self.sessions)))
         self.console_log.close()
 
 
@@ -215,9 +214,7 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float,
         for w in workers]))
     transports = [e.transport for e in ends]
     if transports:
-        ssh = transports[0].name == "ssh"
-        recorder.set("transport", Transport(name=transports[0].name,
-                                            connects=sum(t.connects or 0 for t in transports) if ssh else None))
+        recorder.set("transport", Transport.of_sessions(transports[0].name, transports))
     _join_console_logs(recorder.dir, workers)
     recorder.set("first_cause", failures_after_poisoning_splat(recorder.record))
     verdict, code = verdict_of(recorder.cases, len(recorder.record.splats))

@@ -64,6 +64,7 @@ class ConsoleSession:
     # run-case prints.
     keeps_case_logs = False
     connects = 0
+    refused_commands = 0
 
     def __init__(self, argv: list[str], console_log: BinaryIO,
                  observer: Callable[[str], None] | None = None, tail_lines: int = 80):

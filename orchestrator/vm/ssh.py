@@ -36,6 +36,8 @@ BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)
 CONNECT_BUDGET = 90.0
 # Under TCG the key exchange alone takes seconds: generous, but within the budget.
 HANDSHAKE_TIMEOUT = 30.0
+# The waits before asking again for a command the guest's server refused to start.
+EXEC_REFUSED_WAITS = (0.5, 2.0, 5.0)
 
 # paramiko's transport thread logs each failed attempt with a traceback; the attempts
 # are retried and the last error is reported, so the noise is dropped.
@@ -91,6 +93,7 @@ class SshSession(ConsoleSession):
         self.host_key_line = ""          # "ssh-ed25519 AAAA..." as the guest printed it
         self.transport: paramiko.Transport | None = None
         self.connects = 0                # connections made (1 + reconnects)
+        self.refused_commands = 0        # exec requests the server refused, asked again
 
     # -- process ---------------------------------------------------------
     def start(self) -> None:
@@ -192,19 +195,51 @@ class SshSession(ConsoleSession):
                     raise TransportLost(f"the SSH connection refuses new sessions ({exc})") from exc
         raise AssertionError("unreachable")
 
-    def _exec(self, chan: paramiko.Channel, command: str) -> None:
-        """chan.exec_command, bounded: paramiko waits for the server's reply without a
-        timeout, and a hung guest keeps the TCP connection open; closing the transport
-        after HANDSHAKE_TIMEOUT ends that wait."""
-        watchdog = threading.Timer(HANDSHAKE_TIMEOUT, self._close_transport)
-        watchdog.start()
-        try:
-            chan.exec_command(command)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            chan.close()
-            raise TransportLost(f"the SSH connection refused the command ({exc})") from exc
-        finally:
-            watchdog.cancel()
+    def _exec(self, command: str, combine_stderr: bool) -> paramiko.Channel:
+        """A new channel running `command` (its stderr in its output if combine_stderr).
+
+        An exec request the server answers with a failure (dropbear does when its fork
+        or pipe fails in a guest short of memory for a moment) started nothing, so it is
+        asked again on a new channel after a wait; paramiko reports that answer as
+        "Channel closed." with the connection still up. exec_command itself waits for
+        the answer without a timeout, and a hung guest keeps the TCP connection open:
+        closing the transport after HANDSHAKE_TIMEOUT ends that wait, and then the
+        command may have started, so it is never asked again."""
+        refusals: list[str] = []
+        while True:
+            chan = self._channel()
+            chan.set_combine_stderr(combine_stderr)
+            timed_out = threading.Event()
+
+            def give_up() -> None:
+                timed_out.set()
+                self._close_transport()
+            watchdog = threading.Timer(HANDSHAKE_TIMEOUT, give_up)
+            watchdog.start()
+            t0 = time.monotonic()
+            try:
+                chan.exec_command(command)
+                return chan
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                chan.close()
+                waited = time.monotonic() - t0
+                refused = (not timed_out.is_set() and self.transport is not None
+                           and self.transport.is_active())
+                if not refused:
+                    raise TransportLost(
+                        f"the SSH connection gave no answer to the command within {waited:.0f}s"
+                        if timed_out.is_set() else
+                        f"the SSH connection dropped while the command was asked for ({exc or type(exc).__name__})") from exc
+                refusals.append(f"{waited:.1f}s")
+                self.refused_commands += 1
+                if len(refusals) > len(EXEC_REFUSED_WAITS):
+                    raise TransportLost(
+                        f"the guest's SSH server refused the command {len(refusals)} times "
+                        f"(answered after {', '.join(refusals)}): it could not start a process "
+                        "for it") from exc
+                self._wait_watching_console(EXEC_REFUSED_WAITS[len(refusals) - 1])
+            finally:
+                watchdog.cancel()
 
     # -- commands --------------------------------------------------------
     def run(self, command: str, timeout: float,
@@ -217,9 +252,7 @@ class SshSession(ConsoleSession):
         # The framed line is the exec request itself: the guest shell's cmdline holds it
         # (and so its end marker). Sending it over the channel's stdin instead hid it, but
         # made the server refuse some channels ("Channel is not open") under load here.
-        chan = self._channel()
-        chan.set_combine_stderr(True)
-        self._exec(chan, line)
+        chan = self._exec(line, combine_stderr=True)
         output: list[str] = []
         buf = b""
         guest_t0: float | None = None
@@ -267,9 +300,9 @@ class SshSession(ConsoleSession):
 
     def fetch_dir(self, remote: str, local: pathlib.Path, timeout: float = 120.0) -> list[pathlib.Path]:
         """Copy a guest directory back with scp (the source side runs in the guest)."""
-        chan = self._channel()
+        # stdout is scp's protocol stream: a message on stderr must not enter it.
+        chan = self._exec(f"{GUEST_PATH} scp -r -f {shlex.quote(remote)}", combine_stderr=False)
         chan.settimeout(timeout)
-        self._exec(chan, f"{GUEST_PATH} scp -r -f {shlex.quote(remote)}")
         try:
             return ScpSink(chan).receive_into(local)
         except (EOFError, paramiko.SSHException) as exc:

@@ -45,6 +45,7 @@ class Transport(Protocol):
     guest_boot_seconds: float | None
     boot_taint: int
     connects: int            # network connections made (0 on the console)
+    refused_commands: int    # commands the guest's server refused to start, asked again
 
     @property
     def alive(self) -> bool: ...
