@@ -30,13 +30,23 @@ KBUILD_STEERING = frozenset({
 })
 KBUILD_STEERING_PREFIXES = ("KBUILD_", "KCONFIG_")
 
+# What a build takes from the process's environment: where the tools are, a home and a
+# temporary dir, how ccache behaves. Every other variable is left out, named in
+# KBUILD_STEERING or not: make reads each one as a variable (YACC, PERL, CHECK...), gcc
+# reads CPATH, GCC_EXEC_PREFIX, and pkg-config PKG_CONFIG_PATH for the host tools. So
+# what a build makes depends on these, the tools PATH finds (their versions are in the
+# build's key) and what this tool sets (`ours`), nothing else.
+BUILD_PASSES = frozenset({"PATH", "HOME", "TMPDIR", "XDG_CACHE_HOME"})
+BUILD_PASSES_PREFIXES = ("CCACHE_",)
+
 
 def build_environment(ours: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
-    """The environment for a build this tool runs: the process's own without what steers
-    kbuild or make, with `ours` over it; and the names it left out (for the run's record)."""
+    """The environment for a build this tool runs: BUILD_PASSES of the process's own,
+    with `ours` over it; and the exported names that steer kbuild or make, which it left
+    out (for the run's record: the user may wonder why their ARCH= did nothing)."""
     left_out = sorted(name for name in os.environ
                       if name in KBUILD_STEERING or name.startswith(KBUILD_STEERING_PREFIXES))
-    env = {k: v for k, v in os.environ.items() if k not in left_out}
+    env = {k: v for k, v in os.environ.items() if k in BUILD_PASSES or k.startswith(BUILD_PASSES_PREFIXES)}
     env.update(ours)
     return env, left_out
 

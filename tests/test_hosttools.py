@@ -53,9 +53,35 @@ def test_a_build_gets_nothing_exported_that_steers_kbuild(monkeypatch):
     for name, value in exported.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CCACHE_DISABLE", "")   # not kbuild's: kept
+    # Read by make as variables, by gcc or by pkg-config: not named as kbuild's, left out too.
+    others = {"YACC": "/bin/false", "PERL": "/bin/false", "CPATH": "/home/dev/include",
+              "GCC_EXEC_PREFIX": "/opt/gcc/", "PKG_CONFIG_PATH": "/opt/lib/pkgconfig"}
+    for name, value in others.items():
+        monkeypatch.setenv(name, value)
     env, left_out = hosttools.build_environment({"KBUILD_BUILD_USER": "orchestrator"})
     # (Under `make check`, make's own MFLAGS is in the environment too: left out as well.)
     assert set(exported) <= set(left_out) == {n for n in left_out if n in hosttools.KBUILD_STEERING
                                               or n.startswith(hosttools.KBUILD_STEERING_PREFIXES)}
-    assert not set(left_out) & set(env)
+    assert not (set(left_out) | set(others)) & set(env)
     assert env["KBUILD_BUILD_USER"] == "orchestrator" and "CCACHE_DISABLE" in env and env["PATH"]
+    assert set(env) <= hosttools.BUILD_PASSES | {"KBUILD_BUILD_USER"} | {n for n in env if n.startswith("CCACHE_")}
+
+
+def test_the_build_key_changes_with_what_changes_the_build(tmp_path):
+    """A build dir is reused only for the same tree, config, route, toolchain and the
+    environment this tool gives make; ccache's settings change how fast, not what."""
+    from orchestrator.arches import get_arch
+    from orchestrator.kernel import build
+    arch = get_arch("x86_64")
+    ours = build.make_environment(tmp_path / "cache")
+    toolchain = {"compiler": "gcc (Debian 12.2.0-14) 12.2.0", "make": "GNU Make 4.3"}
+    inputs = dict(tree_id="t1", allconfig_text="CONFIG_KPROBES=y\n", route_digest="r",
+                  arch=arch, toolchain=toolchain, ours=ours)
+    key = build.build_key(**inputs)
+    changed = [dict(inputs, tree_id="t2"), dict(inputs, allconfig_text="CONFIG_KPROBES=n\n"),
+               dict(inputs, route_digest="r2"), dict(inputs, arch=get_arch("arm64")),
+               dict(inputs, toolchain={**toolchain, "compiler": "gcc (Debian 14.2.0-19) 14.2.0"}),
+               dict(inputs, ours={**ours, "LANG": "de_DE.UTF-8"}),
+               dict(inputs, ours={**ours, "KBUILD_BUILD_USER": "someone"})]
+    assert len({build.build_key(**c) for c in changed} | {key}) == len(changed) + 1
+    assert build.build_key(**dict(inputs, ours={**ours, "CCACHE_MAXSIZE": "1G"})) == key

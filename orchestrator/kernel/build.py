@@ -153,6 +153,18 @@ def make_environment(cache_root: pathlib.Path) -> dict[str, str]:
             "LANG": "C", "LC_CTYPE": "C", "LC_MESSAGES": "C"}
 
 
+def build_key(tree_id: str, allconfig_text: str, route_digest: str, arch: Arch,
+              toolchain: dict[str, str], ours: dict[str, str]) -> str:
+    """What a build dir's stamp must match to be reused: everything that changes what
+    the build makes. The environment make gets is `ours` over hosttools.BUILD_PASSES, of
+    which only the tools PATH finds matter (their versions are `toolchain`); ccache's
+    settings change how fast, not what."""
+    environment = sorted(f"{k}={v}" for k, v in ours.items() if not k.startswith("CCACHE_"))
+    return cache.digest(BUILD_RECIPE, tree_id, allconfig_text, route_digest, arch.name,
+                        " ".join(arch.make_vars()), *sorted(f"{k}={v}" for k, v in toolchain.items()),
+                        *environment)
+
+
 def _run_make(argv: list[str], env: dict[str, str], log_file, progress: Progress, label: str,
               expected_steps: int | None, view: treeview.TreeView | None) -> tuple[int, int]:
     """Run make, tee its output to the log (the tree's own paths in it, not the view's),
@@ -220,15 +232,14 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
         merged[name] = kconfig.Option(name, value, True, "boot route")
     allconfig_text = kconfig.render_allconfig(merged)
     toolchain = toolchain_versions(arch)
-    key = cache.digest(BUILD_RECIPE, tree.tree_id, allconfig_text, route_digest, arch.name,
-                       " ".join(arch.make_vars()), *sorted(f"{k}={v}" for k, v in toolchain.items()))
+    ours = make_environment(cache_root)
+    env, ignored = hosttools.build_environment(ours)
+    key = build_key(tree.tree_id, allconfig_text, route_digest, arch, toolchain, ours)
     build_dir = build_dir_for(cache_root, tree, arch, flavor)
     build_dir.mkdir(parents=True, exist_ok=True)
     image = build_dir / arch.kernel_image
     vmlinux = build_dir / "vmlinux"
     log_path = build_dir / BUILD_LOG
-    ours = make_environment(cache_root)
-    env, ignored = hosttools.build_environment(ours)
     view = tree_view(cache_root, tree, build_dir)
     source_roots = tuple(str(p) for p in ((view.seen_tree,) if view else ()) + (tree.source,))
     # A series worktree: the build dir of the tree it is a worktree of.
