@@ -113,14 +113,17 @@ def _plain_tree_id(path: pathlib.Path) -> str:
     return "plain:" + h.hexdigest()
 
 
-def _git_tree_id(path: pathlib.Path) -> tuple[str, str]:
+def _git_tree_id(path: pathlib.Path, ignored_too: bool = False) -> tuple[str, str]:
+    """The tree's identity: HEAD's tree, and a digest of what differs from it (tracked
+    edits, and files git does not track: not ignored ones, or every one if ignored_too)."""
     commit = _git(path, "rev-parse", "HEAD")
     tree = _git(path, "rev-parse", "HEAD^{tree}")
     diff = subprocess.run(["git", "-C", str(path), "diff", "HEAD", "--binary"],
                           capture_output=True, env=GIT_READ_ONLY_ENV).stdout
     # Files git does not track (and does not ignore) are built too (a new .c file): their
     # path, size and mtime, as for a plain tree; git diff shows none of them.
-    untracked = subprocess.run(["git", "-C", str(path), "ls-files", "-z", "--others", "--exclude-standard"],
+    untracked = subprocess.run(["git", "-C", str(path), "ls-files", "-z", "--others",
+                                *([] if ignored_too else ["--exclude-standard"])],
                                capture_output=True, env=GIT_READ_ONLY_ENV).stdout
     h = hashlib.sha256(diff)
     for rel in sorted(untracked.split(b"\0")):
@@ -191,9 +194,11 @@ def _tarball_tree(tarball: pathlib.Path, package: str, cache_root: pathlib.Path,
         if not (stamp.exists() and stamp.read_text() == tarball_key and (dest / ".git").exists()):
             _unpack_into_git(tarball, package, dest, say)
             cache.atomic_write(stamp, tarball_key)
-    commit = _git(dest, "rev-parse", "HEAD")
-    tree = _git(dest, "rev-parse", "HEAD^{tree}")
-    return KernelTree(path=dest, tree_id=f"git:{tree}", version=kernel_version(dest),
+    # An edit made inside the cache's copy (by hand, to try something) is part of what
+    # is built, so part of the identity too. Debian's .gitignore ignores every path
+    # ("/*"): a file added there is seen only with ignored files counted.
+    tree_id, commit = _git_tree_id(dest, ignored_too=True)
+    return KernelTree(path=dest, tree_id=tree_id, version=kernel_version(dest),
                       origin=f"Debian {tarball.name}", git_commit=commit)
 
 
