@@ -66,11 +66,15 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_tree(argv: list[str], input: bytes | str | None = None, **kwargs: Any) -> subprocess.CompletedProcess:
-    """subprocess.run for a command that starts others (make): in a session of its own, so
-    a Ctrl-C, a SIGTERM (raised here as KeyboardInterrupt) or any other exception ends
-    the whole tree, not only its first process. timeout: seconds, then the tree is ended
-    and subprocess.TimeoutExpired raised."""
+    """subprocess.run for the host commands this tool starts (make, git, tar, gcc...): in
+    a session of its own, so a Ctrl-C, a SIGTERM (raised here as KeyboardInterrupt) or
+    any other exception ends the whole tree, not only its first process, and with
+    SIGTERM first: a git given the time removes its index.lock, where subprocess.run's
+    SIGKILL leaves it to block the next run. timeout: seconds, then the tree is ended and
+    subprocess.TimeoutExpired raised; check: CalledProcessError on a non-zero exit.
+    stdin is /dev/null unless given."""
     timeout = kwargs.pop("timeout", None)
+    check = kwargs.pop("check", False)
     if input is None and "stdin" not in kwargs:
         kwargs["stdin"] = subprocess.DEVNULL
     if kwargs.pop("capture_output", False):
@@ -83,6 +87,8 @@ def run_tree(argv: list[str], input: bytes | str | None = None, **kwargs: Any) -
     except BaseException:
         kill_group(proc)
         raise
+    if check and proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, argv, out, err)
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 

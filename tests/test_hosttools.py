@@ -85,3 +85,31 @@ def test_the_build_key_changes_with_what_changes_the_build(tmp_path):
                dict(inputs, ours={**ours, "KBUILD_BUILD_USER": "someone"})]
     assert len({build.build_key(**c) for c in changed} | {key}) == len(changed) + 1
     assert build.build_key(**dict(inputs, ours={**ours, "CCACHE_MAXSIZE": "1G"})) == key
+
+
+def test_an_interrupted_git_leaves_no_index_lock(tmp_path):
+    """git holds index.lock while a commit's pre-commit hook runs: ended by SIGTERM it
+    removes the lock; subprocess.run's SIGKILL left it, and every later git command in
+    that repo failed with 'index.lock: File exists'."""
+    import subprocess
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "f").write_text("x\n")
+    subprocess.run(["git", "-C", str(repo), "add", "f"], check=True)
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\ntouch {tmp_path}/hook-ran\nexec sleep 60\n")
+    hook.chmod(0o755)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 1.5)
+        with pytest.raises(KeyboardInterrupt):
+            hosttools.run_tree(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",
+                                "commit", "-q", "-a", "-m", "m"], capture_output=True)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert (tmp_path / "hook-ran").exists()   # interrupted while the lock was held
+    assert not (repo / ".git" / "index.lock").exists()

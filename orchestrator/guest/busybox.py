@@ -70,7 +70,7 @@ def install_executable(src: pathlib.Path, dest: pathlib.Path) -> None:
 
 def _unpack_deb(package: str, member: str, dest: pathlib.Path, arch_name: str) -> None:
     with tempfile.TemporaryDirectory(prefix="orchestrator-deb-") as tmp:
-        got = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
+        got = hosttools.run_tree(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
         debs = list(pathlib.Path(tmp).glob("*.deb"))
         if got.returncode != 0 or not debs:
             raise OrchestratorError(
@@ -78,7 +78,7 @@ def _unpack_deb(package: str, member: str, dest: pathlib.Path, arch_name: str) -
                 f"run `make deps ARCH={arch_name}` (it adds the dpkg architecture and updates apt).",
                 ExitCode.MISSING_HOST_TOOL)
         out = pathlib.Path(tmp, "x")
-        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(out)], check=True)
+        hosttools.run_tree(["dpkg-deb", "-x", str(debs[0]), str(out)], check=True)
         src = out / member
         if not src.is_file():
             raise OrchestratorError(f"{debs[0].name} holds no {member}; the package layout changed, "
@@ -96,7 +96,7 @@ def debian_source(package: str, cache_root: pathlib.Path, say) -> pathlib.Path:
         return tree
     root.mkdir(parents=True, exist_ok=True)
     say(f"userland: fetching Debian's {package} source package (once)")
-    got = subprocess.run(["apt-get", "source", "--download-only", package], cwd=root,
+    got = hosttools.run_tree(["apt-get", "source", "--download-only", package], cwd=root,
                          capture_output=True, text=True)
     dscs = sorted(root.glob(f"{package}_*.dsc"))
     if got.returncode != 0 or not dscs:
@@ -105,7 +105,7 @@ def debian_source(package: str, cache_root: pathlib.Path, say) -> pathlib.Path:
             + "); run `make deps ARCH=<arch>` (it adds a deb-src entry and updates apt).",
             ExitCode.MISSING_HOST_TOOL)
     shutil.rmtree(tree, ignore_errors=True)
-    subprocess.run(["dpkg-source", "--no-check", "-x", str(dscs[-1]), str(tree)], cwd=root,
+    hosttools.run_tree(["dpkg-source", "--no-check", "-x", str(dscs[-1]), str(tree)], cwd=root,
                    check=True, capture_output=True)
     return tree
 

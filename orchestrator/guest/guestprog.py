@@ -115,7 +115,7 @@ def build_program(name: str, tree: KernelTree, arch: Arch, cache_root: pathlib.P
         return out
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    proc = subprocess.run(compile_argv(arch, source, tmp, nolibc, uapi), capture_output=True,
+    proc = hosttools.run_tree(compile_argv(arch, source, tmp, nolibc, uapi), capture_output=True,
                           text=True, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         errors = [l for l in proc.stderr.splitlines() if "error" in l][:3] or proc.stderr.splitlines()[:3]

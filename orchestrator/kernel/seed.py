@@ -20,9 +20,9 @@ import os
 import pathlib
 import re
 import shutil
-import subprocess
 import time
 
+from .. import hosttools
 from .. import cache
 
 _CLEAN_GIT_TREE = re.compile(r"git:([0-9a-f]{40}|[0-9a-f]{64})")
@@ -33,7 +33,7 @@ _LINK_PRODUCTS = re.compile(r"vmlinux(\.o|\.unstripped)?|\.tmp_vmlinux.*")
 
 
 def _git(worktree: pathlib.Path, *args: str) -> list[str]:
-    out = subprocess.run(["git", "-C", str(worktree), *args], capture_output=True, check=True).stdout
+    out = hosttools.run_tree(["git", "-C", str(worktree), *args], capture_output=True, check=True).stdout
     return [p.decode(errors="surrogateescape") for p in out.split(b"\0") if p]
 
 
@@ -82,7 +82,7 @@ def seed_from_tree(twin: pathlib.Path, build_dir: pathlib.Path, tree: pathlib.Pa
         build_dir.mkdir(parents=True)
         entries = [str(p) for p in twin.iterdir() if not _LINK_PRODUCTS.fullmatch(p.name)]
         # cp keeps the timestamps make compares and shares blocks where the filesystem can.
-        cp = subprocess.run(["cp", "-a", "--reflink=auto", "-t", str(build_dir), *entries],
+        cp = hosttools.run_tree(["cp", "-a", "--reflink=auto", "-t", str(build_dir), *entries],
                             capture_output=True, text=True)
     if cp.returncode:
         shutil.rmtree(build_dir, ignore_errors=True)

@@ -22,6 +22,7 @@ import stat
 import subprocess
 import time
 
+from .. import hosttools
 from .. import cache
 from ..errors import ExitCode, OrchestratorError
 
@@ -49,11 +50,11 @@ def _listing(tree: pathlib.Path, cache_root: pathlib.Path, is_git: bool) -> list
     else:
         empty = cache_root / "snapshots" / ".empty.git"
         if not (empty / "HEAD").exists():
-            subprocess.run(["git", "init", "-q", "--bare", str(empty)], check=True, capture_output=True)
+            hosttools.run_tree(["git", "init", "-q", "--bare", str(empty)], check=True, capture_output=True)
         argv = ["git", f"--git-dir={empty}", f"--work-tree={tree}", "ls-files", "-z", "--others",
                 "--exclude-standard"]
     try:
-        out = subprocess.run(argv, capture_output=True, env=GIT_READ_ONLY_ENV, timeout=GIT_TIMEOUT_SECONDS)
+        out = hosttools.run_tree(argv, capture_output=True, env=GIT_READ_ONLY_ENV, timeout=GIT_TIMEOUT_SECONDS)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise OrchestratorError(f"Cannot list the files of {tree} ({exc}); check that git works there.",
                                 ExitCode.INFRA_ERROR) from exc

@@ -14,8 +14,8 @@ import os
 import pathlib
 import re
 import shutil
-import subprocess
 
+from .. import hosttools
 from .. import cache
 from ..errors import ExitCode, OrchestratorError
 from . import snapshot, trees
@@ -62,7 +62,7 @@ def slug_for(path: pathlib.Path) -> str:
 
 
 def _git(path: pathlib.Path, *args: str, check: bool = True) -> str:
-    out = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, env=GIT_READ_ONLY_ENV)
+    out = hosttools.run_tree(["git", "-C", str(path), *args], capture_output=True, text=True, env=GIT_READ_ONLY_ENV)
     if check and out.returncode != 0:
         raise OrchestratorError(f"git {' '.join(args)} failed in {path}: {out.stderr.strip()}",
                                 ExitCode.INFRA_ERROR)
@@ -118,11 +118,11 @@ def _git_tree_id(path: pathlib.Path, ignored_too: bool = False) -> tuple[str, st
     edits, and files git does not track: not ignored ones, or every one if ignored_too)."""
     commit = _git(path, "rev-parse", "HEAD")
     tree = _git(path, "rev-parse", "HEAD^{tree}")
-    diff = subprocess.run(["git", "-C", str(path), "diff", "HEAD", "--binary"],
+    diff = hosttools.run_tree(["git", "-C", str(path), "diff", "HEAD", "--binary"],
                           capture_output=True, env=GIT_READ_ONLY_ENV).stdout
     # Files git does not track (and does not ignore) are built too (a new .c file): their
     # path, size and mtime, as for a plain tree; git diff shows none of them.
-    untracked = subprocess.run(["git", "-C", str(path), "ls-files", "-z", "--others",
+    untracked = hosttools.run_tree(["git", "-C", str(path), "ls-files", "-z", "--others",
                                 *([] if ignored_too else ["--exclude-standard"])],
                                capture_output=True, env=GIT_READ_ONLY_ENV).stdout
     h = hashlib.sha256(diff)
@@ -207,7 +207,7 @@ def _unpack_into_git(tarball: pathlib.Path, package: str, dest: pathlib.Path, sa
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     say(f"source: unpacking {tarball.name} into the cache (once, about a minute)")
-    out = subprocess.run(["tar", "-xJf", str(tarball), "-C", str(partial), "--no-same-owner"],
+    out = hosttools.run_tree(["tar", "-xJf", str(tarball), "-C", str(partial), "--no-same-owner"],
                          capture_output=True, text=True)
     tops = [p for p in partial.iterdir() if p.is_dir()]
     if out.returncode != 0 or len(tops) != 1:

@@ -14,6 +14,7 @@ import pathlib
 import re
 import subprocess
 
+from .. import hosttools
 from ..arches import Arch
 from ..model import Frame, Inlined, Splat
 
@@ -91,7 +92,7 @@ class Symbolizer:
 
     def _run(self, argv: list[str]) -> str:
         try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT_SECONDS)
+            out = hosttools.run_tree(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT_SECONDS)
         except (OSError, subprocess.TimeoutExpired):
             return ""
         return out.stdout if out.returncode == 0 else ""

@@ -15,6 +15,7 @@ import pathlib
 import re
 import subprocess
 
+from .. import hosttools
 from .. import cache
 from ..errors import ExitCode, OrchestratorError
 
@@ -63,7 +64,7 @@ def _apt(state: pathlib.Path, *args: str, cwd: pathlib.Path | None = None) -> su
     options = [f"-oDir::Etc::SourceList={state / 'sources.list'}", "-oDir::Etc::SourceParts=/dev/null",
                f"-oDir::State::Lists={state / 'lists'}", f"-oDir::Cache={state / 'cache'}",
                "-oDebug::NoLocking=1", "-oAPT::Sandbox::User=root", "-qq"]
-    return subprocess.run(["apt-get", *options, *args], cwd=cwd, capture_output=True, text=True,
+    return hosttools.run_tree(["apt-get", *options, *args], cwd=cwd, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=1800)
 
 
@@ -108,13 +109,13 @@ def ensure_tarball(tree: BuiltinTree, cache_root: pathlib.Path, say=print) -> pa
                 ExitCode.MISSING_HOST_TOOL)
         dest = cache_root / "debs" / tree.package
         partial = dest.with_name(dest.name + ".partial")
-        subprocess.run(["rm", "-rf", str(partial)], check=False)
+        hosttools.run_tree(["rm", "-rf", str(partial)], check=False)
         partial.mkdir(parents=True)
-        out = subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(partial)], capture_output=True, text=True)
+        out = hosttools.run_tree(["dpkg-deb", "-x", str(debs[-1]), str(partial)], capture_output=True, text=True)
         if out.returncode != 0 or not (partial / tree.tarball.lstrip("/")).exists():
             raise OrchestratorError(f"Unpacking {debs[-1].name} failed ({out.stderr.strip()[-200:]}); "
                                     f"remove {state} and retry.", ExitCode.INFRA_ERROR)
-        subprocess.run(["rm", "-rf", str(dest)], check=False)
+        hosttools.run_tree(["rm", "-rf", str(dest)], check=False)
         partial.rename(dest)
         debs[-1].unlink()   # the tarball is what is kept (the .deb would double the space)
     return tarball

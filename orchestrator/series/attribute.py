@@ -11,6 +11,7 @@ from __future__ import annotations
 import pathlib
 import subprocess
 
+from .. import hosttools
 from ..model import AddedWarning, Attribution, Patch, Splat
 from ..suites.splats import splat_key
 
@@ -42,7 +43,7 @@ def _blame(repo: pathlib.Path, base: str, tip: str, path: str, line: int) -> str
     """The commit that last changed the line within base..tip; None for an older line
     (or a file or line git does not know at the tip)."""
     try:
-        out = subprocess.run(["git", "-C", str(repo), "blame", "--porcelain", "-L", f"{line},{line}",
+        out = hosttools.run_tree(["git", "-C", str(repo), "blame", "--porcelain", "-L", f"{line},{line}",
                               f"{base}..{tip}", "--", path], capture_output=True, text=True,
                              timeout=GIT_TIMEOUT_SECONDS)
     except (OSError, subprocess.TimeoutExpired):

@@ -15,6 +15,7 @@ import re
 import subprocess
 import tempfile
 
+from .. import hosttools
 from ..model import PatchCheck
 from . import patches as series_mod
 
@@ -57,9 +58,9 @@ def checkpatch(applied: series_mod.AppliedSeries, say=print) -> list[PatchCheck]
         try:
             text = p.raw
             if not text and p.commit:   # a range: the commit as format-patch writes it
-                text = subprocess.run(["git", "-C", str(applied.worktree), "format-patch", "-1", "--stdout",
+                text = hosttools.run_tree(["git", "-C", str(applied.worktree), "format-patch", "-1", "--stdout",
                                        p.commit], capture_output=True, timeout=TIMEOUT_SECONDS).stdout
-            proc = subprocess.run(["perl", str(script), "--strict", "--show-types", "--no-color", "-"],
+            proc = hosttools.run_tree(["perl", str(script), "--strict", "--show-types", "--no-color", "-"],
                                   input=text, capture_output=True, cwd=applied.worktree,
                                   timeout=TIMEOUT_SECONDS)
             summary, errors, warnings, checks, findings = parse(
@@ -89,7 +90,7 @@ def _kernel_doc(worktree: pathlib.Path, text: bytes, name: str) -> list[tuple[st
         path = pathlib.Path(tmp) / name
         path.write_bytes(text)
         try:
-            proc = subprocess.run([str(worktree / KERNEL_DOC), "-none", "-Wall", str(path)], capture_output=True,
+            proc = hosttools.run_tree([str(worktree / KERNEL_DOC), "-none", "-Wall", str(path)], capture_output=True,
                                   cwd=worktree, timeout=TIMEOUT_SECONDS)
         except (OSError, subprocess.TimeoutExpired):
             return []
@@ -103,7 +104,7 @@ def _kernel_doc(worktree: pathlib.Path, text: bytes, name: str) -> list[tuple[st
 
 def _blob(worktree: pathlib.Path, rev: str, path: str) -> bytes | None:
     try:
-        proc = subprocess.run(["git", "-C", str(worktree), "show", f"{rev}:{path}"], capture_output=True,
+        proc = hosttools.run_tree(["git", "-C", str(worktree), "show", f"{rev}:{path}"], capture_output=True,
                               timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
         return None

@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 
+from .. import hosttools
 from .. import cache, model
 from ..errors import ExitCode, OrchestratorError
 from ..kernel import treeview
@@ -101,7 +102,7 @@ class AppliedSeries:
 
 def _git(path: pathlib.Path, *args: str, input: bytes | None = None,
          check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(["git", "-C", str(path), *GIT_CONFIG, *args], input=input,
+    out = hosttools.run_tree(["git", "-C", str(path), *GIT_CONFIG, *args], input=input,
                          capture_output=True, env=GIT_READ_ONLY_ENV)
     if check and out.returncode != 0:
         raise OrchestratorError(f"git {' '.join(args)} failed in {path}: "
@@ -137,7 +138,7 @@ def _diff_files(body: str) -> list[str]:
     """The paths a message's diff touches, as git reads them (`git apply --numstat -z`:
     quoted names, tabs, spaces, renames); the header lines themselves when git cannot
     parse the diff (git am then refuses it with its own message)."""
-    out = subprocess.run(["git", "apply", "--numstat", "-z", "-"], input=body.encode(errors="surrogateescape"),
+    out = hosttools.run_tree(["git", "apply", "--numstat", "-z", "-"], input=body.encode(errors="surrogateescape"),
                          capture_output=True, timeout=60)
     files: list[str] = []
     if out.returncode == 0 and out.stdout:

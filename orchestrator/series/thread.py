@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 
+from .. import hosttools
 from ..errors import ExitCode, OrchestratorError
 
 # "[PATCH v2 3/7]", "[RFC PATCH 3/7]": the revision and the counter.
@@ -106,7 +107,7 @@ def am_ready(thread: pathlib.Path | None = None, msgid: str | None = None, timeo
         else:
             argv = [*b4_argv(), "am", "-o", str(out), msgid or ""]
         try:
-            got = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+            got = hosttools.run_tree(argv, capture_output=True, text=True, timeout=timeout,
                                  stdin=subprocess.DEVNULL, env=_b4_env(), cwd=tmp)
         except subprocess.TimeoutExpired:
             got = subprocess.CompletedProcess(argv, 124, "", f"b4 took more than {timeout:.0f} s")

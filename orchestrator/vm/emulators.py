@@ -191,7 +191,7 @@ def ensure(arches: list[Arch], name: str, cache_root: pathlib.Path, say=print) -
             # is bookworm's in both builds).
             download = ["apt-get", "download", "-qq", "-t", emu.suite, *todo]
             try:
-                got = subprocess.run(download, cwd=dl, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                got = hosttools.run_tree(download, cwd=dl, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                                      timeout=hostpkg.APT_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:
                 got = subprocess.CompletedProcess(download, 124, "", "")
@@ -207,7 +207,7 @@ def ensure(arches: list[Arch], name: str, cache_root: pathlib.Path, say=print) -
             stamps.mkdir(parents=True, exist_ok=True)
             for deb in debs:
                 package = deb.name.split("_")[0]
-                out = subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], capture_output=True, text=True)
+                out = hosttools.run_tree(["dpkg-deb", "-x", str(deb), str(root)], capture_output=True, text=True)
                 if out.returncode:
                     raise OrchestratorError(f"Unpacking {deb.name} failed ({out.stderr.strip()[-200:]}); "
                                             f"remove {root.parent} and retry.", ExitCode.INFRA_ERROR)
