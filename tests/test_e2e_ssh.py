@@ -3,6 +3,7 @@ full case logs copied back with scp, the console still captured, a dropped conne
 costing one case, a refused one retried and then reported with the console tail."""
 import json
 import pathlib
+import time
 
 import pytest
 
@@ -26,11 +27,17 @@ class _ScriptedChannel:
     """What a guest's scp source could send: a fault dropbear's scp never makes (it
     sends base names), so it is scripted here."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, seconds_per_recv: float = 0.0):
         self.data = data
         self.sent = b""
+        self.seconds_per_recv = seconds_per_recv
+        self.timeout = None
+
+    def settimeout(self, seconds: float) -> None:
+        self.timeout = seconds
 
     def recv(self, n: int) -> bytes:
+        time.sleep(self.seconds_per_recv)   # a guest that sends a byte now and then
         out, self.data = self.data[:n], self.data[n:]
         return out
 
@@ -51,10 +58,21 @@ def test_scp_refuses_names_that_leave_the_target(tmp_path, name):
     (b"D0755 0 logs\nC06z4 3 x\nabc\0E\n", "garbled record"),       # a mode that is not octal
     (b"D0755 0 logs\nC0644 99999999999 big\n", "more than 64 MiB"),  # a size the host would buffer
     (b"E\n", "never began"),                                       # an end with no directory
+    (b"D0755 0 " + b"x" * 5000 + b"\n", "longer than 1024 bytes"),  # a line without end
+    (b"D0755 0 logs\n" + b"C0644 0 e\n\0" * 10001, "more than 10000 entries"),  # empty files
+    (b"D0755 0 d\n" * 40, "levels of directories"),
 ])
 def test_scp_refuses_a_garbled_or_unbounded_stream(tmp_path, stream, said):
     with pytest.raises(OSError, match=said):
         ScpSink(_ScriptedChannel(stream)).receive_into(tmp_path / "dest")
+
+
+def test_scp_stops_at_its_deadline_whatever_the_guest_trickles(tmp_path):
+    chan = _ScriptedChannel(b"D0755 0 logs\nC0644 1000 slow\n" + b"x" * 1000, seconds_per_recv=0.05)
+    t0 = time.monotonic()
+    with pytest.raises(OSError, match="took longer than 1s"):
+        ScpSink(chan, seconds=1.0).receive_into(tmp_path / "dest")
+    assert time.monotonic() - t0 < 2.0 and 0 < chan.timeout <= 1.0
 
 
 def test_scp_sink_reads_a_tree(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+import time
 
 import paramiko
 
@@ -12,20 +13,38 @@ import paramiko
 # What one case's log dir may hold: far more than ftracetest writes, bounded all the same
 # (the host buffers each file whole).
 MAX_BYTES = 64 << 20
+# A record line is a mode, a size and one name (NAME_MAX is 255 bytes); the entries and
+# the depth bound what empty files and directories may make on the host.
+MAX_LINE = 1024
+MAX_ENTRIES = 10000
+MAX_DEPTH = 32
 _SAFE_NAME = re.compile(r"^[^/\0]+$")
 
 
 class ScpSink:
     """The receiving side of the scp protocol (what `scp -t` does), enough for -r."""
 
-    def __init__(self, chan: paramiko.Channel):
+    def __init__(self, chan: paramiko.Channel, seconds: float = 120.0):
         self.chan = chan
         self.received = 0   # bytes of file data so far
+        self.entries = 0    # files and directories made so far
+        self.seconds = seconds
+        # The whole copy's: a guest that sends a byte now and then must not hold the run.
+        self.deadline = time.monotonic() + seconds
+
+    def _recv(self, n: int) -> bytes:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise OSError(f"scp: the copy took longer than {self.seconds:.0f}s; it stops here")
+        self.chan.settimeout(left)
+        return self.chan.recv(n)
 
     def _line(self) -> bytes:
         out = b""
         while not out.endswith(b"\n"):
-            c = self.chan.recv(1)
+            if len(out) >= MAX_LINE:
+                raise OSError(f"scp: a record from the guest longer than {MAX_LINE} bytes: {out[:60]!r}")
+            c = self._recv(1)
             if not c:
                 return out
             out += c
@@ -34,7 +53,7 @@ class ScpSink:
     def _read_exact(self, n: int) -> bytes:
         chunks: list[bytes] = []
         while n > 0:
-            c = self.chan.recv(min(n, 65536))
+            c = self._recv(min(n, 65536))
             if not c:
                 raise OSError("scp: the source ended in the middle of a file")
             chunks.append(c)
@@ -72,6 +91,10 @@ class ScpSink:
             # The guest runs the kernel under test: its names must not climb out.
             if not _SAFE_NAME.match(name) or name in (".", ".."):
                 raise OSError(f"scp: refusing the name {name!r} from the guest")
+            self.entries += 1
+            if self.entries > MAX_ENTRIES or (kind == b"D" and len(stack) >= MAX_DEPTH):
+                raise OSError(f"scp: the guest sent more than {MAX_ENTRIES} entries or {MAX_DEPTH} levels "
+                              "of directories; the copy stops here")
             if kind == b"D":
                 target = local if not stack else stack[-1] / name
                 target.mkdir(parents=True, exist_ok=True)

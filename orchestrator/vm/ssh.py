@@ -302,9 +302,8 @@ class SshSession(ConsoleSession):
         """Copy a guest directory back with scp (the source side runs in the guest)."""
         # stdout is scp's protocol stream: a message on stderr must not enter it.
         chan = self._exec(f"{GUEST_PATH} scp -r -f {shlex.quote(remote)}", combine_stderr=False)
-        chan.settimeout(timeout)
         try:
-            return ScpSink(chan).receive_into(local)
+            return ScpSink(chan, timeout).receive_into(local)
         except (EOFError, paramiko.SSHException) as exc:
             raise TransportLost(f"scp of {remote} failed: {exc}") from exc
         finally:
