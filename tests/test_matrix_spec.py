@@ -95,3 +95,40 @@ def test_a_cell_can_run_some_cases_only():
     cells = matrixspec.parse("arches: [x86_64]\ncases: 'kprobe/*'\nkernels:\n  - name: a\n"
                              "  - name: b\n    cases: [kprobe_args_user.tc, 'dynevent/*']\n")
     assert [c.cases for c in cells] == [("kprobe/*",), ("kprobe_args_user.tc", "dynevent/*")]
+
+
+VALIDATOR = "@action-validator/cli@0.6.0"
+
+
+@pytest.fixture(scope="module")
+def action_validator():
+    """GitHub's workflow schema checker from the npm registry, installed once into the cache."""
+    import shutil
+    import subprocess
+    from orchestrator import cache
+    if shutil.which("npm") is None:
+        pytest.skip("npm not found (apt-get install npm): the workflow validator comes from the npm registry")
+    prefix = cache.default_cache_root() / "npm"
+    exe = prefix / "node_modules" / ".bin" / "action-validator"
+    if not exe.exists():
+        got = subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
+                              "--silent", VALIDATOR], capture_output=True, text=True, timeout=600)
+        assert got.returncode == 0, f"npm install {VALIDATOR} failed: {got.stderr[-800:]}"
+    return exe
+
+
+@pytest.mark.parametrize("spec", [
+    None,   # the committed nightly.yml
+    "arches: [x86_64, arm64]\nsuites: [dynevent]\ncase_timeout: 100\nkernels:\n  - name: base\n"
+    "  - name: v4\n    tree: /srv/linux\n    series: v6.12..fprobe-v4\n    compare: true\n"
+    "    cases: [kprobe_args_user.tc]\n    case_timeout: 600\n",
+])
+def test_every_generated_workflow_passes_github_s_schema(action_validator, tmp_path, spec):
+    import subprocess
+    if spec is None:
+        path = REPO / ".github/workflows/nightly.yml"
+    else:
+        path = tmp_path / "nightly.yml"
+        path.write_text(ciworkflow.render(matrixspec.parse(spec), "matrix.yaml"))
+    got = subprocess.run([str(action_validator), str(path)], capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0, got.stdout[-2000:] + got.stderr[-500:]
