@@ -547,6 +547,8 @@ class GuestShare(Record, kw_only=True):
 class Guests(Record, kw_only=True, omit_defaults=True):
     count: Annotated[int, Meta(ge=2)]
     why: str
+    order: Annotated[str | None, Meta(description="The order the guests took the cases in "
+                                                  "(suites/order.py), and from what.")] = None
     per_guest: list[GuestShare] = []
 
 

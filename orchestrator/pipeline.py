@@ -27,7 +27,7 @@ from .results import reproduce, baseline, history, report, summary
 from .results.recorder import Recorder, failures_after_poisoning_splat, new_run_id, point_latest
 from .run_inputs import (RunContext, TestOptions, arch_of, base_pointer, check_inputs, inputs_digest, run_meta,
                          source_tree)
-from .suites import pool
+from .suites import order, pool
 from .suites.case_id import test_of
 from .suites.runner import CaseSpec, GuestRunner, list_cases, select_cases
 from .suites.splats import SplatDetector
@@ -314,17 +314,24 @@ def _run_on_guests(run: OpenRun, prepared: PreparedGuest, first: GuestRunner) ->
     runners = started.runners
     names = {id(r): f"g{k}" for k, r in enumerate(runners, 1)}
     rank = {spec.id: i for i, spec in enumerate(run.cases)}
-    recorder.set("guests", {"count": run.guests, "why": run.guests_why})
+    jobs = [pool.Job(i, spec) for i, spec in enumerate(run.cases, 1)]
+    times = order.recorded(order.path_for(opts.cache_root, prepared.arch.name, prepared.accel.name))
+    jobs = [jobs[i] for i in order.longest_first([spec.id for spec in run.cases], times)]
+    known = sum(1 for spec in run.cases if spec.id in times)
+    taken_in = (f"longest first, by the times of {known} of {len(run.cases)} cases in earlier runs "
+                f"on {prepared.arch.name} under {prepared.accel.name.upper()}" if known else
+                "file order (no times recorded yet for this arch and accelerator)")
+    recorder.set("guests", {"count": run.guests, "why": run.guests_why, "order": taken_in})
 
     def record(runner: GuestRunner, job: pool.Job, results: list[CaseResult]) -> None:
         _record_results(run, board, job.index, results, names[id(runner)])
         # results.json in the suites' order, whichever guest finished first
         recorder.set("cases", sorted(recorder.cases, key=lambda c: rank.get(test_of(c.id), len(rank))))
 
-    pool.run_pool(runners, [pool.Job(i, spec) for i, spec in enumerate(run.cases, 1)],
+    pool.run_pool(runners, jobs,
                   lambda runner, job: run_case(runner, job.spec, job.index, len(run.cases),
                                                prepared.image.program_errors), record)
-    recorder.set("guests", {"count": run.guests, "why": run.guests_why, "per_guest": [
+    recorder.set("guests", {"count": run.guests, "why": run.guests_why, "order": taken_in, "per_guest": [
         {"guest": names[id(r)], "cases": sum(1 for c in recorder.cases if c.worker == names[id(r)]),
          "boots": r.boots, "console_log": pool.console_name(k)}
         for k, r in enumerate(runners, 1)]})
@@ -337,6 +344,9 @@ def finish(run: OpenRun, ran: SuitesRun) -> int:
     digest = inputs_digest(opts)   # hashes images/ and the .tc cases: once
     recorder.set("history", history.record(
         history.path_for(opts.cache_root, run.tree.tree_id, digest), recorder.record))
+    if recorder.record.accel is not None:
+        order.remember(order.path_for(opts.cache_root, recorder.record.arch, recorder.record.accel.name),
+                       recorder.cases)
     if opts.baseline is not None:
         baseline.compare_with(recorder, opts.baseline, run.progress, lambda case_ids: tries(run, case_ids))
     verdict, code = verdict_of(recorder.cases, len(recorder.record.splats))
