@@ -18,6 +18,7 @@ from orchestrator.suites.splats import decoded_lines
 from orchestrator.results import causes, compare, junit, report
 from orchestrator.suites.status import FAILING, STATUSES
 from orchestrator.model import CaseResult
+from orchestrator.progress import fmt_duration
 from orchestrator.results.recorder import SCHEMA_VERSION, Recorder
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -373,6 +374,9 @@ def test_summary_text(x86, arm64):
     assert entries[0] == f"x86_64: Linux 6.12.117 at {x86[0]['kernel']['git_commit'][:12]}, QEMU 7.2.22 TCG"
     assert entries[1] == "  58 cases: 55 pass, 1 fail, 1 error, 1 unsupported; 2 kernel splat(s)"
     assert entries[2] == f"  tree: {x86[0]['kernel']['origin']}"
+    # Where the run's time went: its five slowest cases, slowest first.
+    slowest = sorted(x86[0]["cases"], key=lambda c: -c["seconds"])[:5]
+    assert entries[3] == "  slowest: " + ", ".join(f"{c['id']} {fmt_duration(c['seconds'])}" for c in slowest)
     arm_line = next(i for i, l in enumerate(entries) if l.startswith("arm64: "))
     assert entries[arm_line + 1] == "  44 cases: 32 pass, 2 fail, 10 unsupported"
     failing = [(d, c) for d in (x86[0], arm64[0]) for c in d["cases"] if c["status"] in FAILING]
@@ -383,7 +387,7 @@ def test_summary_text(x86, arm64):
     # Every line within the width, but for one word longer than a line (a path), kept whole.
     assert all(len(l) <= report.SUMMARY_WIDTH or " " not in l.strip() for l in lines), \
         [l for l in lines if len(l) > report.SUMMARY_WIDTH]
-    assert len(entries) == 6 + len(failing) + len(explained) + len(splats) + decoded   # nothing else
+    assert len(entries) == 8 + len(failing) + len(explained) + len(splats) + decoded   # nothing else
     assert sum(e.startswith("    known cause, ") for e in entries) == len(explained)
     for d, c in failing:
         section = entries[:arm_line] if d is x86[0] else entries[arm_line:]
@@ -395,7 +399,8 @@ def test_summary_text(x86, arm64):
     for s in splats:
         assert any(s["title"][:100] in e and s["case"] in e for e in entries[1:arm_line])
     # cases that did not fail are not named (TPROBE is, for its x86_64 ERROR)
-    assert not any(c["id"] in text for c in arm64[0]["cases"]
+    named = "\n".join(e for e in entries if not e.startswith("  slowest: "))
+    assert not any(c["id"] in named for c in arm64[0]["cases"]
                    if c["status"] not in FAILING and c["id"] != TPROBE)
 
 
@@ -581,3 +586,12 @@ def test_the_page_links_each_runs_files_relative_to_where_it_is(x86, arm64, tmp_
                 assert f'<a href="{os.path.relpath(run_dir / name, out.parent)}">{name}</a>' in page
     own = report.render_html(records(x86), page_dir=x86[1])
     assert '<a href="console.log">console.log</a>' in own and '>report.html</a>' not in own
+
+
+def test_the_terminal_summary_names_the_slowest_cases(x86):
+    from orchestrator.results import summary
+    run = record(x86[0])
+    slowest = sorted(run.cases, key=lambda c: -c.seconds)[:summary.SLOWEST_SHOWN]
+    line = next(l for l in summary.render(run, "results/x").splitlines() if l.startswith("  slowest: "))
+    assert line == "  slowest: " + ", ".join(f"{c.id} {fmt_duration(c.seconds)}" for c in slowest)
+    assert slowest[0].seconds >= slowest[-1].seconds > 0

@@ -25,6 +25,19 @@ def checkpatch_lines(checks: list[PatchCheck], patches: int) -> list[str]:
     return out
 
 
+# The slowest cases a summary names: where a run's time went, and a case that ran out
+# its timeout.
+SLOWEST_SHOWN = 5
+
+
+def slowest_line(run: RunRecord) -> str | None:
+    """`slowest: kprobe/multiple_kprobes.tc 5m00s, ...`: the run's slowest cases."""
+    ran = sorted((c for c in run.cases if c.seconds > 0), key=lambda c: -c.seconds)[:SLOWEST_SHOWN]
+    if not ran:
+        return None
+    return "slowest: " + ", ".join(f"{c.id} {fmt_duration(c.seconds)}" for c in ran)
+
+
 def render(run: RunRecord, results_dir: str) -> str:
     counts = run.counts
     kernel = run.kernel
@@ -37,6 +50,8 @@ def render(run: RunRecord, results_dir: str) -> str:
         out.append(f"  stages: {timing}")
     out.append("  " + "  ".join(f"{st} {counts[st]}" for st in STATUSES if counts.get(st))
                + f"  (total {sum(counts.values())})")
+    if slowest := slowest_line(run):
+        out.append(f"  {slowest}")
     width = max([len(c.id) for c in run.cases] + [10])
     for c in run.cases:
         if c.status in _NOT_SHOWN:
