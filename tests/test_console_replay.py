@@ -45,15 +45,18 @@ def _spec(case_id: str) -> CaseSpec:
 
 def _replayer(tmp_path: pathlib.Path, boots: list[bytes]):
     """start_guest for GuestRunner: boot N prints the Nth captured boot, with its nonce,
-    then reads what the host sends as a guest does (a pty whose input nobody reads blocks
-    the host's writes once its buffer is full, ~60 commands in)."""
+    reading what the host sends as a guest does."""
     sessions = []
 
     def start() -> ConsoleSession:
         part = boots[len(sessions)]
         f = tmp_path / f"boot{len(sessions)}.log"
         f.write_bytes(part)
-        s = ConsoleSession(["sh", "-c", 'cat "$0"; exec cat >/dev/null', str(f)], io.BytesIO(), detector.feed)
+        # What the host sends is read (and dropped) while the log is printed: a pty whose
+        # input nobody reads blocks the host's writes once its buffer is full. (sh gives a
+        # background job /dev/null as stdin: the pty goes to it as fd 3.)
+        s = ConsoleSession(["sh", "-c", 'exec 3<&0; cat <&3 >/dev/null & cat "$0"; wait', str(f)],
+                           io.BytesIO(), detector.feed)
         # The captured markers' secrets, one per command (older logs: the same for all).
         tokens = iter([t.decode() for t in re.findall(rb"KTO:BEGIN:([0-9a-f]+):\d+", part)])
         s.new_token = lambda tokens=tokens: next(tokens)

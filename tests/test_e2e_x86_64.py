@@ -2,6 +2,7 @@
 default suites. The first run on a machine builds the kernel (~6 min on 2 cores);
 later runs reuse the cached build."""
 import json
+import re
 import os
 import pathlib
 import signal
@@ -37,7 +38,13 @@ def test_run_completes_with_every_case(first_run):
     assert "tcscripts/fprobe_add_remove_cycles.tc" in ids
     for name in ("results.json", "junit.xml", "console.log", "build.log", "config"):
         assert (latest / name).stat().st_size > 0, name
-    assert DEFAULT_BANNER.encode() in (latest / "console.log").read_bytes()
+    console = (latest / "console.log").read_text(errors="replace")
+    assert DEFAULT_BANNER in console
+    # Each case's markers name it: grepping the console for a case finds its begin and end
+    # (the fence the kernel prints too, wherever the guests' consoles interleave it).
+    for mark in ("BEGIN", "FENCE", "END"):
+        assert re.search(rf"KTO:{mark}:[0-9a-f]+:\d+:.* kprobe/kprobe_args\.tc$|"
+                         rf"KTO:{mark}:[0-9a-f]+:\d+ kprobe/kprobe_args\.tc$", console, re.M), mark
     assert "CONFIG_KPROBE_EVENTS=y" in (latest / "config").read_text()
     assert data["versions"]["kernel_banner"].startswith(DEFAULT_BANNER)
     assert data["taint"]["boot"] == 0

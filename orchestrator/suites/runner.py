@@ -240,7 +240,7 @@ class GuestRunner:
                 except (GuestTimeout, GuestDied, TransportLost) as exc:
                     raise _RebootFailed() from exc
             keep_logs = session.keeps_case_logs and self.case_logs_dir is not None
-            res = session.run(spec.guest_command(logdir, keep_logs), self.case_timeout, hook)
+            res = session.run(spec.guest_command(logdir, keep_logs), self.case_timeout, hook, label=spec.id)
             results = self._from_output(spec, res.output, res.seconds, res.exit_status)
             if keep_logs and not spec.is_program:
                 self._fetch_logs(session, spec, index, logdir, results)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import pathlib
 import re
+import shlex
 import secrets
 import time
 from typing import BinaryIO, Callable
@@ -225,9 +226,10 @@ class ConsoleSession:
         the boot log, or in any earlier command."""
         return secrets.token_hex(16)
 
-    def framed(self, command: str) -> tuple[str, re.Pattern[str], re.Pattern[str]]:
+    def framed(self, command: str, label: str = "") -> tuple[str, re.Pattern[str], re.Pattern[str]]:
         """The next command line with its BEGIN/END markers, and the two patterns; the
-        console's fence (self._fence) is armed for it."""
+        console's fence (self._fence) is armed for it. label (a case's id) ends each marker
+        line, so grepping console.log for a case finds where it began and ended."""
         self.seq += 1
         seq, token = self.seq, self.new_token()
         begin = re.compile(rf"KTO:BEGIN:{token}:{seq}(?::([\d.]+))?\b")
@@ -237,11 +239,14 @@ class ConsoleSession:
         # printf's format hides the marker words, so an echo of this line never matches.
         # The guest's uptime at both ends (read by the shell, no fork) gives the time the
         # guest itself spent, apart from the console round trips.
-        line = (f"read -r kto_t0 kto_x </proc/uptime; printf 'KTO:%s:{token}:{seq}:%s\\n' BEGIN "
-                f"\"$kto_t0\"; {command}; kto_rc=$?; echo '<0>KTO:FENCE:{token}:{seq}' >/dev/kmsg 2>/dev/null; "
+        # The label comes from the tree under test (a series names its cases): quoted.
+        tail, arg = (" %s", f" {shlex.quote(label)}") if label else ("", "")
+        line = (f"read -r kto_t0 kto_x </proc/uptime; printf 'KTO:%s:{token}:{seq}:%s{tail}\\n' BEGIN "
+                f"\"$kto_t0\"{arg}; {command}; kto_rc=$?; "
+                f"echo '<0>KTO:FENCE:{token}:{seq}'{arg} >/dev/kmsg 2>/dev/null; "
                 f"read -r kto_t1 kto_x </proc/uptime; "
-                f"printf 'KTO:%s:{token}:{seq}:%d:%s:%s\\n' END $kto_rc "
-                f"\"$(cat /proc/sys/kernel/tainted)\" \"$kto_t1\"")
+                f"printf 'KTO:%s:{token}:{seq}:%d:%s:%s{tail}\\n' END $kto_rc "
+                f"\"$(cat /proc/sys/kernel/tainted)\" \"$kto_t1\"{arg}")
         return line, begin, end
 
     def await_fence(self) -> None:
@@ -260,10 +265,11 @@ class ConsoleSession:
         self._fence = None
 
     def run(self, command: str, timeout: float,
-            deadline_hook: Callable[[float], float] | None = None) -> CommandResult:
-        """Run one shell command line in the guest; raises GuestTimeout / GuestDied."""
+            deadline_hook: Callable[[float], float] | None = None, label: str = "") -> CommandResult:
+        """Run one shell command line in the guest; raises GuestTimeout / GuestDied.
+        label: what the command is (a case's id), on its markers in console.log."""
         assert self.child is not None
-        line, begin, end = self.framed(command)
+        line, begin, end = self.framed(command, label)
         line += "\n"
         t0 = time.monotonic()
         deadline = t0 + timeout

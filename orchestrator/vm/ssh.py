@@ -243,12 +243,13 @@ class SshSession(ConsoleSession):
 
     # -- commands --------------------------------------------------------
     def run(self, command: str, timeout: float,
-            deadline_hook: Callable[[float], float] | None = None) -> CommandResult:
-        """As ConsoleSession.run, over SSH: GuestTimeout / GuestDied / TransportLost."""
+            deadline_hook: Callable[[float], float] | None = None, label: str = "") -> CommandResult:
+        """As ConsoleSession.run, over SSH: GuestTimeout / GuestDied / TransportLost. The
+        label ends the fence line the kernel prints on the console."""
         assert self.child is not None
         t0 = time.monotonic()
         deadline = t0 + timeout
-        line, begin, end = self.framed(command)
+        line, begin, end = self.framed(command, label)
         # The framed line is the exec request itself: the guest shell's cmdline holds it
         # (and so its end marker). Sending it over the channel's stdin instead hid it, but
         # made the server refuse some channels ("Channel is not open") under load here.
