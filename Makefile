@@ -133,12 +133,17 @@ bench: deps
 report: $(VENV)/.installed
 	$(PY) -m orchestrator report $(if $(OUT),--out "$(OUT)") $(if $(HISTORY),--history "$(HISTORY)") $(RUNS)
 
-# pytest exits 5 when it collected no tests: that is not a failure of the suite,
-# every other non-zero status is.
+# The tests that boot no kernel on both cores, then the end-to-end ones one at a time
+# (one kernel build at a time; their slowest listed). pytest exits 5 when it collected
+# no tests: that is not a failure of the suite, every other non-zero status is.
 check: $(VENV)/.installed
 	@$(MAKE) --no-print-directory deps TRANSPORT=ssh APT_PACKAGES="$(APT_PACKAGES) $(CHECK_PACKAGES)"
-	@$(PY) -m pytest -v -rs -m "not debug_kernel" tests; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "check: pytest collected no tests"; exit 0; fi; exit $$rc
+	@$(PY) -m pytest -v -rs -n 2 -m "not e2e" tests; unit=$$?; \
+	$(PY) -m pytest -v -rs --durations=20 -m "e2e and not debug_kernel" tests; e2e=$$?; \
+	for rc in $$unit $$e2e; do \
+		if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; \
+	done; \
+	if [ $$unit -eq 5 ] && [ $$e2e -eq 5 ]; then echo "check: pytest collected no tests"; fi
 
 # The debug kernel's tests: a build of its own, more than CI's budget holds beside the rest.
 check-debug: $(VENV)/.installed

@@ -304,24 +304,36 @@ def _confirmed(opts: TestOptions, progress: Progress, retries: int, diff: Diff,
                  f"them {retries} more time(s) in fresh guests: {', '.join(case_ids[:6])}"
                  + (" ..." if len(case_ids) > 6 else ""))
     count, out = retries, None
+
+    def series_tries(ids: list[str]) -> None:
+        s_runs.extend(_tries(opts, progress, s_tree, ids, "series", count, step_dirs, applied.info(),
+                             start=len(s_runs)))
+
+    def base_tries(ids: list[str]) -> None:
+        if base_tree is not None:
+            b_runs.extend(_tries(opts, progress, base_tree, ids, "base", count, step_dirs, start=len(b_runs)))
+            return
+        try:
+            series_mod.checkout(applied.worktree, applied.base_commit)
+            tree_at_base = series_mod.worktree_tree(applied.worktree, f"the base {applied.base_commit[:12]}")
+            b_runs.extend(_tries(opts, progress, tree_at_base, ids, "base", count, step_dirs, start=len(b_runs)))
+        finally:
+            series_mod.checkout(applied.worktree, applied.tip_commit)
+
+    # The base in the worktree shares the series' build dir: each change of side rebuilds
+    # (some 20 s). A round begins with the side the last one ended with, so it rebuilds
+    # once, not twice.
+    sides = [(series_tries, lambda: _held_ids(s_first, case_ids)), (base_tries, lambda: _held_ids(b_first, case_ids))]
     for _ in range(confirm.MAX_TRIES):   # rounds: each adds at least one try a side
         if not case_ids:
             break
-        s_ids, b_ids = _held_ids(s_first, case_ids), _held_ids(b_first, case_ids)
-        if not s_ids and not b_ids:
+        held = [(run, ids()) for run, ids in sides]
+        if not any(ids for _, ids in held):
             break
-        if s_ids:
-            s_runs += _tries(opts, progress, s_tree, s_ids, "series", count, step_dirs, applied.info(),
-                             start=len(s_runs))
-        if b_ids and base_tree is not None:
-            b_runs += _tries(opts, progress, base_tree, b_ids, "base", count, step_dirs, start=len(b_runs))
-        elif b_ids:
-            try:
-                series_mod.checkout(applied.worktree, applied.base_commit)
-                tree_at_base = series_mod.worktree_tree(applied.worktree, f"the base {applied.base_commit[:12]}")
-                b_runs += _tries(opts, progress, tree_at_base, b_ids, "base", count, step_dirs, start=len(b_runs))
-            finally:
-                series_mod.checkout(applied.worktree, applied.tip_commit)
+        for run, ids in held:
+            if ids:
+                run(ids)
+        sides.reverse()
         out = judged()
         case_ids = out.unsettled if len(s_runs) - 1 < confirm.MAX_TRIES else []
         if case_ids:
