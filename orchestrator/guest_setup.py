@@ -115,11 +115,13 @@ def recorded_in(recorder: Recorder) -> Callable[[PrepareEvent], None]:
 
 def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress,
                   fragments: Fragments | None = None,
-                  on_stage: Callable[[PrepareEvent], None] = _unheard) -> PreparedGuest:
+                  on_stage: Callable[[PrepareEvent], None] = _unheard, guests: int = 1) -> PreparedGuest:
     """Config, build and image for opts.arch under one lock in the cache, so parallel
     processes (pytest-xdist workers) make them once and the others find them reused.
     on_stage hears each stage start and end (recorded_in: into a run's record).
-    fragments: the fragments as the caller already checked them (else checked here)."""
+    fragments: the fragments as the caller already checked them (else checked here).
+    guests: how many guests of it will run at once (the QEMU command line fits them to
+    the host's cores: qemu.tcg_threads)."""
     arch = arch_of(opts)
     tree = _buildable(opts, tree, arch, progress)
     if fragments is None:
@@ -160,7 +162,7 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
         if img is None:
             img = image_stage(b.modules)
     accel = qemu.choose_accel(arch, b.kernel_image, opts.cache_root, opts.accel, say=progress.say)
-    return PreparedGuest(arch, qemu.qemu_argv(arch, b.kernel_image, img.path, accel, opts.cmdline),
+    return PreparedGuest(arch, qemu.qemu_argv(arch, b.kernel_image, img.path, accel, opts.cmdline, guests),
                          accel, b, img, boot_route_record(route), tree.source)
 
 

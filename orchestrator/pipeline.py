@@ -195,7 +195,7 @@ def guest_count(opts: TestOptions, arch: Arch, cases: int) -> tuple[int, str]:
 def prepare(run: OpenRun) -> PreparedGuest:
     """Config, build, image (under the cache's lock), each recorded as it happens."""
     recorder, progress = run.recorder, run.progress
-    prepared = prepare_guest(run.opts, run.tree, progress, run.fragments, recorded_in(recorder))
+    prepared = prepare_guest(run.opts, run.tree, progress, run.fragments, recorded_in(recorder), run.guests)
     if run.ctx.warning_files:
         progress.status(f"compiler warnings (W={buildwarn.LEVEL}) of the .c files the series touches")
         recorder.set("build_warnings", buildwarn.warnings_for(prepared.build.build_dir, run.arch, run.opts.cache_root,

@@ -1,6 +1,8 @@
 """The arch table is data: every row loads, names its packages, and has a fragment."""
 import pathlib
 
+import pytest
+
 from orchestrator import arches
 from orchestrator.guest import zigcc
 from orchestrator.kernel.kconfig import parse_fragment
@@ -175,3 +177,18 @@ def test_one_cells_unexpected_error_costs_that_cell_only(tmp_path, monkeypatch, 
     assert any(l.startswith("x86_64") and "internal error: KeyError" in l for l in table)
     assert any(l.startswith("arm64") for l in table)
     assert list(tmp_path.glob("matrix-*.json")) and list(tmp_path.glob("matrix-*.html"))
+
+
+@pytest.mark.parametrize("cores,guests,mode", [(2, 1, "multi"), (2, 2, "single"), (4, 2, "multi"), (1, 1, "single")])
+def test_tcg_gives_each_vcpu_a_thread_only_where_the_cores_hold_them(monkeypatch, cores, guests, mode):
+    """Two guests of two vCPUs on two cores: one thread per guest, not four threads
+    waiting on each other; a guest keeps its two vCPUs either way. KVM gets no TCG flag."""
+    import pathlib
+    from orchestrator.vm import qemu
+    monkeypatch.setattr(qemu.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    x86 = arches.get_arch("x86_64")
+    argv = qemu.qemu_argv(x86, pathlib.Path("bzImage"), None, qemu.Accel("tcg", "test"), guests=guests)
+    assert argv[argv.index("-accel") + 1] == f"tcg,thread={mode}"
+    assert argv[argv.index("-smp") + 1] == str(x86.qemu.smp) == "2"
+    kvm = qemu.qemu_argv(x86, pathlib.Path("bzImage"), None, qemu.Accel("kvm", "test"), guests=guests)
+    assert kvm[kvm.index("-accel") + 1] == "kvm"

@@ -122,7 +122,9 @@ class ArchGuest:
         self.worker = worker
         self.part = part
         # Found made by the controller (under the same lock): its run recorded them.
-        self.prepared: PreparedGuest = prepare_guest(opts, tree, progress)
+        # Each xdist worker runs one guest at a time: the workers are the guests at once.
+        self.prepared: PreparedGuest = prepare_guest(opts, tree, progress,
+                                                     guests=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
         self.console_log = open(run_dir / f"console-{worker}.log", "ab")
         self.detector = SplatDetector()
         self.sessions: list = []
