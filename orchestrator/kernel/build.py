@@ -146,6 +146,12 @@ def make_environment(cache_root: pathlib.Path) -> dict[str, str]:
             # location, and sharing hits across them is the point of ccache here.
             "CCACHE_NOHASHDIR": "1",
             "CCACHE_MAXSIZE": os.environ.get("CCACHE_MAXSIZE", "15G"),
+            # A miss costs ccache a run of the preprocessor before gcc's own, and a hit
+            # the same: in depend mode it trusts the dependency file kbuild has gcc write
+            # (-Wp,-MMD) instead. Objects stored as they are, not compressed on every
+            # miss. A cold x86_64 build took 356 s with neither and 278 s with both (plain
+            # gcc 263-293 s); the same build in another dir hit 1186 of 1192 compiles.
+            "CCACHE_DEPEND": "1", "CCACHE_NOCOMPRESS": "1",
             "KBUILD_BUILD_USER": "orchestrator", "KBUILD_BUILD_HOST": "localhost",
             # The compiler's words in ASCII whatever the host's locale: the same warning
             # reads the same on the base and the series (and in a mail). Not LC_ALL:
