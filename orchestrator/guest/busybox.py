@@ -97,7 +97,7 @@ def debian_source(package: str, cache_root: pathlib.Path, say) -> pathlib.Path:
     root.mkdir(parents=True, exist_ok=True)
     say(f"userland: fetching Debian's {package} source package (once)")
     got = hosttools.run_tree(["apt-get", "source", "--download-only", package], cwd=root,
-                         capture_output=True, text=True)
+                             capture_output=True, text=True)
     dscs = sorted(root.glob(f"{package}_*.dsc"))
     if got.returncode != 0 or not dscs:
         raise OrchestratorError(
@@ -106,7 +106,7 @@ def debian_source(package: str, cache_root: pathlib.Path, say) -> pathlib.Path:
             ExitCode.MISSING_HOST_TOOL)
     shutil.rmtree(tree, ignore_errors=True)
     hosttools.run_tree(["dpkg-source", "--no-check", "-x", str(dscs[-1]), str(tree)], cwd=root,
-                   check=True, capture_output=True)
+                       check=True, capture_output=True)
     return tree
 
 

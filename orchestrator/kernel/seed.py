@@ -83,7 +83,7 @@ def seed_from_tree(twin: pathlib.Path, build_dir: pathlib.Path, tree: pathlib.Pa
         entries = [str(p) for p in twin.iterdir() if not _LINK_PRODUCTS.fullmatch(p.name)]
         # cp keeps the timestamps make compares and shares blocks where the filesystem can.
         cp = hosttools.run_tree(["cp", "-a", "--reflink=auto", "-t", str(build_dir), *entries],
-                            capture_output=True, text=True)
+                                capture_output=True, text=True)
     if cp.returncode:
         shutil.rmtree(build_dir, ignore_errors=True)
         say(f"build: could not copy {twin} as the worktree's first build dir ({cp.stderr.strip()[:200]}); "

@@ -119,12 +119,12 @@ def _git_tree_id(path: pathlib.Path, ignored_too: bool = False) -> tuple[str, st
     commit = _git(path, "rev-parse", "HEAD")
     tree = _git(path, "rev-parse", "HEAD^{tree}")
     diff = hosttools.run_tree(["git", "-C", str(path), "diff", "HEAD", "--binary"],
-                          capture_output=True, env=GIT_READ_ONLY_ENV).stdout
+                              capture_output=True, env=GIT_READ_ONLY_ENV).stdout
     # Files git does not track (and does not ignore) are built too (a new .c file): their
     # path, size and mtime, as for a plain tree; git diff shows none of them.
     untracked = hosttools.run_tree(["git", "-C", str(path), "ls-files", "-z", "--others",
                                 *([] if ignored_too else ["--exclude-standard"])],
-                               capture_output=True, env=GIT_READ_ONLY_ENV).stdout
+                                   capture_output=True, env=GIT_READ_ONLY_ENV).stdout
     h = hashlib.sha256(diff)
     for rel in sorted(untracked.split(b"\0")):
         if not rel or pathlib.PurePath(rel.decode(errors="replace")).name.startswith("orchestrator-"):
@@ -208,7 +208,7 @@ def _unpack_into_git(tarball: pathlib.Path, package: str, dest: pathlib.Path, sa
     partial.mkdir(parents=True)
     say(f"source: unpacking {tarball.name} into the cache (once, about a minute)")
     out = hosttools.run_tree(["tar", "-xJf", str(tarball), "-C", str(partial), "--no-same-owner"],
-                         capture_output=True, text=True)
+                             capture_output=True, text=True)
     tops = [p for p in partial.iterdir() if p.is_dir()]
     if out.returncode != 0 or len(tops) != 1:
         shutil.rmtree(partial, ignore_errors=True)

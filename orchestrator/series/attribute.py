@@ -45,7 +45,7 @@ def _blame(repo: pathlib.Path, base: str, tip: str, path: str, line: int) -> str
     try:
         out = hosttools.run_tree(["git", "-C", str(repo), "blame", "--porcelain", "-L", f"{line},{line}",
                               f"{base}..{tip}", "--", path], capture_output=True, text=True,
-                             timeout=GIT_TIMEOUT_SECONDS)
+                                 timeout=GIT_TIMEOUT_SECONDS)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0 or not out.stdout:

@@ -61,8 +61,8 @@ def checkpatch(applied: series_mod.AppliedSeries, say=print) -> list[PatchCheck]
                 text = hosttools.run_tree(["git", "-C", str(applied.worktree), "format-patch", "-1", "--stdout",
                                        p.commit], capture_output=True, timeout=TIMEOUT_SECONDS).stdout
             proc = hosttools.run_tree(["perl", str(script), "--strict", "--show-types", "--no-color", "-"],
-                                  input=text, capture_output=True, cwd=applied.worktree,
-                                  timeout=TIMEOUT_SECONDS)
+                                      input=text, capture_output=True, cwd=applied.worktree,
+                                      timeout=TIMEOUT_SECONDS)
             summary, errors, warnings, checks, findings = parse(
                 proc.stdout.decode(errors="replace") or proc.stderr.decode(errors="replace"))
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -91,7 +91,7 @@ def _kernel_doc(worktree: pathlib.Path, text: bytes, name: str) -> list[tuple[st
         path.write_bytes(text)
         try:
             proc = hosttools.run_tree([str(worktree / KERNEL_DOC), "-none", "-Wall", str(path)], capture_output=True,
-                                  cwd=worktree, timeout=TIMEOUT_SECONDS)
+                                      cwd=worktree, timeout=TIMEOUT_SECONDS)
         except (OSError, subprocess.TimeoutExpired):
             return []
     out = []
@@ -105,7 +105,7 @@ def _kernel_doc(worktree: pathlib.Path, text: bytes, name: str) -> list[tuple[st
 def _blob(worktree: pathlib.Path, rev: str, path: str) -> bytes | None:
     try:
         proc = hosttools.run_tree(["git", "-C", str(worktree), "show", f"{rev}:{path}"], capture_output=True,
-                              timeout=TIMEOUT_SECONDS)
+                                  timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
         return None
     return proc.stdout if proc.returncode == 0 else None

@@ -103,7 +103,7 @@ class AppliedSeries:
 def _git(path: pathlib.Path, *args: str, input: bytes | None = None,
          check: bool = True) -> subprocess.CompletedProcess:
     out = hosttools.run_tree(["git", "-C", str(path), *GIT_CONFIG, *args], input=input,
-                         capture_output=True, env=GIT_READ_ONLY_ENV)
+                             capture_output=True, env=GIT_READ_ONLY_ENV)
     if check and out.returncode != 0:
         raise OrchestratorError(f"git {' '.join(args)} failed in {path}: "
                                 f"{out.stderr.decode(errors='replace').strip()[:300]}",
@@ -139,7 +139,7 @@ def _diff_files(body: str) -> list[str]:
     quoted names, tabs, spaces, renames); the header lines themselves when git cannot
     parse the diff (git am then refuses it with its own message)."""
     out = hosttools.run_tree(["git", "apply", "--numstat", "-z", "-"], input=body.encode(errors="surrogateescape"),
-                         capture_output=True, timeout=60)
+                             capture_output=True, timeout=60)
     files: list[str] = []
     if out.returncode == 0 and out.stdout:
         fields = out.stdout.decode(errors="replace").split("\0")
