@@ -226,10 +226,11 @@ class SshSession(ConsoleSession):
                 refused = (not timed_out.is_set() and self.transport is not None
                            and self.transport.is_active())
                 if not refused:
+                    why = exc or type(exc).__name__
                     raise TransportLost(
                         f"the SSH connection gave no answer to the command within {waited:.0f}s"
                         if timed_out.is_set() else
-                        f"the SSH connection dropped while the command was asked for ({exc or type(exc).__name__})") from exc
+                        f"the SSH connection dropped while the command was asked for ({why})") from exc
                 refusals.append(f"{waited:.1f}s")
                 self.refused_commands += 1
                 if len(refusals) > len(EXEC_REFUSED_WAITS):
