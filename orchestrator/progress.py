@@ -7,6 +7,16 @@ import time
 from typing import TextIO
 
 
+def cut_at_word(text: str, width: int) -> str:
+    """One line of at most `width` columns, cut at a word where it is longer (a word
+    longer than half the line is cut where the line ends), "..." saying so."""
+    line = " ".join((text or "").split())
+    if len(line) <= width:
+        return line
+    cut = line[:width - 3]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[width // 2:] else cut) + "..."
+
+
 def printable(text: str) -> str:
     """Text for a terminal, a text file or a mail, whatever the guest or a series put in
     it: control characters (ESC, BEL, a bare CR: window titles, screen clears, OSC 52

@@ -595,3 +595,16 @@ def test_the_terminal_summary_names_the_slowest_cases(x86):
     line = next(l for l in summary.render(run, "results/x").splitlines() if l.startswith("  slowest: "))
     assert line == "  slowest: " + ", ".join(f"{c.id} {fmt_duration(c.seconds)}" for c in slowest)
     assert slowest[0].seconds >= slowest[-1].seconds > 0
+
+
+def test_the_terminal_summary_cuts_a_long_reason_at_a_word(x86):
+    from orchestrator.results import summary
+    data = copy.deepcopy(x86[0])
+    failing = next(c for c in data["cases"] if c["status"] in FAILING)
+    failing["reason"] = "the probe fired on " + " ".join(f"word{i}" for i in range(60))
+    line = next(l for l in summary.render(record(data), "r").splitlines()
+                if l.startswith(f"  {failing['status']} ") and failing["id"] in l)
+    shown = line.split(failing["id"], 1)[1].strip()
+    assert shown.endswith("...") and len(shown) <= 100
+    assert failing["reason"].startswith(shown.removesuffix("..."))
+    assert shown.removesuffix("...").split()[-1] in failing["reason"].split()   # a whole word

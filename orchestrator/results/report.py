@@ -18,7 +18,7 @@ from .. import cache
 from ..kernel import buildwarn
 from ..errors import OrchestratorError
 from ..model import CaseResult, Diff, RunRecord, Stages
-from ..progress import printable
+from ..progress import cut_at_word, printable
 from . import causes, compare, confirm, history, history_chart, junit, ktap_out
 from .recorder import Recorder, guest_order
 from .summary import checkpatch_lines, slowest_line
@@ -27,7 +27,6 @@ from ..suites.splats import decoded_lines, grouped
 from ..suites.status import FAILING, STATUSES, counts, counts_line
 _CONSOLE_CAP = 80          # console lines shown per case
 _CONSOLE_HEAD = 30         # of which from the start of the case's region
-_REASON_CUT = 120
 # summary.txt is read on terminals and quoted in mail: its case lines stay within this.
 SUMMARY_WIDTH = 80
 # A reason or title longer than this is shortened (at a word) before it is wrapped.
@@ -53,15 +52,6 @@ _env = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     trim_blocks=True, lstrip_blocks=True,
 )
-
-
-def _cut(text: str, width: int = _REASON_CUT) -> str:
-    """One line of at most `width` columns, cut at a word where it is longer."""
-    line = " ".join((text or "").split())
-    if len(line) <= width:
-        return line
-    cut = line[:width - 3]
-    return (cut.rsplit(" ", 1)[0] if " " in cut[width // 2:] else cut) + "..."
 
 
 def _labels(runs: list[RunRecord]) -> list[str]:
@@ -350,13 +340,13 @@ def summary_text(runs: list[RunRecord]) -> str:
             out += _wrapped(slowest, "  ", "      ")
         for c in run.cases:
             if c.status in FAILING:
-                out += _wrapped(f"{c.status} {c.id}: {_cut(c.reason, REASON_MAX)}", "  ", "      ")
+                out += _wrapped(f"{c.status} {c.id}: {cut_at_word(c.reason, REASON_MAX)}", "  ", "      ")
                 cause = causes.of(c, run)
                 if cause:
-                    out += _wrapped(f"known cause, {_cut(causes.line(cause), REASON_MAX)}", "    ", "        ")
+                    out += _wrapped(f"known cause, {cut_at_word(causes.line(cause), REASON_MAX)}", "    ", "        ")
         for s, times, cases in grouped(run.splats):
             out += _wrapped(f"splat {s.kind}{f' x{times}' if times > 1 else ''} during {', '.join(cases)}: "
-                            f"{_cut(s.title, REASON_MAX)}", "  ", "      ")
+                            f"{cut_at_word(s.title, REASON_MAX)}", "  ", "      ")
             for line in decoded_lines(s.frames):
                 out += _wrapped(line, "    ", "        ")
     return printable("\n".join(out)) + "\n"

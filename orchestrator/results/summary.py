@@ -4,7 +4,7 @@ from __future__ import annotations
 import shlex
 
 from ..model import PatchCheck, RunRecord
-from ..progress import fmt_duration, printable
+from ..progress import cut_at_word, fmt_duration, printable
 from ..suites.splats import decoded_lines, grouped
 from ..suites.status import FAILING, STATUSES
 from . import causes, history
@@ -56,22 +56,22 @@ def render(run: RunRecord, results_dir: str) -> str:
     for c in run.cases:
         if c.status in _NOT_SHOWN:
             continue
-        out.append(f"  {c.status:<11} {c.id:<{width}}  {c.reason[:100]}")
+        out.append(f"  {c.status:<11} {c.id:<{width}}  {cut_at_word(c.reason, 100)}")
         cause = causes.of(c, run)
         if cause:
-            out.append(f"  {'':<11} {'':<{width}}  known cause, {causes.line(cause)[:100]}")
+            out.append(f"  {'':<11} {'':<{width}}  known cause, {cut_at_word(causes.line(cause), 100)}")
         if c.status in FAILING and run.qemu_argv:
             out.append(f"  {'':<11} {'':<{width}}  reproduce: sh {results_dir}/reproduce.sh "
                        f"{shlex.quote(c.id.removesuffix(' (instance)'))}")
     left = causes.unexplained(run)
     if left:
         out.append(f"  not explained: {len(left)} case(s) that did not pass have no known cause "
-                   f"(orchestrator/data/causes.yaml): {', '.join(c.id for c in left)[:160]}")
+                   f"(orchestrator/data/causes.yaml): {cut_at_word(', '.join(c.id for c in left), 160)}")
     if run.splats:
         out.append(f"  kernel splats: {len(run.splats)}")
         for s, times, cases in grouped(run.splats):
-            out.append(f"    {s.kind}{f' x{times}' if times > 1 else ''} during {', '.join(cases)[:100]}: "
-                       f"{s.title[:110]}")
+            out.append(f"    {s.kind}{f' x{times}' if times > 1 else ''} during {cut_at_word(', '.join(cases), 100)}: "
+                       f"{cut_at_word(s.title, 110)}")
             out.extend(f"      {line[:150]}" for line in decoded_lines(s.frames))
     known = [history.mark(c.id, c.status, run.history[c.id])
              for c in run.cases if c.status != "PASS" and c.id in run.history]
@@ -82,13 +82,13 @@ def render(run: RunRecord, results_dir: str) -> str:
     if first and first.failing_after:
         n = len(first.failing_after)
         out.append(f"  look first at the {first.kind} during {first.case}: {n} failing case(s) ran "
-                   f"after it and may follow from it ({first.title[:80]})")
+                   f"after it and may follow from it ({cut_at_word(first.title, 80)})")
     if run.config and run.config.dropped:
         out.append(f"  config: {len(run.config.dropped)} asked option(s) not in the final .config")
         for d in run.config.dropped:
-            out.append(f"    {d.option}={d.asked} -> {d.got}: {_DROP_TAGS.get(d.kind, d.kind)}: {d.reason[:110]}")
+            out.append(f"    {d.option}={d.asked} -> {d.got}: {_DROP_TAGS.get(d.kind, d.kind)}: {cut_at_word(d.reason, 110)}")
     for note in run.config.notes if run.config else []:
-        out.append(f"  config: {note[:160]}")
+        out.append(f"  config: {cut_at_word(note, 160)}")
     if run.series and run.series.checkpatch:
         out.append("  checkpatch --strict, per patch:")
         out.extend(f"    {line}" for line in checkpatch_lines(run.series.checkpatch, len(run.series.patches)))
