@@ -116,7 +116,8 @@ def inputs_digest(opts: TestOptions) -> str:
     toolchain (with versions), the fragments, the guest's recipe (images/, the .tc cases,
     with their file modes: a `chmod +x` changes the image), the guest's userland recipe
     (busybox, dropbear) and the host busybox it copies, the suites and cases, timeouts,
-    the kernel command line, transport and accel asked for, the QEMU machine, CPU,
+    the kernel command line, transport, the accelerator as far as it is known before a
+    boot (qemu.accel_prospect: "auto" on a host without KVM is TCG), the QEMU machine, CPU,
     memory, SMP and arguments of the arch table, and the QEMU version. A base run is
     reused, and a case's history kept, only for the same digest."""
     arch = arch_of(opts)
@@ -131,7 +132,8 @@ def inputs_digest(opts: TestOptions) -> str:
     versions = sorted(f"{k}={v}" for k, v in build.toolchain_versions(arch).items())
     return cache.digest(arch.name, " ".join(arch.make_vars()), ",".join(opts.suites), ",".join(opts.cases),
                         str(opts.case_timeout), str(opts.boot_timeout), opts.cmdline, opts.transport,
-                        opts.accel, hosttools.version_line((arch.qemu.binary, "--version")),
+                        qemu.accel_prospect(arch, opts.accel),
+                        hosttools.version_line((arch.qemu.binary, "--version")),
                         repr(arch.qemu), repr(arch.busybox), repr(arch.ssh), qemu.kernel_cmdline(arch, opts.cmdline),
                         *versions, *parts)
 

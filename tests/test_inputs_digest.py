@@ -22,7 +22,7 @@ def test_the_same_inputs_give_the_same_digest(base, tmp_path):
 
 
 @pytest.mark.parametrize("change", [
-    {"transport": "ssh"}, {"accel": "tcg"}, {"boot_timeout": 181.0}, {"case_timeout": 299.0},
+    {"transport": "ssh"}, {"boot_timeout": 181.0}, {"case_timeout": 299.0},
     {"cmdline": "nokaslr"}, {"suites": ["dynevent"]}, {"arch": "arm64"}, {"llvm": "-19"},
 ])
 def test_each_option_that_decides_results_changes_it(base, change):
@@ -87,3 +87,16 @@ def test_the_arch_tables_kernel_command_line_changes_it(base, monkeypatch):
 
 def test_the_selected_cases_change_it(base):
     assert pipeline.inputs_digest(dataclasses.replace(base, cases=("kprobe/*",))) != pipeline.inputs_digest(base)
+
+
+def test_the_accelerator_counts_as_the_run_will_get_it(base, monkeypatch):
+    """`auto` where KVM cannot run is TCG: the same inputs as `tcg`. Where /dev/kvm is
+    usable, a run under `auto` may get KVM: not the inputs of a TCG run."""
+    from orchestrator.vm import qemu
+    tcg = dataclasses.replace(base, accel="tcg")
+    monkeypatch.setattr(qemu.os, "access", lambda path, mode: False)
+    assert pipeline.inputs_digest(base) == pipeline.inputs_digest(tcg)
+    monkeypatch.setattr(qemu.os, "access", lambda path, mode: path == "/dev/kvm")
+    monkeypatch.setattr(qemu.platform, "machine", lambda: "x86_64")
+    assert pipeline.inputs_digest(base) != pipeline.inputs_digest(tcg)
+    assert pipeline.inputs_digest(dataclasses.replace(base, accel="kvm")) != pipeline.inputs_digest(base)

@@ -82,6 +82,18 @@ def _boot_id() -> str:
         return "unknown"
 
 
+def accel_prospect(arch: Arch, wanted: str) -> str:
+    """The accelerator a run will get, as far as it is known before anything boots:
+    "tcg" where KVM cannot be used (asked for TCG, another host machine, no usable
+    /dev/kvm), else what was asked for with the device there ("auto+kvm", "kvm+kvm"): the
+    probe (choose_accel) settles that case. A run's inputs name this, not the "auto" asked
+    for, so a base run under KVM is not reused for a series run under TCG."""
+    if wanted == "tcg" or platform.machine() not in arch.kvm.host_machines \
+            or not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    return f"{wanted}+kvm"
+
+
 def choose_accel(arch: Arch, kernel: pathlib.Path, cache_root: pathlib.Path, wanted: str,
                  say=print) -> Accel:
     """wanted: 'auto', 'kvm' or 'tcg'."""
