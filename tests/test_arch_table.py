@@ -192,3 +192,20 @@ def test_tcg_gives_each_vcpu_a_thread_only_where_the_cores_hold_them(monkeypatch
     assert argv[argv.index("-smp") + 1] == str(x86.qemu.smp) == "2"
     kvm = qemu.qemu_argv(x86, pathlib.Path("bzImage"), None, qemu.Accel("kvm", "test"), guests=guests)
     assert kvm[kvm.index("-accel") + 1] == "kvm"
+
+
+def test_a_failed_kvm_probe_says_why_in_whole_words(tmp_path):
+    """The probe's reason is QEMU's last line: cut at a word, never "...faile"."""
+    import dataclasses
+    import pathlib
+    from orchestrator.vm import qemu
+    fake = tmp_path / "qemu"
+    said = "qemu-system-x86_64: " + " ".join(["failed to initialize kvm: permission denied"] * 5)
+    fake.write_text(f"#!/bin/sh\necho '{said}'\n")
+    fake.chmod(0o755)
+    x86 = arches.get_arch("x86_64")
+    arch = dataclasses.replace(x86, qemu=dataclasses.replace(x86.qemu, binary=str(fake)))
+    ok, detail = qemu._probe(arch, pathlib.Path("bzImage"))
+    shown = detail.removesuffix(f" within {qemu.PROBE_SECONDS:.0f}s")
+    assert not ok and shown.endswith("...") and len(shown) <= 120
+    assert said.startswith(shown.removesuffix("...")) and shown.removesuffix("...").split()[-1] in said.split()

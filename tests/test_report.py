@@ -374,9 +374,11 @@ def test_summary_text(x86, arm64):
     assert entries[0] == f"x86_64: Linux 6.12.117 at {x86[0]['kernel']['git_commit'][:12]}, QEMU 7.2.22 TCG"
     assert entries[1] == "  58 cases: 55 pass, 1 fail, 1 error, 1 unsupported; 2 kernel splat(s)"
     assert entries[2] == f"  tree: {x86[0]['kernel']['origin']}"
+    # What built it: the compiler and the config fragments.
+    assert entries[3] == f"  built with {x86[0]['versions']['compiler']}, config base + tracing + x86_64"
     # Where the run's time went: its five slowest cases, slowest first.
     slowest = sorted(x86[0]["cases"], key=lambda c: -c["seconds"])[:5]
-    assert entries[3] == "  slowest: " + ", ".join(f"{c['id']} {fmt_duration(c['seconds'])}" for c in slowest)
+    assert entries[4] == "  slowest: " + ", ".join(f"{c['id']} {fmt_duration(c['seconds'])}" for c in slowest)
     arm_line = next(i for i, l in enumerate(entries) if l.startswith("arm64: "))
     assert entries[arm_line + 1] == "  44 cases: 32 pass, 2 fail, 10 unsupported"
     failing = [(d, c) for d in (x86[0], arm64[0]) for c in d["cases"] if c["status"] in FAILING]
@@ -387,7 +389,8 @@ def test_summary_text(x86, arm64):
     # Every line within the width, but for one word longer than a line (a path), kept whole.
     assert all(len(l) <= report.SUMMARY_WIDTH or " " not in l.strip() for l in lines), \
         [l for l in lines if len(l) > report.SUMMARY_WIDTH]
-    assert len(entries) == 8 + len(failing) + len(explained) + len(splats) + decoded   # nothing else
+    built = sum(1 for d in (x86[0], arm64[0]) if d["versions"].get("compiler"))
+    assert len(entries) == 8 + built + len(failing) + len(explained) + len(splats) + decoded   # nothing else
     assert sum(e.startswith("    known cause, ") for e in entries) == len(explained)
     for d, c in failing:
         section = entries[:arm_line] if d is x86[0] else entries[arm_line:]
@@ -399,7 +402,7 @@ def test_summary_text(x86, arm64):
     for s in splats:
         assert any(s["title"][:100] in e and s["case"] in e for e in entries[1:arm_line])
     # cases that did not fail are not named (TPROBE is, for its x86_64 ERROR)
-    named = "\n".join(e for e in entries if not e.startswith("  slowest: "))
+    named = "\n".join(e for e in entries if not e.startswith(("  slowest: ", "  built with ")))
     assert not any(c["id"] in named for c in arm64[0]["cases"]
                    if c["status"] not in FAILING and c["id"] != TPROBE)
 

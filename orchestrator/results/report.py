@@ -21,7 +21,7 @@ from ..model import CaseResult, Diff, RunRecord, Stages
 from ..progress import cut_at_word, printable
 from . import causes, compare, confirm, history, history_chart, junit, ktap_out
 from .recorder import Recorder, guest_order
-from .summary import checkpatch_lines, slowest_line
+from .summary import built_line, checkpatch_lines, slowest_line
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
 from ..suites.splats import decoded_lines, grouped
 from ..suites.status import FAILING, STATUSES, counts, counts_line
@@ -336,6 +336,8 @@ def summary_text(runs: list[RunRecord]) -> str:
                         f"{accel}", "", "    ")
         out.append(f"  {counts_line(run)}")
         out += _wrapped(f"tree: {run.kernel.origin}", "  ", "      ")
+        if built := built_line(run):
+            out += _wrapped(built, "  ", "      ")
         if slowest := slowest_line(run):
             out += _wrapped(slowest, "  ", "      ")
         for c in run.cases:

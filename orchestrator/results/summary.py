@@ -1,6 +1,7 @@
 """The terminal summary printed at the end of a run, from its record alone."""
 from __future__ import annotations
 
+import pathlib
 import shlex
 
 from ..model import PatchCheck, RunRecord
@@ -28,6 +29,15 @@ def checkpatch_lines(checks: list[PatchCheck], patches: int) -> list[str]:
 # The slowest cases a summary names: where a run's time went, and a case that ran out
 # its timeout.
 SLOWEST_SHOWN = 5
+
+
+def built_line(run: RunRecord) -> str | None:
+    """`built with gcc (Debian 12.2.0-14) 12.2.0, config base + tracing + x86_64`: what
+    made the kernel (the compiler's version line, the kconfig fragments by name)."""
+    if not run.versions.compiler:
+        return None
+    config = " + ".join(pathlib.PurePath(f).stem for f in run.fragments)
+    return f"built with {run.versions.compiler}" + (f", config {config}" if config else "")
 
 
 def slowest_line(run: RunRecord) -> str | None:

@@ -18,6 +18,7 @@ import time
 
 from .. import cache, hosttools
 from ..arches import Arch
+from ..progress import cut_at_word
 
 PROBE_SECONDS = 15.0
 
@@ -147,7 +148,7 @@ def _probe(arch: Arch, kernel: pathlib.Path) -> tuple[bool, str]:
                 if b"Linux version" in seen:
                     return True, "kernel banner seen"
         tail = seen.decode(errors="replace").strip().splitlines()[-1:] or ["no console output"]
-        return False, f"{tail[0][:120]} within {PROBE_SECONDS:.0f}s"
+        return False, f"{cut_at_word(tail[0], 120)} within {PROBE_SECONDS:.0f}s"
     finally:
         proc.kill()
         proc.wait()
