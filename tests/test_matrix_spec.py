@@ -26,6 +26,12 @@ def test_workflow_has_a_job_per_cell_and_a_merging_report():
         runs = [s.get("run", "") for s in jobs[c.job_id]["steps"]]
         assert any(f"--cell {c.name} " in r for r in runs)
         assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in jobs[c.job_id]["steps"])
+        # The compiler cache survives from night to night, one per cell, where the cell's
+        # cache dir puts it.
+        kept = [s["with"] for s in jobs[c.job_id]["steps"] if s.get("with", {}).get("path", "").endswith("/ccache")]
+        assert [k["key"] for k in kept] == [f"ccache-{c.job_id}-${{{{ github.run_id }}}}"] * 2
+        assert kept[0]["restore-keys"] == f"ccache-{c.job_id}-"
+        assert kept[0]["path"] == jobs[c.job_id]["env"]["ORCHESTRATOR_CACHE"] + "/ccache"
     report = jobs["report"]
     assert report["needs"] == [c.job_id for c in cells] and report["if"] == "always()"
     assert any("--fail-on-regression" in s.get("run", "") for s in report["steps"])
