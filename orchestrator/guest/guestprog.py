@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pathlib
 import re
-import subprocess
 
 from .. import cache, hosttools
 from ..arches import Arch
@@ -116,7 +115,7 @@ def build_program(name: str, tree: KernelTree, arch: Arch, cache_root: pathlib.P
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     proc = hosttools.run_tree(compile_argv(arch, source, tmp, nolibc, uapi), capture_output=True,
-                              text=True, stdin=subprocess.DEVNULL)
+                              text=True)
     if proc.returncode != 0:
         errors = [l for l in proc.stderr.splitlines() if "error" in l][:3] or proc.stderr.splitlines()[:3]
         raise ProgramBuildFailed(

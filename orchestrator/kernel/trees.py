@@ -65,7 +65,7 @@ def _apt(state: pathlib.Path, *args: str, cwd: pathlib.Path | None = None) -> su
                f"-oDir::State::Lists={state / 'lists'}", f"-oDir::Cache={state / 'cache'}",
                "-oDebug::NoLocking=1", "-oAPT::Sandbox::User=root", "-qq"]
     return hosttools.run_tree(["apt-get", *options, *args], cwd=cwd, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=1800)
+                              timeout=1800)
 
 
 def ensure_tarball(tree: BuiltinTree, cache_root: pathlib.Path, say=print) -> pathlib.Path:

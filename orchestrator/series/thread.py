@@ -108,7 +108,7 @@ def am_ready(thread: pathlib.Path | None = None, msgid: str | None = None, timeo
             argv = [*b4_argv(), "am", "-o", str(out), msgid or ""]
         try:
             got = hosttools.run_tree(argv, capture_output=True, text=True, timeout=timeout,
-                                     stdin=subprocess.DEVNULL, env=_b4_env(), cwd=tmp)
+                                     env=_b4_env(), cwd=tmp)
         except subprocess.TimeoutExpired:
             got = subprocess.CompletedProcess(argv, 124, "", f"b4 took more than {timeout:.0f} s")
         said = (got.stdout + got.stderr).strip()

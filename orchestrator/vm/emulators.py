@@ -191,7 +191,7 @@ def ensure(arches: list[Arch], name: str, cache_root: pathlib.Path, say=print) -
             # is bookworm's in both builds).
             download = ["apt-get", "download", "-qq", "-t", emu.suite, *todo]
             try:
-                got = hosttools.run_tree(download, cwd=dl, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                got = hosttools.run_tree(download, cwd=dl, capture_output=True, text=True,
                                          timeout=hostpkg.APT_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:
                 got = subprocess.CompletedProcess(download, 124, "", "")

@@ -89,22 +89,26 @@ def accel_prospect(arch: Arch, wanted: str) -> str:
     /dev/kvm), else what was asked for with the device there ("auto+kvm", "kvm+kvm"): the
     probe (choose_accel) settles that case. A run's inputs name this, not the "auto" asked
     for, so a base run under KVM is not reused for a series run under TCG."""
-    if wanted == "tcg" or platform.machine() not in arch.kvm.host_machines \
-            or not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "tcg"
-    return f"{wanted}+kvm"
+    return "tcg" if _kvm_unusable(arch, wanted) else f"{wanted}+kvm"
+
+
+def _kvm_unusable(arch: Arch, wanted: str) -> str | None:
+    """Why KVM cannot run this arch's guests here without a probe, or None."""
+    if wanted == "tcg":
+        return "TCG asked for"
+    host = platform.machine()
+    if host not in arch.kvm.host_machines:
+        return f"KVM cannot run {arch.name} guests on a {host} host"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "/dev/kvm is absent or not accessible"
+    return None
 
 
 def choose_accel(arch: Arch, kernel: pathlib.Path, cache_root: pathlib.Path, wanted: str,
                  say=print) -> Accel:
     """wanted: 'auto', 'kvm' or 'tcg'."""
-    if wanted == "tcg":
-        return Accel("tcg", "TCG asked for")
-    host = platform.machine()
-    if host not in arch.kvm.host_machines:
-        return Accel("tcg", f"KVM cannot run {arch.name} guests on a {host} host")
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return Accel("tcg", "/dev/kvm is absent or not accessible")
+    if why := _kvm_unusable(arch, wanted):
+        return Accel("tcg", why)
     qemu_version = hosttools.version_line((arch.qemu.binary, "--version"))
     key = cache.digest(_boot_id(), arch.name, qemu_version)
     verdicts_path = cache_root / "kvm-probe.json"
