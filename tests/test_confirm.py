@@ -231,6 +231,24 @@ def test_a_splat_seen_in_a_try_only_is_judged_too(data_dir):
     assert [(s.title, s.seen.series) for s in out.new_splats] == [(BUG.title, "1/3")]
 
 
+def test_a_warn_once_is_named_by_the_case_it_was_seen_during_most_often(data_dir):
+    """A WARN_ONCE lands on the first case to reach it in each boot; the first run gave it
+    to COOKIES, every try to BROKEN: the report names BROKEN, and counts it over the runs
+    that held BROKEN."""
+    base, series = _load(data_dir, "base"), _load(data_dir, "series")
+    diff = compare.compare(base, series)
+    warn = _splat("warning", "WARNING: kernel/trace/trace_kprobe.c:498 at __register_trace_kprobe+0x52/0x120", None)
+    s_runs = [_with(series, {}, [replace(warn, case=COOKIES)])] + [_try(series, splats=[replace(warn, case=BROKEN)])
+                                                                   for _ in range(3)]
+    out = confirm.confirm(diff, [base, _try(base), _try(base), _try(base)], s_runs)
+    (new,) = out.new_splats
+    assert new.case == BROKEN and new.seen.series == "4/4"
+    # On a tie, the case of the first run it was seen in.
+    s_runs = [_with(series, {}, [replace(warn, case=COOKIES)]), _try(series, splats=[replace(warn, case=BROKEN)])]
+    out = confirm.confirm(diff, [base, _try(base)], s_runs)
+    assert [s.case for s in out.new_splats] == [COOKIES]
+
+
 def test_a_try_whose_kernel_did_not_boot_fails_every_case(data_dir):
     base, series = _load(data_dir, "base"), _load(data_dir, "series")
     diff = compare.compare(base, series)

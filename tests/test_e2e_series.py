@@ -89,7 +89,8 @@ def test_series_that_breaks_a_case_is_bisected_to_its_patch(series_files, tmp_pa
     # Confirmed: the break was seen on every series try and on no base try.
     assert new[BROKEN_CASE]["tries"] == {"base": 1 + RETRIES, "series": 1 + RETRIES}
     _check_coin(diff)
-    # The WARN is new, tied to the first case that registers a kprobe event.
+    # The WARN is new, named by the case it was seen during most often: one that fails on
+    # every series run for it (the first case to register a kprobe event on its guest).
     warns = [s for s in diff["new_splats"] if "kprobe event" in s["title"] or "trace_kprobe.c" in s["title"]]
     assert warns and warns[0]["case"] in new
     # The WARN's own line (kernel/trace/trace_kprobe.c:N) is one patch 2 added: the splat is

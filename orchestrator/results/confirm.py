@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from typing import Callable, Iterable
 
 from msgspec.structs import replace
@@ -299,13 +300,22 @@ def _judge_splats(out: Diff, diff: Diff, base_runs: list[RunRecord], series_runs
     judged over all runs; gone_splats: as before, kept only when every run agrees."""
     base_first = _splat_keys(base_runs[0]) if base_runs else set()
     candidates: dict[str, tuple[Splat, RunRecord]] = {}   # key -> (the splat, the series run it was first seen in)
+    during: dict[str, Counter[str | None]] = {}          # key -> the cases it was seen during, over the runs
     for run in series_runs:
         for s in run.splats:
             key = splat_key(s)
-            if key not in base_first and key not in candidates:
-                candidates[key] = (s, run)
+            if key in base_first:
+                continue
+            candidates.setdefault(key, (s, run))
+            during.setdefault(key, Counter())[s.case] += 1
     new = []
-    for key, (splat, run) in candidates.items():
+    for key, first_seen in candidates.items():
+        # A WARN_ONCE lands on whichever case first reaches it in each boot, and the order
+        # differs between guests and runs: name the case it was seen during most often
+        # (the first seen on a tie), not the one the first run happened to give it.
+        case = max(during[key].items(), key=lambda item: item[1])[0]
+        splat, run = next(((s, r) for r in series_runs for s in r.splats
+                           if splat_key(s) == key and s.case == case), first_seen)
         s_tally = _splat_tally(series_runs, key, splat.case)
         b_tally = _splat_tally(base_runs, key, splat.case, base_history)
         seen = _shown(s_tally, b_tally)
