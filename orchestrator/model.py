@@ -40,7 +40,7 @@ class Record(msgspec.Struct, forbid_unknown_fields=True):
 Status = Literal["PASS", "FAIL", "UNRESOLVED", "ERROR", "XFAIL", "UNSUPPORTED", "UNTESTED", "SKIP"]
 STATUSES: tuple[str, ...] = get_args(Status)
 SplatKind = Literal["warning", "ftrace-bug", "kasan", "stall", "bug", "oops", "panic",
-                    "rethook", "lockdep", "ubsan"]
+                    "rethook", "lockdep", "ubsan", "leak"]
 RunState = Literal["running", "complete", "failed", "incomplete", "error"]
 StageState = Literal["running", "done", "failed"]
 CauseKind = Literal["tree", "config", "emulator", "image", "test", "kernel", "unsettled"]
@@ -287,6 +287,11 @@ class Stage(Record, kw_only=True, omit_defaults=True):
     boots: Count | None = None
     restart_seconds: list[float] | None = None
     restart_guest_seconds: list[float | None] | None = None
+    leak_scan_seconds: Annotated[list[float] | None, Meta(description="suites: each guest's kmemleak scan after "
+                                                                      "its last case (a kernel with kmemleak: "
+                                                                      "KCONFIG=debug); its leaks are splats of kind leak.")] = None
+    leak_scan_errors: Annotated[list[str] | None, Meta(description="suites: why a guest's leak scan did not "
+                                                                   "complete.")] = None
 
 
 class Stages(Record, kw_only=True, omit_defaults=True):

@@ -6,6 +6,7 @@ record. What the steps are made of, and what other front doors share with them, 
 run_inputs.py (what a run is asked) and guest_setup.py (a guest for an arch)."""
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import pathlib
 import signal
@@ -261,6 +262,10 @@ def run_suites(run: OpenRun, prepared: PreparedGuest, booted: Booted) -> SuitesR
                 break
     progress.clear()
     runners = started.runners
+    # The debug kernel's leak scan, each guest at once (its own QEMU, its own thread).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(runners)) as scans:
+        leak_scans = [scan for scan in scans.map(GuestRunner.scan_for_leaks, runners) if scan is not None]
+    progress.clear()
     taint = None
     for r in runners:   # taint is a bit mask: any guest's flag counts
         if r.taint is not None:
@@ -269,6 +274,8 @@ def run_suites(run: OpenRun, prepared: PreparedGuest, booted: Booted) -> SuitesR
         recorder.set("taint", msgspec.structs.replace(recorder.record.taint, end=taint))
     recorder.set("transport", transport_record(opts.transport, started.sessions))
     recorder.stage_finished("suites", boots=sum(r.boots for r in runners),
+                            leak_scan_seconds=[scan.seconds for scan in leak_scans] or None,
+                            leak_scan_errors=[scan.error for scan in leak_scans if scan.error] or None,
                             restart_seconds=[s for r in runners for s in r.boot_seconds[1:]],
                             restart_guest_seconds=[s for r in runners for s in r.guest_boot_seconds[1:]])
     for r in runners:

@@ -85,6 +85,8 @@ class EndLine(_Line, tag="end"):
     taint: int | None
     restart_seconds: list[float]
     transport: Transport
+    leak_scan_seconds: float | None = None   # its kmemleak scan after the last case (runner.LeakScan)
+    leak_scan_error: str | None = None
 
 
 PartLine = BootLine | BootFailedLine | CaseLine | SplatLine | EndLine
@@ -161,12 +163,15 @@ class ArchGuest:
         self._splats_written = len(self.detector.splats)
 
     def close(self) -> None:
+        leak_scan = self.runner.scan_for_leaks()
         self.runner.stop()
         self.detector.flush()
         self._write_splats()
         self.part.write(EndLine(worker=self.worker, boots=self.runner.boots, taint=self.runner.taint,
                                 restart_seconds=self.runner.boot_seconds[1:],
-                                transport=transport_record(self.transport, self.sessions)))
+                                transport=transport_record(self.transport, self.sessions),
+                                leak_scan_seconds=leak_scan.seconds if leak_scan else None,
+                                leak_scan_error=leak_scan.error if leak_scan else None))
         self.console_log.close()
 
 
@@ -208,7 +213,10 @@ def merge(recorder: Recorder, order: list[str], items_seconds: float,
                                 guest_uptime_at_shell=first.guest_uptime_at_shell)
     if cases:
         recorder.stage_finished("suites", seconds=items_seconds, boots=sum(e.boots for e in ends),
-                                restart_seconds=[s for e in ends for s in e.restart_seconds])
+                                restart_seconds=[s for e in ends for s in e.restart_seconds],
+                                leak_scan_seconds=[e.leak_scan_seconds for e in ends
+                                                   if e.leak_scan_seconds is not None] or None,
+                                leak_scan_errors=[e.leak_scan_error for e in ends if e.leak_scan_error] or None)
     workers = sorted({r.worker for r in boots} | {r.worker for r in ends}, key=guest_order)
     recorder.set("pytest", PytestRun(workers=[
         Worker(worker=w, cases=sum(1 for r in cases if r.case.worker == w),

@@ -23,7 +23,7 @@ from . import causes, compare, confirm, history, history_chart, junit, ktap_out
 from .recorder import Recorder, guest_order
 from .summary import built_line, checkpatch_lines, slowest_line
 from ..suites.case_id import INSTANCE_SUFFIX, CaseId
-from ..suites.splats import decoded_lines, grouped
+from ..suites.splats import decoded_lines, grouped, no_case_label
 from ..suites.status import FAILING, STATUSES, counts, counts_line
 _CONSOLE_CAP = 80          # console lines shown per case
 _CONSOLE_HEAD = 30         # of which from the start of the case's region
@@ -52,6 +52,7 @@ _env = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     trim_blocks=True, lstrip_blocks=True,
 )
+_env.globals["no_case_label"] = no_case_label
 
 
 def _labels(runs: list[RunRecord]) -> list[str]:

@@ -41,6 +41,26 @@ PROGRAM_SUITES = guestprog.PROGRAM_SUITES
 WEDGED_GRACE_SECONDS = 30.0
 WEDGED_QUIET_SECONDS = 5.0
 
+# The debug kernel's leak scan after the last case. kmemleak reports an object only when
+# two scans in a row found it unreferenced with unchanged contents and it is older than
+# its minimum age (5 s): wait out the age of the last case's allocations, scan once to
+# take the checksums, scan again to report. `verbose` prints each leak (one per
+# backtrace) on the console, where the splat detector reads it like any other report.
+KMEMLEAK = "/sys/kernel/debug/kmemleak"
+LEAK_SCAN_COMMAND = ("echo 1 > /sys/module/kmemleak/parameters/verbose && sleep 5 && "
+                     f"echo scan > {KMEMLEAK} && echo scan > {KMEMLEAK}")
+# printk may reach the console after the write that printed returned (a console's
+# printer thread): the console is read until it has been quiet this long.
+LEAK_REPORT_QUIET_SECONDS = 1.0
+LEAK_REPORT_MAX_WAIT_SECONDS = 15.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LeakScan:
+    """One guest's kmemleak scan after its last case."""
+    seconds: float
+    error: str | None     # why it did not scan (kmemleak disabled itself, the guest died...)
+
 
 @dataclasses.dataclass(frozen=True)
 class CaseSpec:
@@ -151,10 +171,12 @@ class GuestRunner:
     def __init__(self, start_guest: Callable[[], Transport], detector: SplatDetector,
                  progress: Progress, case_timeout: float, boot_timeout: float,
                  halt_command: str | None, max_restarts: int = 5,
-                 case_logs_dir: pathlib.Path | None = None):
+                 case_logs_dir: pathlib.Path | None = None, leak_scan: bool = False):
         """case_logs_dir: where a non-passing case's full log dir goes when the session can
         copy files back (SSH); its path relative to the dir's parent (the run dir) is
-        recorded on the case."""
+        recorded on the case. leak_scan: the kernel has kmemleak (the debug config): scan
+        for leaks after the last case (scan_for_leaks)."""
+        self.leak_scan = leak_scan
         self.start_guest = start_guest
         self.detector = detector
         self.progress = progress
@@ -193,6 +215,35 @@ class GuestRunner:
             self.taint = session.boot_taint
         self.guest_taint = session.boot_taint
         return session
+
+    def scan_for_leaks(self) -> LeakScan | None:
+        """kmemleak's scan on the running guest after its last case; each leak it prints
+        becomes a splat of kind "leak" with no case. None when there was nothing to scan:
+        no kmemleak in the kernel, or no guest running (a guest restarted after a crash and
+        never used again is not booted for it). Only the last boot's allocations are seen."""
+        if not self.leak_scan or self.session is None:
+            return None
+        session = self.session
+        self.detector.current_case = None
+        self.progress.status("kmemleak: scanning the guest's memory for leaks")
+        t0 = time.monotonic()
+        error = None
+        try:
+            res = session.run(LEAK_SCAN_COMMAND, self.case_timeout, label="kmemleak scan")
+            if res.exit_status != 0:
+                said = " ".join(line.strip() for line in res.output if line.strip())[-200:]
+                error = (f"the scan command exited {res.exit_status}"
+                         + (f" ({said})" if said else "") + ": kmemleak may have disabled itself (see console.log)")
+            ended = time.monotonic()
+            while time.monotonic() - max(ended, self.detector.last_line_at) < LEAK_REPORT_QUIET_SECONDS \
+                    and time.monotonic() - ended < LEAK_REPORT_MAX_WAIT_SECONDS:
+                session.poll(0.25)
+        except (GuestTimeout, GuestDied, TransportLost) as exc:
+            error = f"the guest did not finish the scan: {exc}"
+            self.kill()
+        self.detector.flush()
+        self.progress.clear()
+        return LeakScan(round(time.monotonic() - t0, 2), error)
 
     def stop(self) -> None:
         if self.session is not None:

@@ -40,6 +40,8 @@ CATALOGUE: tuple[tuple[str, str, bool], ...] = (
     ("lockdep", r"possible circular locking dependency", False),
     ("lockdep", r"suspicious RCU usage", False),
     ("ubsan", r"UBSAN: ", False),
+    # kmemleak's verbose report of its scan (the debug kernel's scan after the suites).
+    ("leak", r"^kmemleak: unreferenced object", False),
 )
 _COMPILED = tuple((kind, re.compile(pat), header) for kind, pat, header in CATALOGUE)
 # A line with no printk timestamp opens a report only when it starts with one of these
@@ -51,11 +53,37 @@ _UNTIMED_HEADER = re.compile(
     r"WARNING: [\w./+-]+:\d+ at \S+\+0x|kernel BUG at [\w./+-]+:\d+!|Oops: .*\[#\d+\]|"
     r"BUG: (?:unable to handle|kernel NULL pointer|KASAN: |sleeping function|scheduling while atomic|"
     r"soft lockup)|Kernel panic - not syncing: |rcu: INFO: |WARNING: (?:possible (?:recursive|circular) "
-    r"locking|suspicious RCU usage))")
+    r"locking|suspicious RCU usage)|kmemleak: unreferenced object )")
 _END = re.compile(r"---\[ end (trace|Kernel panic)")
 # A report without an end marker (stalls, ftrace bug) is closed by this much kernel time.
 _QUIET_GAP = 5.0
 _MAX_LINES = 120
+# A leak report is one object's (or one backtrace's) lines, all prefixed "kmemleak: ";
+# the next object, the scan's count line or any other message ends it.
+_LEAK_LINE = re.compile(r"^kmemleak: (?!unreferenced object|\d+ new suspected memory leak)")
+_LEAK_FRAME = re.compile(r"^kmemleak:\s+(?P<func>[A-Za-z_.$][\w.$]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
+_LEAK_SIZE = re.compile(r"\(size (\d+)\)")
+# The allocator's own frames at the top of a leak's backtrace: the leak is named by the
+# first frame below them, the code that allocated (as syzkaller names its leak reports).
+_ALLOCATOR = re.compile(
+    r"^(?:kmemleak_\w+|__?kmalloc\w*|kmalloc\w*|__?kzalloc\w*|kcalloc\w*|__?krealloc\w*|__?kvmalloc\w*|"
+    r"kvzalloc\w*|kvrealloc\w*|__?kmem_cache_alloc\w*|kmem_cache_zalloc|__do_kmalloc\w*|slab_\w+|"
+    r"__?slab_alloc\w*|___slab_alloc|alloc_slab\w*|__?vmalloc\w*|vzalloc\w*|__?alloc_pages\w*|"
+    r"alloc_pages\w*|pcpu_alloc\w*|__?alloc_percpu\w*|kstrn?dup\w*|kmemdup\w*|kvasprintf\w*|"
+    r"kasprintf\w*|kasan_\w+|__kasan_\w+|trace_kmalloc\w*)$")
+
+
+def leak_title(lines: list[str]) -> str | None:
+    """"kmemleak: memory leak in <the allocating function> (size N)" from a leak report's
+    backtrace; None when it has no frame below the allocator's."""
+    size = next((m.group(1) for m in map(_LEAK_SIZE.search, lines[:1]) if m), None)
+    for line in lines:
+        m = _LEAK_FRAME.match(line)
+        if m and not _ALLOCATOR.match(m.group("func").split(".")[0]):
+            return f"kmemleak: memory leak in {m.group('func')}" + (f" (size {size})" if size else "")
+    return None
+
+
 # Kinds after which the kernel is not trustworthy for the rest of the boot: an ftrace
 # bug disables ftrace, an Oops may leave locks held. Later failures are reported as
 # possibly following from the first of them.
@@ -129,8 +157,13 @@ def grouped(splats: list[Splat]) -> list[tuple[Splat, int, list[str]]]:
     groups: dict[str, list[Splat]] = {}
     for s in splats:
         groups.setdefault(splat_key(s), []).append(s)
-    return [(same[0], sum(s.count for s in same), list(dict.fromkeys(s.case or "boot/idle" for s in same)))
+    return [(same[0], sum(s.count for s in same), list(dict.fromkeys(s.case or no_case_label(s.kind) for s in same)))
             for same in groups.values()]
+
+
+def no_case_label(kind: str) -> str:
+    """What a splat with no case came during."""
+    return "the leak scan after the suites" if kind == "leak" else "boot/idle"
 
 
 class SplatDetector:
@@ -155,6 +188,8 @@ class SplatDetector:
         ts, msg = parsed
         if self._open is not None and ts is not None and self._open.kernel_time is not None \
                 and ts - self._open.kernel_time > _QUIET_GAP:
+            self._close()
+        if self._open is not None and self._open.kind == "leak" and not _LEAK_LINE.match(msg):
             self._close()
         hit = classify(msg)
         if self._open is None:
@@ -194,6 +229,8 @@ class SplatDetector:
         if splat is None:
             return
         splat.location = location_of(splat.lines)
+        if splat.kind == "leak":
+            splat.title = leak_title(splat.lines) or splat.title
         for prev in self.splats:
             if prev.case == splat.case and normalize_title(prev.title) == normalize_title(splat.title):
                 prev.count += 1
