@@ -20,10 +20,11 @@ INLINED = "  inlined in trace_kprobe_create_cb (kernel/trace/trace_kprobe.c:1106
 
 def test_the_top_frames_read_as_file_and_line_with_their_inlined_chain():
     (bug,) = load_run(RUN).splats
-    lines = decoded_lines(bug.frames)
+    lines = decoded_lines(bug)
     assert lines[:3] == [AT, INLINED, "trace_probe_create+0x50/0x60 (kernel/trace/trace_probe.c:2415)"]
     assert len([l for l in lines if not l.startswith("  ")]) == SHOWN_FRAMES
-    assert decoded_lines(None) == [] and decoded_lines([msgspec.structs.replace(bug.frames[0], file=None)]) == []
+    assert decoded_lines(msgspec.structs.replace(bug, frames=None)) == []
+    assert decoded_lines(msgspec.structs.replace(bug, frames=[msgspec.structs.replace(bug.frames[0], file=None)])) == []
 
 
 def test_the_summary_and_the_page_show_them():
@@ -45,3 +46,21 @@ def test_the_comparison_text_shows_them_under_a_new_splat():
     text = compare.mail_summary(diff, run, run)
     assert "    kernel BUG at kernel/trace/trace_kprobe.c:938! (during kprobe/kretprobe_maxactive.tc): " in text
     assert f"\n      {AT}\n" in text
+
+
+LEAK_RUN = pathlib.Path(__file__).parent / "data" / "runs" / "x86_64-7.2-debug-leak"
+
+
+def test_a_leak_shows_the_code_that_allocated_not_the_allocator():
+    """The debug kernel's leak scan (a real run): the decoded top of a leak starts at the
+    allocating function, the allocator's own frames are in console.log only."""
+    run = load_run(LEAK_RUN)
+    assert [s.kind for s in run.splats] == ["leak", "leak"]
+    assert run.stages.suites.leak_scan_seconds and not run.stages.suites.leak_scan_errors
+    percpu, symbol = (decoded_lines(s) for s in run.splats)
+    assert percpu[0] == "alloc_trace_kprobe+0x7f/0x430 (kernel/trace/trace_kprobe.c:281)"
+    assert symbol[0] == "alloc_trace_kprobe+0xc7/0x430 (kernel/trace/trace_kprobe.c:286)"
+    text = summary.render(run, str(LEAK_RUN))
+    assert "leak x30 during the leak scan after the suites: kmemleak: memory leak in" in text
+    page = report.render_html([(run, LEAK_RUN)])
+    assert "the leak scan after the suites" in page and "trace_kprobe.c:286" in page

@@ -385,7 +385,7 @@ def test_summary_text(x86, arm64):
     splats = [s for d in (x86[0], arm64[0]) for s in d["splats"]]
     explained = [c for d, c in failing if causes.of(model.convert(c, model.CaseResult), record(d))]
     assert explained    # the tprobe module Oops and the TCG ustring fetch, at least
-    decoded = sum(len(decoded_lines(model.convert(sp, model.Splat).frames)) for sp in splats)
+    decoded = sum(len(decoded_lines(model.convert(sp, model.Splat))) for sp in splats)
     # Every line within the width, but for one word longer than a line (a path), kept whole.
     assert all(len(l) <= report.SUMMARY_WIDTH or " " not in l.strip() for l in lines), \
         [l for l in lines if len(l) > report.SUMMARY_WIDTH]

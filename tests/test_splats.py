@@ -141,3 +141,35 @@ def test_the_same_report_on_two_guests_is_one_line_with_its_count(data_dir):
     run = replace(load_run(data_dir / "ab-x86_64-v2" / "series"), splats=[*warn, bug])
     lines = [l for l in report.summary_text([run]).splitlines() if l.startswith("  splat ")]
     assert len(lines) == 2 and lines[0].startswith("  splat warning x2 during kprobe/case1.tc, kprobe/case2.tc")
+
+
+KMEMLEAK = "x86_64-7.2.12-debug-kmemleak.console.log"
+
+
+def test_each_kmemleak_backtrace_is_a_leak_named_by_its_allocating_function(data_dir):
+    """A real debug kernel's scan after the suites (a series that frees neither the
+    symbol nor the hit counter of a kprobe event; 30 events added and removed): two
+    backtraces, each its own report, counted with the objects kmemleak folded into it."""
+    d = _feed((data_dir / KMEMLEAK).read_text(errors="replace"))
+    assert [(s.kind, s.title, s.count, s.case) for s in d.splats] == [
+        ("leak", "kmemleak: memory leak in alloc_trace_kprobe (pcpu_alloc_noprof, size 8)", 30, None),
+        ("leak", "kmemleak: memory leak in alloc_trace_kprobe (kstrdup, size 16)", 17, None)]
+    percpu, symbol = d.splats
+    assert percpu.lines[0] == "kmemleak: unreferenced object (percpu) 0xffffffff836d6c10 (size 8):"
+    assert percpu.lines[-1] == "kmemleak:   ... and 29 more object(s) with the same backtrace"
+    # The scan's own count line and the host's marker after it belong to no report.
+    assert symbol.lines[-1] == "kmemleak:   ... and 16 more object(s) with the same backtrace"
+    assert classify("kmemleak: Kernel memory leak detector initialized (mem pool available: 15561)") is None
+
+
+def test_a_leak_without_a_frame_below_the_allocator_keeps_its_headline():
+    d = _feed("[   26.1] kmemleak: unreferenced object 0xff11000007 (size 16):\n"
+              "[   26.2] kmemleak:   backtrace (crc 0):\n"
+              "[   26.3] kmemleak:     __kmalloc_noprof+0x2f3/0x620\n"
+              "[   26.4] kmemleak: unreferenced object 0xff11000008 (size 32):\n"
+              "[   26.5] kmemleak:     kstrdup+0x32/0x90\n"
+              "[   26.6] kmemleak:     my_driver_probe+0x1/0x2\n"
+              "[   26.7] other: the next message ends the report\n")
+    assert [(s.title, len(s.lines)) for s in d.splats] == [
+        ("kmemleak: unreferenced object 0xff11000007 (size 16):", 3),
+        ("kmemleak: memory leak in my_driver_probe (kstrdup, size 32)", 3)]

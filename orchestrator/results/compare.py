@@ -180,7 +180,7 @@ def mail_summary(diff: Diff, base: RunRecord, series: RunRecord, bisect: Bisect 
                      + textwrap.shorten(failed.why, ERROR_WIDTH, placeholder=" ..."))
         for s in failed.splats:
             lines.append(f"    {splat_line(s)}")
-            lines.extend(f"      {d}" for d in decoded_lines(s.frames))
+            lines.extend(f"      {d}" for d in decoded_lines(s))
     tries = diff.tries
     judged = (diff.new_failures, diff.fixed, diff.coverage_lost, diff.newly_supported, diff.other_changes,
               diff.new_splats, diff.new_cases_failing, diff.likely_regressions)
@@ -192,7 +192,7 @@ def mail_summary(diff: Diff, base: RunRecord, series: RunRecord, bisect: Bisect 
     section(f"likely regressions (mixed runs; {confirm.TEST}, p < {confirm.ALPHA})",
             confirm.likely_lines(diff))
     section("new kernel splats", [line for s in diff.new_splats
-                                  for line in [splat_line(s), *(f"  {d}" for d in decoded_lines(s.frames))]])
+                                  for line in [splat_line(s), *(f"  {d}" for d in decoded_lines(s))]])
     section("coverage lost (the case ran on the base, not with the series)",
             [f"{e.id}: {e.base} -> {e.series or 'absent'}" + _reason(e) for e in diff.coverage_lost])
     section("new cases failing (only in the series)",

@@ -204,7 +204,7 @@ def _run_view(run: RunRecord, run_dir: pathlib.Path | None, label: str) -> dict[
         "dropped": [d.as_dict() for d in run.config.dropped] if run.config else [],
         "cases": shown,
         "unexplained": sum(1 for c in shown if c["cause"] is None),
-        "splats": [{**s.as_dict(), "lines": "\n".join(s.lines), "decoded": "\n".join(decoded_lines(s.frames))}
+        "splats": [{**s.as_dict(), "lines": "\n".join(s.lines), "decoded": "\n".join(decoded_lines(s))}
                    for s in run.splats],
         "first_cause": run.first_cause.as_dict() if run.first_cause else None,
         "known_noise": [history.mark(c.id, c.status, run.history[c.id])
@@ -350,7 +350,7 @@ def summary_text(runs: list[RunRecord]) -> str:
         for s, times, cases in grouped(run.splats):
             out += _wrapped(f"splat {s.kind}{f' x{times}' if times > 1 else ''} during {', '.join(cases)}: "
                             f"{cut_at_word(s.title, REASON_MAX)}", "  ", "      ")
-            for line in decoded_lines(s.frames):
+            for line in decoded_lines(s):
                 out += _wrapped(line, "    ", "        ")
     return printable("\n".join(out)) + "\n"
 

@@ -82,7 +82,7 @@ def render(run: RunRecord, results_dir: str) -> str:
         for s, times, cases in grouped(run.splats):
             out.append(f"    {s.kind}{f' x{times}' if times > 1 else ''} during {cut_at_word(', '.join(cases), 100)}: "
                        f"{cut_at_word(s.title, 110)}")
-            out.extend(f"      {line[:150]}" for line in decoded_lines(s.frames))
+            out.extend(f"      {line[:150]}" for line in decoded_lines(s))
     known = [history.mark(c.id, c.status, run.history[c.id])
              for c in run.cases if c.status != "PASS" and c.id in run.history]
     if known:

@@ -63,6 +63,7 @@ _MAX_LINES = 120
 _LEAK_LINE = re.compile(r"^kmemleak: (?!unreferenced object|\d+ new suspected memory leak)")
 _LEAK_FRAME = re.compile(r"^kmemleak:\s+(?P<func>[A-Za-z_.$][\w.$]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
 _LEAK_SIZE = re.compile(r"\(size (\d+)\)")
+_LEAK_MORE = re.compile(r"^kmemleak:\s+\.\.\. and (\d+) more object\(s\) with the same backtrace")
 # The allocator's own frames at the top of a leak's backtrace: the leak is named by the
 # first frame below them, the code that allocated (as syzkaller names its leak reports).
 _ALLOCATOR = re.compile(
@@ -74,13 +75,23 @@ _ALLOCATOR = re.compile(
 
 
 def leak_title(lines: list[str]) -> str | None:
-    """"kmemleak: memory leak in <the allocating function> (size N)" from a leak report's
-    backtrace; None when it has no frame below the allocator's."""
+    """"kmemleak: memory leak in <the allocating function> (<the allocator>, size N)" from
+    a leak report's backtrace, e.g. "... in alloc_trace_kprobe (kstrdup, size 16)": the
+    names stay the same from one build to the next (base, series), where offsets do not,
+    and two leaks of one function through different allocators stay two. None when the
+    backtrace has no frame below the allocator's."""
     size = next((m.group(1) for m in map(_LEAK_SIZE.search, lines[:1]) if m), None)
+    allocator = None
     for line in lines:
         m = _LEAK_FRAME.match(line)
-        if m and not _ALLOCATOR.match(m.group("func").split(".")[0]):
-            return f"kmemleak: memory leak in {m.group('func')}" + (f" (size {size})" if size else "")
+        if m is None:
+            continue
+        func = m.group("func")
+        if _ALLOCATOR.match(func.split(".")[0]):
+            allocator = func
+            continue
+        what = ", ".join(x for x in (allocator, f"size {size}" if size else None) if x)
+        return f"kmemleak: memory leak in {func}" + (f" ({what})" if what else "")
     return None
 
 
@@ -133,12 +144,17 @@ def normalize_title(title: str) -> str:
 SHOWN_FRAMES = 4
 
 
-def decoded_lines(frames: list[Frame] | None, limit: int = SHOWN_FRAMES) -> list[str]:
+def decoded_lines(splat: Splat | SplatChange, limit: int = SHOWN_FRAMES) -> list[str]:
     """The top decoded frames as decode_stacktrace.sh prints them: `func+0x6f0/0xf80
     (kernel/trace/trace_kprobe.c:938)`, an inlined function on its own line under the
-    frame it was inlined into. Frames that could not be decoded are left out."""
+    frame it was inlined into. Frames that could not be decoded are left out; a leak's
+    top is the allocator's own frames, left out too (they are in console.log)."""
+    frames = splat.frames or []
+    if splat.kind == "leak":
+        below = [k for k, f in enumerate(frames) if not _ALLOCATOR.match(f.frame.split("+")[0].split(".")[0])]
+        frames = frames[below[0]:] if below else frames
     out: list[str] = []
-    for f in [f for f in frames or [] if f.file and f.line][:limit]:
+    for f in [f for f in frames if f.file and f.line][:limit]:
         name = f.function if f.function and not f.frame.startswith(f.function + "+") else None
         out.append(f"{f.frame}" + (f" [{f.module}]" if f.module else "")
                    + (f" {name}" if name else "") + f" ({f.file}:{f.line})")
@@ -231,9 +247,12 @@ class SplatDetector:
         splat.location = location_of(splat.lines)
         if splat.kind == "leak":
             splat.title = leak_title(splat.lines) or splat.title
+            # 7.x prints one object per backtrace, then how many more share it.
+            more = next((m for m in map(_LEAK_MORE.search, splat.lines[-1:]) if m), None)
+            splat.count += int(more.group(1)) if more else 0
         for prev in self.splats:
             if prev.case == splat.case and normalize_title(prev.title) == normalize_title(splat.title):
-                prev.count += 1
+                prev.count += splat.count
                 return
         self.splats.append(splat)
 
