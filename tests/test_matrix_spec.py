@@ -32,17 +32,22 @@ def test_workflow_has_a_job_per_cell_and_a_merging_report():
         assert [k["key"] for k in kept] == [f"ccache-{c.job_id}-${{{{ github.run_id }}}}"] * 2
         assert kept[0]["restore-keys"] == f"ccache-{c.job_id}-"
         assert kept[0]["path"] == jobs[c.job_id]["env"]["ORCHESTRATOR_CACHE"] + "/ccache"
+    # Every cell's cap together fits the Actions cache of a repository (10 GB).
+    caps = [int(jobs[c.job_id]["env"]["CCACHE_MAXSIZE"].removesuffix("M")) for c in cells]
+    assert sum(caps) <= 10 * 1024 and min(caps) >= 500
     report = jobs["report"]
     assert report["needs"] == [c.job_id for c in cells] and report["if"] == "always()"
     assert any("--fail-on-regression" in s.get("run", "") for s in report["steps"])
     assert wf["on"]["schedule"][0]["cron"] == "17 2 * * *"   # the key is quoted: YAML 1.1 reads on as true
 
 
-def test_the_default_spec_is_five_arches_of_debians_two_trees():
+def test_the_default_spec_is_five_arches_of_debians_two_trees_and_a_debug_kernel_on_two():
     cells = matrixspec.load(REPO / "matrix.yaml")
     arches = ["x86_64", "arm64", "s390x", "riscv64", "loongarch64"]
-    assert [c.arch for c in cells] == arches * 2
-    assert [c.tree for c in cells] == ["6.12"] * 5 + ["7.2"] * 5 and {c.series for c in cells} == {None}
+    assert [c.arch for c in cells] == arches * 2 + ["x86_64", "arm64"]
+    assert [c.tree for c in cells] == ["6.12"] * 5 + ["7.2"] * 7 and {c.series for c in cells} == {None}
+    assert [c.name for c in cells if c.kconfig] == ["x86_64-debian-7.2-debug", "arm64-debian-7.2-debug"]
+    assert {c.kconfig for c in cells if c.kconfig} == {("debug",)}
     assert cells[0].suites == ("dynevent", "kprobe", "tcscripts", "kprobe_multi")
     assert cells[0].name == "x86_64-debian-6.12" and cells[0].job_id == "x86_64-debian-6_12"
     assert cells[5].name == "x86_64-debian-7.2" and cells[5].kernel_name == "debian-7.2"
@@ -138,3 +143,13 @@ def test_every_generated_workflow_passes_github_s_schema(action_validator, tmp_p
         path.write_text(ciworkflow.render(matrixspec.parse(spec), "matrix.yaml"))
     got = subprocess.run([str(action_validator), str(path)], capture_output=True, text=True, timeout=120)
     assert got.returncode == 0, got.stdout[-2000:] + got.stderr[-500:]
+
+
+def test_a_kernel_can_name_its_own_arches():
+    cells = matrixspec.parse("arches: [x86_64, arm64, s390x]\nkernels:\n  - name: all\n"
+                             "  - name: dbg\n    arches: x86_64 arm64\n    kconfig: [debug]\n")
+    assert [c.name for c in cells] == ["x86_64-all", "arm64-all", "s390x-all", "x86_64-dbg", "arm64-dbg"]
+    with pytest.raises(OrchestratorError, match="Unknown arch 'sparc'"):
+        matrixspec.parse("arches: [x86_64]\nkernels:\n  - name: dbg\n    arches: [sparc]\n")
+    with pytest.raises(OrchestratorError, match=r"kernels\[1\]\.arches"):
+        matrixspec.parse("arches: [x86_64]\nkernels:\n  - name: dbg\n    arches: 5\n")

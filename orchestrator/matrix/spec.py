@@ -25,6 +25,7 @@ class _Kernel(msgspec.Struct, forbid_unknown_fields=True):
     """One entry of `kernels:` as written; every value's type is checked on the way in."""
     name: str
     tree: str | None = None
+    arches: Names = None     # this kernel's arches, when not every arch of the spec
     series: str | None = None
     base: str | None = None
     compare: bool = False
@@ -137,7 +138,10 @@ def parse(text: str, origin: str = "matrix.yaml") -> list[Cell]:
         kconfig = _list(k.kconfig if k.kconfig is not None else parsed.kconfig)
         case_timeout = k.case_timeout if k.case_timeout is not None else parsed.case_timeout
         boot_timeout = k.boot_timeout if k.boot_timeout is not None else parsed.boot_timeout
-        for arch in arches:
+        kernel_arches = _list(k.arches) or arches
+        for a in kernel_arches:
+            get_arch(a)
+        for arch in kernel_arches:
             cells.append(Cell(
                 name=f"{arch}-{k.name}", arch=arch, kernel_name=k.name,
                 tree=None if k.tree in (None, "default") else k.tree,

@@ -24,11 +24,16 @@ BOOTSTRAP = ("apt-get update -qq && apt-get install -y -qq --no-install-recommen
 # tarballs, build dirs) is fetched or made again: too large for the Actions cache.
 CELL_CACHE = "/var/cache/orchestrator"
 KEPT_CCACHE = f"{CELL_CACHE}/ccache"
-# Ten cells' compiler caches within the Actions cache's 10 GB.
-CCACHE_MAXSIZE = "900M"
+# Every cell's compiler cache within the Actions cache (10 GB a repository; a tenth kept
+# for the baselines): each cell's share of it is its ccache's cap.
+ACTIONS_CACHE_MB = 10 * 1024
 
 
-def _cell_job(cell: Cell, spec_path: str) -> dict:
+def ccache_share(cells: int) -> str:
+    return f"{ACTIONS_CACHE_MB * 9 // 10 // max(cells, 1)}M"
+
+
+def _cell_job(cell: Cell, spec_path: str, ccache_maxsize: str) -> dict:
     key = f"baseline-{cell.job_id}"
     ccache_key = f"ccache-{cell.job_id}"
     return {
@@ -36,7 +41,7 @@ def _cell_job(cell: Cell, spec_path: str) -> dict:
         "runs-on": "ubuntu-latest",
         "container": {"image": CONTAINER},
         "timeout-minutes": 240,
-        "env": {"ORCHESTRATOR_CACHE": CELL_CACHE, "CCACHE_MAXSIZE": CCACHE_MAXSIZE},
+        "env": {"ORCHESTRATOR_CACHE": CELL_CACHE, "CCACHE_MAXSIZE": ccache_maxsize},
         "steps": [
             {"uses": "actions/checkout@v4"},
             {"name": "previous results of this cell (the baseline)",
@@ -66,7 +71,7 @@ def _cell_job(cell: Cell, spec_path: str) -> dict:
 
 
 def render(cells: list[Cell], spec_path: str = "matrix.yaml") -> str:
-    jobs = {c.job_id: _cell_job(c, spec_path) for c in cells}
+    jobs = {c.job_id: _cell_job(c, spec_path, ccache_share(len(cells))) for c in cells}
     jobs["report"] = {
         "name": "merged report",
         "needs": [c.job_id for c in cells],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 
-from ..model import Frame, Location, Splat, SplatChange
+from ..model import Location, Splat, SplatChange
 from ..vm.printk import kernel_text
 
 # (kind, pattern, is_header)
