@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import re
+import shutil
 import subprocess
 
 from .. import hosttools
@@ -109,13 +110,13 @@ def ensure_tarball(tree: BuiltinTree, cache_root: pathlib.Path, say=print) -> pa
                 ExitCode.MISSING_HOST_TOOL)
         dest = cache_root / "debs" / tree.package
         partial = dest.with_name(dest.name + ".partial")
-        hosttools.run_tree(["rm", "-rf", str(partial)], check=False)
+        shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         out = hosttools.run_tree(["dpkg-deb", "-x", str(debs[-1]), str(partial)], capture_output=True, text=True)
         if out.returncode != 0 or not (partial / tree.tarball.lstrip("/")).exists():
             raise OrchestratorError(f"Unpacking {debs[-1].name} failed ({out.stderr.strip()[-200:]}); "
                                     f"remove {state} and retry.", ExitCode.INFRA_ERROR)
-        hosttools.run_tree(["rm", "-rf", str(dest)], check=False)
+        shutil.rmtree(dest, ignore_errors=True)
         partial.rename(dest)
         debs[-1].unlink()   # the tarball is what is kept (the .deb would double the space)
     return tarball
