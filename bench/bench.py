@@ -333,7 +333,7 @@ def scenario_suites(runs: pathlib.Path, arch: str) -> dict:
 
 
 def scenario_debug(runs: pathlib.Path, arch: str) -> dict:
-    """KCONFIG=debug (lockdep, sleep-in-atomic, KASAN) against the default config: a cold
+    """KCONFIG=debug (lockdep, sleep-in-atomic, KASAN, kmemleak) against the default config: a cold
     build on an empty cache (the default one's is the cold scenario's, in the same bench
     run), and the kprobe suite on each kernel, two guests each."""
     import shutil
@@ -353,6 +353,8 @@ def scenario_debug(runs: pathlib.Path, arch: str) -> dict:
         _, plain = orchestrator(runs / "debug-plain", arch, "--suite", "kprobe", "--guests", "2")
         return {"build_seconds": round(debug["stages"]["build"]["seconds"], 1),
                 "suites_seconds": round(debug["stages"]["suites"]["seconds"], 1),
+                # kmemleak's scan after the last case, each guest's (inside suites_seconds)
+                "leak_scan_seconds": debug["stages"]["suites"].get("leak_scan_seconds") or [],
                 "plain_suites_seconds": round(plain["stages"]["suites"]["seconds"], 1),
                 "counts": debug["counts"], "plain_counts": plain["counts"], "splats": len(debug["splats"])}
     finally:
@@ -619,7 +621,9 @@ def render(f: dict) -> str:
                      f"{cold}s (the cold row's build)" if cold else "-",
                      ratio(d["build_seconds"], cold) if cold else "-", "measure"))
         same = "same statuses" if d["counts"] == d["plain_counts"] else f"{d['counts']} vs {d['plain_counts']}"
-        rows.append((f"KCONFIG=debug: kprobe suite, 2 guests ({same}, {d['splats']} splats)",
+        scans = "+".join(f"{x:.0f}" for x in d.get("leak_scan_seconds", []))
+        rows.append((f"KCONFIG=debug: kprobe suite, 2 guests ({same}, {d['splats']} splats"
+                     + (f"; leak scans {scans}s" if scans else "") + ")",
                      f"{d['suites_seconds']}s", f"{d['plain_suites_seconds']}s (default config)",
                      ratio(d["suites_seconds"], d["plain_suites_seconds"]), "measure"))
 
