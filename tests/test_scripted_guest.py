@@ -126,3 +126,49 @@ def test_a_kernel_that_dies_in_every_case_is_not_booted_for_every_case(tmp_path)
     skipped = [c for c in got.values() if c.reason.startswith("not run: the guest died or was restarted in each "
                                                                "of the last 5 cases")]
     assert len(died) == 5 and len(skipped) == 3 and all(c.status == "ERROR" for c in got.values())
+
+
+LEAK = ["kmemleak: unreferenced object 0xff1100000753f900 (size 16):",
+        'kmemleak:   comm "ftracetest", pid 105, jiffies 4294894635',
+        "kmemleak:   backtrace (crc 3598b01f):",
+        "kmemleak:     __kmalloc_node_track_caller_noprof+0x2f3/0x620",
+        "kmemleak:     kstrdup+0x32/0x90",
+        "kmemleak:     alloc_trace_kprobe+0xc7/0x430",
+        "kmemleak:   ... and 16 more object(s) with the same backtrace",
+        "kmemleak: 17 new suspected memory leaks (see /sys/kernel/debug/kmemleak)"]
+
+
+def _scan(tmp_path: pathlib.Path, scan: dict):
+    """One case, then the leak scan, its answer scripted by `scan`."""
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps([{"output": _tap("ok 1 adds and removes")}, scan]))
+    detector = SplatDetector()
+    runner = GuestRunner(lambda: ConsoleSession([sys.executable, str(GUEST), str(path), "-append", "console=ttyS0"],
+                                                io.BytesIO(), detector.feed),
+                         detector, Progress(io.StringIO()), 10.0, 10.0, None, leak_scan=True)
+    try:
+        (case,) = runner.run_case(CaseSpec("kprobe/events.tc", "kprobe", "/kto/ftrace/test.d/kprobe/events.tc"),
+                                  1, 1, "/tmp/kto/1")
+        return case, runner.scan_for_leaks(), detector
+    finally:
+        runner.kill()
+
+
+def test_the_leak_scan_reads_leaks_printed_after_its_command_ended(tmp_path):
+    """A console's printer thread can print kmemleak's report after the write returned:
+    the scan reads the console until it is quiet, and the leak has no case."""
+    case, scan, detector = _scan(tmp_path, {"after_end": LEAK})
+    assert case.status == "PASS" and not case.splats
+    assert scan is not None and scan.error is None and scan.seconds < 10
+    (leak,) = detector.splats
+    assert (leak.kind, leak.title, leak.count, leak.case) == (
+        "leak", "kmemleak: memory leak in alloc_trace_kprobe (kstrdup, size 16)", 17, None)
+
+
+def test_a_scan_kmemleak_refuses_says_why_and_a_kernel_without_it_is_not_asked(tmp_path):
+    _, scan, detector = _scan(tmp_path, {"output": ["sh: write error: Operation not permitted"], "rc": 1})
+    assert scan is not None and detector.splats == []
+    assert scan.error == ("the scan command exited 1 (sh: write error: Operation not permitted): "
+                          "kmemleak may have disabled itself (see console.log)")
+    runner = GuestRunner(lambda: None, SplatDetector(), Progress(io.StringIO()), 10.0, 10.0, None)
+    assert runner.scan_for_leaks() is None
