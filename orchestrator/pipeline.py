@@ -260,7 +260,6 @@ def run_suites(run: OpenRun, prepared: PreparedGuest, booted: Booted) -> SuitesR
                 shell.hand_over(runner.session, failed.id, failed.status, index, len(run.cases),
                                 say=progress.say)
                 break
-    progress.clear()
     runners = started.runners
     # The debug kernel's leak scan, each guest at once (its own QEMU, its own thread).
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(runners)) as scans:

@@ -74,6 +74,11 @@ _ALLOCATOR = re.compile(
     r"kasprintf\w*|kasan_\w+|__kasan_\w+|trace_kmalloc\w*)$")
 
 
+def _is_allocator(function: str) -> bool:
+    """`kstrdup`, `__kmalloc_noprof.cold`...: a frame of the allocator itself."""
+    return bool(_ALLOCATOR.match(function.split(".")[0]))
+
+
 def leak_title(lines: list[str]) -> str | None:
     """"kmemleak: memory leak in <the allocating function> (<the allocator>, size N)" from
     a leak report's backtrace, e.g. "... in alloc_trace_kprobe (kstrdup, size 16)": the
@@ -87,7 +92,7 @@ def leak_title(lines: list[str]) -> str | None:
         if m is None:
             continue
         func = m.group("func")
-        if _ALLOCATOR.match(func.split(".")[0]):
+        if _is_allocator(func):
             allocator = func
             continue
         what = ", ".join(x for x in (allocator, f"size {size}" if size else None) if x)
@@ -151,7 +156,7 @@ def decoded_lines(splat: Splat | SplatChange, limit: int = SHOWN_FRAMES) -> list
     top is the allocator's own frames, left out too (they are in console.log)."""
     frames = splat.frames or []
     if splat.kind == "leak":
-        below = [k for k, f in enumerate(frames) if not _ALLOCATOR.match(f.frame.split("+")[0].split(".")[0])]
+        below = [k for k, f in enumerate(frames) if not _is_allocator(f.frame.split("+")[0])]
         frames = frames[below[0]:] if below else frames
     out: list[str] = []
     for f in [f for f in frames if f.file and f.line][:limit]:
