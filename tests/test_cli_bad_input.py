@@ -374,3 +374,15 @@ def test_case_globs_are_split_on_commas_and_checked_before_the_build(fake_tree, 
                  "--case", "nope2", "--results-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c")])
     err = capsys.readouterr().err
     assert code == 2 and "--case nope1, nope2 matches no case of the suites dynevent (1 cases)" in err, err
+
+
+@pytest.mark.parametrize("argv, help_line", [
+    (["test", "--timeout", "1"], "see `orchestrator test --help`."),             # the top parser finds it
+    (["report", "--bogus"], "see `orchestrator report --help`."),
+    (["test", "--arch", "x86_64", "--case-timeout"], "see `orchestrator test --help`."),   # the command's parser
+])
+def test_an_option_the_command_does_not_have_points_at_that_commands_help(argv, help_line):
+    p = subprocess.run([sys.executable, "-m", "orchestrator", *argv], cwd=REPO, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.rstrip().endswith(help_line), p.stderr

@@ -190,9 +190,18 @@ def _cache_root(args: argparse.Namespace) -> pathlib.Path:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one sentence and the bad-input exit code
         self.print_usage(sys.stderr)
-        print(f"orchestrator: error: {for_terminal(message)}; see `orchestrator {self.prog.split()[-1]} --help`.",
-              file=sys.stderr)
+        print(f"orchestrator: error: {for_terminal(message)}; see `{self._help_command()}`.", file=sys.stderr)
         sys.exit(ExitCode.BAD_INPUT)
+
+    def _help_command(self) -> str:
+        """The --help that answers: the command's own. Unknown options are found by the
+        top-level parser, whose prog names no command: the one on the command line."""
+        words = self.prog.split()[1:]
+        if not words:
+            commands = [name for action in self._actions if isinstance(action, argparse._SubParsersAction)
+                        for name in action.choices]
+            words = [arg for arg in sys.argv[1:] if arg in commands][:1]
+        return " ".join(["orchestrator", *words, "--help"])
 
 
 # Errors of a series run that no other arch would end differently: bad input (the series,
