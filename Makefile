@@ -54,8 +54,9 @@ APT_PACKAGES := gcc make flex bison bc libelf-dev libssl-dev dwarves cpio ccache
 	linux-source-6.12 git xz-utils kmod python3 python3-venv
 # What only `make check` needs beyond them: a test runs pytest-xdist's `--tx ssh=` against
 # a dropbear on the loopback of a network namespace (tests/netns_sshd.py). dropbear-bin is
-# the server's binaries alone: no service is installed or started on the host.
-CHECK_PACKAGES := dropbear-bin openssh-client iproute2 util-linux
+# the server's binaries alone: no service is installed or started on the host. qemu-user
+# runs the foreign guests' busybox and programs on the host (no binfmt is registered).
+CHECK_PACKAGES := dropbear-bin openssh-client iproute2 util-linux qemu-user
 
 .PHONY: deps test pytest shell matrix workflow report bench check check-debug unit clean help
 help:

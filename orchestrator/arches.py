@@ -35,12 +35,14 @@ class KvmSpec:
 @dataclasses.dataclass(frozen=True)
 class BusyboxSpec:
     """Where the guest's static busybox comes from: the host's own binary (`path`),
-    Debian's package for another architecture (`deb_arch`), unpacked into the cache, or
-    Debian's busybox source built with zig's musl (`zig_target`, `zig_cpu`) for arches
-    bookworm has no binaries for."""
+    Debian's package for another architecture (`deb_arch`), unpacked into the cache, from
+    the host's apt sources or, for an arch bookworm has no binaries for, from the Debian
+    `suite` that has them (a private apt source list), or Debian's busybox source built
+    with zig's musl (`zig_target`, `zig_cpu`)."""
     package: str
     path: str | None = None
     deb_arch: str | None = None
+    suite: str | None = None     # with deb_arch: a suite the host's apt sources do not name
     zig_target: str | None = None
     zig_cpu: str | None = None   # -mcpu for zig cc; None: the target's default
 

@@ -142,7 +142,7 @@ def test_programs_in_the_image(cache_root, tmp_path):
     if not pathlib.Path(source.BUILTIN_TREES["6.12"].tarball).exists():
         pytest.skip("Debian's linux-source-6.12 is not installed (run `make deps`)")
     lts = source.builtin_tree("6.12", cache_root, say=lambda *_: None)
-    assert guestprog.programs_for(["dynevent"], lts.path) == ("kprobe_multi", "args_trigger", "readelf")
+    assert guestprog.programs_for(["dynevent"], lts.path) == ("kprobe_multi", "args_trigger", "readelf", "nice")
     # Without nolibc only what the suites need is asked for (and its build explains).
     assert guestprog.programs_for(["dynevent", "kprobe"], tmp_path) == ()
     assert guestprog.programs_for(["tcscripts", "kprobe_multi"], tmp_path) == ("args_trigger", "kprobe_multi")
@@ -158,11 +158,11 @@ def test_the_7_2_tree_is_fetched_and_its_selftests_get_their_poll_helper(cache_r
     tree = source.builtin_tree("7.2", cache_root, say=lambda *_: None)
     assert tree.version.startswith("7.2.") and tree.origin == "Debian linux-source-7.2.tar.xz"
     programs = guestprog.programs_for(["dynevent"], tree.path)
-    assert programs == ("kprobe_multi", "args_trigger", "readelf", "ftrace_poll")
+    assert programs == ("kprobe_multi", "args_trigger", "readelf", "nice", "ftrace_poll")
     img = image.build_image(tree, get_arch("x86_64"), cache_root, None, programs, say=lambda *_: None)
     assert img.program_errors == {}
     listing = subprocess.run(["cpio", "-t", "--quiet"], input=img.path.read_bytes(), capture_output=True).stdout.decode()
-    assert {"kto/ftrace/poll", "kto/bin/kprobe_multi", "kto/bin/args_trigger",
+    assert {"kto/ftrace/poll", "kto/bin/kprobe_multi", "kto/bin/args_trigger", "usr/bin/readelf", "usr/bin/nice",
             "kto/ftrace/test.d/trigger/trigger-hist-poll.tc"} <= set(listing.split())
     # The host's apt configuration was not touched.
     assert not any("trixie" in p.read_text() for p in pathlib.Path("/etc/apt").rglob("*.list*") if p.is_file())
@@ -224,3 +224,38 @@ def test_readelf_refuses_what_it_cannot_answer(host_readelf, tmp_path):
     text.write_text("#!/bin/sh\n")
     out = _run([host_readelf, "-h", text])
     assert out.returncode == 1 and "not an ELF file" in out.stdout
+
+
+# -- nice: Debian's busybox-static has none; 7.2's inter-event trigger cases run one ---------
+
+@pytest.fixture(scope="session")
+def host_nice(default_tree, cache_root):
+    return guestprog.build_program("nice", default_tree, get_arch("x86_64"), cache_root)
+
+
+def test_nice_runs_the_command_at_the_niceness_it_was_asked_for(host_nice):
+    import os
+    here = os.nice(0)
+
+    def niceness(*args: str) -> int:
+        # Field 19 of /proc/self/stat (comm, "cut", has no space in it).
+        out = _run([host_nice, *args, "cut", "-d", " ", "-f", "19", "/proc/self/stat"])
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout)
+
+    assert niceness("-n", "1") == min(here + 1, 19)       # as trigger-onchange-action-hist.tc
+    assert niceness("-3") == min(here + 3, 19)
+    assert niceness() == min(here + 10, 19)               # the default adjustment
+    assert niceness("-n", "40") == 19                     # clamped, as coreutils'
+    assert niceness("-n", "2", "--") == min(here + 2, 19)
+
+
+def test_nice_exits_as_coreutils_does_when_it_cannot_run_the_command(host_nice, tmp_path):
+    missing = _run([host_nice, "-n", "1", "no-such-command-here"])
+    assert missing.returncode == 127 and "no-such-command-here: not found" in missing.stderr
+    assert _run([host_nice, str(tmp_path)]).returncode == 126          # found, not runnable
+    assert _run([host_nice]).returncode == 125                         # no command
+    assert _run([host_nice, "-n", "x", "true"]).returncode == 125      # not a number
+    # The command's own exit code and output come through.
+    out = _run([host_nice, "sh", "-c", "echo ran; exit 7"])
+    assert (out.returncode, out.stdout) == (7, "ran\n")

@@ -46,7 +46,8 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
     need_update = False
     for arch in arches:
         deb_arch = arch.busybox.deb_arch
-        if deb_arch and deb_arch != native and deb_arch not in foreign:
+        # A busybox from another suite comes through a private apt source list instead.
+        if deb_arch and arch.busybox.suite is None and deb_arch != native and deb_arch not in foreign:
             _run(["dpkg", "--add-architecture", deb_arch], say, log_path(cache_root))
             foreign.add(deb_arch)
             need_update = True

@@ -1,7 +1,14 @@
 """The guest's static busybox for an arch: the host's own binary, Debian's package for
-another architecture (downloaded with `apt-get download`, unpacked into the cache), or
-Debian's busybox source built with zig's musl for arches bookworm ships no binary for
-(riscv64, loong64). Whatever is made is cached; nothing is committed."""
+another architecture (downloaded with `apt-get download`, unpacked into the cache; for
+riscv64 and loong64, which bookworm has no binaries for, from trixie or forky through a
+private apt source list), or Debian's busybox source built with zig's musl (the route
+kept for QEMU 7.2's loongarch64, whose CPU has no LSX). Whatever is made is cached;
+nothing is committed.
+
+Debian's own binary is preferred to a zig build: busybox awk built with zig's clang and
+musl segfaulted on riscv64 and loongarch64 (a store to address 4 in the guest;
+dynevent/add_remove_uprobe.tc reads the entry point with awk), while Debian builds and
+runs its binaries on each of these arches."""
 from __future__ import annotations
 
 import os
@@ -12,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from .. import cache, hosttools
+from .. import cache, debsuite, hosttools
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
 
@@ -49,13 +56,21 @@ def busybox_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path
                 f"No static busybox for {arch.name} at {path}; install it with "
                 f"`apt-get install {spec.package}` (or `make deps`).", ExitCode.MISSING_HOST_TOOL)
         return path
-    dest = cache_root / "userland" / arch.name / "busybox"
+    dest = cache_root / "userland" / arch.name / ("busybox" if spec.suite is None else f"busybox-{spec.suite}")
     if dest.is_file():
         return dest
     with cache.file_lock(dest.with_name("busybox.lock"), f"busybox for {arch.name}"):
         if dest.is_file():
             return dest
-        _unpack_deb(f"{spec.package}:{spec.deb_arch}", "bin/busybox", dest, arch.name)
+        with tempfile.TemporaryDirectory(prefix="orchestrator-deb-") as tmp:
+            if spec.suite is None:
+                deb = _download_from_host_sources(f"{spec.package}:{spec.deb_arch}", pathlib.Path(tmp), arch.name)
+            else:
+                say(f"userland: downloading {spec.package} for {spec.deb_arch} from Debian {spec.suite} (once)")
+                deb = debsuite.download(spec.package, spec.suite, cache_root, pathlib.Path(tmp),
+                                        deb_arch=spec.deb_arch, say=say,
+                                        remedy=f"retry when the network is back (`make deps ARCH={arch.name}`).")
+            _unpack_member(deb, BUSYBOX_MEMBERS, dest, pathlib.Path(tmp, "x"))
     return dest
 
 
@@ -68,23 +83,29 @@ def install_executable(src: pathlib.Path, dest: pathlib.Path) -> None:
     partial.replace(dest)
 
 
-def _unpack_deb(package: str, member: str, dest: pathlib.Path, arch_name: str) -> None:
-    with tempfile.TemporaryDirectory(prefix="orchestrator-deb-") as tmp:
-        got = hosttools.run_tree(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
-        debs = list(pathlib.Path(tmp).glob("*.deb"))
-        if got.returncode != 0 or not debs:
-            raise OrchestratorError(
-                f"Cannot download {package} ({(got.stderr.strip().splitlines() or ['no .deb'])[-1]}); "
-                f"run `make deps ARCH={arch_name}` (it adds the dpkg architecture and updates apt).",
-                ExitCode.MISSING_HOST_TOOL)
-        out = pathlib.Path(tmp, "x")
-        hosttools.run_tree(["dpkg-deb", "-x", str(debs[0]), str(out)], check=True)
-        src = out / member
-        if not src.is_file():
-            raise OrchestratorError(f"{debs[0].name} holds no {member}; the package layout changed, "
-                                    "set a busybox path for this arch in the arch table.",
-                                    ExitCode.INFRA_ERROR)
-        install_executable(src, dest)
+# Where the package puts the binary: bookworm's /bin, /usr/bin since trixie (usrmerge).
+BUSYBOX_MEMBERS = ("bin/busybox", "usr/bin/busybox")
+
+
+def _download_from_host_sources(package: str, into: pathlib.Path, arch_name: str) -> pathlib.Path:
+    got = hosttools.run_tree(["apt-get", "download", package], cwd=into, capture_output=True, text=True)
+    debs = list(into.glob("*.deb"))
+    if got.returncode != 0 or not debs:
+        raise OrchestratorError(
+            f"Cannot download {package} ({(got.stderr.strip().splitlines() or ['no .deb'])[-1]}); "
+            f"run `make deps ARCH={arch_name}` (it adds the dpkg architecture and updates apt).",
+            ExitCode.MISSING_HOST_TOOL)
+    return debs[0]
+
+
+def _unpack_member(deb: pathlib.Path, members: tuple[str, ...], dest: pathlib.Path, scratch: pathlib.Path) -> None:
+    hosttools.run_tree(["dpkg-deb", "-x", str(deb), str(scratch)], check=True)
+    src = next((scratch / m for m in members if (scratch / m).is_file()), None)
+    if src is None:
+        raise OrchestratorError(f"{deb.name} holds none of {', '.join(members)}; the package layout changed, "
+                                "set a busybox path for this arch in the arch table.",
+                                ExitCode.INFRA_ERROR)
+    install_executable(src, dest)
 
 
 def debian_source(package: str, cache_root: pathlib.Path, say) -> pathlib.Path:

@@ -150,7 +150,7 @@ def ensure_sources(emu: Emulator, say, sources_dir: pathlib.Path = BACKPORTS_SOU
     its own, written whole); True when apt needs an update."""
     if emu.suite == "bookworm" or _has_suite(emu.suite, sources_dir):
         return False
-    from ..kernel.trees import KEYRING, host_mirror
+    from ..debsuite import KEYRING, host_mirror
     out = sources_dir / f"{emu.suite}.sources"
     text = backports_stanza(host_mirror(), KEYRING)
     say(f"deps: writing {out}")

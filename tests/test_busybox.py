@@ -1,0 +1,43 @@
+"""The guest's busybox where bookworm has none for the arch: Debian's own static binary
+from the suite that has one (riscv64: trixie), downloaded through a private apt source
+list, checked by running it (qemu-user) the way the tree's cases use it. The zig/musl
+build it replaces segfaulted in awk, so dynevent/add_remove_uprobe.tc FAILed there."""
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+from orchestrator import cache
+from orchestrator.arches import get_arch
+from orchestrator.guest import busybox
+
+
+def _host_apt_state() -> dict[str, str]:
+    files = [p for p in pathlib.Path("/etc/apt").rglob("*") if p.is_file() and p.suffix in (".list", ".sources")]
+    state = {str(p): p.read_text(errors="replace") for p in files}
+    state["foreign"] = subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
+                                      text=True).stdout
+    return state
+
+
+@pytest.mark.skipif(shutil.which("qemu-riscv64") is None, reason="needs qemu-user (qemu-riscv64)")
+def test_the_riscv64_guests_awk_reads_the_entry_point_as_the_uprobe_case_does():
+    before = _host_apt_state()
+    path = busybox.busybox_for(get_arch("riscv64"), cache.default_cache_root(), say=lambda *_: None)
+    header = "ELF Header:\n  Entry point address:               0x1a2b4\n"
+    out = subprocess.run(["qemu-riscv64", str(path), "sh", "-c", "grep 'Entry point' | awk '{print $NF}'"],
+                         input=header, capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (0, "0x1a2b4\n"), out.stderr
+    # The case's other applets: readlink -f and printf's conversions.
+    out = subprocess.run(["qemu-riscv64", str(path), "sh", "-c", "printf '%d 0x%x\\n' 0x10 $((16 + 1))"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout == "16 0x11\n", out.stderr
+    # Debian's riscv64 binary, not a build of ours; the host's apt sources and dpkg
+    # architectures are as they were.
+    head = path.read_bytes()[:20]
+    assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 243   # EM_RISCV
+    assert path.name == "busybox-trixie"
+    assert _host_apt_state() == before
