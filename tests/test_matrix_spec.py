@@ -32,6 +32,11 @@ def test_workflow_has_a_job_per_cell_and_a_merging_report():
         assert [k["key"] for k in kept] == [f"ccache-{c.job_id}-${{{{ github.run_id }}}}"] * 2
         assert kept[0]["restore-keys"] == f"ccache-{c.job_id}-"
         assert kept[0]["path"] == jobs[c.job_id]["env"]["ORCHESTRATOR_CACHE"] + "/ccache"
+    # The runner's /dev/kvm reaches the container of the cells that can use it (x86_64 on
+    # GitHub's x86_64 runners), and only those.
+    for c in cells:
+        options = jobs[c.job_id]["container"].get("options")
+        assert options == ("--privileged" if c.arch == "x86_64" else None), (c.name, options)
     # Every cell's cap together fits the Actions cache of a repository (10 GB).
     caps = [int(jobs[c.job_id]["env"]["CCACHE_MAXSIZE"].removesuffix("M")) for c in cells]
     assert sum(caps) <= 10 * 1024 and min(caps) >= 500
