@@ -82,7 +82,7 @@ def test_the_report_pages_show_the_cause_or_its_absence():
     html = report.render_html([(data, RUNS / "x86_64-base")])
     assert "known cause, kernel (a kernel bug): warning: WARNING: CPU: 0 PID: 1024 at kernel/trace/ftrace.c:387" in html
     mail = report.summary_text([data])
-    assert "    known cause, unsettled: A ustring fetch of kernel memory" in mail
+    assert "    known cause, tree: The case's kernel-memory half probes vfs_symlink()" in mail
     html72 = report.render_html([(_run("x86_64-7.2"), RUNS / "x86_64-7.2")])
     assert "3 not explained" in html72 and html72.count("no known cause: look here first") == 3
 
