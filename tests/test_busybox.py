@@ -1,7 +1,8 @@
 """The guest's busybox where bookworm has none for the arch: Debian's own static binary
 from the suite that has one (riscv64: trixie), downloaded through a private apt source
-list, checked by running it (qemu-user) the way the tree's cases use it. The zig/musl
-build it replaces segfaulted in awk, so dynevent/add_remove_uprobe.tc FAILed there."""
+list, or (loongarch64) Debian's source built with zig; each checked by running it
+(qemu-user) the way the tree's cases use it. The zig/musl build segfaulted in awk, so
+dynevent/add_remove_uprobe.tc FAILed on both arches."""
 from __future__ import annotations
 
 import pathlib
@@ -41,3 +42,25 @@ def test_the_riscv64_guests_awk_reads_the_entry_point_as_the_uprobe_case_does():
     assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 243   # EM_RISCV
     assert path.name == "busybox-trixie"
     assert _host_apt_state() == before
+
+
+def _zig_installed() -> bool:
+    import sys
+    return subprocess.run([sys.executable, "-m", "ziglang", "version"], capture_output=True).returncode == 0
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("qemu-loongarch64") is None, reason="needs qemu-user (qemu-loongarch64)")
+@pytest.mark.skipif(not _zig_installed(), reason="needs zig (`make deps TRANSPORT=ssh` installs it)")
+def test_the_zig_built_loongarch64_busybox_awk_writes_its_globals_where_they_are():
+    """loongarch64 has no Debian busybox that works here: its busybox is Debian's source
+    built with zig. Its awk stored into address 4 until the one declaration busybox 1.35
+    leaves `*const` went through BB_GLOBAL_CONST too. The row as written is QEMU 7.2's
+    (-mcpu=generic_la64, no LSX), which qemu-user 7.2 runs (about 2 minutes to build)."""
+    arch = get_arch("loongarch64")
+    assert arch.busybox.zig_target and arch.busybox.zig_cpu == "generic_la64"
+    path = busybox.busybox_for(arch, cache.default_cache_root(), say=lambda *_: None)
+    header = "ELF Header:\n  Entry point address:               0x1a2b4\n"
+    out = subprocess.run(["qemu-loongarch64", str(path), "sh", "-c", "grep 'Entry point' | awk '{print $NF}'"],
+                         input=header, capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (0, "0x1a2b4\n"), out.stderr

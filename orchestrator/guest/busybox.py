@@ -33,8 +33,14 @@ MUSL_UNSUPPORTED = (
 
 
 # busybox writes through pointers it declares const (ptr_to_globals); clang assumes
-# they never change and awk, ash & co. segfault. Its own escape hatch turns that off.
+# they never change and awk, ash & co. segfault. Its own escape hatch turns that off...
 GLOBAL_CONST_FIX = 'CONFIG_EXTRA_CFLAGS="-DBB_GLOBAL_CONST="'
+# ...for every such pointer but one: 1.35's libbb.h declares ptr_to_globals `*const`
+# outright. clang then keeps the value it read before SET_PTR_TO_GLOBALS, and awk's first
+# store into its globals goes to address 4 (seen on riscv64 and loongarch64, in the guest
+# and under qemu-user). The unpacked source gets that one declaration through the hatch too.
+SOURCE_FIXES = (("include/libbb.h", "extern struct globals *const ptr_to_globals;",
+                 "extern struct globals *BB_GLOBAL_CONST ptr_to_globals;"),)
 
 
 def busybox_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
@@ -42,6 +48,7 @@ def busybox_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path
     if spec.zig_target:
         # Keyed by the recipe, so a changed recipe never reuses an older binary.
         recipe = cache.digest(spec.zig_target, spec.zig_cpu or "", *MUSL_UNSUPPORTED, GLOBAL_CONST_FIX,
+                              repr(SOURCE_FIXES),
                               pathlib.Path(__file__).with_name("zigcc.py").read_text())
         dest = cache_root / "userland" / arch.name / f"busybox-{recipe[:12]}"
         if not dest.is_file():
@@ -149,10 +156,24 @@ def zig_env() -> dict[str, str]:
     return hosttools.build_environment({"PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[2])})[0]
 
 
+def _apply_source_fixes(src: pathlib.Path) -> None:
+    """SOURCE_FIXES on the cache's unpacked source (idempotent: a fixed file is left as is)."""
+    for rel, before, after in SOURCE_FIXES:
+        path = src / rel
+        text = path.read_text()
+        if before in text:
+            cache.atomic_write(path, text.replace(before, after))
+        elif after not in text:
+            raise OrchestratorError(f"{path} has neither the line this build fixes nor the fix "
+                                    f"({before!r}); busybox's source changed: update SOURCE_FIXES.",
+                                    ExitCode.INFRA_ERROR)
+
+
 def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, say) -> None:
     spec = arch.busybox
     require_zig(arch.name)
     src = debian_source("busybox", cache_root, say)
+    _apply_source_fixes(src)
     build = dest.parent / "busybox-build"
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
