@@ -386,3 +386,49 @@ def test_an_option_the_command_does_not_have_points_at_that_commands_help(argv, 
                        timeout=60)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.rstrip().endswith(help_line), p.stderr
+
+
+def test_a_signal_after_the_work_is_over_is_no_traceback(tmp_path, monkeypatch, capsys):
+    """SIGTERM while the verdict prints or at exit: the default action (main() hands the
+    signals back when it ends), and one raised while main() reports another end is one
+    line and the interrupted exit code (seen once: a timeout's SIGTERM at a run's end
+    printed `orchestrator.cli.main._Terminated: SIGTERM` and a traceback)."""
+    import signal
+    from orchestrator.cli import main as cli
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        assert cli.main(["test", "--arch", "nope", "--results-dir", str(tmp_path / "r")]) == 2
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL == signal.getsignal(signal.SIGHUP)
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+
+    def late_signal(argv=None):
+        raise cli._Terminated("SIGTERM")
+    monkeypatch.setattr(cli, "main", late_signal)
+    capsys.readouterr()
+    assert cli.console_main() == int(cli.ExitCode.INTERRUPTED) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("orchestrator: interrupted") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("option, value", [("--case", ""), ("--case", ",,,"), ("--suite", ""),
+                                           ("--suite", " , "), ("--kconfig", "")])
+def test_a_list_option_that_names_nothing_is_refused_not_taken_as_the_default(tmp_path, option, value):
+    """`--case ''` ran every case, `--suite ''` the default suites: one sentence instead."""
+    p = run(option, value, results=tmp_path / "r")
+    assert p.returncode == 2 and f"{option} {value!r} names nothing" in p.stderr, p.stderr
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--llvm", "2", "is not LLVM=1 or a version suffix"),
+    ("--llvm=", "-19x", "is not LLVM=1 or a version suffix"),
+    ("--cross-compile", "a b", "is not a compiler prefix"),
+    ("--cross-compile", "aarch64-linux-gnu-;id", "is not a compiler prefix"),
+])
+def test_a_toolchain_option_kbuild_would_not_take_is_bad_input(tmp_path, option, value, words):
+    """Was exit 3 ("a bgcc not found ... apt-get install gcc-a b"): not a missing tool."""
+    args = (option + value,) if option.endswith("=") else (option, value)
+    p = run(*args, results=tmp_path / "r")
+    assert p.returncode == 2 and words in p.stderr, p.stderr

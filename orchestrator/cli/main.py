@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 import os
 import pathlib
+import re
 import signal
 import sys
 
@@ -135,6 +136,20 @@ def check_paths(args: argparse.Namespace) -> None:
                 check_path(text, f"--{name.replace('_', '-')}" if name != "runs" else "RUN_DIR", kind)
 
 
+# The options that take comma-separated lists: given, each must name something, since an
+# empty one would quietly mean the default (every case, the default suites, no fragment).
+LIST_OPTIONS = ("suite", "kconfig", "case")
+
+
+def check_lists(args: argparse.Namespace) -> None:
+    for name in LIST_OPTIONS:
+        given = getattr(args, name, None)
+        if given is not None and not split_list(given):
+            raise OrchestratorError(
+                f"--{name} {' '.join(repr(v) for v in given)} names nothing; give one or more "
+                "comma-separated values, or leave the option out for its default.", ExitCode.BAD_INPUT)
+
+
 def _writable_dir(text: str, option: str) -> pathlib.Path:
     """The results directory, created if need be and written to once, before any work:
     finding out after a 9-minute build would lose what was measured."""
@@ -173,6 +188,21 @@ def _repeat_times(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 1000:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of runs from 1 to 1000")
     return int(text)
+
+
+def _llvm(text: str) -> str:
+    """kbuild's LLVM= as the arch table's toolchain follows it: 1 (clang, ld.lld...) or a
+    version suffix (-19: clang-19...); empty is no LLVM."""
+    if text and text != "1" and not re.fullmatch(r"-\d+", text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not LLVM=1 or a version suffix such as -19")
+    return text
+
+
+def _cross_compile(text: str) -> str:
+    """A CROSS_COMPILE prefix: a toolchain's name or path up to the tool (aarch64-linux-gnu-)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.+/-]*", text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a compiler prefix such as aarch64-linux-gnu-")
+    return text
 
 
 def _baseline_dir(text: str | None) -> pathlib.Path | None:
@@ -237,9 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "probe; kvm: probe, and say so when it falls back to TCG")
     _qemu_option(t)
     _guests_option(t)
-    t.add_argument("--llvm", default=None, metavar="1|-19",
+    t.add_argument("--llvm", type=_llvm, default=None, metavar="1|-19",
                    help="build with clang/LLVM for every arch (kbuild's LLVM=), instead of the table's toolchain")
-    t.add_argument("--cross-compile", default=None, metavar="PREFIX",
+    t.add_argument("--cross-compile", type=_cross_compile, default=None, metavar="PREFIX",
                    help="another CROSS_COMPILE prefix than the table's")
     t.add_argument("--series", default=None, metavar="MBOX|DIR|BASE..TIP|BRANCH",
                    help="patch series to apply (b4 am / git format-patch mbox, a directory of "
@@ -342,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _on_signal)
     try:
         check_paths(args)
+        check_lists(args)
         if args.command == "test":
             from .. import arches
             from ..matrix import run as matrix
@@ -466,4 +497,20 @@ def main(argv: list[str] | None = None) -> int:
         progress.clear()
         print(f"orchestrator: {for_terminal(internal_error(exc))}", file=sys.stderr)
         return int(ExitCode.INFRA_ERROR)
+    finally:
+        # The work is over and its results written: a SIGTERM from here on (while the
+        # verdict prints, at interpreter exit) ends the process as the default action does,
+        # instead of raising where nothing catches it (a traceback).
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
     return int(ExitCode.BAD_INPUT)
+
+
+def console_main() -> int:
+    """The `orchestrator` command and `python -m orchestrator`: main(), and a signal that
+    lands while main() is already reporting another end is one line, not a traceback."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print("orchestrator: interrupted while finishing; results so far are kept.", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
