@@ -432,3 +432,16 @@ def test_a_toolchain_option_kbuild_would_not_take_is_bad_input(tmp_path, option,
     args = (option + value,) if option.endswith("=") else (option, value)
     p = run(*args, results=tmp_path / "r")
     assert p.returncode == 2 and words in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("command", [["matrix"], ["workflow", "--out", "WF"]])
+def test_a_matrix_spec_that_is_not_utf8_is_one_sentence(tmp_path, command):
+    """Was exit 7, "internal error: UnicodeDecodeError"."""
+    spec = tmp_path / "matrix.yaml"
+    spec.write_bytes(b"arches: [x86_64]\nkernels:\n  - name: caf\xe9\n")
+    argv = [a.replace("WF", str(tmp_path / "wf.yml")) for a in command]
+    p = subprocess.run([sys.executable, "-m", "orchestrator", *argv, "--spec", str(spec)], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "is not UTF-8 text (byte 0xe9 at offset 39); save it as UTF-8." in p.stderr, p.stderr
+    assert not (tmp_path / "wf.yml").exists()

@@ -166,6 +166,9 @@ def load(path: pathlib.Path) -> list[Cell]:
         text = path.read_text()
     except OSError as exc:
         raise OrchestratorError(f"Cannot read the matrix spec {path} ({exc.strerror}); give --spec a YAML file.") from exc
+    except UnicodeDecodeError as exc:
+        raise OrchestratorError(f"The matrix spec {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                                f"offset {exc.start}); save it as UTF-8.") from exc
     return parse(text, str(path))
 
 
