@@ -1,5 +1,5 @@
 """A package from a Debian suite the host's apt sources do not name (trixie-backports'
-linux-source-7.2, trixie's riscv64 or forky's loong64 busybox-static): `apt-get download`
+linux-source-7.2, trixie's riscv64 busybox-static): `apt-get download`
 through a private apt source list, its lists and cache in <cache>/apt/<suite>[-<arch>]/.
 The host's apt configuration, its dpkg architectures and its installed packages are not
 touched; the .deb is only ever unpacked with `dpkg-deb -x`."""

@@ -389,16 +389,20 @@ def test_an_option_the_command_does_not_have_points_at_that_commands_help(argv, 
 
 
 def test_a_signal_after_the_work_is_over_is_no_traceback(tmp_path, monkeypatch, capsys):
-    """SIGTERM while the verdict prints or at exit: the default action (main() hands the
-    signals back when it ends), and one raised while main() reports another end is one
-    line and the interrupted exit code (seen once: a timeout's SIGTERM at a run's end
-    printed `orchestrator.cli.main._Terminated: SIGTERM` and a traceback)."""
+    """SIGTERM while the verdict prints or at exit: the handler it had before (main()
+    hands the signals back when it ends; for the command, the default action), and one
+    raised while main() reports another end is one line and the interrupted exit code
+    (seen once: a timeout's SIGTERM at a run's end printed
+    `orchestrator.cli.main._Terminated: SIGTERM` and a traceback)."""
     import signal
     from orchestrator.cli import main as cli
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    marker = lambda *_: None  # noqa: E731
     try:
+        signal.signal(signal.SIGHUP, marker)
         assert cli.main(["test", "--arch", "nope", "--results-dir", str(tmp_path / "r")]) == 2
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL == signal.getsignal(signal.SIGHUP)
+        assert signal.getsignal(signal.SIGTERM) == saved[signal.SIGTERM]
+        assert signal.getsignal(signal.SIGHUP) is marker
     finally:
         for s, h in saved.items():
             signal.signal(s, h)

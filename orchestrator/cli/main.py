@@ -368,8 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     progress = Progress()
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         check_paths(args)
         check_lists(args)
@@ -499,10 +498,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(ExitCode.INFRA_ERROR)
     finally:
         # The work is over and its results written: a SIGTERM from here on (while the
-        # verdict prints, at interpreter exit) ends the process as the default action does,
-        # instead of raising where nothing catches it (a traceback).
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
+        # verdict prints, at interpreter exit) gets the handler it had before (for the
+        # command: the default action, the end of the process), instead of raising where
+        # nothing catches it (a traceback).
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return int(ExitCode.BAD_INPUT)
 
 

@@ -1,14 +1,9 @@
 """The guest's static busybox for an arch: the host's own binary, Debian's package for
 another architecture (downloaded with `apt-get download`, unpacked into the cache; for
-riscv64 and loong64, which bookworm has no binaries for, from trixie or forky through a
-private apt source list), or Debian's busybox source built with zig's musl (the route
-kept for QEMU 7.2's loongarch64, whose CPU has no LSX). Whatever is made is cached;
-nothing is committed.
-
-Debian's own binary is preferred to a zig build: busybox awk built with zig's clang and
-musl segfaulted on riscv64 and loongarch64 (a store to address 4 in the guest;
-dynevent/add_remove_uprobe.tc reads the entry point with awk), while Debian builds and
-runs its binaries on each of these arches."""
+riscv64, which bookworm has no binary for, trixie's through a private apt source list),
+or Debian's busybox source built with zig's musl (loongarch64: no Debian release has a
+loong64 busybox that works here, see the arch table). Whatever is made is cached;
+nothing is committed."""
 from __future__ import annotations
 
 import os
