@@ -308,12 +308,18 @@ def _judge_splats(out: Diff, diff: Diff, base_runs: list[RunRecord], series_runs
                 continue
             candidates.setdefault(key, (s, run))
             during.setdefault(key, Counter())[s.case] += 1
+    confirmed_failing = {entry.id for entry in out.new_failures}
     new = []
     for key, first_seen in candidates.items():
         # A WARN_ONCE lands on whichever case first reaches it in each boot, and the order
-        # differs between guests and runs: name the case it was seen during most often
-        # (the first seen on a tie), not the one the first run happened to give it.
-        case = max(during[key].items(), key=lambda item: item[1])[0]
+        # differs between guests and runs: name the case it was seen during most often,
+        # not the one the first run happened to give it. On a tie (tries boot each guest
+        # afresh, so every retried case that reaches it gets it once per try), a case the
+        # series confirmed broken, where the report's reader looks first; then the first seen.
+        counts = during[key]
+        most = max(counts.values())
+        tied = [c for c, n in counts.items() if n == most]
+        case = next((c for c in tied if c in confirmed_failing), tied[0])
         splat, run = next(((s, r) for r in series_runs for s in r.splats
                            if splat_key(s) == key and s.case == case), first_seen)
         s_tally = _splat_tally(series_runs, key, splat.case)
