@@ -32,7 +32,7 @@ def test_the_riscv64_guests_awk_reads_the_entry_point_as_the_uprobe_case_does():
     out = subprocess.run(["qemu-riscv64", str(path), "sh", "-c", "grep 'Entry point' | awk '{print $NF}'"],
                          input=header, capture_output=True, text=True, timeout=60)
     assert (out.returncode, out.stdout) == (0, "0x1a2b4\n"), out.stderr
-    # The case's other applets: readlink -f and printf's conversions.
+    # The case's arithmetic: printf's conversions of hex and decimal.
     out = subprocess.run(["qemu-riscv64", str(path), "sh", "-c", "printf '%d 0x%x\\n' 0x10 $((16 + 1))"],
                          capture_output=True, text=True, timeout=60)
     assert out.stdout == "16 0x11\n", out.stderr
