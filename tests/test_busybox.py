@@ -24,13 +24,18 @@ def _host_apt_state() -> dict[str, str]:
     return state
 
 
+def _read_entry_point(qemu_user: str, busybox_path: pathlib.Path) -> subprocess.CompletedProcess:
+    """The pipeline add_remove_uprobe.tc reads readelf's entry point with, in that busybox."""
+    header = "ELF Header:\n  Entry point address:               0x1a2b4\n"
+    return subprocess.run([qemu_user, str(busybox_path), "sh", "-c", "grep 'Entry point' | awk '{print $NF}'"],
+                          input=header, capture_output=True, text=True, timeout=60)
+
+
 @pytest.mark.skipif(shutil.which("qemu-riscv64") is None, reason="needs qemu-user (qemu-riscv64)")
 def test_the_riscv64_guests_awk_reads_the_entry_point_as_the_uprobe_case_does():
     before = _host_apt_state()
     path = busybox.busybox_for(get_arch("riscv64"), cache.default_cache_root(), say=lambda *_: None)
-    header = "ELF Header:\n  Entry point address:               0x1a2b4\n"
-    out = subprocess.run(["qemu-riscv64", str(path), "sh", "-c", "grep 'Entry point' | awk '{print $NF}'"],
-                         input=header, capture_output=True, text=True, timeout=60)
+    out = _read_entry_point("qemu-riscv64", path)
     assert (out.returncode, out.stdout) == (0, "0x1a2b4\n"), out.stderr
     # The case's arithmetic: printf's conversions of hex and decimal.
     out = subprocess.run(["qemu-riscv64", str(path), "sh", "-c", "printf '%d 0x%x\\n' 0x10 $((16 + 1))"],
@@ -60,7 +65,5 @@ def test_the_zig_built_loongarch64_busybox_awk_writes_its_globals_where_they_are
     arch = get_arch("loongarch64")
     assert arch.busybox.zig_target and arch.busybox.zig_cpu == "generic_la64"
     path = busybox.busybox_for(arch, cache.default_cache_root(), say=lambda *_: None)
-    header = "ELF Header:\n  Entry point address:               0x1a2b4\n"
-    out = subprocess.run(["qemu-loongarch64", str(path), "sh", "-c", "grep 'Entry point' | awk '{print $NF}'"],
-                         input=header, capture_output=True, text=True, timeout=60)
+    out = _read_entry_point("qemu-loongarch64", path)
     assert (out.returncode, out.stdout) == (0, "0x1a2b4\n"), out.stderr
