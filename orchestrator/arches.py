@@ -38,13 +38,20 @@ class BusyboxSpec:
     Debian's package for another architecture (`deb_arch`), unpacked into the cache, from
     the host's apt sources or, for an arch bookworm has no binaries for, from the Debian
     `suite` that has them (a private apt source list), or Debian's busybox source built
-    with zig's musl (`zig_target`, `zig_cpu`)."""
+    with zig's musl for the arch's `zig` target (`from_source`)."""
     package: str
     path: str | None = None
     deb_arch: str | None = None
     suite: str | None = None     # with deb_arch: a suite the host's apt sources do not name
-    zig_target: str | None = None
-    zig_cpu: str | None = None   # -mcpu for zig cc; None: the target's default
+    from_source: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ZigSpec:
+    """What zig's clang builds the guest's userland from source for (the shell, dropbear,
+    a from_source busybox): its target triple, with musl, and -mcpu."""
+    target: str
+    cpu: str | None = None   # None: the target's default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,11 +66,9 @@ class BuiltinDtbSpec:
 
 @dataclasses.dataclass(frozen=True)
 class SshSpec:
-    """The SSH transport on this arch: the guest's network card (a QEMU -device) and the
-    zig target its static dropbear is built for."""
+    """The SSH transport on this arch: the guest's network card (a QEMU -device); its
+    static dropbear is built for the arch's `zig` target."""
     net_device: str
-    zig_target: str
-    zig_cpu: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +86,7 @@ class Arch:
     console: str
     cmdline: str
     busybox: BusyboxSpec
+    zig: ZigSpec
     halt_command: str | None
     packages: tuple[str, ...]   # Debian packages beyond toolchain/qemu/busybox
     # "direct": QEMU -kernel/-initrd/-append. "builtin": DTB (command line inside) and
@@ -106,9 +112,10 @@ class Arch:
         """Every Debian package this arch needs on the host (what `deps` installs)."""
         pkgs = [*self.toolchain.values(), self.qemu.package, *self.packages]
         # A foreign busybox-static is downloaded, never installed: it would replace the host's.
-        if self.busybox.zig_target:
-            pkgs.append("dpkg-dev")  # dpkg-source, to unpack busybox's source package
-        elif self.busybox.deb_arch is None:
+        # dpkg-source, to unpack busybox's source package: the guest's shell is built from
+        # it (guest/busybox.py), and so is a from_source busybox.
+        pkgs.append("dpkg-dev")
+        if not self.busybox.from_source and self.busybox.deb_arch is None:
             pkgs.append(self.busybox.package)
         return list(dict.fromkeys(pkgs))
 
@@ -153,6 +160,7 @@ def _arch_from_row(name: str, row: dict) -> Arch:
             console=row["console"],
             cmdline=row.get("cmdline") or "",
             busybox=BusyboxSpec(**row["busybox"]),
+            zig=ZigSpec(**row["zig"]),
             halt_command=row.get("halt_command"),
             packages=tuple(row.get("packages") or ()),
             triple=row["triple"],

@@ -127,14 +127,14 @@ def inputs_digest(opts: TestOptions) -> str:
     parts = [f"{p.relative_to(PROJECT_ROOT) if p.is_relative_to(PROJECT_ROOT) else p}\0{cache.file_digest(p)}"
              f"\0{p.stat().st_mode & 0o7777:o}" for p in files]
     host_busybox = pathlib.Path(arch.busybox.path or "/bin/busybox")
-    if not arch.busybox.zig_target and arch.busybox.deb_arch is None and host_busybox.is_file():
+    if not arch.busybox.from_source and arch.busybox.deb_arch is None and host_busybox.is_file():
         parts.append(f"busybox\0{cache.file_digest(host_busybox)}")
     versions = sorted(f"{k}={v}" for k, v in build.toolchain_versions(arch).items())
     return cache.digest(arch.name, " ".join(arch.make_vars()), ",".join(opts.suites), ",".join(opts.cases),
                         str(opts.case_timeout), str(opts.boot_timeout), opts.cmdline, opts.transport,
                         qemu.accel_prospect(arch, opts.accel),
                         hosttools.version_line((arch.qemu.binary, "--version")),
-                        repr(arch.qemu), repr(arch.busybox), repr(arch.ssh), qemu.kernel_cmdline(arch, opts.cmdline),
+                        repr(arch.qemu), repr(arch.busybox), repr(arch.zig), repr(arch.ssh), qemu.kernel_cmdline(arch, opts.cmdline),
                         *versions, *parts)
 
 

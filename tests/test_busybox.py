@@ -1,8 +1,11 @@
-"""The guest's busybox where bookworm has none for the arch: Debian's own static binary
-from the suite that has one (riscv64: trixie), downloaded through a private apt source
-list, or (loongarch64) Debian's source built with zig; each checked by running it
-(qemu-user) the way the tree's cases use it. The zig/musl build segfaulted in awk, so
-dynevent/add_remove_uprobe.tc FAILed on both arches."""
+"""The guest's userland: its busybox where bookworm has none for the arch (Debian's own
+static binary from the suite that has one, riscv64: trixie, downloaded through a private
+apt source list, or, loongarch64, Debian's source built with zig), its shell and its awk;
+each checked by running it (natively, or under qemu-user) the way the tree's cases use
+it. The zig/musl busybox segfaulted in awk, so dynevent/add_remove_uprobe.tc FAILed on
+both arches; Debian's busybox-static as the shell ran `ping` as "exe", so 7.2's
+trigger-synthetic-event-dynstring.tc FAILed; busybox's awk has no strtonum(), so
+00basic/trace_marker_raw.tc was UNRESOLVED."""
 from __future__ import annotations
 
 import pathlib
@@ -56,14 +59,62 @@ def _zig_installed() -> bool:
 
 @pytest.mark.e2e
 @pytest.mark.skipif(shutil.which("qemu-loongarch64") is None, reason="needs qemu-user (qemu-loongarch64)")
-@pytest.mark.skipif(not _zig_installed(), reason="needs zig (`make deps TRANSPORT=ssh` installs it)")
+@pytest.mark.skipif(not _zig_installed(), reason="needs zig (`make deps` installs it)")
 def test_the_zig_built_loongarch64_busybox_awk_writes_its_globals_where_they_are():
     """loongarch64 has no Debian busybox that works here: its busybox is Debian's source
     built with zig. Its awk stored into address 4 until the one declaration busybox 1.35
     leaves `*const` went through BB_GLOBAL_CONST too. The row as written is QEMU 7.2's
     (-mcpu=generic_la64, no LSX), which qemu-user 7.2 runs (about 2 minutes to build)."""
     arch = get_arch("loongarch64")
-    assert arch.busybox.zig_target and arch.busybox.zig_cpu == "generic_la64"
+    assert arch.busybox.from_source and arch.zig.cpu == "generic_la64"
     path = busybox.busybox_for(arch, cache.default_cache_root(), say=lambda *_: None)
     out = _read_entry_point("qemu-loongarch64", path)
     assert (out.returncode, out.stdout) == (0, "0x1a2b4\n"), out.stderr
+
+
+@pytest.mark.skipif(not _zig_installed(), reason="needs zig (`make deps` installs it)")
+def test_the_guests_shell_runs_a_command_from_path_under_the_commands_own_name(tmp_path):
+    """dynstring keys its histogram on the exit of a task whose comm is "ping" and the
+    exec of a file named ping. busybox-static's standalone shell ran its ping applet by
+    re-executing /proc/self/exe (comm "exe"); the guest's /bin/sh runs what PATH holds."""
+    shell = busybox.shell_for(get_arch("x86_64"), cache.default_cache_root(), say=lambda *_: None)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sh").symlink_to(shell)          # a multi-call binary: it answers to "sh"
+    (bin_dir / "ping").symlink_to(shutil.which("cat"))
+    out = subprocess.run([str(bin_dir / "sh"), "-c", "ping /proc/self/comm; echo $((6 * 7))"],
+                         env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (0, "ping\n42\n"), out.stderr
+    # The builtins as Debian's busybox has them: trace_marker.tc writes with `echo -n`,
+    # trace_marker_raw.tc expects a short write to fail, and the shell to say so.
+    out = subprocess.run([str(bin_dir / "sh"), "-c", "echo -n abc; printf '%d-%x' 0x10 17; [ 2 -lt 10 ] && echo"],
+                         env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (0, "abc16-11\n"), out.stderr
+    out = subprocess.run([str(bin_dir / "sh"), "-c", "echo -n abc > /dev/full"], env={"PATH": str(bin_dir)},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "write error" in out.stderr
+    # Only the shell is built: no other applet to prefer over PATH.
+    out = subprocess.run([str(bin_dir / "sh"), "-c", "grep x /dev/null"], env={"PATH": str(bin_dir)},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 127 and "grep: not found" in out.stderr
+
+
+@pytest.mark.skipif(not _zig_installed(), reason="needs zig (`make deps` installs it)")
+def test_the_guests_awk_reads_trace_marker_raw_records_as_the_case_does(tmp_path):
+    """trace_marker_raw.tc checks for strtonum() first (UNRESOLVED without it), then counts
+    each raw record's bytes with it: the case's own awk program on a record of id 5 with
+    eight data bytes, then on one whose count is off."""
+    from orchestrator.guest import gawk
+    awk = gawk.gawk_for(get_arch("x86_64"), cache.default_cache_root(), say=lambda *_: None)
+    check = subprocess.run([str(awk), 'BEGIN{strtonum("0x1")}'], capture_output=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    program = """/.*: # [0-9a-f]* / { cnt = -1; for (i = 0; i < NF; i++) { if ( $i == "#" ) { i++;
+        cnt = strtonum("0x" $i); num = NF - (i + 1); cnt2 = int((cnt + 3) / 4) * 4;
+        if (cnt2 != num) { exit 1; } break; } } } // { if (NR > 30) { exit 0; } }"""
+    # As the kernel prints a raw record (trace_output.c: "# %x buf:", then " %02x" a byte).
+    record = "  <...>-96  [001] .....  29.1: # 5 buf: 58 58 58 58 58 00 00 00\n"
+    assert subprocess.run([str(awk), program], input=record, text=True, timeout=60).returncode == 0
+    short = "  <...>-96  [001] .....  29.1: # 5 buf: 58 58 58 58\n"
+    assert subprocess.run([str(awk), program], input=short, text=True, timeout=60).returncode == 1
+    head = awk.read_bytes()[:20]
+    assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 62   # EM_X86_64, static

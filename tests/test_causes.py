@@ -113,7 +113,7 @@ def test_a_finished_run_records_each_cause_in_results_json(tmp_path):
 def test_a_splat_the_table_names_is_known_noise_on_its_arches_only():
     from orchestrator.results import causes
     oops = "Oops: int3: 0000 [#1] SMP"
-    assert causes.known_splat(oops, "x86_64", "7.2.12").kind == "unsettled"
+    assert causes.known_splat(oops, "x86_64", "7.2.12").kind == "emulator"
     assert causes.known_splat(oops, "arm64", "7.2.12") is None
     assert causes.known_splat("kernel BUG at kernel/trace/trace_kprobe.c:938!", "x86_64", "7.2.12") is None
 

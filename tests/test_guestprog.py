@@ -142,7 +142,7 @@ def test_programs_in_the_image(cache_root, tmp_path):
     if not pathlib.Path(source.BUILTIN_TREES["6.12"].tarball).exists():
         pytest.skip("Debian's linux-source-6.12 is not installed (run `make deps`)")
     lts = source.builtin_tree("6.12", cache_root, say=lambda *_: None)
-    assert guestprog.programs_for(["dynevent"], lts.path) == ("kprobe_multi", "args_trigger", "readelf", "nice")
+    assert guestprog.programs_for(["dynevent"], lts.path) == ("kprobe_multi", "args_trigger", "readelf", "nice", "lscpu")
     # Without nolibc only what the suites need is asked for (and its build explains).
     assert guestprog.programs_for(["dynevent", "kprobe"], tmp_path) == ()
     assert guestprog.programs_for(["tcscripts", "kprobe_multi"], tmp_path) == ("args_trigger", "kprobe_multi")
@@ -158,11 +158,12 @@ def test_the_7_2_tree_is_fetched_and_its_selftests_get_their_poll_helper(cache_r
     tree = source.builtin_tree("7.2", cache_root, say=lambda *_: None)
     assert tree.version.startswith("7.2.") and tree.origin == "Debian linux-source-7.2.tar.xz"
     programs = guestprog.programs_for(["dynevent"], tree.path)
-    assert programs == ("kprobe_multi", "args_trigger", "readelf", "nice", "ftrace_poll")
+    assert programs == ("kprobe_multi", "args_trigger", "readelf", "nice", "lscpu", "ftrace_poll")
     img = image.build_image(tree, get_arch("x86_64"), cache_root, None, programs, say=lambda *_: None)
     assert img.program_errors == {}
     listing = subprocess.run(["cpio", "-t", "--quiet"], input=img.path.read_bytes(), capture_output=True).stdout.decode()
     assert {"kto/ftrace/poll", "kto/bin/kprobe_multi", "kto/bin/args_trigger", "usr/bin/readelf", "usr/bin/nice",
+            "usr/bin/lscpu", "usr/bin/awk", "bin/sh", "bin/busybox",
             "kto/ftrace/test.d/trigger/trigger-hist-poll.tc"} <= set(listing.split())
     # The host's apt configuration was not touched.
     assert not any("trixie" in p.read_text() for p in pathlib.Path("/etc/apt").rglob("*.list*") if p.is_file())

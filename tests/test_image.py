@@ -87,6 +87,17 @@ def test_a_lock_held_too_long_ends_the_wait_with_the_holder(tmp_path):
         pass
 
 
+def _cache_sharing_userland(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A cache of its own whose userland (the guest's shell and awk, built from source
+    once per machine) is the machine's cache's."""
+    from orchestrator import cache
+    shared = cache.default_cache_root() / "userland"
+    shared.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "userland").symlink_to(shared)
+    return tmp_path / "cache"
+
+
 def test_a_guest_program_that_does_not_build_costs_its_suite_only(tmp_path):
     # A tree whose nolibc the program cannot be built with (here: no kbuild to make its
     # headers with): the image is made without the program, and only the cases of the
@@ -106,7 +117,8 @@ def test_a_guest_program_that_does_not_build_costs_its_suite_only(tmp_path):
     (linux / "tools/testing/selftests/ftrace/ftracetest").write_text("#!/bin/sh\n")
     tree = KernelTree(linux, "plain:test", "6.99", "test", None)
     said = []
-    img = image.build_image(tree, get_arch("x86_64"), tmp_path / "cache", None, ("kprobe_multi",), say=said.append)
+    img = image.build_image(tree, get_arch("x86_64"), _cache_sharing_userland(tmp_path), None, ("kprobe_multi",),
+                            say=said.append)
     assert set(img.program_errors) == {"kprobe_multi"} and img.path.exists()
     assert any("kprobe_multi" in line for line in said)
     unbuilt = not_built(CaseSpec("kprobe_multi/cookies", "kprobe_multi", "/kto/bin/kprobe_multi"), img.program_errors)
@@ -135,7 +147,8 @@ def test_a_case_made_executable_is_a_new_image(tmp_path):
     tree = KernelTree(linux, "plain:test", "6.99", "test", None)
 
     def build():
-        return image.build_image(tree, get_arch("x86_64"), tmp_path / "cache", None, (), say=lambda m: None)
+        return image.build_image(tree, get_arch("x86_64"), cache_root, None, (), say=lambda m: None)
+    cache_root = _cache_sharing_userland(tmp_path)
     first = build()
     assert build().path == first.path                 # nothing changed: the same image
     os.chmod(cases / "a.tc", 0o755)

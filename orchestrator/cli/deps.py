@@ -12,7 +12,7 @@ import sys
 from .. import hostpkg
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
-from ..guest import busybox, dropbear
+from ..guest import busybox, dropbear, gawk
 from ..vm import emulators
 
 
@@ -38,8 +38,9 @@ def _run(argv: list[str], say, log: pathlib.Path) -> None:
 def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool = False,
             qemu: str = emulators.DEFAULT_EMULATOR) -> None:
     """arches: as the table has them on the QEMU build `qemu`. ssh: also what the SSH
-    transport needs (zig and dropbear's source), and build the guests' dropbear into the
-    cache. A QEMU build other than Debian's own comes from vm/emulators.py, not apt-get install."""
+    transport needs (dropbear's source), and build the guests' dropbear into the cache.
+    Every arch's guest shell is built from busybox's source with zig (guest/busybox.py), so
+    zig and a deb-src entry are always set up. A QEMU build other than Debian's own comes from vm/emulators.py, not apt-get install."""
     native = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
     foreign = set(subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
                                  text=True).stdout.split())
@@ -51,21 +52,18 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
             _run(["dpkg", "--add-architecture", deb_arch], say, log_path(cache_root))
             foreign.add(deb_arch)
             need_update = True
-    uses_zig = ssh or any(a.busybox.zig_target for a in arches)
-    if uses_zig:
+    if arches:
         need_update |= _ensure_deb_src(say)
     own_qemu = emulators.get(qemu).installed_by_deps
     missing = [p for a in arches for p in a.host_packages() if (own_qemu or p != a.qemu.package)
                and not hostpkg.installed(p)]
-    if ssh:
-        missing.append("dpkg-dev")   # dpkg-source, to unpack dropbear's source package
     missing = [p for p in missing if not hostpkg.installed(p)]
     missing = list(dict.fromkeys(missing))
     if missing or need_update:
         _run(["apt-get", "update", "-qq"], say, log_path(cache_root))
     if missing:
         _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], say, log_path(cache_root))
-    if uses_zig and subprocess.run(
+    if arches and subprocess.run(
             [sys.executable, "-m", "ziglang", "version"], capture_output=True).returncode:
         say("deps: pip install ziglang (the C compiler for guest userland Debian ships no binary of)")
         if subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ziglang"]).returncode:
@@ -75,6 +73,8 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
     for arch in arches:
         path = busybox.busybox_for(arch, cache_root, say)
         say(f"deps: {arch.name}: busybox {path}")
+        say(f"deps: {arch.name}: shell {busybox.shell_for(arch, cache_root, say)}")
+        say(f"deps: {arch.name}: awk {gawk.gawk_for(arch, cache_root, say)}")
         if ssh and arch.ssh is None:
             say(f"deps: {arch.name}: no SSH transport on this arch (see its `ssh` row in the arch table)")
         elif ssh:

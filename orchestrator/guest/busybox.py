@@ -2,8 +2,9 @@
 another architecture (downloaded with `apt-get download`, unpacked into the cache; for
 riscv64, which bookworm has no binary for, trixie's through a private apt source list),
 or Debian's busybox source built with zig's musl (loongarch64: no Debian release has a
-loong64 busybox that works here, see the arch table). Whatever is made is cached;
-nothing is committed."""
+loong64 busybox that works here, see the arch table); and the guest's shell, busybox's
+ash alone built from that source with zig (shell_for says why). Whatever is made is
+cached; nothing is committed."""
 from __future__ import annotations
 
 import os
@@ -40,17 +41,8 @@ SOURCE_FIXES = (("include/libbb.h", "extern struct globals *const ptr_to_globals
 
 def busybox_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
     spec = arch.busybox
-    if spec.zig_target:
-        # Keyed by the recipe, so a changed recipe never reuses an older binary.
-        recipe = cache.digest(spec.zig_target, spec.zig_cpu or "", *MUSL_UNSUPPORTED, GLOBAL_CONST_FIX,
-                              repr(SOURCE_FIXES),
-                              pathlib.Path(__file__).with_name("zigcc.py").read_text())
-        dest = cache_root / "userland" / arch.name / f"busybox-{recipe[:12]}"
-        if not dest.is_file():
-            with cache.file_lock(dest.with_name("busybox-zig.lock"), f"busybox for {arch.name}"):
-                if not dest.is_file():
-                    _build_with_zig(arch, cache_root, dest, say)
-        return dest
+    if spec.from_source:
+        return _zig_busybox(arch, cache_root, "busybox", _static_config, say)
     if spec.deb_arch is None:
         path = pathlib.Path(spec.path or "/bin/busybox")
         if not path.is_file():
@@ -151,6 +143,34 @@ def zig_env() -> dict[str, str]:
     return hosttools.build_environment({"PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[2])})[0]
 
 
+def build_autotools(arch: Arch, cache_root: pathlib.Path, package: str, dest: pathlib.Path,
+                    configure_flags: tuple[str, ...], make_steps: list[list[str]], product: str,
+                    about: str, say, prepare=None) -> None:
+    """Debian's source of `package` configured for the arch's zig target and made in a
+    scratch dir beside `dest` (prepare(build_dir) first, if given); the built `product`
+    (relative to that dir) is installed at `dest`."""
+    require_zig(arch.name)
+    src = debian_source(package, cache_root, say)
+    build = dest.parent / f"{package}-build"
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    if prepare:
+        prepare(build)
+    env = dict(zig_env(), CC=zig_cc(arch.zig.target, arch.zig.cpu))
+    log = dest.parent / f"{package}-build.log"
+    say(f"userland: building {package} for {arch.name} with zig ({arch.zig.target}), {about}, once")
+    steps = [[str(src / "configure"), f"--host={arch.zig.target}", *configure_flags], *make_steps]
+    with open(log, "w") as out:
+        for argv in steps:
+            rc = hosttools.run_tree(argv, cwd=build, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+            if rc:
+                raise OrchestratorError(
+                    f"Building {package} for {arch.name} with zig failed ({pathlib.Path(argv[0]).name} "
+                    f"exit {rc}); see {log}.", ExitCode.BUILD_FAILED)
+    install_executable(build / product, dest)
+    shutil.rmtree(build, ignore_errors=True)
+
+
 def _apply_source_fixes(src: pathlib.Path) -> None:
     """SOURCE_FIXES on the cache's unpacked source (idempotent: a fixed file is left as is)."""
     for rel, before, after in SOURCE_FIXES:
@@ -164,35 +184,86 @@ def _apply_source_fixes(src: pathlib.Path) -> None:
                                     ExitCode.INFRA_ERROR)
 
 
-def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, say) -> None:
-    spec = arch.busybox
+def shell_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
+    """The guest's /bin/sh: busybox's ash alone, built with zig, without the standalone
+    shell. Debian's busybox-static runs every applet by re-executing /proc/self/exe, so a
+    command the tree's cases run shows in the kernel's exec and exit events as "exe"
+    where they look for its own name: 7.2's trigger-synthetic-event-dynstring.tc keys its
+    histogram on `comm == "ping"`. This shell looks commands up on PATH and execs
+    /bin/ping, which is still the arch's busybox applet; only the shell itself is built."""
+    return _zig_busybox(arch, cache_root, "sh", _shell_config, say)
+
+
+def _zig_busybox(arch: Arch, cache_root: pathlib.Path, name: str, config_of, say) -> pathlib.Path:
+    """busybox built from Debian's source with zig for the arch, with the .config that
+    config_of(debian_static_config) gives; cached by everything that goes into it."""
+    # Keyed by the recipe (this file and the compiler wrapper), so a changed recipe never
+    # reuses an older binary.
+    recipe = cache.digest(arch.zig.target, arch.zig.cpu or "", name, pathlib.Path(__file__).read_text(),
+                          pathlib.Path(__file__).with_name("zigcc.py").read_text())
+    dest = cache_root / "userland" / arch.name / f"{name}-{recipe[:12]}"
+    if not dest.is_file():
+        with cache.file_lock(dest.with_name(f"{name}-zig.lock"), f"{name} for {arch.name}"):
+            if not dest.is_file():
+                _build_with_zig(arch, cache_root, dest, name, config_of, say)
+    return dest
+
+
+def _static_config(debian: str) -> str:
+    """Debian's own busybox-static configuration (the applets ftracetest relies on), less
+    the features that need glibc-only interfaces musl does not have."""
+    for option in MUSL_UNSUPPORTED:
+        debian = re.sub(rf"^{option}=.*$", f"# {option} is not set", debian, flags=re.M)
+    return re.sub(r'^CONFIG_EXTRA_CFLAGS=.*$', GLOBAL_CONST_FIX, debian, flags=re.M)
+
+
+# What the shell build turns off: the standalone shell (applets run by re-executing
+# busybox) and its preference for applets over PATH.
+SHELL_OFF = ("CONFIG_FEATURE_SH_STANDALONE", "CONFIG_FEATURE_PREFER_APPLETS")
+
+
+def _shell_config(debian: str) -> str:
+    """Debian's static configuration with every applet outside the shell section off, less
+    SHELL_OFF. The applets' FEATURE_ options stay as Debian has them: the shell's builtins
+    share the applets' code and options (`echo -n` is FEATURE_FANCY_ECHO's). (busybox's
+    allnoconfig ignores KCONFIG_ALLCONFIG: it forces every bool off.)"""
+    def section(title: str) -> int:
+        m = re.search(rf"^# {title}$", debian, flags=re.M)
+        if m is None:
+            raise OrchestratorError(f"busybox's Debian configuration has no '{title}' section; its layout "
+                                    "changed: update guest/busybox.py.", ExitCode.INFRA_ERROR)
+        return m.start()
+    def off(text: str) -> str:
+        return re.sub(r"^(CONFIG_(?!FEATURE_)\w+)=y$", r"# \1 is not set", text, flags=re.M)
+    applets, shells, after = section("Applets"), section("Shells"), section("System Logging Utilities")
+    kept = debian[:applets] + off(debian[applets:shells]) + debian[shells:after] + off(debian[after:])
+    for option in SHELL_OFF:
+        kept = re.sub(rf"^{option}=.*$", f"# {option} is not set", kept, flags=re.M)
+    return _static_config(kept)
+
+
+def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, name: str, config_of, say) -> None:
     require_zig(arch.name)
     src = debian_source("busybox", cache_root, say)
     _apply_source_fixes(src)
-    build = dest.parent / "busybox-build"
+    build = dest.parent / f"{name}-build"
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
-    # Debian's own busybox-static configuration (the applets ftracetest relies on), less
-    # the features that need glibc-only interfaces musl does not have.
-    config = (src / "debian/config/pkg/static").read_text()
-    for option in MUSL_UNSUPPORTED:
-        config = re.sub(rf"^{option}=.*$", f"# {option} is not set", config, flags=re.M)
-    config = re.sub(r'^CONFIG_EXTRA_CFLAGS=.*$', GLOBAL_CONST_FIX, config, flags=re.M)
-    (build / ".config").write_text(config)
-    cc = zig_cc(spec.zig_target, spec.zig_cpu)
+    (build / ".config").write_text(config_of((src / "debian/config/pkg/static").read_text()))
+    cc = zig_cc(arch.zig.target, arch.zig.cpu)
     make = ["make", "-C", str(src), f"O={build}", f"CC={cc}", "HOSTCC=gcc",
             f"AR={sys.executable} -m ziglang ar", "STRIP=true", "SKIP_STRIP=y"]
     env = zig_env()
-    log = dest.parent / "busybox-build.log"
-    say(f"userland: building busybox for {arch.name} with zig ({spec.zig_target}), about 2 minutes")
+    log = dest.parent / f"{name}-build.log"
+    say(f"userland: building {'busybox' if name == 'busybox' else 'the shell (busybox ash)'} for {arch.name} "
+        f"with zig ({arch.zig.target}), {'about 2 minutes' if name == 'busybox' else 'under a minute'}")
     with open(log, "w") as out:
-        steps = [make + ["oldconfig"], make + [f"-j{os.cpu_count() or 1}", "busybox_unstripped"]]
-        for argv in steps:
+        for argv in (make + ["oldconfig"], make + [f"-j{os.cpu_count() or 1}", "busybox_unstripped"]):
             # oldconfig asks about options Debian's config does not set: take every default.
             rc = hosttools.run_tree(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
                                     input=b"\n" * 4000 if argv[-1] == "oldconfig" else None).returncode
             if rc:
                 raise OrchestratorError(
-                    f"Building busybox for {arch.name} with zig failed (make exit {rc}); see {log}.",
+                    f"Building {name} for {arch.name} with zig failed (make exit {rc}); see {log}.",
                     ExitCode.BUILD_FAILED)
     install_executable(build / "busybox_unstripped", dest)

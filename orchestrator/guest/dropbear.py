@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
-import subprocess
 
-from .. import cache, hosttools
+from .. import cache
 from . import busybox
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
@@ -46,7 +44,7 @@ def require_ssh(arch: Arch) -> None:
 def dropbear_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
     """The static dropbearmulti for `arch` (built once, about 3 minutes)."""
     require_ssh(arch)
-    recipe = cache.digest(arch.ssh.zig_target, arch.ssh.zig_cpu or "", LOCAL_OPTIONS, PROGRAMS,
+    recipe = cache.digest(arch.zig.target, arch.zig.cpu or "", LOCAL_OPTIONS, PROGRAMS,
                           *CONFIGURE_FLAGS, pathlib.Path(busybox.__file__).with_name("zigcc.py").read_text())
     dest = cache_root / "userland" / arch.name / f"dropbearmulti-{recipe[:12]}"
     if dest.is_file():
@@ -58,28 +56,8 @@ def dropbear_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Pat
 
 
 def _build(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, say) -> None:
-    assert arch.ssh is not None
-    busybox.require_zig(arch.name)
-    src = busybox.debian_source("dropbear", cache_root, say)
-    build = dest.parent / "dropbear-build"
-    shutil.rmtree(build, ignore_errors=True)
-    build.mkdir(parents=True)
-    (build / "localoptions.h").write_text(LOCAL_OPTIONS)
-    cc = busybox.zig_cc(arch.ssh.zig_target, arch.ssh.zig_cpu)
-    env = dict(busybox.zig_env(), CC=cc)
-    log = dest.parent / "dropbear-build.log"
-    say(f"userland: building a static dropbear for {arch.name} with zig ({arch.ssh.zig_target}), "
-        "about 3 minutes, once")
-    steps = [
-        [str(src / "configure"), f"--host={arch.ssh.zig_target}", *CONFIGURE_FLAGS],
-        ["make", f"-j{os.cpu_count() or 1}", f"PROGRAMS={PROGRAMS}", "MULTI=1", "STATIC=1"],
-    ]
-    with open(log, "w") as out:
-        for argv in steps:
-            rc = hosttools.run_tree(argv, cwd=build, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
-            if rc:
-                raise OrchestratorError(
-                    f"Building dropbear for {arch.name} with zig failed ({pathlib.Path(argv[0]).name} "
-                    f"exit {rc}); see {log}.", ExitCode.BUILD_FAILED)
-    busybox.install_executable(build / "dropbearmulti", dest)
-    shutil.rmtree(build, ignore_errors=True)
+    busybox.build_autotools(
+        arch, cache_root, "dropbear", dest, CONFIGURE_FLAGS,
+        [["make", f"-j{os.cpu_count() or 1}", f"PROGRAMS={PROGRAMS}", "MULTI=1", "STATIC=1"]],
+        "dropbearmulti", "about 3 minutes", say,
+        prepare=lambda build: (build / "localoptions.h").write_text(LOCAL_OPTIONS))

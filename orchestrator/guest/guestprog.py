@@ -20,12 +20,14 @@ from ..project import IMAGES_DIR
 PROGRAM_SOURCES = {"kprobe_multi": IMAGES_DIR / "kprobe_multi.c",
                    "args_trigger": IMAGES_DIR / "args_trigger.c",
                    "readelf": IMAGES_DIR / "readelf.c",
-                   "nice": IMAGES_DIR / "nice.c"}
+                   "nice": IMAGES_DIR / "nice.c",
+                   "lscpu": IMAGES_DIR / "lscpu.c"}
 # Programs of ours that stand in for a tool the tree's selftests call by name and the
 # guest's busybox lacks (no readelf applet: dynevent/add_remove_uprobe.tc is UNRESOLVED
-# without one; Debian's busybox-static has no nice: two inter-event trigger cases FAIL):
-# on the guest's PATH instead of in GUEST_BIN.
-ON_PATH = {"readelf": "usr/bin/readelf", "nice": "usr/bin/nice"}
+# without one; Debian's busybox-static has no nice: two inter-event trigger cases FAIL; no
+# lscpu: 00basic/trace_marker_raw.tc takes the CPU for big-endian): on the guest's PATH
+# instead of in GUEST_BIN.
+ON_PATH = {"readelf": "usr/bin/readelf", "nice": "usr/bin/nice", "lscpu": "usr/bin/lscpu"}
 # Helpers the tree's own selftests want compiled beside them (TEST_GEN_FILES of the ftrace
 # selftests' Makefile: 7.2's trigger-hist-poll.tc runs ${FTRACETEST_ROOT}/poll): the source
 # in the tree, and where the binary goes relative to the guest's copy of the ftrace dir.

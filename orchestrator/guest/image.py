@@ -1,8 +1,9 @@
 """Image stage: a small initramfs per arch, cached by the hash of everything in it.
 
-Holds a static busybox (as a real /bin/sh), the tree's own ftracetest directory,
-the project's tcscripts/, the guest helpers from images/ and the project's C guest
-programs (guestprog.py) at /kto/bin.
+Holds the arch's static busybox (/bin/busybox and its applet links), a shell of our own
+build at /bin/sh (guest/busybox.py: shell_for), GNU awk (guest/gawk.py), the tree's own
+ftracetest directory, the project's tcscripts/, the guest helpers from images/ and the
+project's C guest programs (guestprog.py) at /kto/bin.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pathlib
 import stat
 
 from .. import cache
-from . import busybox, dropbear, guestprog
+from . import busybox, dropbear, gawk, guestprog
 from ..arches import Arch
 from .cpio import CpioWriter
 from ..errors import OrchestratorError
@@ -25,7 +26,7 @@ FTRACE_SELFTESTS = "tools/testing/selftests/ftrace"
 GUEST_ROOT = "/kto"
 GUEST_FTRACE = f"{GUEST_ROOT}/ftrace"
 GUEST_TCSCRIPTS = f"{GUEST_ROOT}/tcscripts"
-IMAGE_RECIPE = "3"  # bump when the layout below changes
+IMAGE_RECIPE = "4"  # bump when the layout below changes
 
 
 @dataclasses.dataclass
@@ -92,6 +93,8 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
     tcscripts: the directory of .tc cases shipped as the tcscripts suite;
     with_sshd: ship the static dropbear the SSH transport starts (guest/dropbear.py)."""
     busybox_path = busybox.busybox_for(arch, cache_root, say)
+    shell_path = busybox.shell_for(arch, cache_root, say)
+    awk_path = gawk.gawk_for(arch, cache_root, say)
     binaries: dict[str, pathlib.Path] = {}
     program_errors: dict[str, str] = {}
     for name in programs:
@@ -107,7 +110,7 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
         raise OrchestratorError(
             f"The kernel tree {tree.path} has no {FTRACE_SELFTESTS}/ftracetest; use a tree "
             "that ships the ftrace selftests (Linux 4.1 or newer).")
-    inputs = [busybox_path, *_tree_files(IMAGES_DIR), *_tree_files(ftrace_dir), *_tree_files(tcscripts),
+    inputs = [busybox_path, shell_path, awk_path, *_tree_files(IMAGES_DIR), *_tree_files(ftrace_dir), *_tree_files(tcscripts),
               *(_tree_files(modules) if modules else []), *binaries.values()]
     # With each file's mode as the image gives it (_guest_mode) and where a link points:
     # a `chmod +x` or a re-pointed link is another image.
@@ -125,8 +128,10 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
         cpio.directory(d)
     # The console node must exist before devtmpfs is mounted, or init has no stdout.
     cpio.char_device("dev/console", 5, 1)
-    cpio.file("bin/sh", busybox_path.read_bytes(), 0o755)
-    cpio.symlink("bin/busybox", "sh")
+    # Both real files: ftracetest's uprobe case probes the file /bin/sh resolves to.
+    cpio.file("bin/sh", shell_path.read_bytes(), 0o755)
+    cpio.file("bin/busybox", busybox_path.read_bytes(), 0o755)
+    cpio.file(gawk.GUEST_PATH, awk_path.read_bytes(), 0o755)
     cpio.file("init", (IMAGES_DIR / "init").read_bytes(), 0o755)
     cpio.file(f"{GUEST_ROOT}/run-case", (IMAGES_DIR / "run-case").read_bytes(), 0o755)
     if binaries:
