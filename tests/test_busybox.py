@@ -118,3 +118,19 @@ def test_the_guests_awk_reads_trace_marker_raw_records_as_the_case_does(tmp_path
     assert subprocess.run([str(awk), program], input=short, text=True, timeout=60).returncode == 1
     head = awk.read_bytes()[:20]
     assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 62   # EM_X86_64, static
+
+
+@pytest.mark.skipif(not _zig_installed(), reason="needs zig (`make deps` installs it)")
+def test_the_riscv64_shell_has_no_compressed_instructions_for_the_uprobe_case_to_probe():
+    """The riscv64 kernel is built without RISCV_ISA_C, so a uprobe must sit on a 4-byte
+    boundary; add_remove_uprobe.tc probes /bin/sh's entry point, which zig's default
+    rv64gc build put 2 bytes past one (EINVAL on enable). The row's zig cpu drops C and Zca."""
+    import struct
+    shell = busybox.shell_for(get_arch("riscv64"), cache.default_cache_root(), say=lambda *_: None)
+    header = shell.read_bytes()[:64]
+    machine, = struct.unpack_from("<H", header, 18)
+    entry, = struct.unpack_from("<Q", header, 24)
+    flags, = struct.unpack_from("<I", header, 48)
+    assert machine == 243                  # EM_RISCV
+    assert entry % 4 == 0, hex(entry)
+    assert flags & 0x1 == 0                # EF_RISCV_RVC: no compressed instructions

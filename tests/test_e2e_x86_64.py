@@ -430,3 +430,19 @@ def test_two_guests_give_every_case_the_status_one_guest_gives(first_run, tmp_pa
     died = next(c for c in two["cases"] if c["id"] == "tcscripts/07_guest_dies.tc")
     assert died["status"] == "ERROR" and "the guest died during the case" in died["reason"]
     assert two["stages"]["suites"]["boots"] >= 2
+
+
+def test_the_cases_the_guests_old_userland_failed_pass(first_run, tmp_path):
+    """The guest's own shell (no standalone mode), GNU awk and lscpu: 7.2's dynstring case
+    keys its histogram on a task whose comm is "ping" (busybox-static's shell ran it as
+    "exe": FAIL), and trace_marker_raw.tc needs awk's strtonum() and lscpu's byte order
+    (UNRESOLVED with busybox's awk). Both, with their instance runs, PASS."""
+    p, _ = _run(tmp_path, "--suite", "00basic,trigger", "--case",
+                "trigger-synthetic-event-dynstring.tc,trace_marker_raw.tc,trace_marker.tc")
+    print(p.stdout[-3000:], p.stderr[-2000:])
+    run = json.loads(((tmp_path / "latest").resolve() / "results.json").read_text())
+    statuses = {c["id"]: c["status"] for c in run["cases"]}
+    assert statuses == {"trigger/inter-event/trigger-synthetic-event-dynstring.tc": "PASS",
+                        "00basic/trace_marker_raw.tc": "PASS", "00basic/trace_marker_raw.tc (instance)": "PASS",
+                        "00basic/trace_marker.tc": "PASS", "00basic/trace_marker.tc (instance)": "PASS"}, statuses
+    assert p.returncode == 0
