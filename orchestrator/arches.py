@@ -24,6 +24,10 @@ class QemuSpec:
     # TCG with one host thread per vCPU (-accel tcg,thread=multi): only where QEMU's
     # emulation of the arch is correct that way (it warns and may misbehave elsewhere).
     mttcg: bool = False
+    # Whether the guest may take one thread for all its vCPUs (thread=single) when guests
+    # running at once leave no core per vCPU (vm/qemu.py: tcg_threads); False keeps a
+    # thread per vCPU however many guests run.
+    tcg_single: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +158,7 @@ def _arch_from_row(name: str, row: dict) -> Arch:
                 binary=q["binary"], package=q["package"], machine=q["machine"],
                 cpu=q["cpu"], memory=str(q.get("memory", "1G")), smp=int(q.get("smp", 2)),
                 bios=q.get("bios"), extra_args=tuple(q.get("extra_args") or ()),
-                mttcg=bool(q.get("mttcg", False)),
+                mttcg=bool(q.get("mttcg", False)), tcg_single=bool(q.get("tcg_single", True)),
             ),
             kvm=KvmSpec(cpu=row["kvm"]["cpu"], host_machines=tuple(row["kvm"]["host_machines"])),
             console=row["console"],

@@ -194,6 +194,19 @@ def test_tcg_gives_each_vcpu_a_thread_only_where_the_cores_hold_them(monkeypatch
     assert kvm[kvm.index("-accel") + 1] == "kvm"
 
 
+def test_an_arch_whose_guests_hang_on_one_thread_keeps_a_thread_per_vcpu(monkeypatch):
+    """riscv64's tracer switching never returned with thread=single (00basic/basic2.tc):
+    two guests on two cores still get a thread per vCPU there, and x86_64 does not."""
+    import pathlib
+    from orchestrator.vm import qemu
+    monkeypatch.setattr(qemu.os, "sched_getaffinity", lambda pid: {0, 1})
+    modes = {}
+    for name in ("riscv64", "x86_64"):
+        argv = qemu.qemu_argv(arches.get_arch(name), pathlib.Path("Image"), None, qemu.Accel("tcg", "test"), guests=2)
+        modes[name] = argv[argv.index("-accel") + 1]
+    assert modes == {"riscv64": "tcg,thread=multi", "x86_64": "tcg,thread=single"}
+
+
 def test_a_failed_kvm_probe_says_why_in_whole_words(tmp_path):
     """The probe's reason is QEMU's last line: cut at a word, never "...faile"."""
     import dataclasses

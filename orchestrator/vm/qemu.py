@@ -49,7 +49,8 @@ def tcg_threads(arch: Arch, guests: int) -> str:
     q = arch.qemu
     if not q.mttcg or q.smp < 2:
         return ""   # QEMU's own choice: one vCPU, or an arch whose MTTCG is not used
-    return "multi" if guests * q.smp <= len(os.sched_getaffinity(0)) else "single"
+    fits = guests * q.smp <= len(os.sched_getaffinity(0))
+    return "multi" if fits or not q.tcg_single else "single"
 
 
 def qemu_argv(arch: Arch, kernel: pathlib.Path, initrd: pathlib.Path | None, accel: Accel,
