@@ -11,7 +11,7 @@ import subprocess
 
 from . import __version__, cache, hosttools
 from .arches import Arch, get_arch, with_toolchain
-from .guest import dropbear
+from .guest import busybox, dropbear, gawk, zigcc
 from .kernel import build, source
 from .kernel.fragments import Fragments, fragments_for
 from .kernel.trees import BUILTIN_TREES, DEFAULT_TREE
@@ -115,7 +115,7 @@ def inputs_digest(opts: TestOptions) -> str:
     """Everything but the kernel tree that decides a run's results: the arch and its
     toolchain (with versions), the fragments, the guest's recipe (images/, the .tc cases,
     with their file modes: a `chmod +x` changes the image), the guest's userland recipe
-    (busybox, dropbear) and the host busybox it copies, the suites and cases, timeouts,
+    (the shell, awk, dropbear, busybox: their modules' text) and the host busybox it copies, the suites and cases, timeouts,
     the kernel command line, transport, the accelerator as far as it is known before a
     boot (qemu.accel_prospect: "auto" on a host without KVM is TCG), the QEMU machine, CPU,
     memory, SMP and arguments of the arch table, and the QEMU version. A base run is
@@ -124,6 +124,9 @@ def inputs_digest(opts: TestOptions) -> str:
     files = fragments_for(arch, opts.extra_kconfigs).all
     for top in (IMAGES_DIR, opts.tcscripts):
         files += sorted(p for p in top.rglob("*") if p.is_file())
+    # The recipes of the userland built from source (the shell, awk, dropbear, a
+    # from_source busybox): a changed recipe is another guest.
+    files += [pathlib.Path(m.__file__) for m in (busybox, gawk, dropbear, zigcc)]
     parts = [f"{p.relative_to(PROJECT_ROOT) if p.is_relative_to(PROJECT_ROOT) else p}\0{cache.file_digest(p)}"
              f"\0{p.stat().st_mode & 0o7777:o}" for p in files]
     host_busybox = pathlib.Path(arch.busybox.path or "/bin/busybox")

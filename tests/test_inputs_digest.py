@@ -4,6 +4,7 @@ nothing else does."""
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 import os
 
 import pytest
@@ -100,3 +101,16 @@ def test_the_accelerator_counts_as_the_run_will_get_it(base, monkeypatch):
     monkeypatch.setattr(qemu.platform, "machine", lambda: "x86_64")
     assert pipeline.inputs_digest(base) != pipeline.inputs_digest(tcg)
     assert pipeline.inputs_digest(dataclasses.replace(base, accel="kvm")) != pipeline.inputs_digest(base)
+
+
+@pytest.mark.parametrize("module", ["busybox", "gawk"])
+def test_the_userland_recipe_changes_it(base, monkeypatch, tmp_path, module):
+    """The guest's shell and awk are built from source by these modules' recipes: another
+    recipe is another guest, so a base run made with the older one is not reused."""
+    import importlib
+    mod = importlib.import_module(f"orchestrator.guest.{module}")
+    before = pipeline.inputs_digest(base)
+    copy = tmp_path / f"{module}.py"
+    copy.write_text(pathlib.Path(mod.__file__).read_text() + "\n# another recipe\n")
+    monkeypatch.setattr(mod, "__file__", str(copy))
+    assert pipeline.inputs_digest(base) != before
