@@ -39,8 +39,9 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
             qemu: str = emulators.DEFAULT_EMULATOR) -> None:
     """arches: as the table has them on the QEMU build `qemu`. ssh: also what the SSH
     transport needs (dropbear's source), and build the guests' dropbear into the cache.
-    Every arch's guest shell is built from busybox's source with zig (guest/busybox.py), so
-    zig and a deb-src entry are always set up. A QEMU build other than Debian's own comes from vm/emulators.py, not apt-get install."""
+    Every arch's guest shell and awk are built from Debian's source with zig
+    (guest/busybox.py, gawk.py), so zig and a deb-src entry are always set up. A QEMU build
+    other than Debian's own comes from vm/emulators.py, not apt-get install."""
     native = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
     foreign = set(subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
                                  text=True).stdout.split())

@@ -42,7 +42,7 @@ SOURCE_FIXES = (("include/libbb.h", "extern struct globals *const ptr_to_globals
 def busybox_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
     spec = arch.busybox
     if spec.from_source:
-        return _zig_busybox(arch, cache_root, "busybox", _static_config, say)
+        return _zig_busybox(arch, cache_root, "busybox", _static_config, "busybox, about 2 minutes", say)
     if spec.deb_arch is None:
         path = pathlib.Path(spec.path or "/bin/busybox")
         if not path.is_file():
@@ -191,12 +191,13 @@ def shell_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
     where they look for its own name: 7.2's trigger-synthetic-event-dynstring.tc keys its
     histogram on `comm == "ping"`. This shell looks commands up on PATH and execs
     /bin/ping, which is still the arch's busybox applet; only the shell itself is built."""
-    return _zig_busybox(arch, cache_root, "sh", _shell_config, say)
+    return _zig_busybox(arch, cache_root, "sh", _shell_config, "the shell (busybox's ash), under a minute", say)
 
 
-def _zig_busybox(arch: Arch, cache_root: pathlib.Path, name: str, config_of, say) -> pathlib.Path:
+def _zig_busybox(arch: Arch, cache_root: pathlib.Path, name: str, config_of, what: str, say) -> pathlib.Path:
     """busybox built from Debian's source with zig for the arch, with the .config that
-    config_of(debian_static_config) gives; cached by everything that goes into it."""
+    config_of(debian_static_config) gives; cached by everything that goes into it. what:
+    the build as the progress line names it, with how long it takes."""
     # Keyed by the recipe (this file and the compiler wrapper), so a changed recipe never
     # reuses an older binary.
     recipe = cache.digest(arch.zig.target, arch.zig.cpu or "", name, pathlib.Path(__file__).read_text(),
@@ -205,7 +206,7 @@ def _zig_busybox(arch: Arch, cache_root: pathlib.Path, name: str, config_of, say
     if not dest.is_file():
         with cache.file_lock(dest.with_name(f"{name}-zig.lock"), f"{name} for {arch.name}"):
             if not dest.is_file():
-                _build_with_zig(arch, cache_root, dest, name, config_of, say)
+                _build_with_zig(arch, cache_root, dest, name, config_of, what, say)
     return dest
 
 
@@ -242,7 +243,8 @@ def _shell_config(debian: str) -> str:
     return _static_config(kept)
 
 
-def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, name: str, config_of, say) -> None:
+def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, name: str, config_of, what: str,
+                    say) -> None:
     require_zig(arch.name)
     src = debian_source("busybox", cache_root, say)
     _apply_source_fixes(src)
@@ -255,8 +257,8 @@ def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, na
             f"AR={sys.executable} -m ziglang ar", "STRIP=true", "SKIP_STRIP=y"]
     env = zig_env()
     log = dest.parent / f"{name}-build.log"
-    say(f"userland: building {'busybox' if name == 'busybox' else 'the shell (busybox ash)'} for {arch.name} "
-        f"with zig ({arch.zig.target}), {'about 2 minutes' if name == 'busybox' else 'under a minute'}")
+    head, _, about = what.partition(", ")
+    say(f"userland: building {head} for {arch.name} with zig ({arch.zig.target}), {about}, once")
     with open(log, "w") as out:
         for argv in (make + ["oldconfig"], make + [f"-j{os.cpu_count() or 1}", "busybox_unstripped"]):
             # oldconfig asks about options Debian's config does not set: take every default.

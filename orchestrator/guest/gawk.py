@@ -22,7 +22,8 @@ GUEST_PATH = "usr/bin/awk"
 
 def gawk_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
     """The static gawk for `arch` (built once, under a minute)."""
-    recipe = cache.digest(arch.zig.target, arch.zig.cpu or "", *CONFIGURE_FLAGS,
+    # Keyed by the recipe (this file and the compiler wrapper) and the target.
+    recipe = cache.digest(arch.zig.target, arch.zig.cpu or "", pathlib.Path(__file__).read_text(),
                           pathlib.Path(busybox.__file__).with_name("zigcc.py").read_text())
     dest = cache_root / "userland" / arch.name / f"gawk-{recipe[:12]}"
     if dest.is_file():
