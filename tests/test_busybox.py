@@ -134,3 +134,25 @@ def test_the_riscv64_shell_has_no_compressed_instructions_for_the_uprobe_case_to
     assert machine == 243                  # EM_RISCV
     assert entry % 4 == 0, hex(entry)
     assert flags & 0x1 == 0                # EF_RISCV_RVC: no compressed instructions
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("arch_name, qemu_user", [("s390x", "qemu-s390x"), ("loongarch64", "qemu-loongarch64")])
+@pytest.mark.skipif(not _zig_installed(), reason="needs zig (`make deps` installs it)")
+def test_the_guests_shell_and_awk_run_on_arches_not_booted_here(tmp_path, arch_name, qemu_user):
+    """The shell and gawk recipes for a big-endian arch and for loongarch64 (its QEMU 7.2 row,
+    no LSX), run under qemu-user: the builtins the cases lean on and awk's strtonum()
+    (about a minute to build each arch's pair, once)."""
+    from orchestrator.guest import gawk
+    if shutil.which(qemu_user) is None:
+        pytest.skip(f"needs qemu-user ({qemu_user})")
+    arch = get_arch(arch_name)
+    root = cache.default_cache_root()
+    (tmp_path / "sh").symlink_to(busybox.shell_for(arch, root, say=lambda *_: None))
+    out = subprocess.run([qemu_user, str(tmp_path / "sh"), "-c", "echo -n ok; printf ' %d-%x ' 0x10 17; echo $((6*7))"],
+                         capture_output=True, text=True, timeout=120)
+    assert (out.returncode, out.stdout) == (0, "ok 16-11 42\n"), out.stderr
+    awk = gawk.gawk_for(arch, root, say=lambda *_: None)
+    out = subprocess.run([qemu_user, str(awk), 'BEGIN{print strtonum("0x1f")}'], capture_output=True, text=True,
+                         timeout=120)
+    assert (out.returncode, out.stdout) == (0, "31\n"), out.stderr
