@@ -225,7 +225,7 @@ class Versions(Record, kw_only=True, omit_defaults=True):
     make: str | None = None
     ccache: str | None = None
     binutils: str | None = None
-    busybox: Annotated[str | None, Meta(description="The guest busybox: host path and hash, or how it was built.")] = None
+    busybox: Annotated[str | None, Meta(description="The guest's userland: the busybox, shell and awk the image holds, each path with its hash.")] = None
     busybox_guest: Annotated[str | None, Meta(description="busybox's banner inside the guest.")] = None
     kernel_banner: Annotated[str | None, Meta(description="/proc/version of the guest.")] = None
 

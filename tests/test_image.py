@@ -151,6 +151,8 @@ def test_a_case_made_executable_is_a_new_image(tmp_path):
     cache_root = _cache_sharing_userland(tmp_path)
     first = build()
     assert build().path == first.path                 # nothing changed: the same image
+    # What results.json records of the userland: the busybox, the shell and awk, each hashed.
+    assert first.busybox.count(" sha256:") == 3 and "/sh-" in first.busybox and "/gawk-" in first.busybox
     os.chmod(cases / "a.tc", 0o755)
     second = build()
     assert second.path != first.path and not second.reused

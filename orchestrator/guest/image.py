@@ -35,7 +35,7 @@ class ImageResult:
     key: str
     size: int
     reused: bool
-    busybox: str
+    busybox: str   # the busybox, shell and awk the image holds, each with its digest
     # Guest programs that did not build, with the compiler's error: the image goes without
     # them, and the cases of the suites they run are ERROR with it (the others still run).
     program_errors: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -118,9 +118,11 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
                                                   + (f"\0{os.readlink(p)}" if p.is_symlink() else "")
                                                   for p in inputs))
     out = cache_root / "images" / f"{arch.name}-{key[:16]}.cpio"
-    bb_digest = cache.file_digest(busybox_path)[:16]
+    # What results.json records of the guest's userland: each binary and its digest.
+    userland = "; ".join(f"{path} sha256:{cache.file_digest(path)[:16]}"
+                         for path in (busybox_path, shell_path, awk_path))
     if out.exists():
-        return ImageResult(out, key, out.stat().st_size, True, f"{busybox_path} sha256:{bb_digest}", program_errors)
+        return ImageResult(out, key, out.stat().st_size, True, userland, program_errors)
 
     cpio = CpioWriter()
     for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp",
@@ -153,4 +155,4 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
         cpio.directory("lib")
         _add_tree(cpio, modules, "lib/modules")
     cache.atomic_write(out, cpio.finish())
-    return ImageResult(out, key, out.stat().st_size, False, f"{busybox_path} sha256:{bb_digest}", program_errors)
+    return ImageResult(out, key, out.stat().st_size, False, userland, program_errors)
