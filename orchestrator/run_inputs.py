@@ -115,7 +115,8 @@ def inputs_digest(opts: TestOptions) -> str:
     """Everything but the kernel tree that decides a run's results: the arch and its
     toolchain (with versions), the fragments, the guest's recipe (images/, the .tc cases,
     with their file modes: a `chmod +x` changes the image), the guest's userland recipe
-    (the shell, awk, dropbear, busybox: their modules' text) and the host busybox it copies, the suites and cases, timeouts,
+    (the shell, awk, dropbear, busybox: their modules' text) and the host busybox it
+    copies, the suites and cases, timeouts,
     the kernel command line, transport, the accelerator as far as it is known before a
     boot (qemu.accel_prospect: "auto" on a host without KVM is TCG), the QEMU machine, CPU,
     memory, SMP and arguments of the arch table, and the QEMU version. A base run is
@@ -137,7 +138,8 @@ def inputs_digest(opts: TestOptions) -> str:
                         str(opts.case_timeout), str(opts.boot_timeout), opts.cmdline, opts.transport,
                         qemu.accel_prospect(arch, opts.accel),
                         hosttools.version_line((arch.qemu.binary, "--version")),
-                        repr(arch.qemu), repr(arch.busybox), repr(arch.zig), repr(arch.ssh), qemu.kernel_cmdline(arch, opts.cmdline),
+                        repr(arch.qemu), repr(arch.busybox), repr(arch.zig), repr(arch.ssh),
+                        qemu.kernel_cmdline(arch, opts.cmdline),
                         *versions, *parts)
 
 

@@ -110,7 +110,8 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
         raise OrchestratorError(
             f"The kernel tree {tree.path} has no {FTRACE_SELFTESTS}/ftracetest; use a tree "
             "that ships the ftrace selftests (Linux 4.1 or newer).")
-    inputs = [busybox_path, shell_path, awk_path, *_tree_files(IMAGES_DIR), *_tree_files(ftrace_dir), *_tree_files(tcscripts),
+    inputs = [busybox_path, shell_path, awk_path, *_tree_files(IMAGES_DIR), *_tree_files(ftrace_dir),
+              *_tree_files(tcscripts),
               *(_tree_files(modules) if modules else []), *binaries.values()]
     # With each file's mode as the image gives it (_guest_mode) and where a link points:
     # a `chmod +x` or a re-pointed link is another image.
