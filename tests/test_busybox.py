@@ -82,20 +82,20 @@ def test_the_guests_shell_runs_a_command_from_path_under_the_commands_own_name(t
     bin_dir.mkdir()
     (bin_dir / "sh").symlink_to(shell)          # a multi-call binary: it answers to "sh"
     (bin_dir / "ping").symlink_to(shutil.which("cat"))
-    out = subprocess.run([str(bin_dir / "sh"), "-c", "ping /proc/self/comm; echo $((6 * 7))"],
-                         env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=60)
+
+    def sh(command: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(bin_dir / "sh"), "-c", command], env={"PATH": str(bin_dir)},
+                              capture_output=True, text=True, timeout=60)
+    out = sh("ping /proc/self/comm; echo $((6 * 7))")
     assert (out.returncode, out.stdout) == (0, "ping\n42\n"), out.stderr
     # The builtins as Debian's busybox has them: trace_marker.tc writes with `echo -n`,
     # trace_marker_raw.tc expects a short write to fail, and the shell to say so.
-    out = subprocess.run([str(bin_dir / "sh"), "-c", "echo -n abc; printf '%d-%x' 0x10 17; [ 2 -lt 10 ] && echo"],
-                         env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=60)
+    out = sh("echo -n abc; printf '%d-%x' 0x10 17; [ 2 -lt 10 ] && echo")
     assert (out.returncode, out.stdout) == (0, "abc16-11\n"), out.stderr
-    out = subprocess.run([str(bin_dir / "sh"), "-c", "echo -n abc > /dev/full"], env={"PATH": str(bin_dir)},
-                         capture_output=True, text=True, timeout=60)
+    out = sh("echo -n abc > /dev/full")
     assert out.returncode == 1 and "write error" in out.stderr
     # Only the shell is built: no other applet to prefer over PATH.
-    out = subprocess.run([str(bin_dir / "sh"), "-c", "grep x /dev/null"], env={"PATH": str(bin_dir)},
-                         capture_output=True, text=True, timeout=60)
+    out = sh("grep x /dev/null")
     assert out.returncode == 127 and "grep: not found" in out.stderr
 
 
@@ -156,3 +156,15 @@ def test_the_guests_shell_and_awk_run_on_arches_not_booted_here(tmp_path, arch_n
     out = subprocess.run([qemu_user, str(awk), 'BEGIN{print strtonum("0x1f")}'], capture_output=True, text=True,
                          timeout=120)
     assert (out.returncode, out.stdout) == (0, "31\n"), out.stderr
+
+
+def test_a_hung_userland_build_step_ends_with_one_sentence(tmp_path, monkeypatch):
+    """Every step of a userland build has a bound: one that never returns is stopped and
+    named, with its log, instead of holding `make deps` (and the cache lock) forever."""
+    from orchestrator.errors import OrchestratorError
+    monkeypatch.setattr(busybox, "USERLAND_BUILD_TIMEOUT", 1)
+    log = tmp_path / "build.log"
+    with pytest.raises(OrchestratorError) as err:
+        busybox._run_steps([(["sh", "-c", "echo started; sleep 30"], None)], log, "Building sh for x86_64 with zig")
+    assert str(err.value).startswith("Building sh for x86_64 with zig took over 1 s in sh and was stopped")
+    assert log.read_text() == "started\n"

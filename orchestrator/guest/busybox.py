@@ -39,6 +39,12 @@ SOURCE_FIXES = (("include/libbb.h", "extern struct globals *const ptr_to_globals
                  "extern struct globals *BB_GLOBAL_CONST ptr_to_globals;"),)
 
 
+# How long one step of fetching or building guest userland may take before it is taken
+# for hung (the slowest, dropbear's build, takes about 3 minutes here).
+USERLAND_BUILD_TIMEOUT = 1800
+ZIGCC = pathlib.Path(__file__).with_name("zigcc.py")
+
+
 def busybox_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
     spec = arch.busybox
     if spec.from_source:
@@ -111,8 +117,13 @@ def debian_source(package: str, cache_root: pathlib.Path, say) -> pathlib.Path:
         return tree
     root.mkdir(parents=True, exist_ok=True)
     say(f"userland: fetching Debian's {package} source package (once)")
-    got = hosttools.run_tree(["apt-get", "source", "--download-only", package], cwd=root,
-                             capture_output=True, text=True)
+    try:
+        got = hosttools.run_tree(["apt-get", "source", "--download-only", package], cwd=root,
+                                 capture_output=True, text=True, timeout=USERLAND_BUILD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise OrchestratorError(f"Fetching {package}'s source package took over {USERLAND_BUILD_TIMEOUT} s "
+                                "and was stopped; retry when the network is back.",
+                                ExitCode.MISSING_HOST_TOOL) from None
     dscs = sorted(root.glob(f"{package}_*.dsc"))
     if got.returncode != 0 or not dscs:
         raise OrchestratorError(
@@ -121,7 +132,7 @@ def debian_source(package: str, cache_root: pathlib.Path, say) -> pathlib.Path:
             ExitCode.MISSING_HOST_TOOL)
     shutil.rmtree(tree, ignore_errors=True)
     hosttools.run_tree(["dpkg-source", "--no-check", "-x", str(dscs[-1]), str(tree)], cwd=root,
-                       check=True, capture_output=True)
+                       check=True, capture_output=True, timeout=USERLAND_BUILD_TIMEOUT)
     return tree
 
 
@@ -143,6 +154,37 @@ def zig_env() -> dict[str, str]:
     return hosttools.build_environment({"PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[2])})[0]
 
 
+def built_from_source(arch: Arch, cache_root: pathlib.Path, name: str, recipe: tuple[pathlib.Path, ...],
+                      build) -> pathlib.Path:
+    """The arch's `name` from the cache, made once with build(dest) under a lock. Keyed by
+    the zig target and the text of the modules that make it (`recipe`, and the compiler
+    wrapper), so a changed recipe never reuses an older binary."""
+    key = cache.digest(arch.zig.target, arch.zig.cpu or "", name, *(p.read_text() for p in (*recipe, ZIGCC)))
+    dest = cache_root / "userland" / arch.name / f"{name}-{key[:12]}"
+    if not dest.is_file():
+        with cache.file_lock(dest.with_name(f"{name}-zig.lock"), f"{name} for {arch.name}"):
+            if not dest.is_file():
+                build(dest)
+    return dest
+
+
+def _run_steps(steps: list[tuple[list[str], bytes | None]], log: pathlib.Path, what: str, **kwargs) -> None:
+    """Each (argv, stdin) in turn, output into `log`; a failed or hung step ends the
+    build with one sentence naming `what` and the log."""
+    with open(log, "w") as out:
+        for argv, stdin in steps:
+            try:
+                rc = hosttools.run_tree(argv, input=stdin, stdout=out, stderr=subprocess.STDOUT,
+                                        timeout=USERLAND_BUILD_TIMEOUT, **kwargs).returncode
+            except subprocess.TimeoutExpired:
+                raise OrchestratorError(f"{what} took over {USERLAND_BUILD_TIMEOUT} s in "
+                                        f"{pathlib.Path(argv[0]).name} and was stopped; see {log}.",
+                                        ExitCode.BUILD_FAILED) from None
+            if rc:
+                raise OrchestratorError(f"{what} failed ({pathlib.Path(argv[0]).name} exit {rc}); see {log}.",
+                                        ExitCode.BUILD_FAILED)
+
+
 def build_autotools(arch: Arch, cache_root: pathlib.Path, package: str, dest: pathlib.Path,
                     configure_flags: tuple[str, ...], make_steps: list[list[str]], product: str,
                     about: str, say, prepare=None) -> None:
@@ -160,13 +202,8 @@ def build_autotools(arch: Arch, cache_root: pathlib.Path, package: str, dest: pa
     log = dest.parent / f"{package}-build.log"
     say(f"userland: building {package} for {arch.name} with zig ({arch.zig.target}), {about}, once")
     steps = [[str(src / "configure"), f"--host={arch.zig.target}", *configure_flags], *make_steps]
-    with open(log, "w") as out:
-        for argv in steps:
-            rc = hosttools.run_tree(argv, cwd=build, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
-            if rc:
-                raise OrchestratorError(
-                    f"Building {package} for {arch.name} with zig failed ({pathlib.Path(argv[0]).name} "
-                    f"exit {rc}); see {log}.", ExitCode.BUILD_FAILED)
+    _run_steps([(argv, None) for argv in steps], log, f"Building {package} for {arch.name} with zig",
+               cwd=build, env=env)
     install_executable(build / product, dest)
     shutil.rmtree(build, ignore_errors=True)
 
@@ -196,18 +233,10 @@ def shell_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
 
 def _zig_busybox(arch: Arch, cache_root: pathlib.Path, name: str, config_of, what: str, say) -> pathlib.Path:
     """busybox built from Debian's source with zig for the arch, with the .config that
-    config_of(debian_static_config) gives; cached by everything that goes into it. what:
-    the build as the progress line names it, with how long it takes."""
-    # Keyed by the recipe (this file and the compiler wrapper), so a changed recipe never
-    # reuses an older binary.
-    recipe = cache.digest(arch.zig.target, arch.zig.cpu or "", name, pathlib.Path(__file__).read_text(),
-                          pathlib.Path(__file__).with_name("zigcc.py").read_text())
-    dest = cache_root / "userland" / arch.name / f"{name}-{recipe[:12]}"
-    if not dest.is_file():
-        with cache.file_lock(dest.with_name(f"{name}-zig.lock"), f"{name} for {arch.name}"):
-            if not dest.is_file():
-                _build_with_zig(arch, cache_root, dest, name, config_of, what, say)
-    return dest
+    config_of(debian_static_config) gives. what: the build as the progress line names it,
+    with how long it takes."""
+    return built_from_source(arch, cache_root, name, (pathlib.Path(__file__),),
+                             lambda dest: _build_with_zig(arch, cache_root, dest, name, config_of, what, say))
 
 
 def _static_config(debian: str) -> str:
@@ -259,13 +288,8 @@ def _build_with_zig(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, na
     log = dest.parent / f"{name}-build.log"
     head, _, about = what.partition(", ")
     say(f"userland: building {head} for {arch.name} with zig ({arch.zig.target}), {about}, once")
-    with open(log, "w") as out:
-        for argv in (make + ["oldconfig"], make + [f"-j{os.cpu_count() or 1}", "busybox_unstripped"]):
-            # oldconfig asks about options Debian's config does not set: take every default.
-            rc = hosttools.run_tree(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                    input=b"\n" * 4000 if argv[-1] == "oldconfig" else None).returncode
-            if rc:
-                raise OrchestratorError(
-                    f"Building {name} for {arch.name} with zig failed (make exit {rc}); see {log}.",
-                    ExitCode.BUILD_FAILED)
+    # oldconfig asks about options Debian's config does not set: take every default.
+    _run_steps([(make + ["oldconfig"], b"\n" * 4000),
+                (make + [f"-j{os.cpu_count() or 1}", "busybox_unstripped"], None)],
+               log, f"Building {name} for {arch.name} with zig", env=env)
     install_executable(build / "busybox_unstripped", dest)

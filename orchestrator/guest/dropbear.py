@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import pathlib
 
-from .. import cache
 from . import busybox
 from ..arches import Arch
 from ..errors import ExitCode, OrchestratorError
@@ -44,15 +43,8 @@ def require_ssh(arch: Arch) -> None:
 def dropbear_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
     """The static dropbearmulti for `arch` (built once, about 3 minutes)."""
     require_ssh(arch)
-    recipe = cache.digest(arch.zig.target, arch.zig.cpu or "", LOCAL_OPTIONS, PROGRAMS,
-                          *CONFIGURE_FLAGS, pathlib.Path(busybox.__file__).with_name("zigcc.py").read_text())
-    dest = cache_root / "userland" / arch.name / f"dropbearmulti-{recipe[:12]}"
-    if dest.is_file():
-        return dest
-    with cache.file_lock(dest.with_name("dropbear.lock"), f"dropbear for {arch.name}"):
-        if not dest.is_file():
-            _build(arch, cache_root, dest, say)
-    return dest
+    return busybox.built_from_source(arch, cache_root, "dropbearmulti", (pathlib.Path(__file__), pathlib.Path(busybox.__file__)),
+                                     lambda dest: _build(arch, cache_root, dest, say))
 
 
 def _build(arch: Arch, cache_root: pathlib.Path, dest: pathlib.Path, say) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pathlib
 
-from .. import cache
 from . import busybox
 from ..arches import Arch
 
@@ -22,17 +21,10 @@ GUEST_PATH = "usr/bin/awk"
 
 def gawk_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path:
     """The static gawk for `arch` (built once, under a minute)."""
-    # Keyed by the recipe (this file and the compiler wrapper) and the target.
-    recipe = cache.digest(arch.zig.target, arch.zig.cpu or "", pathlib.Path(__file__).read_text(),
-                          pathlib.Path(busybox.__file__).with_name("zigcc.py").read_text())
-    dest = cache_root / "userland" / arch.name / f"gawk-{recipe[:12]}"
-    if dest.is_file():
-        return dest
-    with cache.file_lock(dest.with_name("gawk.lock"), f"gawk for {arch.name}"):
-        if not dest.is_file():
-            # support/ first: gawk's Makefile does not make its own helper library.
-            jobs = f"-j{os.cpu_count() or 1}"
-            busybox.build_autotools(arch, cache_root, "gawk", dest, CONFIGURE_FLAGS,
-                                    [["make", jobs, "-C", "support"], ["make", jobs, "gawk"]],
-                                    "gawk", "under a minute", say)
-    return dest
+    # support/ first: gawk's Makefile does not make its own helper library.
+    jobs = f"-j{os.cpu_count() or 1}"
+    return busybox.built_from_source(
+        arch, cache_root, "gawk", (pathlib.Path(__file__), pathlib.Path(busybox.__file__)),
+        lambda dest: busybox.build_autotools(arch, cache_root, "gawk", dest, CONFIGURE_FLAGS,
+                                             [["make", jobs, "-C", "support"], ["make", jobs, "gawk"]],
+                                             "gawk", "under a minute", say))

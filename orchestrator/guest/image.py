@@ -115,13 +115,13 @@ def build_image(tree: KernelTree, arch: Arch, cache_root: pathlib.Path,
               *(_tree_files(modules) if modules else []), *binaries.values()]
     # With each file's mode as the image gives it (_guest_mode) and where a link points:
     # a `chmod +x` or a re-pointed link is another image.
-    key = cache.digest(IMAGE_RECIPE, arch.name, *(f"{p}\0{cache.file_digest(p)}\0{_guest_mode(p):o}"
+    digests = {p: cache.file_digest(p) for p in inputs}
+    key = cache.digest(IMAGE_RECIPE, arch.name, *(f"{p}\0{digests[p]}\0{_guest_mode(p):o}"
                                                   + (f"\0{os.readlink(p)}" if p.is_symlink() else "")
                                                   for p in inputs))
     out = cache_root / "images" / f"{arch.name}-{key[:16]}.cpio"
     # What results.json records of the guest's userland: each binary and its digest.
-    userland = "; ".join(f"{path} sha256:{cache.file_digest(path)[:16]}"
-                         for path in (busybox_path, shell_path, awk_path))
+    userland = "; ".join(f"{path} sha256:{digests[path][:16]}" for path in (busybox_path, shell_path, awk_path))
     if out.exists():
         return ImageResult(out, key, out.stat().st_size, True, userland, program_errors)
 
