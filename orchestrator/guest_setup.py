@@ -17,7 +17,7 @@ from . import cache
 from .arches import Arch
 from .errors import OrchestratorError
 from .guest import bootroute, guestprog, image
-from .kernel import build, kconfig, pahole, source
+from .kernel import build, kconfig, pahole, source, symbolize
 from .kernel.fragments import Fragments, fragments_for
 from .kernel.kconfig import ConfigFailed, check_user_fragments
 from . import model
@@ -238,7 +238,8 @@ def guest_runner(opts: TestOptions, prepared: PreparedGuest, console_log: Binary
     arch = prepared.arch
     return GuestRunner(session_factory(arch, opts.transport, prepared.argv, console_log, detector.feed, sessions),
                        detector, progress, opts.case_timeout, opts.boot_timeout, arch.halt_command,
-                       case_logs_dir=case_logs_dir, leak_scan=has_kmemleak(prepared.build))
+                       case_logs_dir=case_logs_dir, leak_scan=has_kmemleak(prepared.build),
+                       name_pc=symbolize.Symbolizer(prepared.build.vmlinux, arch, []).name)
 
 
 def has_kmemleak(built: build.BuildResult) -> bool:

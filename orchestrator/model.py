@@ -40,7 +40,7 @@ class Record(msgspec.Struct, forbid_unknown_fields=True):
 Status = Literal["PASS", "FAIL", "UNRESOLVED", "ERROR", "XFAIL", "UNSUPPORTED", "UNTESTED", "SKIP"]
 STATUSES: tuple[str, ...] = get_args(Status)
 SplatKind = Literal["warning", "ftrace-bug", "kasan", "stall", "bug", "oops", "panic",
-                    "rethook", "lockdep", "ubsan", "leak"]
+                    "rethook", "lockdep", "ubsan", "leak", "hang"]
 RunState = Literal["running", "complete", "failed", "incomplete", "error"]
 StageState = Literal["running", "done", "failed"]
 CauseKind = Literal["tree", "config", "emulator", "image", "test", "kernel", "unsettled"]

@@ -8,6 +8,7 @@ opens. Frames in modules are left as they are (their .ko is not at hand here).
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import os
 import pathlib
@@ -89,6 +90,7 @@ class Symbolizer:
         self.nm, self.addr2line = tools_for(arch)
         self.roots = roots
         self._symbols: dict[str, list[tuple[int, int]]] | None = None
+        self._by_address: list[tuple[int, int, str]] | None = None
 
     def _run(self, argv: list[str]) -> str:
         try:
@@ -107,6 +109,18 @@ class Symbolizer:
                     table.setdefault(parts[3], []).append((int(parts[0], 16), int(parts[1], 16)))
             self._symbols = table
         return self._symbols
+
+    def name(self, address: int) -> str | None:
+        """A kernel address as a frame names it (`func+0x1c/0x40`), or None when no text
+        symbol of vmlinux covers it (a module's, or a kernel built with KASLR)."""
+        if self._by_address is None:
+            self._by_address = sorted((a, size, name) for name, places in self.symbols().items()
+                                      for a, size in places if size)
+        k = bisect.bisect_right(self._by_address, (address, float("inf"), "")) - 1
+        if k < 0:
+            return None
+        start, size, name = self._by_address[k]
+        return f"{name}+{address - start:#x}/{size:#x}" if address < start + size else None
 
     def _address(self, f: RawFrame) -> int | None:
         candidates = self.symbols().get(f.func) or []

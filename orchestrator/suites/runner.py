@@ -21,7 +21,8 @@ from . import caselog, ktap, taint
 from .case_id import CaseId
 from .status import FAILING
 from ..guest import guestprog
-from ..vm.transport import GuestDied, GuestTimeout, Transport, TransportLost
+from ..vm import qmp
+from ..vm.transport import GuestDied, GuestHung, GuestTimeout, Transport, TransportLost
 from ..errors import OrchestratorError
 from ..guest.image import FTRACE_SELFTESTS, GUEST_FTRACE, GUEST_TCSCRIPTS
 from ..project import TCSCRIPTS_DIR
@@ -171,12 +172,15 @@ class GuestRunner:
     def __init__(self, start_guest: Callable[[], Transport], detector: SplatDetector,
                  progress: Progress, case_timeout: float, boot_timeout: float,
                  halt_command: str | None, max_restarts: int = 5,
-                 case_logs_dir: pathlib.Path | None = None, leak_scan: bool = False):
+                 case_logs_dir: pathlib.Path | None = None, leak_scan: bool = False,
+                 name_pc: Callable[[int], str | None] | None = None):
         """case_logs_dir: where a non-passing case's full log dir goes when the session can
         copy files back (SSH); its path relative to the dir's parent (the run dir) is
         recorded on the case. leak_scan: the kernel has kmemleak (the debug config): scan
-        for leaks after the last case (scan_for_leaks)."""
+        for leaks after the last case (scan_for_leaks). name_pc: a kernel address as
+        func+0xoff/0xsize (the run's vmlinux), for where a hung kernel's CPUs were."""
         self.leak_scan = leak_scan
+        self.name_pc = name_pc
         self.start_guest = start_guest
         self.detector = detector
         self.progress = progress
@@ -304,6 +308,13 @@ class GuestRunner:
         except _RebootFailed:
             results = [self._guest_error(spec, t0, "the guest did not boot again after the previous case"
                                          if self.boots > 1 else "this guest did not boot")]
+        except GuestHung as exc:
+            cpus = [(cpu, pc, self.name_pc(pc) if self.name_pc else None)
+                    for cpu, pc in qmp.program_counters(exc.registers)]
+            hang = self.detector.hang(exc.silent_seconds, exc.asked, cpus, exc.registers)
+            results = [self._guest_error(
+                spec, t0, f"{hang.title}: the kernel printed nothing for {exc.silent_seconds:g}s and answered "
+                          f"none of {exc.asked} sysrq(s) over its console (guest restarted)")]
         except GuestTimeout as exc:
             said = ktap.parse(exc.partial).results
             before = f"the test reported {said[-1].status}, then " if said else ""

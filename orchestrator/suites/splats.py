@@ -265,5 +265,22 @@ class SplatDetector:
         """Close a report still being collected (end of a case, end of the run)."""
         self._close()
 
+    def hang(self, silent_seconds: float, asked: int, cpus: list[tuple[int, int, str | None]],
+             registers: str) -> Splat:
+        """A kernel that stopped answering (vm.transport.GuestHung) as a report of kind
+        "hang": it printed nothing, so the report is the host's, one line per vCPU with
+        where it was (cpu, pc, the pc as func+0xoff/0xsize when vmlinux names it), then
+        QEMU's dump of the registers. Its title names the functions, not the addresses:
+        the same hang in the base and the series is the same report."""
+        self._close()
+        where = sorted({name.split("+")[0] for _, _, name in cpus if name})
+        title = "kernel hung: no answer to sysrq" + (f", CPUs in {', '.join(where)}" if where else "")
+        lines = [f"no console output for {silent_seconds:g}s, no answer to {asked} sysrq(s) over the serial line"]
+        lines += [f"pc : {name or f'{pc:#x}'} (CPU#{cpu})" for cpu, pc, name in cpus]
+        lines += ["QEMU's info registers -a:", *registers.strip().splitlines()]
+        splat = Splat("hang", title, None, max(1, self._line_no), lines[:_MAX_LINES], self.current_case)
+        self.splats.append(splat)
+        return splat
+
     def open_kind(self) -> str | None:
         return self._open.kind if self._open else None

@@ -19,7 +19,8 @@ from typing import BinaryIO, Callable
 import pexpect
 
 from .printk import command_part
-from .transport import CommandResult, GuestDied, GuestTimeout
+from .qmp import Monitor, QmpError
+from .transport import CommandResult, GuestDied, GuestHung, GuestTimeout
 
 # KTO:READY:<boot nonce>:<release>:<taint>:<uptime>; the nonce comes from the kernel
 # command line (kto.boot=, added at each start where QEMU passes one), so nothing printed
@@ -38,6 +39,46 @@ BOOT_NONCE_ARG = "kto.boot"
 # session reads the console up to it, so a splat is charged to the command during which
 # the kernel logged it. A kernel that never shows it costs this wait once.
 FENCE_SECONDS = 5.0
+
+# A case may be silent for minutes (a sleep, a tracer slowed down by TCG): silence alone
+# says nothing, and a kernel whose CPUs are all stuck prints nothing either (riscv64's
+# multiple_kprobes.tc ran out its 300 s that way). After QUIET_BEFORE_PROBE_SECONDS of
+# silence the host asks the kernel itself: a serial break and "h" is a sysrq, answered by
+# the UART's interrupt handler ("sysrq: HELP : ...") whatever the case's processes do, and
+# taken by it, never by the shell. A kernel that answers none of PROBES asks, each given
+# ANSWER_SECONDS, has stopped: the case ends then, not at its timeout.
+QUIET_BEFORE_PROBE_SECONDS = 10.0
+MOST_QUIET_BEFORE_PROBE_SECONDS = 60.0
+ANSWER_SECONDS = 15.0
+PROBES = 2
+# The kernel's answer to a sysrq (its pr_fmt), and how long the check after READY waits
+# for the first: a kernel that takes no sysrq over its console (no break on the UART, or
+# sysrq built out) is not asked during cases.
+SYSRQ_ANSWER = re.compile(r"\bsysrq: ")
+SYSRQ_CHECK_SECONDS = 10.0
+SYSRQ_PROBE_KEY = b"h"   # no action bound: the kernel prints its help line, nothing else
+
+
+class Liveness:
+    """When to ask a silent kernel whether it is alive, and when to give up on it."""
+
+    def __init__(self, quiet: float = QUIET_BEFORE_PROBE_SECONDS, answer: float = ANSWER_SECONDS,
+                 probes: int = PROBES, most_quiet: float = MOST_QUIET_BEFORE_PROBE_SECONDS):
+        self.quiet, self.answer, self.probes, self.most_quiet = quiet, answer, probes, most_quiet
+        self.asked_at: list[float] = []   # the asks since the console last printed
+
+    def next_step(self, now: float, last_output_at: float) -> str | None:
+        """"probe" (ask now), "hung" (asked PROBES times, no answer), or None (wait)."""
+        if self.asked_at and last_output_at >= self.asked_at[0]:
+            # The console printed since: the kernel is alive. A case that is silent for
+            # long is asked less and less often (its console.log gains a line per ask).
+            self.asked_at.clear()
+            self.quiet = min(self.quiet * 2, self.most_quiet)
+        if not self.asked_at:
+            return "probe" if now - last_output_at >= self.quiet else None
+        if now - self.asked_at[-1] < self.answer:
+            return None
+        return "probe" if len(self.asked_at) < self.probes else "hung"
 
 
 class UnixLineEnds:
@@ -89,6 +130,11 @@ class ConsoleSession:
         self.guest_boot_seconds: float | None = None
         self.boot_taint = 0
         self.child: pexpect.spawn | None = None
+        # QEMU's monitor (the sysrq's break, the vCPUs' registers), and whether this boot's
+        # kernel answered a sysrq over the console (checked once it is at its shell).
+        self.monitor: Monitor | None = None
+        self.sysrq_answers = False
+        self._last_output_at = time.monotonic()
 
     # -- process ---------------------------------------------------------
     def start(self) -> None:
@@ -97,7 +143,11 @@ class ConsoleSession:
             i = argv.index("-append") + 1
             argv[i] = f"{argv[i]} {BOOT_NONCE_ARG}={self.nonce}"
             self.ready_nonce = self.nonce
+        self.monitor = Monitor()
+        argv += self.monitor.argv()
+        self.sysrq_answers = False
         self.child = pexpect.spawn(argv[0], argv[1:], timeout=None, echo=False, maxread=65536)
+        self._last_output_at = time.monotonic()
 
     @property
     def alive(self) -> bool:
@@ -121,6 +171,9 @@ class ConsoleSession:
             except Exception:
                 pass
             self.child = None
+            if self.monitor is not None:
+                self.monitor.close()
+                self.monitor = None
 
     def halt(self, command: str | None, timeout: float = 15.0) -> None:
         """Ask the guest to end QEMU (reboot -f with -no-reboot); kill it if it does not."""
@@ -151,6 +204,7 @@ class ConsoleSession:
         except pexpect.EOF:
             raise GuestDied("QEMU exited")
         if data:
+            self._last_output_at = time.monotonic()
             self.console_log.write(self._log_lines(data))
             self.console_log.flush()
         return data
@@ -219,6 +273,49 @@ class ConsoleSession:
         self.kernel_release, self.boot_taint = m.group(1), int(m.group(2))
         # The guest's uptime at its shell: its own boot time (None from older images).
         self.guest_boot_seconds = float(m.group(3)) if m.group(3) else None
+        self.sysrq_answers = self._check_sysrq()
+
+    def _ask_sysrq(self) -> bool:
+        """A break on the serial line, then the sysrq key; False when QEMU's monitor did
+        not take the break (the key is then not sent: the shell would read it)."""
+        assert self.child is not None
+        if self.monitor is None:
+            return False
+        try:
+            self.monitor.send_break()
+        except QmpError:
+            return False
+        self.child.send(SYSRQ_PROBE_KEY)
+        return True
+
+    def _check_sysrq(self) -> bool:
+        """Whether this kernel answers a sysrq over its console, asked once at its shell."""
+        if not self._ask_sysrq():
+            return False
+        try:
+            self._pump(time.monotonic() + SYSRQ_CHECK_SECONDS, lambda l: SYSRQ_ANSWER.search(l) is not None)
+            return True
+        except GuestTimeout:
+            # The key reached the shell, not the kernel's sysrq: a line end makes it a
+            # command of its own ("h: not found"), not the start of the next one.
+            self.child.send(b"\n")
+            return False
+
+    def _check_alive(self, liveness: Liveness) -> None:
+        """Ask a silent kernel (Liveness); GuestHung when it has stopped answering."""
+        now = time.monotonic()
+        step = liveness.next_step(now, self._last_output_at)
+        if step == "probe":
+            if self._ask_sysrq():
+                liveness.asked_at.append(now)
+            else:
+                self.sysrq_answers = False   # the monitor is gone: wait for the timeout
+        elif step == "hung":
+            try:
+                registers = self.monitor.registers() if self.monitor else ""
+            except QmpError as exc:
+                registers = f"({exc})"
+            raise GuestHung(round(now - self._last_output_at, 1), len(liveness.asked_at), registers)
 
     def new_token(self) -> str:
         """A command's secret: 128 bits, made for that command alone, so no case can forge
@@ -273,8 +370,15 @@ class ConsoleSession:
         line += "\n"
         t0 = time.monotonic()
         deadline = t0 + timeout
+        liveness = Liveness() if self.sysrq_answers else None
+
+        def hook(deadline: float) -> float:
+            if liveness is not None and self.sysrq_answers:
+                self._check_alive(liveness)
+            return deadline_hook(deadline) if deadline_hook else deadline
+
         self.child.send(line.encode())
-        first = self._pump(deadline, lambda l: begin.search(l) is not None, deadline_hook)
+        first = self._pump(deadline, lambda l: begin.search(l) is not None, hook)
         started = begin.search(first)
         guest_t0 = float(started.group(1)) if started and started.group(1) else None
         output: list[str] = []
@@ -308,9 +412,10 @@ class ConsoleSession:
             return False
 
         try:
-            last = self._pump(deadline, collect, deadline_hook)
-        except GuestTimeout:
-            raise GuestTimeout(output) from None
+            last = self._pump(deadline, collect, hook)
+        except GuestTimeout as exc:
+            exc.partial = output
+            raise
         self.await_fence()
         return command_result(output, last, end, guest_t0, time.monotonic() - t0)
 

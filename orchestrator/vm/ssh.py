@@ -22,9 +22,9 @@ from typing import BinaryIO, Callable
 
 import paramiko
 
-from .console import ConsoleSession, command_result
+from .console import ConsoleSession, Liveness, command_result
 from .scp import ScpSink
-from .transport import CommandResult, GuestTimeout, TransportLost
+from .transport import CommandResult, GuestHung, GuestTimeout, TransportLost
 from ..guest.dropbear import GUEST_PATH
 
 GUEST_SSH_PORT = 22
@@ -259,8 +259,15 @@ class SshSession(ConsoleSession):
         buf = b""
         guest_t0: float | None = None
         began = False
+        liveness = Liveness() if self.sysrq_answers else None
         try:
             while True:
+                if liveness is not None and self.sysrq_answers:
+                    try:
+                        self._check_alive(liveness)   # asked over the console, as there
+                    except GuestHung as exc:
+                        exc.partial = output
+                        raise
                 if deadline_hook:
                     deadline = deadline_hook(deadline)
                 remaining = deadline - time.monotonic()
@@ -270,6 +277,7 @@ class SshSession(ConsoleSession):
                 self.poll(0)   # the console: console.log, splats; GuestDied if QEMU is gone
                 while chan.recv_ready():
                     buf += chan.recv(65536)
+                    self._last_output_at = time.monotonic()   # the case's output: alive
                 while b"\n" in buf:
                     raw, buf = buf.split(b"\n", 1)
                     text = raw.decode("utf-8", errors="replace").rstrip("\r")

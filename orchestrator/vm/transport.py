@@ -20,6 +20,18 @@ class GuestTimeout(Exception):
         self.partial = partial or []   # what the command printed before the deadline
 
 
+class GuestHung(GuestTimeout):
+    """The kernel answers nothing: its console has been silent and a sysrq sent over the
+    serial line got no reply (console.Liveness). registers: every vCPU's at that moment,
+    as QEMU's monitor printed them (what went wrong asking, when it did not)."""
+
+    def __init__(self, silent_seconds: float, asked: int, registers: str):
+        super().__init__()
+        self.silent_seconds = silent_seconds
+        self.asked = asked
+        self.registers = registers
+
+
 class TransportLost(Exception):
     """No SSH connection could be made, or it dropped during a command."""
 

@@ -114,6 +114,39 @@ def test_panic_hang_and_warn_in_one_run(tmp_path):
     assert all(f"tcscripts/{n}" in summary for n in ("02_warn.tc", "03_panic.tc", "05_hang.tc"))
 
 
+def test_a_kernel_that_stops_answering_ends_its_case_early_with_where_its_cpus_were(tmp_path):
+    """Every CPU stuck with interrupts off prints nothing, as riscv64's multiple_kprobes.tc
+    hang did: the case ends when the kernel has answered no sysrq for a while, not at its
+    timeout, and the report says where each vCPU was. A case silent for longer than that,
+    with its kernel alive, still runs to its end."""
+    p = _run(tmp_path, "--suite", "tcscripts", "--tcdir", str(HERE / "tc_hang"), "--case-timeout", "300")
+    data = _results(tmp_path)
+    by_id = {c["id"].split("/")[-1]: c for c in data["cases"]}
+    assert [(k, c["status"]) for k, c in by_id.items()] == [
+        ("01_lockup.tc", "ERROR"), ("02_after_lockup.tc", "PASS"), ("03_silent_but_alive.tc", "PASS")]
+    hung = by_id["01_lockup.tc"]
+    (hang,) = [s for s in hung["splats"] if s["kind"] == "hang"]
+    # Found after 10 s of silence and two sysrqs 15 s apart left unanswered, not at 300 s.
+    assert hung["seconds"] < 90, hung
+    assert hang["title"].startswith("kernel hung: no answer to sysrq, CPUs in ") and "lkdtm_HARDLOCKUP" in hang["title"]
+    assert hung["reason"].startswith(hang["title"] + ": the kernel printed nothing for ")
+    # Each vCPU's pc, named and decoded against the run's vmlinux; QEMU's registers follow.
+    pcs = [line for line in hang["lines"] if line.startswith("pc : ")]
+    assert len(pcs) == 2 and any(line.startswith("pc : lkdtm_HARDLOCKUP+0x") for line in pcs), pcs
+    assert any(f["function"] == "lkdtm_HARDLOCKUP" and f["file"] == "drivers/misc/lkdtm/bugs.c"
+               for f in hang["frames"] or []), hang["frames"]
+    assert "QEMU's info registers -a:" in hang["lines"] and any("RIP=" in line for line in hang["lines"])
+    assert by_id["02_after_lockup.tc"]["boot"] == hung["boot"] + 1
+    # Silent for 45 s (longer than the 40 s a hang takes to be called one) on a live
+    # kernel: asked, answered, left to finish.
+    assert by_id["03_silent_but_alive.tc"]["seconds"] >= 45
+    console = (tmp_path / "latest" / "console.log").read_text(errors="replace")
+    assert "sysrq: HELP" in console
+    assert data["state"] == "complete" and p.returncode == 1 == data["exit_code"]
+    summary = (tmp_path / "latest" / "summary.txt").read_text()
+    assert "kernel hung" in summary and "lkdtm_HARDLOCKUP" in summary
+
+
 def _kill_qemu_when(tmp_path: pathlib.Path, ready, poll: float, wait: float = 0.0) -> subprocess.Popen:
     """A run of tc_kill/ whose QEMU is SIGKILLed `wait` s after ready(run dir) first holds."""
     proc = subprocess.Popen(_argv(tmp_path, "--suite", "tcscripts", "--tcdir", str(HERE / "tc_kill")),

@@ -1,0 +1,72 @@
+"""A silent guest is asked whether its kernel is alive (a sysrq over the serial line) and
+given up on only when it answers nothing: the steps, QEMU's register dumps read for each
+vCPU's pc, and a pc named against a real object's symbols. The real hang is in
+tests/faults (LKDTM HARDLOCKUP on every CPU of a real guest)."""
+import subprocess
+
+from orchestrator.arches import get_arch
+from orchestrator.kernel import symbolize
+from orchestrator.vm import qmp
+from orchestrator.vm.console import Liveness
+
+
+def test_a_silent_kernel_is_asked_then_given_up_on_when_nothing_answers():
+    live = Liveness(quiet=10, answer=15, probes=2)
+    last_output = 100.0
+    assert live.next_step(105, last_output) is None          # quiet, not yet for long
+    assert live.next_step(110, last_output) == "probe"
+    live.asked_at.append(110)
+    assert live.next_step(124, last_output) is None          # the answer has 15 s
+    assert live.next_step(125, last_output) == "probe"
+    live.asked_at.append(125)
+    assert live.next_step(139, last_output) is None
+    assert live.next_step(140, last_output) == "hung"        # two asks, no answer
+
+
+def test_an_answer_clears_the_asks_and_a_long_silent_case_is_asked_less_often():
+    live = Liveness(quiet=10, answer=15, probes=2, most_quiet=60)
+    assert live.next_step(10, 0) == "probe"
+    live.asked_at.append(10)
+    # The kernel answered at 10.2: alive; the next ask waits 20 s of silence, then 40, 60.
+    assert live.next_step(20, 10.2) is None and live.asked_at == []
+    assert live.next_step(30.1, 10.2) is None
+    assert live.next_step(30.2, 10.2) == "probe"
+    for answered, quiet in ((30.5, 40), (71, 60), (131.5, 60)):
+        live.asked_at.append(answered - 0.3)
+        assert live.next_step(answered + quiet - 0.1, answered) is None
+        assert live.next_step(answered + quiet, answered) == "probe"
+
+
+def test_each_vcpu_s_pc_is_read_from_qemu_s_register_dump(data_dir):
+    dump = (data_dir / "x86_64-7.2.12-hang-registers.txt").read_text()
+    pcs = qmp.program_counters(dump)
+    assert [cpu for cpu, _ in pcs] == [0, 1]
+    assert all(pc >= 0xffffffff80000000 for _, pc in pcs)     # both in the kernel's text
+    # The other targets' shapes (QEMU's cpu_dump_state of each): arm64 and loongarch64 "PC=",
+    # riscv64 a "pc" row, s390x the PSW's address; and a dump without CPU#n headers.
+    assert qmp.program_counters("CPU#0\n PC=ffff800080012340 X00=0000000000000000\n"
+                                "CPU#1\n PC=ffff800080abc000 X00=1\n") == [(0, 0xffff800080012340),
+                                                                        (1, 0xffff800080abc000)]
+    assert qmp.program_counters("CPU#3\n pc       ffffffff80001234\n mhartid  0000000000000003\n") == \
+        [(3, 0xffffffff80001234)]
+    assert qmp.program_counters("CPU#0\nPSW=mask 0704c00180000000 addr 0000000000123456 cc 00\n") == \
+        [(0, 0x123456)]
+    assert qmp.program_counters(" PC=9000000000220abc FCSR0 0x00000000\n") == [(0, 0x9000000000220abc)]
+    assert qmp.program_counters("(QEMU's monitor did not answer: timed out)") == []
+
+
+def test_a_pc_is_named_as_a_frame_against_the_object_s_symbols(tmp_path):
+    src = tmp_path / "f.c"
+    src.write_text("int first(int x) { return x * 3 + 1; }\n"
+                   "int second(int x) { for (int i = 0; i < x; i++) x ^= i * 7; return x; }\n")
+    obj = tmp_path / "f.so"
+    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-o", str(obj), str(src)], check=True)
+    sym = symbolize.Symbolizer(obj, get_arch("x86_64"), [])
+    (first, first_size), = sym.symbols()["first"]
+    (second, second_size), = sym.symbols()["second"]
+    assert sym.name(second) == f"second+0x0/{second_size:#x}"
+    assert sym.name(second + 2) == f"second+0x2/{second_size:#x}"
+    assert sym.name(first + first_size - 1) == f"first+{first_size - 1:#x}/{first_size:#x}"
+    # Below the first function, or past the last: no name (a module's address, KASLR).
+    assert sym.name(0) is None
+    assert sym.name(max(first + first_size, second + second_size) + 0x100000) is None
