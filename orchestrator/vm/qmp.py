@@ -36,12 +36,15 @@ class Monitor:
     """The QMP socket of one QEMU process: its argv options and one command at a time."""
 
     def __init__(self) -> None:
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="kto-qmp-"))
+        # A TMPDIR too long for a socket's path gives way to /tmp.
+        short = len(tempfile.gettempdir()) <= 64
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="kto-qmp-", dir=None if short else "/tmp"))
         self.path = self.dir / "qmp.sock"
 
     def argv(self) -> list[str]:
-        # server=on,wait=off: QEMU listens and boots without waiting for a client.
-        return ["-qmp", f"unix:{self.path},server=on,wait=off"]
+        # server=on,wait=off: QEMU listens and boots without waiting for a client; a comma
+        # in the path is doubled, as QEMU's option syntax wants.
+        return ["-qmp", f"unix:{str(self.path).replace(',', ',,')},server=on,wait=off"]
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
