@@ -55,7 +55,10 @@ PROBES = 2
 # for the first: a kernel that takes no sysrq over its console (no break on the UART, or
 # sysrq built out) is not asked during cases.
 SYSRQ_ANSWER = re.compile(r"\bsysrq: ")
-SYSRQ_CHECK_SECONDS = 10.0
+SYSRQ_CHECK_SECONDS = 5.0
+# The check's verdict per kernel image: a kernel that took no sysrq at its first boot is
+# not asked again at each restart (each ask costs SYSRQ_CHECK_SECONDS and a stray "h").
+_SYSRQ_VERDICTS: dict[str, bool] = {}
 SYSRQ_PROBE_KEY = b"h"   # no action bound: the kernel prints its help line, nothing else
 
 
@@ -290,16 +293,19 @@ class ConsoleSession:
 
     def _check_sysrq(self) -> bool:
         """Whether this kernel answers a sysrq over its console, asked once at its shell."""
-        if not self._ask_sysrq():
+        kernel = self.argv[self.argv.index("-kernel") + 1] if "-kernel" in self.argv else ""
+        if _SYSRQ_VERDICTS.get(kernel) is False or not self._ask_sysrq():
             return False
         try:
             self._pump(time.monotonic() + SYSRQ_CHECK_SECONDS, lambda l: SYSRQ_ANSWER.search(l) is not None)
-            return True
+            answers = True
         except GuestTimeout:
             # The key reached the shell, not the kernel's sysrq: a line end makes it a
             # command of its own ("h: not found"), not the start of the next one.
             self.child.send(b"\n")
-            return False
+            answers = False
+        _SYSRQ_VERDICTS[kernel] = answers
+        return answers
 
     def _check_alive(self, liveness: Liveness) -> None:
         """Ask a silent kernel (Liveness); GuestHung when it has stopped answering."""
