@@ -38,19 +38,19 @@ def test_an_answer_clears_the_asks_and_a_long_silent_case_is_asked_less_often():
 
 
 def test_each_vcpu_s_pc_is_read_from_qemu_s_register_dump(data_dir):
-    # Captured from the hangs themselves: x86_64's LKDTM lockup on both CPUs (QEMU 7.2, RIP=
-    # among the general registers), riscv64's multiple_kprobes.tc (QEMU 10, a "pc" row).
+    # Captured from the hangs themselves: x86_64's and arm64's LKDTM lockup on both CPUs
+    # (QEMU 7.2: RIP= among the general registers, PC= before X00=), riscv64's
+    # multiple_kprobes.tc (QEMU 10: a "pc" row).
     x86 = qmp.program_counters((data_dir / "x86_64-7.2.12-hang-registers.txt").read_text())
     assert [cpu for cpu, _ in x86] == [0, 1] and x86[0][1] == x86[1][1]   # both in one spin loop
     assert all(pc >= 0xffffffff80000000 for _, pc in x86)                  # in the kernel's text
+    arm64 = qmp.program_counters((data_dir / "arm64-7.2.12-hang-registers.txt").read_text())
+    assert arm64 == [(0, 0xffff80008045410c), (1, 0xffff80008045410c)]    # not X00's address
     riscv = qmp.program_counters((data_dir / "riscv64-7.2.12-hang-registers.txt").read_text())
     assert riscv == [(0, 0xffffffff806d0d78), (1, 0xffffffff806d2e54)]
-    # The other targets' shapes, as QEMU's cpu_dump_state prints them (no capture here: no
-    # such QEMU on this host): arm64 and loongarch64 "PC=", s390x the PSW's address; and a
-    # dump without CPU#n headers.
-    assert qmp.program_counters("CPU#0\n PC=ffff800080012340 X00=0000000000000000\n"
-                                "CPU#1\n PC=ffff800080abc000 X00=1\n") == [(0, 0xffff800080012340),
-                                                                        (1, 0xffff800080abc000)]
+    # The other targets' shapes, as QEMU's cpu_dump_state prints them (no capture: no such
+    # QEMU on this host): loongarch64 "PC=", s390x the PSW's address; and a dump without
+    # CPU#n headers.
     assert qmp.program_counters("CPU#0\nPSW=mask 0704c00180000000 addr 0000000000123456 cc 00\n") == \
         [(0, 0x123456)]
     assert qmp.program_counters(" PC=9000000000220abc FCSR0 0x00000000\n") == [(0, 0x9000000000220abc)]
