@@ -1,5 +1,5 @@
 """Faults caused for real, against real guests and real processes: a panic, a silent hang,
-a WARN in a passing case, QEMU killed from outside, SIGTERM during a build, kernels that
+a kernel that stops answering (every CPU locked up), a WARN in a passing case, QEMU killed from outside, SIGTERM during a build, kernels that
 do not boot, a series that does not build, a full disk, two runs on one cache.
 
 Every run here uses tests/faults/faults.config (LKDTM, sysrq) on top of the usual
