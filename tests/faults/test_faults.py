@@ -1,6 +1,7 @@
 """Faults caused for real, against real guests and real processes: a panic, a silent hang,
-a kernel that stops answering (every CPU locked up), a WARN in a passing case, QEMU killed from outside, SIGTERM during a build, kernels that
-do not boot, a series that does not build, a full disk, two runs on one cache.
+a kernel that stops answering (every CPU locked up), a WARN in a passing case, QEMU killed
+from outside, SIGTERM during a build, kernels that do not boot, a series that does not
+build, a full disk, two runs on one cache.
 
 Every run here uses tests/faults/faults.config (LKDTM, sysrq) on top of the usual
 fragments, so they share one build; the first of them rebuilds the default tree's
