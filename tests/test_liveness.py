@@ -6,6 +6,7 @@ import subprocess
 
 from orchestrator.arches import get_arch
 from orchestrator.kernel import symbolize
+from orchestrator.suites.splats import SplatDetector, splat_key
 from orchestrator.vm import qmp
 from orchestrator.vm.console import Liveness
 
@@ -72,3 +73,29 @@ def test_a_pc_is_named_as_a_frame_against_the_object_s_symbols(tmp_path):
     # Below the first function, or past the last: no name (a module's address, KASLR).
     assert sym.name(0) is None
     assert sym.name(max(first + first_size, second + second_size) + 0x100000) is None
+
+
+def test_a_hang_is_one_report_wherever_its_cpus_happen_to_be(data_dir):
+    """Two hangs of the same case (a base run and a series run) whose CPUs stopped in
+    different places are the same report: a comparison must not call the series' hang new.
+    Where they were is in the report's lines (decoded like any frame) and QEMU's registers."""
+    registers = (data_dir / "riscv64-7.2.12-hang-registers.txt").read_text()
+    reports = []
+    for names in (["queued_spin_lock_slowpath+0x70/0x498", "handle_exception+0xac/0x1c4"],
+                  ["multi_cpu_stop+0x10/0x200", None]):
+        detector = SplatDetector()
+        detector.current_case = "kprobe/multiple_kprobes.tc"
+        cpus = [(cpu, pc, name) for (cpu, pc), name in zip(qmp.program_counters(registers), names)]
+        reports.append(detector.hang(40.2, 2, cpus, registers))
+        assert detector.splats == [reports[-1]]
+    first, second = reports
+    assert first.kind == "hang" and splat_key(first) == splat_key(second)
+    assert first.case == "kprobe/multiple_kprobes.tc"
+    assert first.lines[:3] == ["no console output for 40.2s, no answer to 2 sysrq(s) over the serial line",
+                               "pc : queued_spin_lock_slowpath+0x70/0x498 (CPU#0)",
+                               "pc : handle_exception+0xac/0x1c4 (CPU#1)"]
+    assert second.lines[2] == "pc : 0xffffffff806d2e54 (CPU#1)"    # vmlinux did not name it
+    assert "QEMU's info registers -a:" in first.lines and len(first.lines) <= 120
+    # The pcs are frames the decoder reads, each at its own address (not a return address).
+    frames = symbolize.frames_of(first.lines)
+    assert [(f.func, f.exact) for f in frames] == [("queued_spin_lock_slowpath", True), ("handle_exception", True)]

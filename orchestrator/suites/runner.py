@@ -312,9 +312,11 @@ class GuestRunner:
             cpus = [(cpu, pc, self.name_pc(pc) if self.name_pc else None)
                     for cpu, pc in qmp.program_counters(exc.registers)]
             hang = self.detector.hang(exc.silent_seconds, exc.asked, cpus, exc.registers)
+            where = sorted({name.split("+")[0] for _, _, name in cpus if name})
             results = [self._guest_error(
-                spec, t0, f"{hang.title}: the kernel printed nothing for {exc.silent_seconds:g}s and answered "
-                          f"none of {exc.asked} sysrq(s) over its console (guest restarted)")]
+                spec, t0, f"{hang.title}" + (f", CPUs in {', '.join(where)}" if where else "")
+                          + f": nothing for {exc.silent_seconds:g}s, none of {exc.asked} sysrq(s) over the "
+                            "serial line answered (guest restarted)")]
         except GuestTimeout as exc:
             said = ktap.parse(exc.partial).results
             before = f"the test reported {said[-1].status}, then " if said else ""
