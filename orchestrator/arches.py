@@ -39,14 +39,15 @@ class KvmSpec:
 @dataclasses.dataclass(frozen=True)
 class BusyboxSpec:
     """Where the guest's static busybox comes from: the host's own binary (`path`),
-    Debian's package for another architecture (`deb_arch`), unpacked into the cache, from
-    the host's apt sources or, for an arch bookworm has no binaries for, from the Debian
-    `suite` that has them (a private apt source list), or Debian's busybox source built
-    with zig's musl for the arch's `zig` target (`from_source`)."""
+    Debian's package for another architecture (`deb_arch`) from the Debian `suite` that
+    has it (bookworm's for arm64, trixie's for riscv64), downloaded through a private apt
+    source list (debsuite.py: the host's apt sources and dpkg architectures stay as they
+    are) and unpacked into the cache, or Debian's busybox source built with zig's musl for
+    the arch's `zig` target (`from_source`)."""
     package: str
     path: str | None = None
     deb_arch: str | None = None
-    suite: str | None = None     # with deb_arch: a suite the host's apt sources do not name
+    suite: str | None = None     # with deb_arch, and only then: the suite it comes from
     from_source: bool = False
 
 
@@ -143,6 +144,10 @@ def _arch_from_row(name: str, row: dict) -> Arch:
     if row.get("boot_route") == "builtin" and not row.get("builtin_dtb"):
         raise OrchestratorError(f"The arch table row '{name}' has boot_route builtin but no builtin_dtb; "
                                 "fix orchestrator/data/arches.yaml.", ExitCode.INFRA_ERROR)
+    busybox = row.get("busybox") or {}
+    if bool(busybox.get("deb_arch")) != bool(busybox.get("suite")):
+        raise OrchestratorError(f"The arch table row '{name}' names a busybox deb_arch without its suite (or a "
+                                "suite without deb_arch); fix orchestrator/data/arches.yaml.", ExitCode.INFRA_ERROR)
     try:
         q = row["qemu"]
         return Arch(

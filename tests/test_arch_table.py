@@ -4,6 +4,7 @@ import pathlib
 import pytest
 
 from orchestrator import arches
+from orchestrator.errors import OrchestratorError
 from orchestrator.guest import zigcc
 from orchestrator.kernel.kconfig import parse_fragment
 
@@ -23,9 +24,13 @@ def test_every_row_loads_and_has_a_console_fragment():
 
 def test_foreign_busybox_is_downloaded_not_installed():
     arm64 = arches.get_arch("arm64")
-    assert arm64.busybox.deb_arch == "arm64"
+    assert (arm64.busybox.deb_arch, arm64.busybox.suite) == ("arm64", "bookworm")
     assert not any(p.startswith("busybox") for p in arm64.host_packages())
     assert "busybox-static" in arches.get_arch("x86_64").host_packages()
+    # Every downloaded busybox names the suite it comes from: it comes through a private
+    # apt source list, never by adding a dpkg architecture to the host.
+    for arch in arches.load_table().values():
+        assert bool(arch.busybox.deb_arch) == bool(arch.busybox.suite), arch.name
 
 
 def test_select_all_and_lists():
@@ -222,3 +227,9 @@ def test_a_failed_kvm_probe_says_why_in_whole_words(tmp_path):
     shown = detail.removesuffix(f" within {qemu.PROBE_SECONDS:.0f}s")
     assert not ok and shown.endswith("...") and len(shown) <= 120
     assert said.startswith(shown.removesuffix("...")) and shown.removesuffix("...").split()[-1] in said.split()
+
+
+def test_a_row_with_a_busybox_deb_arch_but_no_suite_is_refused():
+    row = dict(arches._rows()["arm64"], busybox={"package": "busybox-static", "deb_arch": "arm64"})
+    with pytest.raises(OrchestratorError, match="deb_arch without its suite"):
+        arches._arch_from_row("arm64", row)

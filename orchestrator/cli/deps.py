@@ -42,19 +42,9 @@ def install(arches: list[Arch], cache_root: pathlib.Path, say=print, ssh: bool =
     Every arch's guest shell and awk are built from Debian's source with zig
     (guest/busybox.py, gawk.py), so zig and a deb-src entry are always set up. A QEMU build
     other than Debian's own comes from vm/emulators.py, not apt-get install."""
-    native = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
-    foreign = set(subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
-                                 text=True).stdout.split())
-    need_update = False
-    for arch in arches:
-        deb_arch = arch.busybox.deb_arch
-        # A busybox from another suite comes through a private apt source list instead.
-        if deb_arch and arch.busybox.suite is None and deb_arch != native and deb_arch not in foreign:
-            _run(["dpkg", "--add-architecture", deb_arch], say, log_path(cache_root))
-            foreign.add(deb_arch)
-            need_update = True
-    if arches:
-        need_update |= _ensure_deb_src(say)
+    # Another arch's busybox comes through a private apt source list (debsuite.py): the
+    # host's dpkg architectures are not touched.
+    need_update = bool(arches) and _ensure_deb_src(say)
     own_qemu = emulators.get(qemu).installed_by_deps
     missing = [p for a in arches for p in a.host_packages() if (own_qemu or p != a.qemu.package)
                and not hostpkg.installed(p)]

@@ -56,20 +56,18 @@ def busybox_for(arch: Arch, cache_root: pathlib.Path, say=print) -> pathlib.Path
                 f"No static busybox for {arch.name} at {path}; install it with "
                 f"`apt-get install {spec.package}` (or `make deps`).", ExitCode.MISSING_HOST_TOOL)
         return path
-    dest = cache_root / "userland" / arch.name / ("busybox" if spec.suite is None else f"busybox-{spec.suite}")
+    assert spec.suite, f"{arch.name}: a deb_arch busybox names its suite (arches.py checks the table)"
+    dest = cache_root / "userland" / arch.name / f"busybox-{spec.suite}"
     if dest.is_file():
         return dest
     with cache.file_lock(dest.with_name("busybox.lock"), f"busybox for {arch.name}"):
         if dest.is_file():
             return dest
         with tempfile.TemporaryDirectory(prefix="orchestrator-deb-") as tmp:
-            if spec.suite is None:
-                deb = _download_from_host_sources(f"{spec.package}:{spec.deb_arch}", pathlib.Path(tmp), arch.name)
-            else:
-                say(f"userland: downloading {spec.package} for {spec.deb_arch} from Debian {spec.suite} (once)")
-                deb = debsuite.download(spec.package, spec.suite, cache_root, pathlib.Path(tmp),
-                                        deb_arch=spec.deb_arch, say=say,
-                                        remedy=f"retry when the network is back (`make deps ARCH={arch.name}`).")
+            say(f"userland: downloading {spec.package} for {spec.deb_arch} from Debian {spec.suite} (once)")
+            deb = debsuite.download(spec.package, spec.suite, cache_root, pathlib.Path(tmp),
+                                    deb_arch=spec.deb_arch, say=say,
+                                    remedy=f"retry when the network is back (`make deps ARCH={arch.name}`).")
             _unpack_member(deb, BUSYBOX_MEMBERS, dest, pathlib.Path(tmp, "x"))
     return dest
 
@@ -85,17 +83,6 @@ def install_executable(src: pathlib.Path, dest: pathlib.Path) -> None:
 
 # Where the package puts the binary: bookworm's /bin, /usr/bin since trixie (usrmerge).
 BUSYBOX_MEMBERS = ("bin/busybox", "usr/bin/busybox")
-
-
-def _download_from_host_sources(package: str, into: pathlib.Path, arch_name: str) -> pathlib.Path:
-    got = hosttools.run_tree(["apt-get", "download", package], cwd=into, capture_output=True, text=True)
-    debs = list(into.glob("*.deb"))
-    if got.returncode != 0 or not debs:
-        raise OrchestratorError(
-            f"Cannot download {package} ({(got.stderr.strip().splitlines() or ['no .deb'])[-1]}); "
-            f"run `make deps ARCH={arch_name}` (it adds the dpkg architecture and updates apt).",
-            ExitCode.MISSING_HOST_TOOL)
-    return debs[0]
 
 
 def _unpack_member(deb: pathlib.Path, members: tuple[str, ...], dest: pathlib.Path, scratch: pathlib.Path) -> None:
