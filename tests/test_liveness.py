@@ -9,6 +9,7 @@ from orchestrator.kernel import symbolize
 from orchestrator.suites.splats import SplatDetector, splat_key
 from orchestrator.vm import qmp
 from orchestrator.vm.console import Liveness
+from orchestrator.vm.transport import GuestHung, GuestTimeout
 
 
 def test_a_silent_kernel_is_asked_then_given_up_on_when_nothing_answers():
@@ -22,6 +23,10 @@ def test_a_silent_kernel_is_asked_then_given_up_on_when_nothing_answers():
     live.asked_at.append(125)
     assert live.next_step(139, last_output) is None
     assert live.next_step(140, last_output) == "hung"        # two asks, no answer
+    # What the session raises then is a timeout to every caller, and says what happened.
+    hung = GuestHung(40.2, 2, "CPU#0\n pc       ffffffff806d0d78\n")
+    assert isinstance(hung, GuestTimeout) and hung.partial == []
+    assert str(hung) == "the kernel stopped answering: nothing for 40.2s, none of 2 sysrq(s) answered"
 
 
 def test_an_answer_clears_the_asks_and_a_long_silent_case_is_asked_less_often():

@@ -27,6 +27,9 @@ class GuestHung(GuestTimeout):
 
     def __init__(self, silent_seconds: float, asked: int, registers: str):
         super().__init__()
+        # What a caller that takes it for any GuestTimeout prints (the leak scan's error).
+        self.args = (f"the kernel stopped answering: nothing for {silent_seconds:g}s, none of {asked} "
+                     "sysrq(s) answered",)
         self.silent_seconds = silent_seconds
         self.asked = asked
         self.registers = registers
