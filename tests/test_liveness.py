@@ -2,7 +2,11 @@
 given up on only when it answers nothing: the steps, QEMU's register dumps read for each
 vCPU's pc, and a pc named against a real object's symbols. The real hang is in
 tests/faults (LKDTM HARDLOCKUP on every CPU of a real guest)."""
+import shutil
 import subprocess
+import time
+
+import pytest
 
 from orchestrator.arches import get_arch
 from orchestrator.kernel import symbolize
@@ -104,3 +108,29 @@ def test_a_hang_is_one_report_wherever_its_cpus_happen_to_be(data_dir):
     # The pcs are frames the decoder reads, each at its own address (not a return address).
     frames = symbolize.frames_of(first.lines)
     assert [(f.func, f.exact) for f in frames] == [("queued_spin_lock_slowpath", True), ("handle_exception", True)]
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="no qemu-system-x86_64 (make deps)")
+def test_the_monitor_sends_a_break_and_reads_every_vcpu_of_a_real_qemu():
+    """A real QEMU (stopped before its first instruction, no kernel needed): the break
+    reaches its serial0, and the dump names each of its two vCPUs' pc (the reset vector)."""
+    monitor = qmp.Monitor()
+    proc = subprocess.Popen(["qemu-system-x86_64", "-M", "q35", "-smp", "2", "-S", "-nodefaults", "-display",
+                             "none", "-serial", "null", *monitor.argv()],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not monitor.path.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        monitor.send_break()
+        assert qmp.program_counters(monitor.registers()) == [(0, 0xfff0), (1, 0xfff0)]
+        with pytest.raises(qmp.QmpError, match="refused chardev-send-break"):
+            monitor.send_break("no-such-chardev")
+    finally:
+        proc.kill()
+        proc.wait()
+        monitor.close()
+    assert not monitor.dir.exists()
+    # A QEMU that is gone: one QmpError, not a hang.
+    with pytest.raises(qmp.QmpError, match="did not answer"):
+        monitor.registers()

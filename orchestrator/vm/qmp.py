@@ -51,22 +51,22 @@ class Monitor:
 
     def execute(self, command: str, arguments: dict | None = None, timeout: float = COMMAND_SECONDS):
         """The command's "return" value; QmpError when QEMU does not answer in time or
-        refuses. A connection per command: QMP greets each client, and a guest that is
-        restarted gets a new QEMU with the same socket path."""
+        refuses. A connection per command: the few a case needs (two breaks, one dump)
+        do not warrant keeping one open beside a guest that may be killed at any time."""
         deadline = time.monotonic() + timeout
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(timeout)
                 sock.connect(str(self.path))
-                reader = sock.makefile("rb")
-                _reply(reader, deadline)   # the greeting
-                for name, args in (("qmp_capabilities", None), (command, arguments)):
-                    msg = {"execute": name} | ({"arguments": args} if args else {})
-                    sock.sendall(json.dumps(msg).encode() + b"\n")
-                    answer = _reply(reader, deadline)
-                    if "error" in answer:
-                        raise QmpError(f"QEMU refused {name}: {answer['error'].get('desc', answer['error'])}")
-                return answer.get("return")
+                with sock.makefile("rb") as reader:
+                    _reply(reader, deadline)   # the greeting
+                    for name, args in (("qmp_capabilities", None), (command, arguments)):
+                        msg = {"execute": name} | ({"arguments": args} if args else {})
+                        sock.sendall(json.dumps(msg).encode() + b"\n")
+                        answer = _reply(reader, deadline)
+                        if "error" in answer:
+                            raise QmpError(f"QEMU refused {name}: {answer['error'].get('desc', answer['error'])}")
+                    return answer.get("return")
         except (OSError, ValueError) as exc:
             raise QmpError(f"QEMU's monitor did not answer {command}: {exc}") from None
 
