@@ -278,11 +278,10 @@ class SplatDetector:
         a spinlock one time, stop_machine another), and the same hang in the base and the
         series must be the same report, not a new one; its lines and frames say where."""
         self._close()
-        title = HANG_TITLE
         lines = [f"no console output for {silent_seconds:g}s, no answer to {asked} sysrq(s) over the serial line"]
         lines += [f"pc : {name or f'{pc:#x}'} (CPU#{cpu})" for cpu, pc, name in cpus]
         lines += ["QEMU's info registers -a:", *registers.strip().splitlines()]
-        splat = Splat("hang", title, None, max(1, self._line_no), lines[:_MAX_LINES], self.current_case)
+        splat = Splat("hang", HANG_TITLE, None, max(1, self._line_no), lines[:_MAX_LINES], self.current_case)
         self.splats.append(splat)
         return splat
 
