@@ -81,30 +81,49 @@ def edit(root: pathlib.Path, rel: str, old: str, new: str) -> None:
     p.write_text(text.replace(old, new, 1))
 
 
-def series_on_default_tree(out: pathlib.Path, name: str,
-                           commits: list[tuple[str, list[tuple[str, str, str]]]],
-                           cover: bool = False, base: bool = False) -> pathlib.Path:
-    """An mbox of real patches against the default tree (Debian's, unpacked in the cache), made
-    by committing each (subject, [(file, old text, new text)]) in a scratch worktree.
-    base: the series names its base (git format-patch --base: base-commit:)."""
+_SCRATCH: dict[pathlib.Path, pathlib.Path] = {}
+
+
+def scratch_worktree():
+    """The default tree (Debian's, unpacked in the cache) checked out at its HEAD in a
+    scratch worktree, with no edit left: a checkout of the whole tree costs 20-50 s, so
+    each test process makes one and resets it for every series, which touches only the
+    files the last series changed. It goes when the process ends."""
+    import atexit
+    import tempfile
     from orchestrator import cache
     from orchestrator.kernel import source
     tree = source.default_tree(cache.default_cache_root(), say=lambda *_: None)
-    scratch = out / f"scratch-{name}"
-    git(tree.path, "worktree", "add", "-q", "--detach", str(scratch), "HEAD")
-    try:
-        for subject, edits in commits:
-            for rel, old, new in edits:
-                edit(scratch, rel, old, new)
-            git(scratch, "add", "-A", "-f")   # the Debian tree's .gitignore ignores all but debian/
-            git(scratch, "commit", "-qm", subject)
-        # --thread: Message-IDs, as mails on a list have (a --reply answers them).
-        args = ["format-patch", "--stdout", "--thread", f"HEAD~{len(commits)}"] + (["--cover-letter"] if cover else []) \
-            + ([f"--base=HEAD~{len(commits)}"] if base else [])
-        mbox = out / f"{name}.mbx"
-        mbox.write_text(git(scratch, *args) + "\n")
-    finally:
-        git(tree.path, "worktree", "remove", "--force", str(scratch))
+    scratch = _SCRATCH.get(tree.path)
+    if scratch is None:
+        scratch = pathlib.Path(tempfile.mkdtemp(prefix="kto-series-")) / "tree"
+        git(tree.path, "worktree", "add", "-q", "--detach", str(scratch), "HEAD")
+        atexit.register(subprocess.run, ["git", "-C", str(tree.path), "worktree", "remove", "--force", str(scratch)],
+                        capture_output=True)
+        _SCRATCH[tree.path] = scratch
+    else:
+        git(scratch, "checkout", "-q", "-f", "--detach", git(tree.path, "rev-parse", "HEAD"))
+        git(scratch, "clean", "-q", "-f", "-d", "-x")
+    return scratch
+
+
+def series_on_default_tree(out: pathlib.Path, name: str,
+                           commits: list[tuple[str, list[tuple[str, str, str]]]],
+                           cover: bool = False, base: bool = False) -> pathlib.Path:
+    """An mbox of real patches against the default tree, made by committing each
+    (subject, [(file, old text, new text)]) in the scratch worktree.
+    base: the series names its base (git format-patch --base: base-commit:)."""
+    scratch = scratch_worktree()
+    for subject, edits in commits:
+        for rel, old, new in edits:
+            edit(scratch, rel, old, new)
+        git(scratch, "add", "-A", "-f")   # the Debian tree's .gitignore ignores all but debian/
+        git(scratch, "commit", "-qm", subject)
+    # --thread: Message-IDs, as mails on a list have (a --reply answers them).
+    args = ["format-patch", "--stdout", "--thread", f"HEAD~{len(commits)}"] + (["--cover-letter"] if cover else []) \
+        + ([f"--base=HEAD~{len(commits)}"] if base else [])
+    mbox = out / f"{name}.mbx"
+    mbox.write_text(git(scratch, *args) + "\n")
     return mbox
 
 

@@ -286,21 +286,14 @@ def test_a_series_adding_a_symlink_to_dev_zero_ends_with_one_sentence(tmp_path):
     ends within a bound, naming the file, instead of reading it for ever under the cache's
     lock; a run right after on the same cache is not blocked."""
     import time
-    from orchestrator import cache
-    from orchestrator.kernel import source
-    from conftest import git
-    tree = source.default_tree(cache.default_cache_root(), say=lambda *_: None)
-    scratch = tmp_path / "scratch"
-    git(tree.path, "worktree", "add", "-q", "--detach", str(scratch), "HEAD")
-    try:
-        link = scratch / "tools/testing/selftests/ftrace/test.d/dynevent/zz.tc"
-        link.symlink_to("/dev/zero")
-        git(scratch, "add", "-f", str(link.relative_to(scratch)))   # the tarball's .gitignore ignores all
-        git(scratch, "commit", "-qm", "selftests/ftrace: Add a case that is a device")
-        mbox = tmp_path / "zero.mbx"
-        mbox.write_text(git(scratch, "format-patch", "--stdout", "HEAD~1") + "\n")
-    finally:
-        git(tree.path, "worktree", "remove", "--force", str(scratch))
+    from conftest import git, scratch_worktree
+    scratch = scratch_worktree()
+    link = scratch / "tools/testing/selftests/ftrace/test.d/dynevent/zz.tc"
+    link.symlink_to("/dev/zero")
+    git(scratch, "add", "-f", str(link.relative_to(scratch)))   # the tarball's .gitignore ignores all
+    git(scratch, "commit", "-qm", "selftests/ftrace: Add a case that is a device")
+    mbox = tmp_path / "zero.mbx"
+    mbox.write_text(git(scratch, "format-patch", "--stdout", "HEAD~1") + "\n")
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64", "--suite", "dynevent",
                         "--series", str(mbox), "--results-dir", str(tmp_path / "r")],

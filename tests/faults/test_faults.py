@@ -3,9 +3,9 @@ a kernel that stops answering (every CPU locked up), a WARN in a passing case, Q
 from outside, SIGTERM during a build, kernels that do not boot, a series that does not
 build, a full disk, two runs on one cache.
 
-Every run here uses tests/faults/faults.config (LKDTM, sysrq) on top of the usual
-fragments, so they share one build; the first of them rebuilds the default tree's
-x86_64 build dir for it (incremental, a few minutes).
+Every run here boots the kernel `make test` builds: kconfigs/base.config carries LKDTM
+and sysrq for them, so they share the one x86_64 build of the default tree with every
+other end-to-end test.
 """
 from __future__ import annotations
 
@@ -23,14 +23,13 @@ from conftest import series_on_default_tree
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HERE = pathlib.Path(__file__).resolve().parent
-FRAGMENT = HERE / "faults.config"
 pytestmark = pytest.mark.e2e
 
 
 def _argv(results: pathlib.Path, *extra: str) -> list[str]:
     # One guest: these faults are about what one guest does next (restarted, the case
     # after it on a fresh kernel); two guests sharing cases are checked in test_e2e_x86_64.
-    return [sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64", "--kconfig", str(FRAGMENT),
+    return [sys.executable, "-m", "orchestrator", "test", "--arch", "x86_64",
             "--results-dir", str(results), "--guests", "1", *extra]
 
 
@@ -272,7 +271,7 @@ def test_a_series_that_does_not_build_stops_its_cell_only(tmp_path):
         [("kernel/trace/trace_probe.c", "static int parse_btf_arg(char *varname,",
           "static int kto_broken(void) { return 0 }\nstatic int parse_btf_arg(char *varname,")])])
     spec = tmp_path / "matrix.yaml"
-    spec.write_text(f"arches: [x86_64]\nsuites: [kprobe_multi]\nkconfig: [{FRAGMENT}]\n"
+    spec.write_text(f"arches: [x86_64]\nsuites: [kprobe_multi]\n"
                     f"kernels:\n  - name: broken\n    series: {bad}\n  - name: debian\n")
     p = subprocess.run([sys.executable, "-m", "orchestrator", "matrix", "--spec", str(spec),
                         "--results-dir", str(tmp_path / "results")], cwd=REPO,
