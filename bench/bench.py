@@ -254,7 +254,7 @@ def scenario_one_patch(runs: pathlib.Path, arch: str, repeat: int) -> dict:
         builds.append(data["stages"]["build"]["seconds"])
     from orchestrator.series import patches as series
     tree = source.default_tree(cache.default_cache_root(), say=lambda *_: None)
-    worktree = series.worktree_tree(series.worktree_for(tree, cache.default_cache_root()), "bench")
+    worktree = series.worktree_tree(series.worktree_for(tree, cache.default_cache_root(), arch), "bench")
     build_dir = pathlib.Path(data["stages"]["build"]["build_dir"])
     for _ in range(repeat):
         (worktree.path / "kernel/trace/trace_probe.c").touch()
@@ -278,7 +278,7 @@ def scenario_first_series(runs: pathlib.Path, arch: str) -> dict:
         [("kernel/trace/trace_probe.c", "static int parse_btf_arg(char *varname,",
           "/* Resolve a BTF-named argument (first build). */\nstatic int parse_btf_arg(char *varname,")])])
     tree = source.default_tree(cache_root, say=lambda *_: None)
-    wt_path = series.worktree_for(tree, cache_root)
+    wt_path = series.worktree_for(tree, cache_root, arch)
     if wt_path.exists():
         wt = series.worktree_tree(wt_path, "bench")
         shutil.rmtree(build.build_dir_for(cache_root, wt, get_arch(arch)), ignore_errors=True)

@@ -106,13 +106,16 @@ def file_lock(path: pathlib.Path, what: str, on_wait=None,
                 waited = time.monotonic() - t0
                 f.seek(0)
                 holder = f.read().strip() or "unknown"
+                # The arches of one series run side by side in this process (series/lanes.py).
+                who = "another arch of this run" if holder == str(os.getpid()) else f"another run (pid {holder})"
                 if waited >= timeout:
                     raise OrchestratorError(
-                        f"Another run (pid {holder}) has held the lock on {what} for {waited / 60:.0f} min; "
+                        f"{who[0].upper()}{who[1:]} has held the lock on {what} for {waited / 60:.0f} min; "
                         f"let it finish or stop it, then retry (the lock is {path}).", ExitCode.INFRA_ERROR)
-                if on_wait and int(waited // 60) != said:
+                # Not before a second: the holder writes its pid just after it takes the lock.
+                if on_wait and waited >= 1.0 and int(waited // 60) != said:
                     said = int(waited // 60)
-                    on_wait(f"waiting for another run (pid {holder}) that holds the lock on {what}"
+                    on_wait(f"waiting for {who} that holds the lock on {what}"
                             + (f" ({said} min so far)" if said else ""))
                 time.sleep(1.0)
         f.seek(0)

@@ -141,9 +141,7 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
         on_stage(ImageMade(img))
         return img
 
-    # One build at a time on this machine, whichever run or worker asks.
-    with cache.file_lock(opts.cache_root / "locks" / "prepare.lock", "kernel builds and images",
-                         on_wait=progress.say):
+    with one_build_at_a_time(opts, progress):
         route, img = None, None
         if arch.boot_route == "builtin":
             # No modules: they come from the build the image is linked into.
@@ -166,18 +164,26 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
                          accel, b, img, boot_route_record(route), tree.source)
 
 
+def one_build_at_a_time(opts: TestOptions, progress: Progress):
+    """Held for a kernel build and its image, whichever run, worker or arch asks: two
+    builds at once on two cores only make both slower (and each other's ccache misses)."""
+    return cache.file_lock(opts.cache_root / "locks" / "prepare.lock", "kernel builds and images",
+                           on_wait=progress.say)
+
+
 def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -> build.BuildResult:
     """Config and build as run_test does them (with the boot route's part), no boot."""
     arch = arch_of(opts)
     tree = _buildable(opts, tree, arch, progress)
     fragments = fragments_for(arch, opts.extra_kconfigs)
     route = None
-    if arch.boot_route == "builtin":
-        img = image.build_image(tree, arch, opts.cache_root, None,
-                                guestprog.programs_for(opts.suites, tree.path), say=progress.say,
-                                tcscripts=opts.tcscripts, with_sshd=opts.transport == "ssh")
-        route = _builtin_route(opts, tree, arch, img.path, fragments)
-    return _configure_and_build(opts, tree, arch, fragments, route, progress)
+    with one_build_at_a_time(opts, progress):
+        if arch.boot_route == "builtin":
+            img = image.build_image(tree, arch, opts.cache_root, None,
+                                    guestprog.programs_for(opts.suites, tree.path), say=progress.say,
+                                    tcscripts=opts.tcscripts, with_sshd=opts.transport == "ssh")
+            route = _builtin_route(opts, tree, arch, img.path, fragments)
+        return _configure_and_build(opts, tree, arch, fragments, route, progress)
 
 
 def _buildable(opts: TestOptions, tree: source.KernelTree, arch: Arch, progress: Progress) -> source.KernelTree:

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from typing import Any, Mapping
 
 from .errors import ExitCode, OrchestratorError
@@ -82,8 +83,19 @@ def run_tree(argv: list[str], input: bytes | str | None = None, **kwargs: Any) -
     if input is not None:
         kwargs["stdin"] = subprocess.PIPE
     proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        out, err = proc.communicate(input, timeout=timeout)
+        while True:
+            # A second at a time: the arches of a series run in threads (series/lanes.py),
+            # and a thread told to stop hears it only between two waits.
+            left = 1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic()))
+            try:
+                out, err = proc.communicate(input, timeout=left)
+                break
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise subprocess.TimeoutExpired(argv, timeout) from None
+                input = None   # sent already: communicate goes on from where it was
     except BaseException:
         kill_group(proc)
         raise

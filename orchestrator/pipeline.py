@@ -10,6 +10,7 @@ import concurrent.futures
 import dataclasses
 import pathlib
 import signal
+import threading
 from typing import BinaryIO
 
 import msgspec
@@ -41,6 +42,13 @@ __all__ = ["RunContext", "TestOptions", "base_pointer", "build_only", "inputs_di
            "prepare_guest", "run_test", "source_tree", "verdict_of"]
 
 
+# The arches of one series run side by side (series/lanes.py), one kernel build at a time
+# (guest_setup.one_build_at_a_time): while one arch builds, the guests of an arch already
+# built run. Two arches' guests at once would only share the same two cores, each case
+# slower and nearer its timeout; so one arch's guests at a time, in this process.
+GUESTS_OF_ONE_ARCH_AT_A_TIME = threading.Lock()
+
+
 def run_test(opts: TestOptions, progress: Progress,
              ctx: RunContext | None = None) -> tuple[int, RunRecord]:
     """Exit code and the run's record. A failing stage raises OrchestratorError with the
@@ -50,8 +58,9 @@ def run_test(opts: TestOptions, progress: Progress,
     error: OrchestratorError | None = None   # gets the results once close() has recorded all
     try:
         prepared = prepare(run)
-        booted = boot(run, prepared)
-        ran = run_suites(run, prepared, booted)
+        with GUESTS_OF_ONE_ARCH_AT_A_TIME:
+            booted = boot(run, prepared)
+            ran = run_suites(run, prepared, booted)
         code = finish(run, ran)
     except OrchestratorError as exc:
         _finish_if_possible(recorder, "failed", exc.message, int(exc.code))
@@ -71,8 +80,9 @@ def run_test(opts: TestOptions, progress: Progress,
     except BaseException:
         # A second Ctrl-C (or a signal forwarded by a wrapper such as timeout(1)) must not
         # cut the write of what was measured: the process is on its way out anyway.
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
+        if threading.current_thread() is threading.main_thread():   # the only one signals reach
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)
         _finish_if_possible(recorder, "incomplete",
                             "interrupted before the end; the cases listed are all that ran",
                             int(ExitCode.INTERRUPTED))

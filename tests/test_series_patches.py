@@ -91,7 +91,7 @@ def test_apply_mbox_in_a_worktree_gives_the_series_tree(repo, mbox, tmp_path):
     head_before, status_before = git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain")
     s = series.load(str(mbox), repo)
     base = series.resolve_base(tree, s, None)
-    applied = series.apply(tree, s, base, tmp_path / "cache")
+    applied = series.apply(tree, s, base, tmp_path / "cache", "x86_64")
     assert applied.worktree.is_relative_to(tmp_path / "cache")
     # The content is exactly the series' (the commits differ: dates, committer).
     assert git(applied.worktree, "rev-parse", "HEAD^{tree}") == git(repo, "rev-parse", "v2^{tree}")
@@ -101,7 +101,7 @@ def test_apply_mbox_in_a_worktree_gives_the_series_tree(repo, mbox, tmp_path):
     assert git(repo, "rev-parse", "HEAD") == head_before
     assert git(repo, "status", "--porcelain") == status_before
     # The worktree is reused for the next series, from a clean state.
-    again = series.apply(tree, series.load(str(mbox), repo), base, tmp_path / "cache")
+    again = series.apply(tree, series.load(str(mbox), repo), base, tmp_path / "cache", "x86_64")
     assert again.worktree == applied.worktree
 
 
@@ -109,7 +109,7 @@ def test_range_on_its_base_tests_the_very_commits(repo, tmp_path):
     tree = _tree(repo)
     s = series.load("master..v2", repo)
     assert s.kind == "range" and len(s.patches) == 3 and s.patches[0].message_id is None
-    applied = series.apply(tree, s, series.resolve_base(tree, s, None), tmp_path / "cache")
+    applied = series.apply(tree, s, series.resolve_base(tree, s, None), tmp_path / "cache", "x86_64")
     assert applied.tip_commit == git(repo, "rev-parse", "v2")
 
 
@@ -132,7 +132,7 @@ def test_a_patch_that_does_not_apply_is_named(repo, mbox, tmp_path):
     tree = _tree(repo)
     s = series.load(str(mbox), repo)
     with pytest.raises(series.SeriesDoesNotApply) as exc:
-        series.apply(tree, s, series.resolve_base(tree, s, None), tmp_path / "cache")
+        series.apply(tree, s, series.resolve_base(tree, s, None), tmp_path / "cache", "x86_64")
     err = exc.value
     assert err.code == ExitCode.SERIES_DOES_NOT_APPLY
     assert err.patch.number == 2 and err.files == [FILES[0]]
@@ -149,7 +149,7 @@ def test_a_series_already_in_the_base(repo, mbox, tmp_path):
     tree = _tree(repo)
     s = series.load(str(mbox), repo)
     with pytest.raises(series.SeriesDoesNotApply, match="already in the base"):
-        series.apply(tree, s, series.resolve_base(tree, s, "v2"), tmp_path / "cache")
+        series.apply(tree, s, series.resolve_base(tree, s, "v2"), tmp_path / "cache", "x86_64")
 
 
 @pytest.mark.parametrize("content,message", [
@@ -227,7 +227,7 @@ def test_a_series_run_writes_nothing_into_the_users_repository(repo, mbox, tmp_p
     s = series.load(str(mbox), repo)
     base = git(repo, "rev-parse", "master")
     for _ in range(2):   # made, then reused
-        applied = series.apply(tree, s, base, tmp_path / "cache")
+        applied = series.apply(tree, s, base, tmp_path / "cache", "x86_64")
         series.worktree_tree(applied.worktree, "test")
         series.checkout(applied.worktree, applied.base_commit)
     assert _git_dir_state(repo) == before
@@ -240,10 +240,11 @@ def test_a_series_run_writes_nothing_into_the_users_repository(repo, mbox, tmp_p
 
 def test_a_checkout_an_earlier_version_made_as_a_git_worktree_is_replaced(repo, mbox, tmp_path):
     tree = _tree(repo)
-    old = series.worktree_for(tree, tmp_path / "cache")
+    old = series.worktree_for(tree, tmp_path / "cache", "x86_64")
     old.parent.mkdir(parents=True)
     git(repo, "worktree", "add", "-q", "--detach", str(old), "master")
-    applied = series.apply(tree, series.load(str(mbox), repo), git(repo, "rev-parse", "master"), tmp_path / "cache")
+    applied = series.apply(tree, series.load(str(mbox), repo), git(repo, "rev-parse", "master"), tmp_path / "cache",
+                           "x86_64")
     assert applied.worktree == old and (old / ".git").is_dir()
     assert git(applied.worktree, "rev-parse", "HEAD^{tree}") == git(repo, "rev-parse", "v2^{tree}")
 
@@ -305,7 +306,7 @@ def test_a_lock_a_killed_git_left_in_the_cache_checkout_does_not_block_the_next_
     tree = _tree(repo)
     s = series.load(str(mbox), repo)
     base = series.resolve_base(tree, s, None)
-    first = series.apply(tree, s, base, tmp_path / "cache")
+    first = series.apply(tree, s, base, tmp_path / "cache", "x86_64")
     (first.worktree / ".git" / "index.lock").write_text("")
-    again = series.apply(tree, series.load(str(mbox), repo), base, tmp_path / "cache")
+    again = series.apply(tree, series.load(str(mbox), repo), base, tmp_path / "cache", "x86_64")
     assert again.tip_commit and not (again.worktree / ".git" / "index.lock").exists()

@@ -411,21 +411,30 @@ def main(argv: list[str] | None = None) -> int:
                 check_spec(args.series)
                 sopts = SeriesOptions(args.series, args.base, args.compare_base or args.bisect or bool(args.reply),
                                       args.each_patch, args.bisect)
-                codes, compare_dirs, failed = [], [], []
-                for a in selected:
-                    try:
-                        codes.append(run_series(dataclasses.replace(opts, arch=a.name), sopts, progress)[0])
-                        compare_dirs.append((opts.results_root / "latest").resolve())   # its -compare dir
-                    except OrchestratorError as exc:
-                        # The series' own fault on one arch (its build, its boot, a missing
-                        # cross compiler) is that arch's verdict; the others still run. Bad
-                        # input, or a series that does not apply, is the same on every arch.
-                        if len(selected) == 1 or exc.code in SAME_ON_EVERY_ARCH:
-                            raise
-                        progress.say(f"orchestrator: {a.name}: {exc.message}")
-                        codes.append(int(exc.code))
-                        failed.append((a.name, exc.message))
-                if len(selected) > 1:
+                if len(selected) == 1:
+                    code, _, compare_dir = run_series(opts, sopts, progress)
+                    codes, compare_dirs, failed = [code], [compare_dir] if compare_dir else [], []
+                else:
+                    from ..series.lanes import run_side_by_side
+
+                    def one(arch: str, lane_progress) -> tuple[int, pathlib.Path | None]:
+                        code, _, compare_dir = run_series(dataclasses.replace(opts, arch=arch), sopts, lane_progress)
+                        return code, compare_dir
+                    # The series' own fault on one arch (its build, its boot, a missing cross
+                    # compiler) is that arch's verdict; the others still run. Bad input, or a
+                    # series that does not apply, is the same on every arch.
+                    lanes = run_side_by_side([a.name for a in selected], one, progress,
+                                             fatal=lambda exc: exc.code in SAME_ON_EVERY_ARCH)
+                    codes, compare_dirs, failed = [], [], []
+                    for lane in lanes:
+                        if lane.error is not None:
+                            progress.say(f"orchestrator: {lane.arch}: {lane.error.message}")
+                            codes.append(int(lane.error.code))
+                            failed.append((lane.arch, lane.error.message))
+                        else:
+                            codes.append(lane.code)
+                            if lane.compare_dir is not None:
+                                compare_dirs.append(lane.compare_dir)
                     progress.say("series, per arch: " + "; ".join(
                         f"{a.name} exit {code}" for a, code in zip(selected, codes)))
                 if args.reply and compare_dirs:

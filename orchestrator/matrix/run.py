@@ -113,7 +113,7 @@ def _run_rows(jobs: list[tuple[str, pipeline.TestOptions, "versus_base.SeriesOpt
         progress.say(f"=== matrix: {name} ({len(rows) + 1}/{len(jobs)}) ===")
         try:
             if sopts is not None:
-                code, run = versus_base.run_series(opts, sopts, progress)
+                code, run, _ = versus_base.run_series(opts, sopts, progress)
             else:
                 code, run = pipeline.run_test(opts, progress)
             rows.append(Row(name, code, run, kernel=kernel))

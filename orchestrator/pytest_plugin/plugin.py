@@ -138,8 +138,10 @@ class PluginSession:
         if self.config.option.orchestrator_series:
             ser, base = series_mod.load_for_tree(self.config.option.orchestrator_series, tree, self.config.option.orchestrator_base)
             # Held to the end of the session: no other run checks out another commit under it.
-            self._stack.enter_context(series_mod.worktree_lock(tree, self.opts.cache_root, progress.say))
-            applied = series_mod.apply(tree, ser, base, self.opts.cache_root, progress.say)
+            # Every arch of the session builds from this one checkout, one after another.
+            lane = selected[0].name
+            self._stack.enter_context(series_mod.worktree_lock(tree, self.opts.cache_root, lane, progress.say))
+            applied = series_mod.apply(tree, ser, base, self.opts.cache_root, lane, progress.say)
             progress.say(f"series: {ser.title}: {len(ser.patches)} patch(es) applied, tip {applied.tip_commit[:12]}")
             series_info = applied.info()
             tree = series_mod.worktree_tree(applied.worktree, f"{tree.origin} + series")

@@ -7,6 +7,7 @@ import os
 import pathlib
 import re
 import stat
+import threading
 import time
 import typing
 from typing import Any
@@ -39,7 +40,7 @@ def new_run_id(arch: str) -> str:
 def point_latest(root: pathlib.Path, run_id: str) -> None:
     """results/latest -> the newest run (replaced atomically)."""
     link = root / "latest"
-    tmp = root / f".latest.{os.getpid()}"
+    tmp = root / f".latest.{os.getpid()}.{threading.get_ident()}"   # arches side by side: a thread each
     try:
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(run_id)

@@ -380,14 +380,16 @@ class SeriesDoesNotApply(SeriesError):
         self.files = files
 
 
-def worktree_for(tree: KernelTree, cache_root: pathlib.Path) -> pathlib.Path:
-    return cache_root / "worktrees" / tree.slug
+def worktree_for(tree: KernelTree, cache_root: pathlib.Path, arch: str) -> pathlib.Path:
+    """One checkout per tree and arch: the arches of one series run side by side (a
+    bisect or a base try checks out other commits), each in its own."""
+    return cache_root / "worktrees" / f"{tree.slug}-{arch}"
 
 
-def prepare_worktree(tree: KernelTree, cache_root: pathlib.Path, commit: str) -> pathlib.Path:
-    """The tree's checkout in the cache (a clone borrowing its objects), cleaned and
-    checked out at `commit`."""
-    wt = worktree_for(tree, cache_root)
+def prepare_worktree(tree: KernelTree, cache_root: pathlib.Path, arch: str, commit: str) -> pathlib.Path:
+    """The tree's checkout for `arch` in the cache (a clone borrowing its objects), cleaned
+    and checked out at `commit`."""
+    wt = worktree_for(tree, cache_root, arch)
     if (wt / ".git").is_file():
         # A `git worktree` of the user's repo, as earlier versions made: replaced by a clone.
         # (Its entry under the user's .git/worktrees is theirs to prune: we do not write there.)
@@ -445,11 +447,11 @@ def resolve_base(tree: KernelTree, series: Series, base: str | None) -> str:
     return _text(out)
 
 
-def apply(tree: KernelTree, series: Series, base_commit: str, cache_root: pathlib.Path,
+def apply(tree: KernelTree, series: Series, base_commit: str, cache_root: pathlib.Path, arch: str,
           say=print) -> AppliedSeries:
-    """Apply the series on its base in the worktree; SeriesDoesNotApply names the patch.
-    The caller holds worktree_lock() for as long as it builds from the worktree."""
-    wt = prepare_worktree(tree, cache_root, base_commit)
+    """Apply the series on its base in the arch's worktree; SeriesDoesNotApply names the
+    patch. The caller holds worktree_lock() for as long as it builds from the worktree."""
+    wt = prepare_worktree(tree, cache_root, arch, base_commit)
     patch_ids(series, tree.path)
     if series.kind == "range":
         _apply_range(wt, series, base_commit)
@@ -459,11 +461,11 @@ def apply(tree: KernelTree, series: Series, base_commit: str, cache_root: pathli
     return AppliedSeries(series, wt, base_commit, tip)
 
 
-def worktree_lock(tree: KernelTree, cache_root: pathlib.Path, say=print):
-    """Held from checkout to the end of the run: another run on the same tree waits
-    instead of checking out another commit under this one's build."""
-    return cache.file_lock(worktree_for(tree, cache_root).with_suffix(".lock"),
-                           f"the worktree of {tree.path}", on_wait=say)
+def worktree_lock(tree: KernelTree, cache_root: pathlib.Path, arch: str, say=print):
+    """Held from checkout to the end of the run: another run on the same tree and arch
+    waits instead of checking out another commit under this one's build."""
+    wt = worktree_for(tree, cache_root, arch)
+    return cache.file_lock(wt.with_name(wt.name + ".lock"), f"the {arch} worktree of {tree.path}", on_wait=say)
 
 
 def checkout(wt: pathlib.Path, commit: str) -> None:

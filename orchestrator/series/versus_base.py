@@ -349,8 +349,9 @@ def _confirmed(opts: TestOptions, progress: Progress, retries: int, diff: Diff,
     return out
 
 
-def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> tuple[int, RunRecord]:
-    """Exit code and the series run's record."""
+def run_series(opts: TestOptions, sopts: SeriesOptions,
+               progress: Progress) -> tuple[int, RunRecord, pathlib.Path | None]:
+    """Exit code, the series run's record, and the comparison's dir (None without a base)."""
     tree = source_tree(opts, progress)
     ser, base_commit = series_mod.load_for_tree(sopts.spec, tree, sopts.base)
     progress.say(f"series: {ser.title}: {len(ser.patches)} patch(es) onto {base_commit[:12]}"
@@ -364,7 +365,7 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
     # The base is built from the tree as it is when that is the base (its build dir is
     # likely warm), else from the worktree checked out at the base.
     base_in_tree = tree.git_commit == base_commit and "+dirty" not in tree.tree_id
-    with series_mod.worktree_lock(tree, opts.cache_root, progress.say):
+    with series_mod.worktree_lock(tree, opts.cache_root, opts.arch, progress.say):
         base = None
         if want_base:
             base_tree_id = series_mod.tree_id_of(tree.path, base_commit)
@@ -375,7 +376,7 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
                 if base_in_tree:
                     base_tree = tree
                 else:
-                    wt = series_mod.prepare_worktree(tree, opts.cache_root, base_commit)
+                    wt = series_mod.prepare_worktree(tree, opts.cache_root, opts.arch, base_commit)
                     base_tree = series_mod.worktree_tree(wt, f"{tree.origin} at {base_commit[:12]}")
                 _, b_run = run_test(opts, progress, RunContext(
                     tree=base_tree, label="base", warning_files=tuple(ser.touched_files())))
@@ -386,7 +387,7 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
                         f"the series with. See {b_dir}.", ExitCode(b_run.exit_code or 7))
                 base = (b_run, b_dir)
 
-        applied = series_mod.apply(tree, ser, base_commit, opts.cache_root, progress.say)
+        applied = series_mod.apply(tree, ser, base_commit, opts.cache_root, opts.arch, progress.say)
         progress.say(f"series: applied in {applied.worktree}, tip {applied.tip_commit[:12]}")
         checks = series_checks.checkpatch(applied, progress.say)
         step_dirs: list[pathlib.Path] = []
@@ -406,7 +407,7 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
             s_code, s_run = int(exc.code), exc.results
         s_dir = opts.results_root / s_run.run_id
         if base is None:
-            return s_code, s_run
+            return s_code, s_run, None
 
         b_run, b_dir = base
         bis, out_dir = None, None
@@ -436,6 +437,6 @@ def run_series(opts: TestOptions, sopts: SeriesOptions, progress: Progress) -> t
     text = compare.mail_summary(diff, b_run, s_run, bis, each)
     print(f"\n{text}\n  compare: {out_dir}")
     if diff.series_failed:
-        return s_code, s_run
+        return s_code, s_run, out_dir
     return int(ExitCode.TEST_FAILURES if diff.regressed or (each and each.first_failing)
-               else ExitCode.OK), s_run
+               else ExitCode.OK), s_run, out_dir

@@ -61,17 +61,19 @@ def default_guests(guest_memory: str, cases: int) -> tuple[int, str]:
 
 
 class Board:
-    """One status line for several guests: each guest's case, side by side."""
+    """One status line for several guests (or arches, series/lanes.py): what each is
+    doing, side by side, each under its label (g1, g2... unless given)."""
 
-    def __init__(self, progress: Progress, guests: int):
+    def __init__(self, progress: Progress, guests: int, labels: list[str] | None = None):
         self.progress = progress
         self.slots = [""] * guests
+        self.labels = labels or [f"g{i + 1}" for i in range(guests)]
         self.lock = threading.Lock()
 
     def status(self, slot: int, text: str) -> None:
         with self.lock:
             self.slots[slot] = text
-            self.progress.status(" | ".join(f"g{i + 1} {s}" for i, s in enumerate(self.slots) if s))
+            self.progress.status(" | ".join(f"{label} {s}" for label, s in zip(self.labels, self.slots) if s))
 
     def say(self, text: str) -> None:
         with self.lock:
