@@ -47,6 +47,14 @@ ratio against the raw floor -- the same work done with plain make and qemu comma
                      of the whole pytest command (build reused) with one guest and with
                      two (one per xdist worker), serial console and SSH
 
+  series, every arch `ARCH=a,b,... SERIES=... COMPARE=1` from warm caches (every arch's base
+                     built and run first, untimed), a one-patch series: each arch alone, one
+                     after the other, then all of them side by side (series/lanes.py): the
+                     wall times, and per arch its series build, suites and confirmation
+                     (target: all five <= 10 min). Only with two arches or more:
+                     `make bench ARCH=x86_64,arm64 ONLY=everyarch`; its figures go to
+                     bench-every-arch.json
+
   load a run         results.json of a stored series run (tests/data/runs/x86_64-series)
                      read back and checked: the model's loader (msgspec) against
                      validating the same file with jsonschema on the generated schema
@@ -293,6 +301,74 @@ def scenario_first_series(runs: pathlib.Path, arch: str) -> dict:
             "raw_touch_make_seconds": round(raw, 1)}
 
 
+def _series_parts(compare_dir: pathlib.Path) -> dict:
+    """An arch's share of a series run with its base: the series' build and suites, and
+    the tries that confirmed a difference (each a run of its own, linked from the dir)."""
+    def stage(data: dict, name: str) -> float:
+        return float((data["stages"].get(name) or {}).get("seconds") or 0.0)
+    series = json.loads((compare_dir / "series" / "results.json").read_text())
+    tries = [json.loads((d / "results.json").read_text()) for d in sorted(compare_dir.iterdir())
+             if d.is_symlink() and d.name not in ("base", "series") and (d / "results.json").exists()]
+    return {"build_seconds": round(stage(series, "build"), 1), "suites_seconds": round(stage(series, "suites"), 1),
+            "confirm_seconds": round(sum(stage(t, n) for t in tries for n in ("build", "boot", "suites")), 1),
+            "tries": len(tries), "counts": status_counts(series)}
+
+
+def _series_run(results: pathlib.Path, arches: list[str], mbox: pathlib.Path) -> tuple[float, dict]:
+    """`orchestrator test --arch a,b --series mbox --compare-base`: its wall time and each
+    arch's parts, with when its comparison was written (seconds from the start)."""
+    t0, start = time.monotonic(), time.time()
+    p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", ",".join(arches),
+                        "--series", str(mbox), "--compare-base", "--results-dir", str(results)],
+                       cwd=REPO, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    if p.returncode not in (0, 1):
+        sys.stderr.write(p.stdout[-3000:] + p.stderr[-2000:])
+        raise SystemExit(f"bench: the series run on {','.join(arches)} failed (exit {p.returncode})")
+    parts = {}
+    for d in sorted(results.glob("*-compare")):
+        arch = next(a for a in arches if f"-{a}-" in d.name)
+        parts[arch] = {**_series_parts(d),
+                       "done_after_seconds": round((d / "compare.json").stat().st_mtime - start, 1)}
+    return round(wall, 1), parts
+
+
+def scenario_every_arch(runs: pathlib.Path, arches: list[str]) -> dict:
+    """A one-patch series on every arch given, from warm caches: each alone, then side by side."""
+    from conftest import series_on_default_tree
+    stamp = dt.datetime.now().strftime("%H%M%S")
+
+    def mbox(name: str) -> pathlib.Path:   # a new revision each time: every arch rebuilds the file
+        return series_on_default_tree(runs, f"every-{name}", [(
+            f"tracing/probes: Say what parse_btf_arg() resolves ({name} {stamp})",
+            [("kernel/trace/trace_probe.c", "static int parse_btf_arg(char *varname,",
+              f"/* Resolve a BTF-named argument ({name} {stamp}). */\nstatic int parse_btf_arg(char *varname,")])])
+    _series_run(runs / "every-warm", arches, mbox("warm"))   # every base built and run: not timed
+    alone = {}
+    for arch in arches:
+        wall, parts = _series_run(runs / f"every-alone-{arch}", [arch], mbox(f"alone-{arch}"))
+        alone[arch] = {"wall_seconds": wall, **parts[arch]}
+    wall, parts = _series_run(runs / "every-side", arches, mbox("side"))
+    return {"arches": arches, "alone": alone, "side_by_side": {"wall_seconds": wall, "per_arch": parts}}
+
+
+def render_every_arch(f: dict) -> str:
+    e = f["every_arch"]
+    alone_sum = round(sum(a["wall_seconds"] for a in e["alone"].values()), 1)
+    side = e["side_by_side"]
+    lines = [f"bench series on every arch ({', '.join(e['arches'])}) on {f['machine']['cpus']} CPUs "
+             f"({f['machine']['model']}), {f['date']}",
+             f"  side by side {side['wall_seconds']}s vs one after the other {alone_sum}s: "
+             f"{ratio(side['wall_seconds'], alone_sum)} (target: all five <= 600 s)"]
+    for arch in e["arches"]:
+        a, s = e["alone"][arch], side["per_arch"].get(arch, {})
+        lines.append(f"  {arch:12} alone {a['wall_seconds']}s (build {a['build_seconds']}s, suites "
+                     f"{a['suites_seconds']}s, confirm {a['confirm_seconds']}s); side by side: done after "
+                     f"{s.get('done_after_seconds', '-')}s (build {s.get('build_seconds', '-')}s, suites "
+                     f"{s.get('suites_seconds', '-')}s, confirm {s.get('confirm_seconds', '-')}s)")
+    return "\n".join(lines)
+
+
 def _ccache_counts(env: dict[str, str]) -> dict[str, int]:
     out = subprocess.run(["ccache", "--print-stats"], env=env, capture_output=True, text=True).stdout
     return {k: int(v) for k, v in re.findall(r"^(\w+)\t(\d+)$", out, re.M)}
@@ -485,9 +561,26 @@ def main() -> int:
     from orchestrator import arches
     only = {s for group in args.only for s in group}
     skip = {s for group in args.skip for s in group} | ({s for s in SCENARIOS if s not in only} if only else set())
-    for arch in arches.select(args.arch):
-        bench_arch(arch.name, args, skip)
+    selected = [a.name for a in arches.select(args.arch)]
+    for arch in selected:
+        bench_arch(arch, args, skip | {"everyarch"})
+    if "everyarch" not in skip and len(selected) > 1:
+        bench_every_arch(selected)
+    elif "everyarch" in only:
+        print("bench: the every-arch row needs two arches or more (ARCH=x86_64,arm64,...)")
     return 0
+
+
+def bench_every_arch(selected: list[str]) -> None:
+    out_dir = REPO / "results" / f"bench-{dt.date.today():%Y%m%d}"
+    runs = out_dir / "runs-every-arch"
+    runs.mkdir(parents=True, exist_ok=True)
+    figures = {"date": dt.datetime.now().isoformat(timespec="seconds"),
+               "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release, "model": _cpu_model()},
+               "every_arch": scenario_every_arch(runs, selected)}
+    cache.atomic_write_json(out_dir / "bench-every-arch.json", figures)
+    print(render_every_arch(figures))
+    print(f"\n(figures in {out_dir / 'bench-every-arch.json'})")
 
 
 def _scenarios(text: str) -> list[str]:
@@ -500,7 +593,7 @@ def _scenarios(text: str) -> list[str]:
 
 
 SCENARIOS = ("cold", "nochange", "patch", "firstseries", "secondtree", "suites", "wedged", "guests", "qemu", "pytest",
-             "load", "debug")
+             "load", "debug", "everyarch")
 # scenario -> its key in bench-<arch>.json
 _FIGURES = {"cold": "cold", "nochange": "no_change", "patch": "one_patch", "firstseries": "first_series",
             "secondtree": "second_tree", "suites": "suites",

@@ -19,7 +19,7 @@ from . import cache, shell
 from .arches import Arch
 from .errors import ExitCode, OrchestratorError
 from .guest_setup import (AtShell, PreparedGuest, boot_failure, build_only, first_boot, guest_runner,
-                          prepare_guest, recorded_in, run_case, transport_record)
+                          one_build_at_a_time, prepare_guest, recorded_in, run_case, transport_record)
 from .kernel import build, buildwarn, source, symbolize
 from .kernel.fragments import Fragments
 from .kernel.kconfig import check_user_fragments
@@ -209,8 +209,10 @@ def prepare(run: OpenRun) -> PreparedGuest:
     prepared = prepare_guest(run.opts, run.tree, progress, run.fragments, recorded_in(recorder), run.guests)
     if run.ctx.warning_files:
         progress.status(f"compiler warnings (W={buildwarn.LEVEL}) of the .c files the series touches")
-        recorder.set("build_warnings", buildwarn.warnings_for(prepared.build.build_dir, run.arch, run.opts.cache_root,
-                                                              run.ctx.warning_files))
+        with one_build_at_a_time(run.opts, progress):   # a compile too
+            warnings = buildwarn.warnings_for(prepared.build.build_dir, run.arch, run.opts.cache_root,
+                                              run.ctx.warning_files)
+        recorder.set("build_warnings", warnings)
         recorder.set("build_warnings_level", buildwarn.LEVEL)
     for d in prepared.build.dropped:
         progress.say(f"config: {d.option}={d.asked} is {d.got} in the final .config ({d.kind}): {d.reason}")

@@ -45,11 +45,14 @@ class LaneProgress:
     def status(self, text: str) -> None:
         self.board.status(self.slot, text)
 
+    def _led(self, text: str) -> str:
+        return text if text.startswith(f"{self.arch}:") else f"{self.arch}: {text}"
+
     def say(self, text: str) -> None:
-        self.board.say(f"{self.arch}: {text}")
+        self.board.say(self._led(text))
 
     def log(self, text: str) -> None:
-        self.board.log(f"{self.arch}: {text}")
+        self.board.log(self._led(text))
 
     def clear(self) -> None:
         pass
