@@ -322,14 +322,18 @@ def _series_run(results: pathlib.Path, arches: list[str], mbox: pathlib.Path) ->
                         "--series", str(mbox), "--compare-base", "--results-dir", str(results)],
                        cwd=REPO, capture_output=True, text=True)
     wall = time.monotonic() - t0
-    if p.returncode not in (0, 1):
+    (results / "output.txt").write_text(p.stdout + p.stderr)
+    if not list(results.glob("*-compare")):
         sys.stderr.write(p.stdout[-3000:] + p.stderr[-2000:])
-        raise SystemExit(f"bench: the series run on {','.join(arches)} failed (exit {p.returncode})")
+        raise SystemExit(f"bench: the series run on {','.join(arches)} compared nothing (exit {p.returncode})")
     parts = {}
     for d in sorted(results.glob("*-compare")):
         arch = next(a for a in arches if f"-{a}-" in d.name)
         parts[arch] = {**_series_parts(d),
                        "done_after_seconds": round((d / "compare.json").stat().st_mtime - start, 1)}
+    for arch in arches:   # an arch that got no comparison (its base or series failed) says so
+        parts.setdefault(arch, {"failed": next((line for line in p.stderr.splitlines()
+                                                if line.startswith(f"orchestrator: {arch}: ")), "no comparison")})
     return round(wall, 1), parts
 
 
@@ -343,11 +347,13 @@ def scenario_every_arch(runs: pathlib.Path, arches: list[str]) -> dict:
             f"tracing/probes: Say what parse_btf_arg() resolves ({name} {stamp})",
             [("kernel/trace/trace_probe.c", "static int parse_btf_arg(char *varname,",
               f"/* Resolve a BTF-named argument ({name} {stamp}). */\nstatic int parse_btf_arg(char *varname,")])])
-    _series_run(runs / "every-warm", arches, mbox("warm"))   # every base built and run: not timed
+    wall, _ = _series_run(runs / "every-warm", arches, mbox("warm"))   # every base built and run: not timed
+    print(f"bench: every arch warmed up in {wall}s", flush=True)
     alone = {}
     for arch in arches:
         wall, parts = _series_run(runs / f"every-alone-{arch}", [arch], mbox(f"alone-{arch}"))
         alone[arch] = {"wall_seconds": wall, **parts[arch]}
+        print(f"bench: {arch} alone {wall}s", flush=True)
     wall, parts = _series_run(runs / "every-side", arches, mbox("side"))
     return {"arches": arches, "alone": alone, "side_by_side": {"wall_seconds": wall, "per_arch": parts}}
 
@@ -362,6 +368,9 @@ def render_every_arch(f: dict) -> str:
              f"{ratio(side['wall_seconds'], alone_sum)} (target: all five <= 600 s)"]
     for arch in e["arches"]:
         a, s = e["alone"][arch], side["per_arch"].get(arch, {})
+        if "failed" in a or "failed" in s:
+            lines.append(f"  {arch:12} no comparison: {a.get('failed') or s.get('failed')}")
+            continue
         lines.append(f"  {arch:12} alone {a['wall_seconds']}s (build {a['build_seconds']}s, suites "
                      f"{a['suites_seconds']}s, confirm {a['confirm_seconds']}s); side by side: done after "
                      f"{s.get('done_after_seconds', '-')}s (build {s.get('build_seconds', '-')}s, suites "
