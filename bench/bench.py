@@ -571,7 +571,8 @@ def main() -> int:
     only = {s for group in args.only for s in group}
     skip = {s for group in args.skip for s in group} | ({s for s in SCENARIOS if s not in only} if only else set())
     selected = [a.name for a in arches.select(args.arch)]
-    for arch in selected:
+    per_arch = [s for s in SCENARIOS if s != "everyarch" and s not in skip]
+    for arch in selected if per_arch or args.suites_from else []:
         bench_arch(arch, args, skip | {"everyarch"})
     if "everyarch" not in skip and len(selected) > 1:
         bench_every_arch(selected)

@@ -83,14 +83,17 @@ def run_side_by_side(arches: list[str], one: Callable[[str, Progress], tuple[int
     def work(slot: int) -> None:
         lane = lanes[slot]
         try:
-            lane.code, lane.compare_dir = one(lane.arch, LaneProgress(board, slot, lane.arch))
-        except OrchestratorError as exc:
-            lane.error = exc
-            if fatal(exc):
+            try:
+                lane.code, lane.compare_dir = one(lane.arch, LaneProgress(board, slot, lane.arch))
+            except OrchestratorError as exc:
+                lane.error = exc
+                if fatal(exc):
+                    stop.set()
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread, raised there
+                lane.crash = exc
                 stop.set()
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, raised there
-            lane.crash = exc
-            stop.set()
+        except LanesInterrupted:   # told to stop just as it was ending: nothing left to stop
+            pass
 
     threads = [threading.Thread(target=work, args=(k,), name=f"lane-{a}") for k, a in enumerate(arches)]
     for t in threads:
