@@ -94,6 +94,7 @@ def run_side_by_side(arches: list[str], one: Callable[[str, Progress], tuple[int
                 stop.set()
         except LanesInterrupted:   # told to stop just as it was ending: nothing left to stop
             pass
+        board.status(slot, "done")   # not the last case it ran, while the others go on
 
     threads = [threading.Thread(target=work, args=(k,), name=f"lane-{a}") for k, a in enumerate(arches)]
     for t in threads:
