@@ -249,6 +249,26 @@ def test_a_checkout_an_earlier_version_made_as_a_git_worktree_is_replaced(repo, 
     assert git(applied.worktree, "rev-parse", "HEAD^{tree}") == git(repo, "rev-parse", "v2^{tree}")
 
 
+def test_the_one_checkout_per_tree_of_earlier_versions_goes_with_its_build_dirs(repo, mbox, tmp_path):
+    """Earlier versions kept one checkout per tree for every arch (worktrees/<tree>); each
+    arch has its own now, and the old one and its build dirs are removed, not left to hold
+    gigabytes of the cache."""
+    from orchestrator.kernel.source import slug_for
+    tree, cache_root, said = _tree(repo), tmp_path / "cache", []
+    old = cache_root / "worktrees" / tree.slug
+    old.parent.mkdir(parents=True)
+    git(tmp_path, "clone", "-q", "--shared", str(repo), str(old))
+    old_build = cache_root / "build" / slug_for(old) / "x86_64"
+    old_build.mkdir(parents=True)
+    other = cache_root / "worktrees" / "linux-other-12345678"    # another tree's: not touched
+    other.mkdir()
+    applied = series.apply(tree, series.load(str(mbox), repo), git(repo, "rev-parse", "master"), cache_root,
+                           "arm64", say=said.append)
+    assert applied.worktree == series.worktree_for(tree, cache_root, "arm64") != old
+    assert not old.exists() and not old_build.parent.exists() and other.is_dir()
+    assert said == [f"series: removing {old} and its build dirs (one checkout per arch now)"]
+
+
 def test_the_base_a_series_names_is_its_base(repo, tmp_path):
     """git format-patch --base (and b4) write base-commit:; the tree's HEAD may be elsewhere."""
     base = git(repo, "rev-parse", "master")

@@ -25,7 +25,7 @@ from .. import hosttools
 from .. import cache, model
 from ..errors import ExitCode, OrchestratorError
 from ..kernel import treeview
-from ..kernel.source import GIT_CONFIG, GIT_READ_ONLY_ENV, KernelTree, kernel_version
+from ..kernel.source import GIT_CONFIG, GIT_READ_ONLY_ENV, KernelTree, kernel_version, slug_for
 from . import thread
 
 # `git format-patch` / `b4 am` separators: "From <40 hex> Mon Sep 17 00:00:00 2001".
@@ -386,9 +386,21 @@ def worktree_for(tree: KernelTree, cache_root: pathlib.Path, arch: str) -> pathl
     return cache_root / "worktrees" / f"{tree.slug}-{arch}"
 
 
-def prepare_worktree(tree: KernelTree, cache_root: pathlib.Path, arch: str, commit: str) -> pathlib.Path:
+def _drop_shared_worktree(tree: KernelTree, cache_root: pathlib.Path, say) -> None:
+    """The one checkout per tree that earlier versions kept for every arch, and its build
+    dirs: nothing uses them any more, and they hold gigabytes of the cache."""
+    old = cache_root / "worktrees" / tree.slug
+    if old.is_dir() and (old / ".git").exists():
+        say(f"series: removing {old} and its build dirs (one checkout per arch now)")
+        shutil.rmtree(cache_root / "build" / slug_for(old), ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def prepare_worktree(tree: KernelTree, cache_root: pathlib.Path, arch: str, commit: str,
+                     say=print) -> pathlib.Path:
     """The tree's checkout for `arch` in the cache (a clone borrowing its objects), cleaned
     and checked out at `commit`."""
+    _drop_shared_worktree(tree, cache_root, say)
     wt = worktree_for(tree, cache_root, arch)
     if (wt / ".git").is_file():
         # A `git worktree` of the user's repo, as earlier versions made: replaced by a clone.
@@ -451,7 +463,7 @@ def apply(tree: KernelTree, series: Series, base_commit: str, cache_root: pathli
           say=print) -> AppliedSeries:
     """Apply the series on its base in the arch's worktree; SeriesDoesNotApply names the
     patch. The caller holds worktree_lock() for as long as it builds from the worktree."""
-    wt = prepare_worktree(tree, cache_root, arch, base_commit)
+    wt = prepare_worktree(tree, cache_root, arch, base_commit, say)
     patch_ids(series, tree.path)
     if series.kind == "range":
         _apply_range(wt, series, base_commit)

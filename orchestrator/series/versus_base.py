@@ -376,7 +376,7 @@ def run_series(opts: TestOptions, sopts: SeriesOptions,
                 if base_in_tree:
                     base_tree = tree
                 else:
-                    wt = series_mod.prepare_worktree(tree, opts.cache_root, opts.arch, base_commit)
+                    wt = series_mod.prepare_worktree(tree, opts.cache_root, opts.arch, base_commit, progress.say)
                     base_tree = series_mod.worktree_tree(wt, f"{tree.origin} at {base_commit[:12]}")
                 _, b_run = run_test(opts, progress, RunContext(
                     tree=base_tree, label="base", warning_files=tuple(ser.touched_files())))
