@@ -23,7 +23,7 @@ from typing import Callable
 
 from ..errors import OrchestratorError
 from ..progress import Progress
-from ..suites.pool import Board
+from ..suites.pool import Board, GuestProgress
 
 
 @dataclasses.dataclass
@@ -36,26 +36,22 @@ class Lane:
     crash: BaseException | None = None   # anything else (a bug, an interruption)
 
 
-class LaneProgress:
-    """An arch's Progress: its slot of the shared status line, its lines led by its name."""
+class LaneProgress(GuestProgress):
+    """An arch's Progress: its slot of the shared status line (as a guest's), its lines led
+    by its name."""
 
     def __init__(self, board: Board, slot: int, arch: str):
-        self.board, self.slot, self.arch = board, slot, arch
-
-    def status(self, text: str) -> None:
-        self.board.status(self.slot, text)
+        super().__init__(board, slot)
+        self.arch = arch
 
     def _led(self, text: str) -> str:
         return text if text.startswith(f"{self.arch}:") else f"{self.arch}: {text}"
 
     def say(self, text: str) -> None:
-        self.board.say(self._led(text))
+        super().say(self._led(text))
 
     def log(self, text: str) -> None:
-        self.board.log(self._led(text))
-
-    def clear(self) -> None:
-        pass
+        super().log(self._led(text))
 
 
 class LanesInterrupted(KeyboardInterrupt):
@@ -68,6 +64,13 @@ def _interrupt(thread: threading.Thread) -> None:
     second or so."""
     if thread.ident is not None and thread.is_alive():
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(LanesInterrupted))
+
+
+def _stop_all(threads: list[threading.Thread]) -> None:
+    for t in threads:
+        _interrupt(t)
+    for t in threads:
+        t.join()
 
 
 def run_side_by_side(arches: list[str], one: Callable[[str, Progress], tuple[int, pathlib.Path | None]],
@@ -104,14 +107,10 @@ def run_side_by_side(arches: list[str], one: Callable[[str, Progress], tuple[int
             if stop.wait(0.5):
                 break
     except BaseException:
-        for t in threads:
-            _interrupt(t)
-        for t in threads:
-            t.join()
+        _stop_all(threads)
         raise
     if stop.is_set():
-        for t in threads:
-            _interrupt(t)
+        _stop_all(threads)
     for t in threads:
         t.join()
     progress.clear()
