@@ -368,3 +368,26 @@ def test_console_log_has_unix_line_ends_however_the_chunks_fall(data_dir):
         out = b"".join(to_unix(raw[i:i + size]) for i in range(0, len(raw), size))
         assert out == expected, size
     assert b"\r\n" not in expected and expected.endswith(b"tail\n")
+
+
+def test_a_kernel_message_cutting_the_begin_marker_does_not_lose_the_command(tmp_path, data_dir):
+    """loongarch64 7.2 on QEMU 7.2 (the built-in route, one vCPU): the first command's own
+    fence, printed by the kernel while the UART still sent the BEGIN line, cut that line in
+    two. The session waited for a BEGIN it never saw whole and the guest "did not boot"."""
+    console = read_log(data_dir / "loongarch64-7.2.12-qemu7.2-begin-cut.console.log")
+    assert b"KTO:BEGIN:81bd94[    1.322067] KTO:FENCE:" in console   # the captured cut
+    f = tmp_path / "boot.log"
+    f.write_bytes(console)
+    session = ConsoleSession(["sh", "-c", 'exec 3<&0; cat <&3 >/dev/null & cat "$0"; wait', str(f)],
+                             io.BytesIO(), lambda line: None)
+    session.new_token = lambda: "81bd9442df9c27baf74c1a7fd5f84adb"
+    session.start()
+    try:
+        session.wait_ready(10)
+        result = session.run("busybox 2>&1 | head -n 1; cat /proc/version", 10)
+    finally:
+        session.kill()
+    assert result.exit_status == 0
+    assert result.output[0].startswith("BusyBox v1.35.0")
+    assert result.output[1].startswith("Linux version 7.2.12+")
+    assert result.guest_seconds == pytest.approx(1.32 - 1.30, abs=0.005)

@@ -384,8 +384,15 @@ class ConsoleSession:
             return deadline_hook(deadline) if deadline_hook else deadline
 
         self.child.send(line.encode())
-        first = self._pump(deadline, lambda l: begin.search(l) is not None, hook)
-        started = begin.search(first)
+        lines = _CommandLines()
+        started = None
+
+        def begins(l: str) -> bool:
+            nonlocal started
+            whole = lines.feed(l)
+            started = begin.search(whole) if whole is not None else None
+            return started is not None
+        self._pump(deadline, begins, hook)
         guest_t0 = float(started.group(1)) if started and started.group(1) else None
         output: list[str] = []
         # The start of a command's line that a kernel message cut off mid-line: the line
@@ -436,3 +443,27 @@ def command_result(output: list[str], end_line: str, end: re.Pattern[str],
     assert m
     guest = float(m.group(3)) - guest_t0 if m.group(3) and guest_t0 is not None else None
     return CommandResult(output, int(m.group(1)), int(m.group(2)), seconds, guest)
+
+
+
+class _CommandLines:
+    """A command's lines made whole again: a kernel message printed while the UART still
+    sent a line cuts it ("KTO:BEGIN:53932a[    1.545489] KTO:FENCE:...", then
+    "bc86...:1:1.52" after it; seen on loongarch64 under QEMU 7.2 with one vCPU, where the
+    command's own fence overtook its BEGIN line)."""
+
+    def __init__(self) -> None:
+        self._cut: list[str] = []
+
+    def feed(self, line: str) -> str | None:
+        """The command's line this console line completes; None for a kernel line or the
+        start of a line that goes on after a kernel message."""
+        part = command_part(line)
+        if part is None:
+            return None
+        if part != line:
+            self._cut.append(part)
+            return None
+        whole = "".join(self._cut) + line
+        self._cut.clear()
+        return whole
