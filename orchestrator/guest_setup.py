@@ -142,23 +142,26 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
         return img
 
     with one_build_at_a_time(opts, progress):
-        route, img = None, None
+        route = None
         if arch.boot_route == "builtin":
-            # No modules: they come from the build the image is linked into.
-            img = image_stage(None)
-            route = _builtin_route(opts, tree, arch, img.path, fragments)
+            # Linked in first without modules; the build then links it again with its own.
+            route = _builtin_route(opts, tree, arch, image_stage(None).path, fragments)
         on_stage(RouteChosen(boot_route_record(route)))
         on_stage(StageStarted("build"))
         try:
-            b = _configure_and_build(opts, tree, arch, fragments, route, progress)
+            b = _configure_and_build(opts, tree, arch, fragments, route, progress,
+                                     lambda modules: image.build_image(tree, arch, opts.cache_root, modules,
+                                                                       programs, say=progress.say,
+                                                                       tcscripts=opts.tcscripts,
+                                                                       with_sshd=with_sshd).path)
         except OrchestratorError as exc:
             on_stage(StageFailed("build", exc))
             raise
         on_stage(Built(b, ConfigOutcome(dropped=b.dropped, notes=pahole.notes(tree.path))))
         progress.say(f"build {arch.name}: " + (f"reused {b.build_dir}" if b.reused else
                                                f"{b.steps} steps in {fmt_duration(b.build_seconds)}"))
-        if img is None:
-            img = image_stage(b.modules)
+        # On the built-in route: the image the build linked in last (made then, found now).
+        img = image_stage(b.modules)
     accel = qemu.choose_accel(arch, b.kernel_image, opts.cache_root, opts.accel, say=progress.say)
     return PreparedGuest(arch, qemu.qemu_argv(arch, b.kernel_image, img.path, accel, opts.cmdline, guests),
                          accel, b, img, boot_route_record(route), tree.source)
@@ -172,7 +175,8 @@ def one_build_at_a_time(opts: TestOptions, progress: Progress):
 
 
 def build_only(opts: TestOptions, tree: source.KernelTree, progress: Progress) -> build.BuildResult:
-    """Config and build as run_test does them (with the boot route's part), no boot."""
+    """Config and build as run_test does them (with the boot route's part), no boot: on the
+    built-in route the kernel keeps the image without modules (its stamp says so)."""
     arch = arch_of(opts)
     tree = _buildable(opts, tree, arch, progress)
     fragments = fragments_for(arch, opts.extra_kconfigs)
@@ -202,12 +206,16 @@ def _builtin_route(opts: TestOptions, tree: source.KernelTree, arch: Arch,
 
 def _configure_and_build(opts: TestOptions, tree: source.KernelTree, arch: Arch,
                          fragments: Fragments, route: bootroute.BuiltinBoot | None,
-                         progress: Progress) -> build.BuildResult:
-    """What the boot route builds in (DTB, initramfs) is part of the build and its key;
-    modules only on the direct route (a built-in initramfs cannot take them)."""
+                         progress: Progress,
+                         image_with: Callable[[pathlib.Path], pathlib.Path] | None = None) -> build.BuildResult:
+    """What the boot route builds in (DTB, initramfs) is part of the build and its key.
+    image_with(modules) -> the image holding them: on the built-in route the kernel is
+    linked again with it once its modules are built."""
+    relink = (lambda modules: bootroute.relink(route, image_with(modules) if modules else None)) \
+        if route is not None and image_with is not None else None
     return build.configure_and_build(tree, arch, fragments.all, opts.cache_root, progress,
                                      route.config if route else None, route.digest if route else "",
-                                     build_modules=route is None, flavor=fragments.flavor)
+                                     flavor=fragments.flavor, relink_initramfs=relink)
 
 
 def boot_route_record(route: bootroute.BuiltinBoot | None) -> dict:

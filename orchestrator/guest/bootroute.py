@@ -7,7 +7,9 @@ in unflatten_device_tree with no memory map, before the console). Only boot plum
 three config options and one generated .dts; the tracing code under test does not.
 
 The initramfs is linked from a fixed path in the build dir, so re-packing it relinks
-vmlinux (usr/initramfs_data.o) instead of rebuilding the kernel.
+vmlinux (usr/initramfs_data.o) instead of rebuilding the kernel. That is how the modules
+get in: the kernel is built and linked with the image without them, then linked again
+with the image that holds its modules_install tree (relink()).
 """
 from __future__ import annotations
 
@@ -30,8 +32,11 @@ INITRAMFS_NAME = "orchestrator-initramfs.cpio"
 @dataclasses.dataclass(frozen=True)
 class BuiltinBoot:
     config: dict[str, str]        # kconfig options the route adds
-    digest: str                   # changes when the DTB or the initramfs does
+    digest: str                   # changes when the DTB or the initramfs without modules does
     description: str
+    initramfs: pathlib.Path       # in the build dir, where CONFIG_INITRAMFS_SOURCE names it
+    base: pathlib.Path            # the image without modules it is made from
+    base_digest: str
 
 
 def memory_bytes(text: str) -> int:
@@ -96,12 +101,42 @@ def prepare(arch: Arch, tree: KernelTree, build_dir: pathlib.Path, initramfs: pa
     if _generic_builtin_dtb(tree):
         _compile_dtb(dts_path, build_dir / "arch" / arch.srcarch / "boot" / "dts" / f"{DTS_NAME}.dtb")
     target = build_dir / INITRAMFS_NAME
-    if not target.exists() or cache.file_digest(target) != cache.file_digest(initramfs):
-        tmp = target.with_name(target.name + ".partial")
-        shutil.copyfile(initramfs, tmp)
-        tmp.replace(target)
+    base_digest = cache.file_digest(initramfs)
+    # The image with the modules of this dir's last build, made from the same image without
+    # them, stays: it is what the kernel there holds (a reused build is not linked again).
+    if not target.exists() or _file_text(_base_record(target)) != base_digest:
+        _install(initramfs, target)
+        _base_record(target).unlink(missing_ok=True)
     return BuiltinBoot(
         config={"CONFIG_BUILTIN_DTB": "y", "CONFIG_BUILTIN_DTB_NAME": f'"{DTS_NAME}"',
                 "CONFIG_INITRAMFS_SOURCE": f'"{target}"'},
-        digest=cache.digest(dts, cache.file_digest(target)),
-        description=f"built-in DTB {dts_path.name} (memory {arch.qemu.memory}) and built-in initramfs")
+        digest=cache.digest(dts, base_digest),
+        description=f"built-in DTB {dts_path.name} (memory {arch.qemu.memory}) and built-in initramfs",
+        initramfs=target, base=initramfs, base_digest=base_digest)
+
+
+def relink(route: BuiltinBoot, with_modules: pathlib.Path | None) -> None:
+    """Put the image with the build's modules (None: a kernel without modules, the image
+    without them) where the kernel links its initramfs from, before it is linked again."""
+    _install(with_modules or route.base, route.initramfs)
+    cache.atomic_write(_base_record(route.initramfs), route.base_digest)
+
+
+def _base_record(target: pathlib.Path) -> pathlib.Path:
+    """Names the image without modules that the one at target was made from."""
+    return target.with_name(target.name + ".base")
+
+
+def _file_text(path: pathlib.Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _install(src: pathlib.Path, target: pathlib.Path) -> None:
+    if target.exists() and cache.file_digest(target) == cache.file_digest(src):
+        return
+    tmp = target.with_name(target.name + ".partial")
+    shutil.copyfile(src, tmp)
+    tmp.replace(target)

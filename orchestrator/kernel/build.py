@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import time
+from typing import Callable
 
 from .. import cache, hosttools
 from . import kconfig, seed, treeview
@@ -25,6 +26,8 @@ STAMP = "orchestrator-build.json"
 ALLCONFIG = "orchestrator.allconfig"
 STEPS_SEEN = "build-steps.json"   # in the cache root: first builds' step counts
 BUILD_LOG = "orchestrator-build.log"
+# kbuild's object that .incbins the built-in initramfs (usr/initramfs_data.S).
+INITRAMFS_OBJECT = "usr/initramfs_data.o"
 # modules_install output, copied into the initramfs (/lib/modules/<release>).
 MODULES_DIR = "orchestrator-modules"
 # Bump when the way a build is made changes, so old stamps stop matching.
@@ -230,9 +233,13 @@ def first_errors(log: pathlib.Path, limit: int = 8, source_roots: tuple[str, ...
 def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Path],
                         cache_root: pathlib.Path, progress: Progress,
                         route_options: dict[str, str] | None = None, route_digest: str = "",
-                        build_modules: bool = True, flavor: str = "") -> BuildResult:
+                        build_modules: bool = True, flavor: str = "",
+                        relink_initramfs: Callable[[pathlib.Path | None], None] | None = None) -> BuildResult:
     """route_options: config the boot route adds (required); route_digest: changes when
-    what the route builds in (DTB, initramfs) changes, so the stamp stops matching."""
+    what the route builds in (DTB, initramfs) changes, so the stamp stops matching.
+    relink_initramfs: a route that links the initramfs into the kernel gets the
+    modules_install tree (None: no modules) once the build is done and puts the image
+    with them where the kernel links its initramfs from; the kernel is linked again."""
     merged = kconfig.merge(fragments)
     for name, value in (route_options or {}).items():
         merged[name] = kconfig.Option(name, value, True, "boot route")
@@ -240,7 +247,10 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
     toolchain = toolchain_versions(arch)
     ours = make_environment(cache_root)
     env, ignored = hosttools.build_environment(ours)
-    key = build_key(tree.tree_id, allconfig_text, route_digest, arch, toolchain, ours)
+    key = build_key(tree.tree_id, allconfig_text,
+                    route_digest + (" linked again with its initramfs, assembled without ccache"
+                                    if relink_initramfs else ""),
+                    arch, toolchain, ours)
     build_dir = build_dir_for(cache_root, tree, arch, flavor)
     build_dir.mkdir(parents=True, exist_ok=True)
     image = build_dir / arch.kernel_image
@@ -260,7 +270,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
             modular = build_modules and dotconfig.get("CONFIG_MODULES") == "y"
             # vmlinux-gdb.py and scripts/gdb/ in the build dir: gdb loads the tree's lx-
             # helpers from beside the vmlinux it is given (`shell --gdb`).
-            return [arch.build_target, "vmlinux"] + (["modules"] if modular else []) + \
+            return _kernel_targets(arch) + (["modules"] if modular else []) + \
                 (["scripts_gdb"] if dotconfig.get("CONFIG_GDB_SCRIPTS") == "y" else [])
 
         def result(reused: bool, config_seconds: float, build_seconds: float, steps: int,
@@ -316,6 +326,18 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
                 rc, _ = _run_make(_make_argv(tree, arch, build_dir, "modules_install",
                                              f"INSTALL_MOD_PATH={staging}", "INSTALL_MOD_STRIP=1", view=view),
                                   env, log_file, progress, f"modules_install {arch.name}", None, view)
+            if rc == 0 and relink_initramfs is not None:
+                relink_initramfs(build_dir / MODULES_DIR / "lib" / "modules" if modular else None)
+                # ccache keys usr/initramfs_data.S on its text and headers, not on the image it
+                # .incbins, and handed back the object of an earlier image (a kernel whose
+                # initramfs had no modules, seen on loongarch64): that object is assembled
+                # again, by the compiler itself.
+                (build_dir / INITRAMFS_OBJECT).unlink(missing_ok=True)
+                rc, relink_steps = _run_make(_make_argv(tree, arch, build_dir, *_kernel_targets(arch),
+                                                        view=view),
+                                             dict(env, CCACHE_DISABLE="1"), log_file, progress,
+                                             f"relink {arch.name} with its initramfs", None, view)
+                steps += relink_steps
             build_seconds = time.monotonic() - t1
             if view is not None:
                 view.repoint_links()
@@ -354,6 +376,11 @@ def single_targets(build_dir: pathlib.Path, arch: Arch, cache_root: pathlib.Path
                                   capture_output=True, text=True, errors="replace", timeout=timeout)
     except subprocess.TimeoutExpired:
         return None
+
+
+def _kernel_targets(arch: Arch) -> list[str]:
+    """The arch's boot image and vmlinux, once each (loongarch64 boots vmlinux itself)."""
+    return list(dict.fromkeys([arch.build_target, "vmlinux"]))
 
 
 def _modules_dir(build_dir: pathlib.Path, dotconfig: dict[str, str]) -> pathlib.Path | None:
