@@ -52,3 +52,21 @@ def test_loongarch64_direct_boot_leaves_the_tree_alone(tmp_path):
     assert status["dynevent/add_remove_synth.tc"] == "UNSUPPORTED", status
     assert status["dynevent/add_remove_uprobe.tc"] == "PASS", status
     assert data["transport"]["name"] == "ssh" and data["transport"]["connects"] >= 1
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-loongarch64") is None,
+                    reason="no QEMU 7.2 for loongarch64 (Debian's qemu-system-misc)")
+def test_loongarch64_on_qemu_7_2_links_its_modules_into_the_kernel(tmp_path):
+    """QEMU 7.2's built-in route: the DTB and the initramfs linked into the kernel, the
+    initramfs with the kernel's own modules (linked again once they are built)."""
+    p = subprocess.run([sys.executable, "-m", "orchestrator", "test", "--arch", "loongarch64", "--qemu", "debian",
+                        "--kernel", "7.2", "--suite", "kprobe,dynevent", "--case", "*module*",
+                        "--results-dir", str(tmp_path), "--cache-dir", str(CACHE_ROOT)],
+                       cwd=REPO, capture_output=True, text=True, timeout=3600)
+    data = json.loads((tmp_path / "latest" / "results.json").read_text())
+    assert data["state"] == "complete", p.stderr[-3000:]
+    assert data["boot_route"]["name"] == "builtin"
+    assert "-initrd" not in data["qemu_argv"]
+    status = {c["id"]: c["status"] for c in data["cases"]}
+    assert status == {"kprobe/kprobe_module.tc": "PASS", "dynevent/add_remove_fprobe_module.tc": "PASS",
+                      "dynevent/add_remove_tprobe_module.tc": "PASS"}, status
