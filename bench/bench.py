@@ -572,13 +572,50 @@ def main() -> int:
     skip = {s for group in args.skip for s in group} | ({s for s in SCENARIOS if s not in only} if only else set())
     selected = [a.name for a in arches.select(args.arch)]
     per_arch = [s for s in SCENARIOS if s != "everyarch" and s not in skip]
-    for arch in selected if per_arch or args.suites_from else []:
+    every_arch = "everyarch" not in skip and len(selected) > 1
+    # Beside the every-arch row, the per-arch rows run on the first arch named: each arch's
+    # cold builds alone would take an hour here. ARCH=arm64 alone gives arm64's.
+    per_arch_arches = selected[:1] if every_arch else selected
+    if every_arch and per_arch and len(selected) > 1:
+        print(f"bench: {', '.join(per_arch)} on {selected[0]}, the every-arch row on {', '.join(selected)}")
+    for arch in per_arch_arches if per_arch or args.suites_from else []:
         bench_arch(arch, args, skip | {"everyarch"})
-    if "everyarch" not in skip and len(selected) > 1:
+    if every_arch:
         bench_every_arch(selected)
+        if {"cold", "guests"} <= set(per_arch):
+            print()
+            print(render_time_to_verdict(_today(f"bench-{selected[0]}.json"), _today("bench-every-arch.json")))
     elif "everyarch" in only:
         print("bench: the every-arch row needs two arches or more (ARCH=x86_64,arm64,...)")
     return 0
+
+
+def _today(name: str) -> dict:
+    return cache.read_json(REPO / "results" / f"bench-{dt.date.today():%Y%m%d}" / name) or {}
+
+
+def render_time_to_verdict(per_arch: dict, every: dict) -> str:
+    """The three rows of a developer's time to a verdict, from this one run: the first
+    build against plain make, every arch side by side against one after the other, two
+    guests against one (`make bench ARCH=all ONLY=cold,guests,everyarch`)."""
+    rows = [("time to a verdict", "figure", "against", "ratio", "target")]
+    if "cold" in per_arch:
+        c = per_arch["cold"]
+        rows.append((f"first build, empty ccache ({per_arch['arch']})", f"{c['build_seconds']}s",
+                     f"{c['raw_build_seconds']}s plain make", ratio(c["build_seconds"], c["raw_build_seconds"]),
+                     "<= 1.10x"))
+    if "every_arch" in every:
+        e = every["every_arch"]
+        alone = [a["wall_seconds"] for a in e["alone"].values() if "wall_seconds" in a]
+        side = e["side_by_side"]["wall_seconds"]
+        rows.append((f"a series on {len(e['arches'])} arches, side by side", f"{side}s",
+                     f"{round(sum(alone), 1)}s one after the other", ratio(side, sum(alone)), "<= 600 s"))
+    if "guests" in per_arch:
+        g1, g2 = per_arch["guests"]["1"], per_arch["guests"]["2"]
+        rows.append(("default suites, 2 guests vs 1", f"{g2['suites_seconds']}s", f"{g1['suites_seconds']}s 1 guest",
+                     ratio(g2["suites_seconds"], g1["suites_seconds"]), "<= 0.60x"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(col.ljust(w) for col, w in zip(r, widths)).rstrip() for r in rows)
 
 
 def bench_every_arch(selected: list[str]) -> None:
