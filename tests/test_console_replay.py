@@ -370,12 +370,12 @@ def test_console_log_has_unix_line_ends_however_the_chunks_fall(data_dir):
     assert b"\r\n" not in expected and expected.endswith(b"tail\n")
 
 
-def test_a_kernel_message_cutting_the_begin_marker_does_not_lose_the_command(tmp_path, data_dir):
-    """loongarch64 7.2 on QEMU 7.2 (the built-in route, one vCPU): the first command's own
-    fence, printed by the kernel while the UART still sent the BEGIN line, cut that line in
-    two. The session waited for a BEGIN it never saw whole and the guest "did not boot"."""
-    console = read_log(data_dir / "loongarch64-7.2.12-qemu7.2-begin-cut.console.log")
-    assert b"KTO:BEGIN:81bd94[    1.322067] KTO:FENCE:" in console   # the captured cut
+
+LOONGARCH_CUT = "loongarch64-7.2.12-qemu7.2-begin-cut.console.log"
+
+
+def _first_command_of(tmp_path, console: bytes):
+    """The pipeline's first command run against a captured boot (its one secret known)."""
     f = tmp_path / "boot.log"
     f.write_bytes(console)
     session = ConsoleSession(["sh", "-c", 'exec 3<&0; cat <&3 >/dev/null & cat "$0"; wait', str(f)],
@@ -384,10 +384,32 @@ def test_a_kernel_message_cutting_the_begin_marker_does_not_lose_the_command(tmp
     session.start()
     try:
         session.wait_ready(10)
-        result = session.run("busybox 2>&1 | head -n 1; cat /proc/version", 10)
+        return session.run("busybox 2>&1 | head -n 1; cat /proc/version", 10)
     finally:
         session.kill()
+
+
+def test_a_kernel_message_cutting_the_begin_marker_does_not_lose_the_command(tmp_path, data_dir):
+    """loongarch64 7.2 on QEMU 7.2 (the built-in route, one vCPU): the first command's own
+    fence, printed by the kernel while the UART still sent the BEGIN line, cut that line in
+    two. The session waited for a BEGIN it never saw whole and the guest "did not boot"."""
+    console = read_log(data_dir / LOONGARCH_CUT)
+    assert b"KTO:BEGIN:81bd94[    1.322067] KTO:FENCE:" in console   # the captured cut
+    result = _first_command_of(tmp_path, console)
     assert result.exit_status == 0
     assert result.output[0].startswith("BusyBox v1.35.0")
     assert result.output[1].startswith("Linux version 7.2.12+")
     assert result.guest_seconds == pytest.approx(1.32 - 1.30, abs=0.005)
+
+
+def test_a_kernel_message_cutting_the_end_marker_does_not_lose_the_command(tmp_path, data_dir):
+    # The same cut at the other end: the END line goes on after the kernel's line.
+    console = read_log(data_dir / LOONGARCH_CUT)
+    end = b"KTO:END:81bd9442df9c27baf74c1a7fd5f84adb:1:0:0:1.32"
+    assert console.count(end) == 1
+    console = console.replace(end, b"KTO:END:81bd9442df9c[    1.330000] random: crng init done\r\r\n"
+                                   b"27baf74c1a7fd5f84adb:1:0:0:1.32")
+    result = _first_command_of(tmp_path, console)
+    assert (result.exit_status, len(result.output)) == (0, 2)
+    assert result.output[1].startswith("Linux version 7.2.12+")
+    assert result.guest_seconds == pytest.approx(0.02, abs=0.005)

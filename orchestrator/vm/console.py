@@ -384,7 +384,7 @@ class ConsoleSession:
             return deadline_hook(deadline) if deadline_hook else deadline
 
         self.child.send(line.encode())
-        lines = _CommandLines()
+        lines = _CommandLines(self._fence)
         started = None
 
         def begins(l: str) -> bool:
@@ -395,42 +395,33 @@ class ConsoleSession:
         self._pump(deadline, begins, hook)
         guest_t0 = float(started.group(1)) if started and started.group(1) else None
         output: list[str] = []
-        # The start of a command's line that a kernel message cut off mid-line: the line
-        # goes on after the message, so "not " + printk + "ok 1 x" reads "not ok 1 x".
-        cut: list[str] = []
-
-        fence = self._fence
+        end_line = ""
 
         def collect(l: str) -> bool:
-            m = end.search(l)
-            if m:
-                before = "".join(cut) + l[:m.start()]
-                if before.strip():
-                    output.append(before)
-                return True
-            part = command_part(l)   # kernel messages went to the observer already
-            f = fence.search(part) if fence is not None and part is not None else None
-            if f:
-                # The fence without a timestamp (printk time turned off in the guest): it
-                # cut the command's line like any kernel message, which goes on after it.
-                cut.append(part[:f.start()])
-                return False
-            if part is None:
-                return False
-            if part != l:
-                cut.append(part)
-                return False
-            output.append("".join(cut) + l)
-            cut.clear()
-            return False
+            nonlocal end_line
+            if end.search(l):
+                whole = lines.pending() + l
+            else:
+                whole = lines.feed(l)   # kernel messages went to the observer already
+                if whole is None:
+                    return False
+                if not end.search(whole):
+                    output.append(whole)
+                    return False
+            m = end.search(whole)
+            assert m
+            if whole[:m.start()].strip():
+                output.append(whole[:m.start()])
+            end_line = whole
+            return True
 
         try:
-            last = self._pump(deadline, collect, hook)
+            self._pump(deadline, collect, hook)
         except GuestTimeout as exc:
             exc.partial = output
             raise
         self.await_fence()
-        return command_result(output, last, end, guest_t0, time.monotonic() - t0)
+        return command_result(output, end_line, end, guest_t0, time.monotonic() - t0)
 
     def fetch_dir(self, remote: str, local: pathlib.Path, timeout: float = 120.0) -> list[pathlib.Path]:
         raise OSError("the serial console cannot copy files back (keeps_case_logs is False)")
@@ -445,20 +436,27 @@ def command_result(output: list[str], end_line: str, end: re.Pattern[str],
     return CommandResult(output, int(m.group(1)), int(m.group(2)), seconds, guest)
 
 
-
 class _CommandLines:
     """A command's lines made whole again: a kernel message printed while the UART still
-    sent a line cuts it ("KTO:BEGIN:53932a[    1.545489] KTO:FENCE:...", then
-    "bc86...:1:1.52" after it; seen on loongarch64 under QEMU 7.2 with one vCPU, where the
-    command's own fence overtook its BEGIN line)."""
+    sends a line cuts it, and the line goes on after the message ("not " + printk + "ok 1
+    x" reads "not ok 1 x"; "KTO:BEGIN:53932a[    1.545489] KTO:FENCE:..." then
+    "bc86...:1:1.52": on loongarch64 under QEMU 7.2, one vCPU, the command's own fence
+    overtook its BEGIN line)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fence: re.Pattern[str] | None) -> None:
         self._cut: list[str] = []
+        self._fence = fence
 
     def feed(self, line: str) -> str | None:
         """The command's line this console line completes; None for a kernel line or the
         start of a line that goes on after a kernel message."""
         part = command_part(line)
+        f = self._fence.search(part) if self._fence is not None and part is not None else None
+        if f:
+            # The fence without a timestamp (printk time turned off in the guest): it cuts
+            # the command's line like any kernel message.
+            self._cut.append(part[:f.start()])
+            return None
         if part is None:
             return None
         if part != line:
@@ -467,3 +465,7 @@ class _CommandLines:
         whole = "".join(self._cut) + line
         self._cut.clear()
         return whole
+
+    def pending(self) -> str:
+        """The start of a line a kernel message cut, not gone on yet."""
+        return "".join(self._cut)
