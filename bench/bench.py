@@ -9,7 +9,7 @@ ratio against the raw floor -- the same work done with plain make and qemu comma
                      the raw floor on the same tarball in the same run: tar x, make
                      allnoconfig with the same fragments (KCONFIG_ALLCONFIG), make -j of
                      the same targets with plain gcc, plain qemu with the same image; the
-                     build as a ratio (target <= 1.05x), the whole run beside it
+                     build as a ratio (target <= 1.10x, issue 33), the whole run beside it
   no-change re-run   `make test` right after a finished one: seconds until QEMU starts,
                      against a plain `make` of the unchanged build dir
   one-patch rebuild  a series whose one patch edits kernel/trace/trace_probe.c, the next
@@ -76,6 +76,12 @@ import sys
 import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent  # run from a checkout: orchestrator/ is beside bench/
+
+# The targets of a developer's time to a verdict, each defined once for every table here.
+COLD_BUILD_TARGET = "<= 1.10x"           # the first build against plain make
+EVERY_ARCH_TARGET = "<= 600 s"           # a one-patch series on all five arches, side by side
+TWO_GUESTS_TARGET = "<= 0.60x"           # the default suites on two guests against one
+
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
@@ -365,7 +371,7 @@ def render_every_arch(f: dict) -> str:
     lines = [f"bench series on every arch ({', '.join(e['arches'])}) on {f['machine']['cpus']} CPUs "
              f"({f['machine']['model']}), {f['date']}",
              f"  side by side {side['wall_seconds']}s vs one after the other {alone_sum}s: "
-             f"{ratio(side['wall_seconds'], alone_sum)} (target: all five <= 600 s)"]
+             f"{ratio(side['wall_seconds'], alone_sum)} (target: all five {EVERY_ARCH_TARGET})"]
     for arch in e["arches"]:
         a, s = e["alone"][arch], side["per_arch"].get(arch, {})
         if "failed" in a or "failed" in s:
@@ -603,17 +609,17 @@ def render_time_to_verdict(per_arch: dict, every: dict) -> str:
         c = per_arch["cold"]
         rows.append((f"first build, empty ccache ({per_arch['arch']})", f"{c['build_seconds']}s",
                      f"{c['raw_build_seconds']}s plain make", ratio(c["build_seconds"], c["raw_build_seconds"]),
-                     "<= 1.10x"))
+                     COLD_BUILD_TARGET))
     if "every_arch" in every:
         e = every["every_arch"]
         alone = [a["wall_seconds"] for a in e["alone"].values() if "wall_seconds" in a]
         side = e["side_by_side"]["wall_seconds"]
         rows.append((f"a series on {len(e['arches'])} arches, side by side", f"{side}s",
-                     f"{round(sum(alone), 1)}s one after the other", ratio(side, sum(alone)), "<= 600 s"))
+                     f"{round(sum(alone), 1)}s one after the other", ratio(side, sum(alone)), EVERY_ARCH_TARGET))
     if "guests" in per_arch:
         g1, g2 = per_arch["guests"]["1"], per_arch["guests"]["2"]
         rows.append(("default suites, 2 guests vs 1", f"{g2['suites_seconds']}s", f"{g1['suites_seconds']}s 1 guest",
-                     ratio(g2["suites_seconds"], g1["suites_seconds"]), "<= 0.60x"))
+                     ratio(g2["suites_seconds"], g1["suites_seconds"]), TWO_GUESTS_TARGET))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(col.ljust(w) for col, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -703,7 +709,7 @@ def render(f: dict) -> str:
         c = f["cold"]
         rows.append((f"cold first run: the build ({c['steps']} steps, empty ccache)", f"{c['build_seconds']}s",
                      f"{c['raw_build_seconds']}s (allnoconfig + make, plain gcc)",
-                     ratio(c["build_seconds"], c["raw_build_seconds"]), "<= 1.05x"))
+                     ratio(c["build_seconds"], c["raw_build_seconds"]), COLD_BUILD_TARGET))
         raw_all = c["raw_unpack_seconds"] + c["raw_build_seconds"] + c["raw_qemu_to_shell_seconds"]
         rows.append(("cold first run: until the guest's shell", f"{c['until_shell_seconds']}s",
                      f"{round(raw_all, 1)}s (tar x + build + qemu)", ratio(c["until_shell_seconds"], raw_all),
@@ -775,7 +781,7 @@ def render(f: dict) -> str:
         order = "longest first" if (g2.get("order") or "").startswith("longest") else "file order"
         rows.append((f"default suites: 2 guests ({order}) vs 1", f"{g2['suites_seconds']}s",
                      f"{g1['suites_seconds']}s (1 guest)", ratio(g2["suites_seconds"], g1["suites_seconds"]),
-                     "<= 0.60x; " + ("same status for every case" if not differ
+                     f"{TWO_GUESTS_TARGET}; " + ("same status for every case" if not differ
                                      else f"{len(differ)} differ: " + "; ".join(differ[:3]))))
     if "qemu" in f and {"debian", "backports"} <= set(f["qemu"]):
         old, new = f["qemu"]["debian"], f["qemu"]["backports"]
