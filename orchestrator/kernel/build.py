@@ -233,7 +233,7 @@ def first_errors(log: pathlib.Path, limit: int = 8, source_roots: tuple[str, ...
 def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Path],
                         cache_root: pathlib.Path, progress: Progress,
                         route_options: dict[str, str] | None = None, route_digest: str = "",
-                        build_modules: bool = True, flavor: str = "",
+                        flavor: str = "",
                         relink_initramfs: Callable[[pathlib.Path | None], None] | None = None) -> BuildResult:
     """route_options: config the boot route adds (required); route_digest: changes when
     what the route builds in (DTB, initramfs) changes, so the stamp stops matching.
@@ -267,7 +267,7 @@ def configure_and_build(tree: KernelTree, arch: Arch, fragments: list[pathlib.Pa
         stamp = cache.read_json(build_dir / STAMP) or {}
 
         def targets_of(dotconfig: dict[str, str]) -> list[str]:
-            modular = build_modules and dotconfig.get("CONFIG_MODULES") == "y"
+            modular = dotconfig.get("CONFIG_MODULES") == "y"
             # vmlinux-gdb.py and scripts/gdb/ in the build dir: gdb loads the tree's lx-
             # helpers from beside the vmlinux it is given (`shell --gdb`).
             return _kernel_targets(arch) + (["modules"] if modular else []) + \
