@@ -130,11 +130,14 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
     programs = guestprog.programs_for(opts.suites, tree.path)
     with_sshd = opts.transport == "ssh"
 
+    def make_image(modules: pathlib.Path | None) -> image.ImageResult:
+        return image.build_image(tree, arch, opts.cache_root, modules, programs, say=progress.say,
+                                 tcscripts=opts.tcscripts, with_sshd=with_sshd)
+
     def image_stage(modules: pathlib.Path | None) -> image.ImageResult:
         on_stage(StageStarted("image"))
         try:
-            img = image.build_image(tree, arch, opts.cache_root, modules, programs, say=progress.say,
-                                    tcscripts=opts.tcscripts, with_sshd=with_sshd)
+            img = make_image(modules)
         except OrchestratorError as exc:
             on_stage(StageFailed("image", exc))
             raise
@@ -150,10 +153,7 @@ def prepare_guest(opts: TestOptions, tree: source.KernelTree, progress: Progress
         on_stage(StageStarted("build"))
         try:
             b = _configure_and_build(opts, tree, arch, fragments, route, progress,
-                                     lambda modules: image.build_image(tree, arch, opts.cache_root, modules,
-                                                                       programs, say=progress.say,
-                                                                       tcscripts=opts.tcscripts,
-                                                                       with_sshd=with_sshd).path)
+                                     lambda modules: make_image(modules).path)
         except OrchestratorError as exc:
             on_stage(StageFailed("build", exc))
             raise
